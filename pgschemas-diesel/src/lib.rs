@@ -37,6 +37,7 @@ mod catalog;
 mod config;
 mod error;
 mod lifecycle;
+mod migrate;
 mod name;
 mod path;
 mod pool;
@@ -47,6 +48,11 @@ pub use config::{Config, ConfigBuilder, StaticTenant, StaticTenantBuilder};
 pub use error::{Error, InvalidReason, Result};
 pub use lifecycle::{
     create_schema, dangerous_drop_schema, drop_schema, list_schemas, schema_exists,
+};
+pub use migrate::{
+    MIGRATION_LOCK_CLASS, MigrationError, MigrationErrorKind, MigrationReport, MigrationSet,
+    Migrator, MigratorBuilder, Progress, SchemaKind, SchemaReport, Selection, Target,
+    migrate_schema, pending_migrations,
 };
 pub use name::{MAX_SCHEMA_NAME_LEN, SchemaName};
 pub use path::SearchPath;

@@ -1,0 +1,51 @@
+//! The benchmark runner: `cargo run --release --example bench -- <workload|all>`.
+//!
+//! Runs the workloads of the project's benchmark definition (W1, W1c, W2, W3, W4) against the
+//! PostgreSQL server at `DATABASE_URL` (default `postgres://postgres@127.0.0.1:5432/postgres`),
+//! each in a fresh database, and prints one JSON object per line:
+//! `{"workload": .., "n": .., "seconds": .., "rate": .., "unit": ..}` plus workload-specific fields.
+
+use std::time::Instant;
+
+mod common;
+
+/// One workload: its runner name and the function that runs it.
+type Workload = (&'static str, fn(&common::Bench));
+
+fn workloads() -> Vec<Workload> {
+    vec![
+        // Each module registers its workloads here.
+    ]
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let all = workloads();
+    if args.is_empty() {
+        eprintln!(
+            "usage: cargo run --release --example bench -- <all|{}>",
+            all.iter().map(|(n, _)| *n).collect::<Vec<_>>().join("|")
+        );
+        std::process::exit(2);
+    }
+    let bench = common::Bench::new();
+    let started = Instant::now();
+    for arg in &args {
+        let selected: Vec<&Workload> = all
+            .iter()
+            .filter(|(name, _)| {
+                arg == "all"
+                    || name.eq_ignore_ascii_case(arg)
+                    || name.starts_with(&format!("{arg}-"))
+            })
+            .collect();
+        if selected.is_empty() {
+            eprintln!("unknown workload {arg:?}");
+            std::process::exit(2);
+        }
+        for (_, run) in selected {
+            run(&bench);
+        }
+    }
+    eprintln!("bench finished in {:.1} s", started.elapsed().as_secs_f64());
+}

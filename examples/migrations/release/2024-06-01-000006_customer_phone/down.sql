@@ -1,0 +1,2 @@
+drop index customers_lower_idx;
+alter table customers drop column phone;

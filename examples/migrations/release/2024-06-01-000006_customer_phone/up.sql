@@ -1,0 +1,2 @@
+alter table customers add column phone text;
+create index on customers (lower(email));

@@ -1,0 +1,1 @@
+create table order_items (order_id bigint not null references orders(id) on delete cascade, product_id bigint not null references products(id), qty int not null check (qty > 0), primary key (order_id, product_id));

@@ -1,0 +1,192 @@
+//! The crate's error type.
+
+use std::fmt;
+
+/// `Result` with [`Error`] as the default error type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Why a schema name was refused.
+///
+/// Carried by [`Error::InvalidSchemaName`]; its `Display` is a short reason in lower case.
+///
+/// ```
+/// use pgschemas_diesel::{Error, InvalidReason, SchemaName};
+///
+/// match SchemaName::new("Tenant1") {
+///     Err(Error::InvalidSchemaName { reason: InvalidReason::UpperCase, .. }) => {}
+///     other => panic!("unexpected: {other:?}"),
+/// }
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum InvalidReason {
+    /// The name is empty.
+    Empty,
+    /// Longer than PostgreSQL's 63-byte identifier limit (it would be silently truncated).
+    TooLong,
+    /// Contains upper-case letters: refused so quoted and unquoted spellings always agree.
+    UpperCase,
+    /// Starts with a digit.
+    LeadingDigit,
+    /// Contains a character outside `[a-z0-9_]`.
+    BadCharacter(char),
+    /// Starts with `pg_`, which PostgreSQL reserves for system schemas.
+    Reserved,
+    /// `information_schema`, the SQL-standard catalog schema.
+    InformationSchema,
+}
+
+impl fmt::Display for InvalidReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Empty => f.write_str("it is empty"),
+            Self::TooLong => f.write_str(
+                "it is longer than 63 bytes, and PostgreSQL would silently truncate it",
+            ),
+            Self::UpperCase => f.write_str(
+                "it has upper-case letters; schema names are lower case so that quoted and unquoted spellings agree",
+            ),
+            Self::LeadingDigit => f.write_str("it starts with a digit"),
+            Self::BadCharacter(c) => {
+                write!(f, "it contains {c:?}; only a-z, 0-9 and _ are allowed")
+            }
+            Self::Reserved => f.write_str("the pg_ prefix is reserved for PostgreSQL's system schemas"),
+            Self::InformationSchema => f.write_str("information_schema is PostgreSQL's catalog schema"),
+        }
+    }
+}
+
+/// Every error the crate reports.
+///
+/// Each variant names the schema (or host, tenant, migration) involved; the message says what
+/// happened and, where PostgreSQL's own words are cryptic, what to do.
+///
+/// ```
+/// use pgschemas_diesel::{Error, SchemaName};
+///
+/// let err = SchemaName::new("pg_temp").unwrap_err();
+/// assert!(err.to_string().contains("pg_temp"));
+/// assert!(matches!(err, Error::InvalidSchemaName { .. }));
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A string was refused as a schema name.
+    #[error("invalid schema name {name:?}: {reason}")]
+    InvalidSchemaName {
+        /// The refused input, as given.
+        name: String,
+        /// Why it was refused.
+        reason: InvalidReason,
+    },
+
+    /// A schema name clashes with one the configuration reserves (the shared schema, a static
+    /// tenant, the clone reference or an extra search path). Compared case-insensitively.
+    #[error("schema name {schema:?} clashes with {with}")]
+    NameClash {
+        /// The schema name that was refused.
+        schema: String,
+        /// What it clashes with, e.g. `the shared schema "public"`.
+        with: String,
+    },
+
+    /// The configuration is inconsistent; the message says which setting and why.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+
+    /// The schema does not exist in the database.
+    #[error(
+        "schema {schema:?} does not exist; create it (or provision the tenant) before activating or migrating it"
+    )]
+    SchemaNotFound {
+        /// The missing schema.
+        schema: String,
+    },
+
+    /// The schema already exists.
+    #[error("schema {schema:?} already exists")]
+    SchemaExists {
+        /// The existing schema.
+        schema: String,
+    },
+
+    /// An operation that would destroy a protected schema (the shared schema or a static
+    /// tenant) was refused; the `dangerous_` variant of the call does it anyway.
+    #[error(
+        "refusing to {action} schema {schema:?}: it is {what}; use the dangerous_ variant if you really mean it"
+    )]
+    Protected {
+        /// The protected schema.
+        schema: String,
+        /// What was attempted, e.g. `drop`.
+        action: &'static str,
+        /// Why it is protected, e.g. `the shared schema`.
+        what: &'static str,
+    },
+
+    /// A database error, with the schema it concerns when one is known.
+    #[error("database error{}: {source}", in_schema(schema))]
+    Database {
+        /// The schema the statement ran for, when known.
+        schema: Option<String>,
+        /// Diesel's error.
+        #[source]
+        source: diesel::result::Error,
+    },
+
+    /// Taking a connection from the pool failed (timeout, or the server is unreachable).
+    #[error("could not get a connection from the pool: {0}")]
+    Pool(#[from] r2d2::Error),
+
+    /// Connecting to PostgreSQL failed.
+    #[error("could not connect to PostgreSQL: {0}")]
+    Connection(#[from] diesel::ConnectionError),
+}
+
+impl Error {
+    /// Wraps a Diesel error with the schema it concerns.
+    pub(crate) fn db(schema: impl Into<String>, source: diesel::result::Error) -> Self {
+        Self::Database {
+            schema: Some(schema.into()),
+            source,
+        }
+    }
+
+    /// The schema this error is about, when it names one.
+    ///
+    /// ```
+    /// use pgschemas_diesel::SchemaName;
+    ///
+    /// let err = SchemaName::new("Bad").unwrap_err();
+    /// assert_eq!(err.schema(), Some("Bad"));
+    /// ```
+    pub fn schema(&self) -> Option<&str> {
+        match self {
+            Self::InvalidSchemaName { name, .. } => Some(name),
+            Self::NameClash { schema, .. }
+            | Self::SchemaNotFound { schema }
+            | Self::SchemaExists { schema }
+            | Self::Protected { schema, .. } => Some(schema),
+            Self::Database { schema, .. } => schema.as_deref(),
+            Self::Config(_) | Self::Pool(_) | Self::Connection(_) => None,
+        }
+    }
+}
+
+fn in_schema(schema: &Option<String>) -> String {
+    match schema {
+        Some(s) => format!(" in schema {s:?}"),
+        None => String::new(),
+    }
+}
+
+impl From<diesel::result::Error> for Error {
+    /// Wraps a Diesel error that concerns no particular schema, so that `?` works on Diesel
+    /// calls inside closures returning [`Result`].
+    fn from(source: diesel::result::Error) -> Self {
+        Self::Database {
+            schema: None,
+            source,
+        }
+    }
+}

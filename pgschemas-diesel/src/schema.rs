@@ -1,0 +1,285 @@
+//! Activating a schema on a plain connection.
+
+use diesel::connection::SimpleConnection;
+use diesel::connection::{AnsiTransactionManager, TransactionManager};
+use diesel::prelude::*;
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use diesel::sql_types::{Nullable, Text};
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::name::SchemaName;
+use crate::path::SearchPath;
+
+/// Anything that names a schema: a [`SchemaName`], a [`StaticTenant`](crate::StaticTenant),
+/// a string, or the user's own tenant model (through `#[derive(Tenant)]`).
+///
+/// ```no_run
+/// use diesel::{Connection, PgConnection};
+/// use pgschemas_diesel::{Schema, SchemaName};
+///
+/// let mut conn = PgConnection::establish("postgres://postgres@127.0.0.1/postgres")?;
+/// let tenant = SchemaName::new("customer1")?;
+/// tenant.activate(&mut conn)?; // search_path = "customer1", "public"
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub trait Schema {
+    /// The schema's name, as stored (validated when it is used).
+    fn schema_name(&self) -> &str;
+
+    /// Sets the session's `search_path` to this schema (then the shared schema and the extra
+    /// paths of the [installed](Config::install) configuration) in one round trip.
+    ///
+    /// The session keeps this path until it is changed: on a pooled connection, use
+    /// [`TenantPool::scope`](crate::TenantPool::scope) instead, which never lets it leak.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidSchemaName`]; [`Error::SchemaNotFound`] when the schema does not exist
+    /// (the path is then left unchanged); [`Error::Database`] when the statement fails.
+    fn activate(&self, conn: &mut PgConnection) -> Result<()> {
+        Config::global().activate(conn, self)
+    }
+}
+
+impl Schema for SchemaName {
+    fn schema_name(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl Schema for str {
+    fn schema_name(&self) -> &str {
+        self
+    }
+}
+
+impl Schema for String {
+    fn schema_name(&self) -> &str {
+        self
+    }
+}
+
+impl<T: Schema + ?Sized> Schema for &T {
+    fn schema_name(&self) -> &str {
+        (**self).schema_name()
+    }
+}
+
+impl Config {
+    /// Sets `conn`'s session `search_path` to `schema`'s path under this configuration: one
+    /// round trip, which also checks that the schema exists.
+    ///
+    /// # Errors
+    ///
+    /// As [`Schema::activate`].
+    ///
+    /// ```no_run
+    /// # use diesel::{Connection, PgConnection};
+    /// let config = pgschemas_diesel::Config::default();
+    /// let mut conn = PgConnection::establish("postgres://postgres@127.0.0.1/postgres")?;
+    /// config.activate(&mut conn, &"customer1")?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn activate<S: Schema + ?Sized>(&self, conn: &mut PgConnection, schema: &S) -> Result<()> {
+        set_path(conn, &self.search_path(schema)?)
+    }
+
+    /// Sets `conn`'s session `search_path` back to the neutral path (the shared schema and
+    /// the extras).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::SchemaNotFound`] when the shared schema is missing; [`Error::Database`].
+    pub fn deactivate(&self, conn: &mut PgConnection) -> Result<()> {
+        set_path(conn, self.neutral_path())
+    }
+
+    /// Runs `f` in a transaction whose `search_path` is `schema`'s, set with `SET LOCAL`:
+    /// `BEGIN` and the path go in one round trip, and the path ends with the transaction.
+    /// This form stays correct behind PgBouncer in transaction pooling mode.
+    ///
+    /// Commits when `f` returns `Ok`, rolls back when it returns `Err` or panics.
+    ///
+    /// # Errors
+    ///
+    /// `f`'s error; [`Error::SchemaNotFound`] (nothing runs), [`Error::Database`] when
+    /// `BEGIN` or `COMMIT` fails, converted into `E`.
+    ///
+    /// ```no_run
+    /// # use diesel::{Connection, PgConnection, RunQueryDsl};
+    /// let config = pgschemas_diesel::Config::default();
+    /// let mut conn = PgConnection::establish("postgres://postgres@127.0.0.1/postgres")?;
+    /// let n = config.transaction(&mut conn, &"customer1", |conn| {
+    ///     diesel::sql_query("insert into notes (body) values ('hi')").execute(conn)
+    ///         .map_err(pgschemas_diesel::Error::from)
+    /// })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn transaction<S, T, E, F>(&self, conn: &mut PgConnection, schema: &S, f: F) -> Result<T, E>
+    where
+        S: Schema + ?Sized,
+        F: FnOnce(&mut PgConnection) -> Result<T, E>,
+        E: From<Error>,
+    {
+        let path = self.search_path(schema)?;
+        local_transaction(conn, &path, f)
+    }
+}
+
+/// Schema switching on a plain [`PgConnection`], with the [installed](Config::install)
+/// configuration (or the default one).
+///
+/// ```no_run
+/// use diesel::{Connection, PgConnection};
+/// use pgschemas_diesel::SchemaConnection;
+///
+/// let mut conn = PgConnection::establish("postgres://postgres@127.0.0.1/postgres")?;
+/// conn.activate(&"customer1")?;
+/// assert_eq!(conn.current_schema()?.as_deref(), Some("customer1"));
+/// conn.deactivate()?;
+/// assert_eq!(conn.search_path()?, "\"public\"");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub trait SchemaConnection {
+    /// Sets the session path to `schema`'s. See [`Schema::activate`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Schema::activate`].
+    fn activate<S: Schema + ?Sized>(&mut self, schema: &S) -> Result<()>;
+
+    /// Sets the session path back to the neutral path.
+    ///
+    /// # Errors
+    ///
+    /// As [`Config::deactivate`].
+    fn deactivate(&mut self) -> Result<()>;
+
+    /// Sets an already-built search path, in one round trip.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::SchemaNotFound`] when its first schema is missing; [`Error::Database`].
+    fn set_search_path(&mut self, path: &SearchPath) -> Result<()>;
+
+    /// The session's `search_path`, as PostgreSQL reports it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Database`].
+    fn search_path(&mut self) -> Result<String>;
+
+    /// `current_schema()`: the first schema on the path that exists, if any.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Database`].
+    fn current_schema(&mut self) -> Result<Option<String>>;
+
+    /// Runs `f` in a transaction scoped to `schema`. See [`Config::transaction`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Config::transaction`].
+    fn tenant_transaction<S, T, E, F>(&mut self, schema: &S, f: F) -> Result<T, E>
+    where
+        S: Schema + ?Sized,
+        F: FnOnce(&mut PgConnection) -> Result<T, E>,
+        E: From<Error>;
+}
+
+impl SchemaConnection for PgConnection {
+    fn activate<S: Schema + ?Sized>(&mut self, schema: &S) -> Result<()> {
+        Config::global().activate(self, schema)
+    }
+
+    fn deactivate(&mut self) -> Result<()> {
+        Config::global().deactivate(self)
+    }
+
+    fn set_search_path(&mut self, path: &SearchPath) -> Result<()> {
+        set_path(self, path)
+    }
+
+    fn search_path(&mut self) -> Result<String> {
+        diesel::select(diesel::dsl::sql::<Text>(
+            "pg_catalog.current_setting('search_path')",
+        ))
+        .get_result(self)
+        .map_err(Error::from)
+    }
+
+    fn current_schema(&mut self) -> Result<Option<String>> {
+        diesel::select(diesel::dsl::sql::<Nullable<Text>>(
+            "pg_catalog.current_schema()",
+        ))
+        .get_result(self)
+        .map_err(Error::from)
+    }
+
+    fn tenant_transaction<S, T, E, F>(&mut self, schema: &S, f: F) -> Result<T, E>
+    where
+        S: Schema + ?Sized,
+        F: FnOnce(&mut PgConnection) -> Result<T, E>,
+        E: From<Error>,
+    {
+        Config::global().transaction(self, schema, f)
+    }
+}
+
+/// Sets the session path in one round trip; a missing schema leaves the path unchanged.
+pub(crate) fn set_path(conn: &mut PgConnection, path: &SearchPath) -> Result<()> {
+    conn.batch_execute(path.set_session_sql())
+        .map_err(|e| map_path_error(path.schema(), e))
+}
+
+/// Turns PostgreSQL's "schema does not exist" into [`Error::SchemaNotFound`].
+pub(crate) fn map_path_error(schema: &SchemaName, e: DieselError) -> Error {
+    if let DieselError::DatabaseError(DatabaseErrorKind::Unknown, info) = &e
+        && info.message() == format!("schema \"{}\" does not exist", schema.as_str())
+    {
+        return Error::SchemaNotFound {
+            schema: schema.to_string(),
+        };
+    }
+    Error::db(schema.as_str(), e)
+}
+
+/// `BEGIN` + `SET LOCAL search_path` in one round trip, then `f`, then commit or roll back.
+pub(crate) fn local_transaction<T, E, F>(
+    conn: &mut PgConnection,
+    path: &SearchPath,
+    f: F,
+) -> Result<T, E>
+where
+    F: FnOnce(&mut PgConnection) -> Result<T, E>,
+    E: From<Error>,
+{
+    let schema = path.schema();
+    if let Err(e) = AnsiTransactionManager::begin_transaction_sql(conn, &path.begin_local_sql()) {
+        // `BEGIN` ran but the path statement failed: the server-side transaction is aborted
+        // and Diesel does not know about it. End it before reporting.
+        if !matches!(e, DieselError::AlreadyInTransaction) {
+            let _ = conn.batch_execute("ROLLBACK");
+        }
+        return Err(map_path_error(schema, e).into());
+    }
+    // Mirrors `TransactionManager::transaction`, with our own `BEGIN`.
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&mut *conn)));
+    match result {
+        Ok(Ok(value)) => {
+            AnsiTransactionManager::commit_transaction(conn)
+                .map_err(|e| Error::db(schema.as_str(), e))?;
+            Ok(value)
+        }
+        Ok(Err(user_error)) => match AnsiTransactionManager::rollback_transaction(conn) {
+            Ok(()) | Err(DieselError::BrokenTransactionManager) => Err(user_error),
+            Err(rollback_error) => Err(Error::db(schema.as_str(), rollback_error).into()),
+        },
+        Err(panic) => {
+            let _ = AnsiTransactionManager::rollback_transaction(conn);
+            std::panic::resume_unwind(panic)
+        }
+    }
+}

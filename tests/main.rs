@@ -1,1 +1,5 @@
-//! t
+//! Integration tests against a real PostgreSQL: one binary, one module per concept.
+
+mod activation;
+mod pgbouncer;
+mod pool;

@@ -1,2 +1,6 @@
-//! t
+//! Integration tests against a real PostgreSQL: one binary, one module per concept.
+
+mod activation;
+mod pgbouncer;
+mod pool;
 mod testing_support;

@@ -50,7 +50,7 @@ pub use lifecycle::{
 };
 pub use name::{MAX_SCHEMA_NAME_LEN, SchemaName};
 pub use path::SearchPath;
-pub use pool::{Manager, NestedScope, TenantPool, TenantScope};
+pub use pool::{DisableStatementCache, Manager, NestedScope, TenantPool, TenantScope};
 pub use schema::{Schema, SchemaConnection};
 
 #[cfg(feature = "testing")]

@@ -289,6 +289,33 @@ fn poison(conn: &mut Pooled) {
     AnsiTransactionManager::transaction_manager_status_mut(&mut **conn).set_in_error();
 }
 
+/// An r2d2 customizer that turns Diesel's prepared-statement cache off on every new
+/// connection.
+///
+/// Needed behind PgBouncer in transaction pooling mode before version 1.21, which does not
+/// support named prepared statements: Diesel then sends every query as an unnamed statement.
+///
+/// ```no_run
+/// use pgschemas_diesel::{Config, DisableStatementCache, TenantPool};
+///
+/// let pool = TenantPool::with_builder(
+///     "postgres://postgres@127.0.0.1:6432/app",
+///     Config::default(),
+///     r2d2::Pool::builder().connection_customizer(Box::new(DisableStatementCache)),
+/// )?;
+/// # Ok::<(), pgschemas_diesel::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DisableStatementCache;
+
+impl r2d2::CustomizeConnection<PgConnection, diesel::r2d2::Error> for DisableStatementCache {
+    fn on_acquire(&self, conn: &mut PgConnection) -> Result<(), diesel::r2d2::Error> {
+        use diesel::Connection;
+        conn.set_prepared_statement_cache_size(diesel::connection::CacheSize::Disabled);
+        Ok(())
+    }
+}
+
 /// A pooled connection with a schema's `search_path`, from [`TenantPool::scope`] (or the
 /// neutral path, from [`TenantPool::get`]). Derefs to [`PgConnection`].
 ///

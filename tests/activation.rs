@@ -46,7 +46,9 @@ fn activate_switches_and_deactivate_returns_to_neutral() {
     assert_eq!(conn.current_schema().unwrap().as_deref(), Some("t1"));
     assert_eq!(bodies(&mut conn), ["t1"]);
 
-    config.activate(&mut conn, &SchemaName::new("t2").unwrap()).unwrap();
+    config
+        .activate(&mut conn, &SchemaName::new("t2").unwrap())
+        .unwrap();
     assert_eq!(bodies(&mut conn), ["t2"]);
 
     config.deactivate(&mut conn).unwrap();
@@ -88,7 +90,9 @@ fn activating_a_missing_schema_is_an_error_and_keeps_the_path() {
     assert_eq!(bodies(&mut conn), ["t1"]);
 
     // Invalid names never reach the server.
-    let err = config.activate(&mut conn, &"T1; drop schema t1").unwrap_err();
+    let err = config
+        .activate(&mut conn, &"T1; drop schema t1")
+        .unwrap_err();
     assert!(matches!(err, Error::InvalidSchemaName { .. }), "{err:?}");
     assert!(schema_exists(&mut conn, &SchemaName::new("t1").unwrap()).unwrap());
 }
@@ -110,7 +114,9 @@ fn extra_search_paths_come_after_the_shared_schema() {
         #[diesel(sql_type = Text)]
         hello: String,
     }
-    let h: Hello = diesel::sql_query("select hello()").get_result(&mut conn).unwrap();
+    let h: Hello = diesel::sql_query("select hello()")
+        .get_result(&mut conn)
+        .unwrap();
     assert_eq!(h.hello, "hi");
 }
 
@@ -120,6 +126,7 @@ fn transaction_form_scopes_the_path_to_the_transaction() {
     let mut conn = db.connect();
     two_tenants(&mut conn);
     let config = Config::default();
+    config.deactivate(&mut conn).unwrap();
 
     let seen = config
         .transaction(&mut conn, &"t2", |c| {

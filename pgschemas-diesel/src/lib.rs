@@ -30,8 +30,8 @@
 //!
 //! # Feature flags
 //!
-//! - `testing` (on by default for now): [`testing`] — a database per test, and a throwaway
-//!   PostgreSQL cluster when none is running.
+//! - `testing`: `pgschemas_diesel::testing` — a database per test, a throwaway PostgreSQL
+//!   cluster when none is running, and a PgBouncer harness.
 
 mod catalog;
 mod config;

@@ -350,8 +350,9 @@ impl TenantScope {
         self.path.schema()
     }
 
-    /// The scope's search path.
-    pub fn search_path(&self) -> &SearchPath {
+    /// The scope's search path (what the pool set; `search_path()` through
+    /// [`SchemaConnection`](crate::SchemaConnection) asks the server).
+    pub fn path(&self) -> &SearchPath {
         &self.path
     }
 

@@ -1,5 +1,7 @@
 //! Integration tests against a real PostgreSQL: one binary, one module per concept.
 
+#![allow(clippy::unwrap_used)]
+
 mod activation;
 mod pgbouncer;
 mod pool;

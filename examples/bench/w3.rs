@@ -72,7 +72,10 @@ fn tenant(i: u64) -> String {
     format!("t{}", i % TENANTS as u64)
 }
 
-/// Runs W3, W3-same, W3-baseline and W3-tx in one go, so that the ratios come from one run.
+const ROUNDS: u64 = 10;
+
+/// Runs W3, W3-same, W3-baseline and W3-tx in one go, interleaved in rounds so that a noisy
+/// machine disturbs them alike; the ratios come from one run.
 pub fn all(bench: &Bench) {
     let pool = setup(bench);
     // Warm up every tenant's plan cache and the connection.
@@ -80,23 +83,27 @@ pub fn all(bench: &Bench) {
         p.scope(&tenant(i)).expect("scope")
     });
 
-    let base = run(&pool, M, |p, _| p.get().expect("get"));
-    let same = run(&pool, M, |p, _| p.scope(&"t0").expect("scope"));
-    let switching = run(&pool, M, |p, i| p.scope(&tenant(i)).expect("scope"));
-    let started = Instant::now();
-    for i in 0..M {
-        let k = (i as i64 * 7919) % CUSTOMERS + 1;
-        let c: Customer = pool
-            .transaction(&tenant(i), |conn| {
-                customers::table
-                    .filter(customers::id.eq(k))
-                    .first(conn)
-                    .map_err(Error::from)
-            })
-            .expect("transaction");
-        assert_eq!(c.id, k);
+    let per_round = M / ROUNDS;
+    let (mut base, mut same, mut switching, mut tx) = (0.0, 0.0, 0.0, 0.0);
+    for _ in 0..ROUNDS {
+        base += run(&pool, per_round, |p, _| p.get().expect("get"));
+        same += run(&pool, per_round, |p, _| p.scope(&"t0").expect("scope"));
+        switching += run(&pool, per_round, |p, i| p.scope(&tenant(i)).expect("scope"));
+        let started = Instant::now();
+        for i in 0..per_round {
+            let k = (i as i64 * 7919) % CUSTOMERS + 1;
+            let c: Customer = pool
+                .transaction(&tenant(i), |conn| {
+                    customers::table
+                        .filter(customers::id.eq(k))
+                        .first(conn)
+                        .map_err(Error::from)
+                })
+                .expect("transaction");
+            assert_eq!(c.id, k);
+        }
+        tx += started.elapsed().as_secs_f64();
     }
-    let tx = started.elapsed().as_secs_f64();
 
     let base_rate = M as f64 / base;
     let ratio = |secs: f64| format!("{:.3}", (M as f64 / secs) / base_rate);

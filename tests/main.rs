@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod activation;
+mod doctor;
 mod pgbouncer;
 mod pool;
 mod testing_support;

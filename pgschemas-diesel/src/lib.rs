@@ -35,6 +35,7 @@
 
 mod catalog;
 mod config;
+mod doctor;
 mod error;
 mod lifecycle;
 mod name;
@@ -44,6 +45,7 @@ mod schema;
 
 pub use catalog::{Catalog, DomainRecord, NoTenants, TenantRecord};
 pub use config::{Config, ConfigBuilder, StaticTenant, StaticTenantBuilder};
+pub use doctor::{Check, CheckStatus, DoctorReport, doctor};
 pub use error::{Error, InvalidReason, Result};
 pub use lifecycle::{
     create_schema, dangerous_drop_schema, drop_schema, list_schemas, schema_exists,

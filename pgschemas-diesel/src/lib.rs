@@ -30,11 +30,12 @@
 //!
 //! # Feature flags
 //!
-//! - `testing` (on by default for now): [`testing`] — a database per test, and a throwaway
-//!   PostgreSQL cluster when none is running.
+//! - `testing`: `pgschemas_diesel::testing` — a database per test, a throwaway PostgreSQL
+//!   cluster when none is running, and a PgBouncer harness.
 
 mod catalog;
 mod config;
+mod doctor;
 mod error;
 mod lifecycle;
 mod migrate;
@@ -45,6 +46,7 @@ mod schema;
 
 pub use catalog::{Catalog, DomainRecord, NoTenants, TenantRecord};
 pub use config::{Config, ConfigBuilder, StaticTenant, StaticTenantBuilder};
+pub use doctor::{Check, CheckStatus, DoctorReport, doctor};
 pub use error::{Error, InvalidReason, Result};
 pub use lifecycle::{
     create_schema, dangerous_drop_schema, drop_schema, list_schemas, schema_exists,
@@ -56,7 +58,7 @@ pub use migrate::{
 };
 pub use name::{MAX_SCHEMA_NAME_LEN, SchemaName};
 pub use path::SearchPath;
-pub use pool::{Manager, NestedScope, TenantPool, TenantScope};
+pub use pool::{DisableStatementCache, Manager, NestedScope, TenantPool, TenantScope};
 pub use schema::{Schema, SchemaConnection};
 
 #[cfg(feature = "testing")]

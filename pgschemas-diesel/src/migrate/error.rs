@@ -131,7 +131,8 @@ impl fmt::Display for MigrationError {
         match &self.migration {
             Some(name) => write!(f, "migration {name} failed in schema {schema:?}: ")?,
             None => match &self.kind {
-                MigrationErrorKind::SchemaNotFound | MigrationErrorKind::NotCreationSchema { .. } => {}
+                MigrationErrorKind::SchemaNotFound
+                | MigrationErrorKind::NotCreationSchema { .. } => {}
                 _ => write!(f, "migrating schema {schema:?} failed: ")?,
             },
         }

@@ -221,7 +221,9 @@ impl MigratorBuilder {
     pub fn build(self) -> Result<Migrator> {
         let m = self.inner;
         if m.workers == 0 {
-            return Err(Error::Config("the migrator needs at least one worker".into()));
+            return Err(Error::Config(
+                "the migrator needs at least one worker".into(),
+            ));
         }
         let size = m.pool.max_size() as usize;
         if m.workers > size {
@@ -539,7 +541,9 @@ impl Migrator {
         match mode {
             Mode::Plan => pending_in(conn, schema, list),
             Mode::Run => {
-                if self.create_missing && matches!(target.kind, SchemaKind::Shared | SchemaKind::Static) {
+                if self.create_missing
+                    && matches!(target.kind, SchemaKind::Shared | SchemaKind::Static)
+                {
                     ensure_schema(conn, schema)?;
                 }
                 let mut nested = conn
@@ -573,7 +577,10 @@ fn ensure_schema(conn: &mut TenantScope, schema: &SchemaName) -> Result<(), Migr
 /// includes it, or its name, and not excluded by name.
 fn selects_shared(selection: &Selection, shared: &SchemaName) -> bool {
     let named = |refs: &[String]| refs.iter().any(|r| r == shared.as_str());
-    (selection.include_all || selection.include_static || selection.is_empty() || named(&selection.schemas))
+    (selection.include_all
+        || selection.include_static
+        || selection.is_empty()
+        || named(&selection.schemas))
         && !named(&selection.exclude)
 }
 

@@ -188,7 +188,10 @@ pub(crate) fn pending_in(
     .get_result(conn)
     .map_err(|e| MigrationError::db(schema, e))?;
     if !exists {
-        return Err(MigrationError::new(schema, MigrationErrorKind::SchemaNotFound));
+        return Err(MigrationError::new(
+            schema,
+            MigrationErrorKind::SchemaNotFound,
+        ));
     }
     let applied = if has_ledger {
         applied_versions(conn, schema)?
@@ -218,7 +221,8 @@ pub(crate) fn apply(
             continue;
         }
         run_one(&mut conn, schema, migration.as_ref()).map_err(|kind| {
-            MigrationError::new(schema, kind).in_migration(migration.name().to_string(), version.clone())
+            MigrationError::new(schema, kind)
+                .in_migration(migration.name().to_string(), version.clone())
         })?;
         applied_now.push(version);
     }
@@ -340,10 +344,12 @@ impl<'a> SchemaLock<'a> {
             applied: HashSet::new(),
         };
         // The function in FROM runs first: the checks read the catalog after the lock is
-        // granted.
+        // granted. The ledger is looked up only in a schema the role can use (`to_regclass`
+        // fails with "permission denied" otherwise, a less helpful message than ours).
         let row: LockRow = diesel::sql_query(format!(
             "SELECT pg_catalog.current_schema()::text AS current, \
-             pg_catalog.to_regclass($1) IS NOT NULL AS has_ledger \
+             CASE WHEN pg_catalog.current_schema() = $3 \
+             THEN pg_catalog.to_regclass($1) IS NOT NULL ELSE false END AS has_ledger \
              FROM pg_catalog.{lock_fn}($2, pg_catalog.hashtext($3))"
         ))
         .bind::<Text, _>(ledger(schema))

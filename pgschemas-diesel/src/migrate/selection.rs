@@ -334,7 +334,9 @@ impl<'a> Known<'a> {
             if *domain == wanted || route.as_deref() == Some(wanted.as_str()) {
                 exact.insert(k.clone());
             }
-            if domain.starts_with(&wanted) || route.as_deref().is_some_and(|r| r.starts_with(&wanted)) {
+            if domain.starts_with(&wanted)
+                || route.as_deref().is_some_and(|r| r.starts_with(&wanted))
+            {
                 prefix.insert(k);
             }
         }

@@ -736,6 +736,41 @@ fn fail_fast_with_two_workers_never_leaves_a_schema_half_done() {
 }
 
 #[test]
+fn a_migration_that_kills_its_connection_fails_only_its_schema() {
+    let db = test_database!();
+    let mut conn = db.connect();
+    let schemas = names("x", 3);
+    tenants(&mut conn, &schemas);
+    let dir = migrations_dir(
+        "kill",
+        &[(
+            "2024-01-01-000001_kill",
+            "create table a (id int);
+             do $$ begin if current_schema() = 'x0001' then
+               perform pg_terminate_backend(pg_backend_pid()); end if; end $$;",
+        )],
+    );
+    // Outside a transaction, so no failed rollback marks the connection broken: the run
+    // itself must notice the dead session.
+    std::fs::write(
+        dir.join("2024-01-01-000001_kill/metadata.toml"),
+        "run_in_transaction = false\n",
+    )
+    .unwrap();
+    let migrator = Migrator::builder(pool(&db, Config::default(), 1), Arc::new(TableCatalog))
+        .tenant_migrations(file_migrations(&dir))
+        .keep_going(true)
+        .build()
+        .unwrap();
+    let report = migrator.run(&Selection::all()).unwrap();
+    let failed: Vec<_> = report.failed().map(|s| s.schema.as_str()).collect();
+    assert_eq!(failed, ["x0001"], "{report}");
+    assert_eq!(ledger(&mut conn, "x0002").unwrap(), ["20240101000001"]);
+    assert!(ledger(&mut conn, "x0001").unwrap().is_empty());
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
 fn plan_lists_pending_migrations_and_changes_nothing() {
     let db = test_database!();
     let mut conn = db.connect();

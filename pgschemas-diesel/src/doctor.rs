@@ -115,7 +115,8 @@ impl fmt::Display for DoctorReport {
 /// use diesel::{Connection, PgConnection};
 /// use pgschemas_diesel::{Config, NoTenants};
 ///
-/// diesel_migrations::embed_migrations!("../examples/migrations/tenant");
+/// const MIGRATIONS: diesel_migrations::EmbeddedMigrations =
+///     diesel_migrations::embed_migrations!("../examples/migrations/tenant");
 /// let mut conn = PgConnection::establish("postgres://postgres@127.0.0.1/app")?;
 /// let report = pgschemas_diesel::doctor(&mut conn, &Config::default(), &NoTenants, &MIGRATIONS)?;
 /// print!("{report}");

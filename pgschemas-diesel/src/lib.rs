@@ -63,3 +63,8 @@ pub use schema::{Schema, SchemaConnection};
 
 #[cfg(feature = "testing")]
 pub mod testing;
+
+/// The README's examples, compiled as doctests so that it stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;

@@ -286,8 +286,7 @@ pub(crate) fn table_path(
     if let Some(path) = options.path("table") {
         return Ok(path.clone());
     }
-    if let Some(path) = diesel_key(&input.attrs, "table_name").and_then(|ts| syn::parse2(ts).ok())
-    {
+    if let Some(path) = diesel_key(&input.attrs, "table_name").and_then(|ts| syn::parse2(ts).ok()) {
         return Ok(path);
     }
     Err(syn::Error::new(

@@ -65,7 +65,8 @@ pub(crate) fn derive(input: DeriveInput) -> syn::Result<TokenStream> {
     let options = Options::parse(&input.attrs, ATTR, KEYS)?;
     let fields = attr::named_fields(&input, "Domain")?;
     let span = input.ident.span();
-    let find = |key: &str, default: &str| attr::find_field(fields, &options, key, default, ATTR, span);
+    let find =
+        |key: &str, default: &str| attr::find_field(fields, &options, key, default, ATTR, span);
 
     let table = attr::table_path(&input, &options, ATTR);
     let found = (
@@ -77,17 +78,19 @@ pub(crate) fn derive(input: DeriveInput) -> syn::Result<TokenStream> {
         find("redirect_to_primary", "redirect_to_primary"),
     );
     let (table, f) = match (table, found) {
-        (Ok(table), (Ok(id), Ok(tenant), Ok(domain), Ok(folder), Ok(is_primary), Ok(redirect))) => (
-            table,
-            DomainFields {
-                id,
-                tenant,
-                domain,
-                folder,
-                is_primary,
-                redirect,
-            },
-        ),
+        (Ok(table), (Ok(id), Ok(tenant), Ok(domain), Ok(folder), Ok(is_primary), Ok(redirect))) => {
+            (
+                table,
+                DomainFields {
+                    id,
+                    tenant,
+                    domain,
+                    folder,
+                    is_primary,
+                    redirect,
+                },
+            )
+        }
         (table, (id, tenant, domain, folder, is_primary, redirect)) => {
             return Err(attr::combine(
                 [
@@ -125,7 +128,8 @@ pub(crate) fn derive(input: DeriveInput) -> syn::Result<TokenStream> {
     let domain_body =
         quote_spanned!(f.domain.field.ty.span()=> #p::AsStr::as_str(&self.#domain_ident));
     let folder_body = quote_spanned!(folder_ty.span()=> #p::AsFolder::folder(&self.#folder_ident));
-    let primary_body = quote_spanned!(f.is_primary.field.ty.span()=> #p::flag(&self.#primary_ident));
+    let primary_body =
+        quote_spanned!(f.is_primary.field.ty.span()=> #p::flag(&self.#primary_ident));
     let redirect_body =
         quote_spanned!(f.redirect.field.ty.span()=> #p::flag(&self.#redirect_ident));
     let folder_bind = quote!(<#folder_ty as #p::AsFolder>::bind);

@@ -94,7 +94,10 @@ mod tests {
             "#[diesel(table_name = crate::schema::tenants, check_for_backend(diesel::pg::Pg))]
              struct T { id: i64, schema_name: String }",
         );
-        assert!(out.contains("type Table = crate :: schema :: tenants :: table"), "{out}");
+        assert!(
+            out.contains("type Table = crate :: schema :: tenants :: table"),
+            "{out}"
+        );
         assert!(out.contains(":: pgschemas_diesel :: TenantModel"), "{out}");
         assert!(!out.contains("compile_error"), "{out}");
     }
@@ -112,7 +115,10 @@ mod tests {
     #[test]
     fn tenant_errors() {
         for (src, message) in [
-            ("struct T { id: i64, schema_name: String }", "missing `table`"),
+            (
+                "struct T { id: i64, schema_name: String }",
+                "missing `table`",
+            ),
             (
                 "#[tenant(table = t, bogus = x)] struct T { id: i64, schema_name: String }",
                 "unknown attribute, expected one of `table`, `schema_name`, `id`, `status`, `crate`",
@@ -125,16 +131,37 @@ mod tests {
                 "#[tenant(table = t, schema_name = slug)] struct T { id: i64 }",
                 "no field named `slug` on this struct",
             ),
-            ("#[tenant(table = t)] struct T { schema_name: String }", "no field named `id`"),
-            ("#[tenant(table = t)] enum T { A }", "can only be used on structs with named fields"),
-            ("#[tenant(table = t)] struct T(i64);", "can only be used on structs with named fields"),
-            ("#[tenant(table = t)] struct T;", "can only be used on structs with named fields"),
-            ("#[tenant(table)] struct T { id: i64, schema_name: String }", "expected `table = "),
-            ("#[tenant(crate = \"a b\")] struct T { id: i64, schema_name: String }", "is not a path"),
+            (
+                "#[tenant(table = t)] struct T { schema_name: String }",
+                "no field named `id`",
+            ),
+            (
+                "#[tenant(table = t)] enum T { A }",
+                "can only be used on structs with named fields",
+            ),
+            (
+                "#[tenant(table = t)] struct T(i64);",
+                "can only be used on structs with named fields",
+            ),
+            (
+                "#[tenant(table = t)] struct T;",
+                "can only be used on structs with named fields",
+            ),
+            (
+                "#[tenant(table)] struct T { id: i64, schema_name: String }",
+                "expected `table = ",
+            ),
+            (
+                "#[tenant(crate = \"a b\")] struct T { id: i64, schema_name: String }",
+                "is not a path",
+            ),
         ] {
             let out = expand_tenant(src);
             assert!(out.contains("compile_error"), "{src}: {out}");
-            assert!(out.contains(message), "{src}: expected {message:?} in {out}");
+            assert!(
+                out.contains(message),
+                "{src}: expected {message:?} in {out}"
+            );
         }
     }
 
@@ -148,7 +175,13 @@ mod tests {
         assert!(!out.contains("compile_error"), "{out}");
 
         let out = expand_domain("#[domain(table = d, tenant = org)] struct D { id: i64 }");
-        for missing in ["`org`", "`domain`", "`folder`", "`is_primary`", "`redirect_to_primary`"] {
+        for missing in [
+            "`org`",
+            "`domain`",
+            "`folder`",
+            "`is_primary`",
+            "`redirect_to_primary`",
+        ] {
             assert!(out.contains(missing), "{missing}: {out}");
         }
     }

@@ -30,11 +30,12 @@
 //!
 //! # Feature flags
 //!
-//! - `testing` (on by default for now): [`testing`] — a database per test, and a throwaway
-//!   PostgreSQL cluster when none is running.
+//! - `testing`: `pgschemas_diesel::testing` — a database per test, a throwaway PostgreSQL
+//!   cluster when none is running, and a PgBouncer harness.
 
 mod catalog;
 mod config;
+mod doctor;
 mod error;
 mod lifecycle;
 pub mod models;
@@ -45,22 +46,28 @@ mod schema;
 
 pub use catalog::{Catalog, DomainRecord, NoTenants, TenantRecord};
 pub use config::{Config, ConfigBuilder, StaticTenant, StaticTenantBuilder};
+pub use doctor::{Check, CheckStatus, DoctorReport, doctor};
 pub use error::{Error, InvalidReason, Result};
-pub use models::{
-    DomainModel, DomainSource, InsertReturning, IsActive, ModelCatalog, NewDomain, NoDomains, ROUTES_CHANNEL,
-    TableName, TenantModel, absolute_url, add_domain, install_route_triggers, primary_domain,
-    route_trigger_sql, set_primary_domain,
-};
 pub use lifecycle::{
     create_schema, dangerous_drop_schema, drop_schema, list_schemas, schema_exists,
 };
+pub use models::{
+    DomainModel, DomainSource, InsertReturning, IsActive, ModelCatalog, NewDomain, NoDomains,
+    ROUTES_CHANNEL, TableName, TenantModel, absolute_url, add_domain, install_route_triggers,
+    primary_domain, route_trigger_sql, set_primary_domain,
+};
 pub use name::{MAX_SCHEMA_NAME_LEN, SchemaName};
 pub use path::SearchPath;
-pub use pool::{Manager, NestedScope, TenantPool, TenantScope};
+pub use pool::{DisableStatementCache, Manager, NestedScope, TenantPool, TenantScope};
 pub use schema::{Schema, SchemaConnection};
 
 #[cfg(feature = "testing")]
 pub mod testing;
+
+/// The README's examples, compiled as doctests so that it stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
 
 /// Derives [`TenantModel`] (and [`Schema`]) for a struct mapping a row of your tenants table.
 ///

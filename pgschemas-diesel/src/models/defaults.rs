@@ -4,9 +4,9 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_migrations::{EmbeddedMigrations, embed_migrations};
 
+use super::IsActive;
 use super::catalog::ModelCatalog;
 use super::schema::{domains, tenants};
-use super::IsActive;
 use crate::name::SchemaName;
 use crate::{Domain, Tenant};
 
@@ -179,7 +179,9 @@ impl NewTenant {
 /// assert_eq!(route.absolute_url("/login"), "//acme.example.com/login");
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Identifiable, Associations, Domain)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Queryable, Selectable, Identifiable, Associations, Domain,
+)]
 #[diesel(table_name = domains, belongs_to(DefaultTenant, foreign_key = tenant_id), check_for_backend(diesel::pg::Pg))]
 pub struct DefaultDomain {
     /// The key.

@@ -384,16 +384,20 @@ pub trait DomainModel: Selectable<Pg> + Sized {
     /// # Errors
     ///
     /// Diesel's error.
-    fn load_for_tenant(conn: &mut PgConnection, tenant_id: &Self::TenantId)
-    -> QueryResult<Vec<Self>>;
+    fn load_for_tenant(
+        conn: &mut PgConnection,
+        tenant_id: &Self::TenantId,
+    ) -> QueryResult<Vec<Self>>;
 
     /// The tenant's primary route, if it has one.
     ///
     /// # Errors
     ///
     /// Diesel's error.
-    fn find_primary(conn: &mut PgConnection, tenant_id: &Self::TenantId)
-    -> QueryResult<Option<Self>>;
+    fn find_primary(
+        conn: &mut PgConnection,
+        tenant_id: &Self::TenantId,
+    ) -> QueryResult<Option<Self>>;
 
     /// The route for exactly `domain` and `folder`.
     ///
@@ -448,8 +452,7 @@ pub trait DomainModel: Selectable<Pg> + Sized {
     /// # Errors
     ///
     /// Diesel's error.
-    fn demote_primaries(conn: &mut PgConnection, tenant_id: &Self::TenantId)
-    -> QueryResult<usize>;
+    fn demote_primaries(conn: &mut PgConnection, tenant_id: &Self::TenantId) -> QueryResult<usize>;
 
     /// Deletes this route's row (by key).
     ///

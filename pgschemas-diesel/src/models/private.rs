@@ -189,12 +189,18 @@ mod tests {
             schema: schema.map(str::to_owned),
             name: name.to_owned(),
         };
-        assert_eq!(parse_qualified(r#""tenants" -- binds: []"#), Some(t(None, "tenants")));
+        assert_eq!(
+            parse_qualified(r#""tenants" -- binds: []"#),
+            Some(t(None, "tenants"))
+        );
         assert_eq!(
             parse_qualified(r#""public"."tenants" -- binds: []"#),
             Some(t(Some("public"), "tenants"))
         );
-        assert_eq!(parse_qualified(r#""a""b"."c.d""#), Some(t(Some("a\"b"), "c.d")));
+        assert_eq!(
+            parse_qualified(r#""a""b"."c.d""#),
+            Some(t(Some("a\"b"), "c.d"))
+        );
         assert_eq!(parse_qualified("tenants"), None);
         assert_eq!(parse_qualified(r#""unterminated"#), None);
         assert_eq!(parse_qualified(r#""a"."b"."c""#), None);

@@ -289,18 +289,37 @@ mod tests {
             (None, "", "//tenants.localhost/"),
             (Some(""), "", "//tenants.localhost/"),
             (Some("tenant1"), "", "//tenants.localhost/tenant1/"),
-            (Some("tenant1"), "some/path", "//tenants.localhost/tenant1/some/path"),
-            (Some("tenant1"), "/some/path", "//tenants.localhost/tenant1/some/path"),
-            (Some("tenant1"), "/some/path/", "//tenants.localhost/tenant1/some/path/"),
+            (
+                Some("tenant1"),
+                "some/path",
+                "//tenants.localhost/tenant1/some/path",
+            ),
+            (
+                Some("tenant1"),
+                "/some/path",
+                "//tenants.localhost/tenant1/some/path",
+            ),
+            (
+                Some("tenant1"),
+                "/some/path/",
+                "//tenants.localhost/tenant1/some/path/",
+            ),
             (None, "/some/path", "//tenants.localhost/some/path"),
         ] {
-            assert_eq!(absolute_url(domain, folder, path), expected, "{folder:?} {path:?}");
+            assert_eq!(
+                absolute_url(domain, folder, path),
+                expected,
+                "{folder:?} {path:?}"
+            );
         }
     }
 
     #[test]
     fn routes_are_normalized_or_refused() {
-        let n = NewDomain::new("  Tenants.LOCALHOST ").folder("").normalized().unwrap();
+        let n = NewDomain::new("  Tenants.LOCALHOST ")
+            .folder("")
+            .normalized()
+            .unwrap();
         assert_eq!(n.domain, "tenants.localhost");
         assert_eq!(n.folder, None);
         let n = NewDomain {

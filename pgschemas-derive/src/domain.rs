@@ -137,7 +137,12 @@ pub(crate) fn derive(input: DeriveInput) -> syn::Result<TokenStream> {
     let select = quote!(<Self as #d::SelectableHelper<#d::pg::Pg>>::as_select());
     let returning = quote!(<Self as #d::SelectableHelper<#d::pg::Pg>>::as_returning());
     let asc = |col: &syn::Ident| quote!(#d::ExpressionMethods::asc(#table::#col));
-    let (asc_domain, asc_folder) = (asc(domain_col), asc(folder_col));
+    let asc_domain = asc(domain_col);
+    // Bare domains (NULL folders) before folder routes.
+    let asc_folder = {
+        let a = asc(folder_col);
+        quote!(#d::expression_methods::PgSortExpressionMethods::nulls_first(#a))
+    };
     let eq = |col: &syn::Ident, value: TokenStream| quote!(#d::ExpressionMethods::eq(#table::#col, #value));
     let tenant_eq = eq(tenant_col, quote!(tenant_id));
     let primary_true = eq(primary_col, quote!(true));

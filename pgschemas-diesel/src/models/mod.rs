@@ -372,14 +372,15 @@ pub trait DomainModel: Selectable<Pg> + Sized {
     /// Whether requests to this route are redirected to the primary route.
     fn redirect_to_primary(&self) -> bool;
 
-    /// Every route, ordered by domain and folder.
+    /// Every route, ordered by domain, then folder (the bare domain first).
     ///
     /// # Errors
     ///
     /// Diesel's error.
     fn load_all(conn: &mut PgConnection) -> QueryResult<Vec<Self>>;
 
-    /// The routes of one tenant, the primary first, then by domain and folder.
+    /// The routes of one tenant: the primary first, then by domain and folder (the bare domain
+    /// first).
     ///
     /// # Errors
     ///

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod activation;
+mod derive_ui;
 mod doctor;
 mod models;
 mod pgbouncer;

@@ -603,6 +603,12 @@ fn user_defined_models_with_renamed_columns() {
         }
     );
 
+    // The derive's `Schema` impl activates the tenant's schema.
+    conn.batch_execute("create schema acme").unwrap();
+    Config::default().activate(&mut conn, &acme).unwrap();
+    assert_eq!(conn.current_schema().unwrap().as_deref(), Some("acme"));
+    Config::default().deactivate(&mut conn).unwrap();
+
     // The domain rules, generic over the user's model ("" is "no folder").
     let bare: Host = add_domain(&mut conn, &acme.key, NewDomain::new("ACME.test")).unwrap();
     assert!(bare.main && bare.path_prefix.is_empty() && bare.folder().is_none());

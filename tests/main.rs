@@ -5,6 +5,7 @@
 mod activation;
 mod derive_ui;
 mod doctor;
+mod migrate;
 mod models;
 mod pgbouncer;
 mod pool;

@@ -38,6 +38,7 @@ mod config;
 mod doctor;
 mod error;
 mod lifecycle;
+mod migrate;
 pub mod models;
 mod name;
 mod path;
@@ -50,6 +51,11 @@ pub use doctor::{Check, CheckStatus, DoctorReport, doctor};
 pub use error::{Error, InvalidReason, Result};
 pub use lifecycle::{
     create_schema, dangerous_drop_schema, drop_schema, list_schemas, schema_exists,
+};
+pub use migrate::{
+    MIGRATION_LOCK_CLASS, MigrationError, MigrationErrorKind, MigrationReport, MigrationSet,
+    Migrator, MigratorBuilder, Progress, SchemaKind, SchemaReport, Selection, Target,
+    migrate_schema, pending_migrations,
 };
 pub use models::{
     DomainModel, DomainSource, InsertReturning, IsActive, ModelCatalog, NewDomain, NoDomains,

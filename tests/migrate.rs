@@ -345,6 +345,17 @@ fn schema_the_role_cannot_use_is_refused_and_public_gains_nothing() {
         "create schema t1; create role {role}; grant create on schema public to {role};"
     ))
     .unwrap();
+    // Roles are server-wide: drop it however the test ends.
+    struct DropRole(PgConnection, String);
+    impl Drop for DropRole {
+        fn drop(&mut self) {
+            let r = &self.1;
+            let _ = self
+                .0
+                .batch_execute(&format!("drop owned by {r}; drop role {r}"));
+        }
+    }
+    let _role = DropRole(db.connect(), role.clone());
     conn.batch_execute(&format!("set role {role}")).unwrap();
 
     // The hazard is real: unqualified DDL by this role lands in public.
@@ -363,9 +374,6 @@ fn schema_the_role_cannot_use_is_refused_and_public_gains_nothing() {
     );
     assert!(tables(&mut conn, "t1").is_empty());
     assert_eq!(my_advisory_locks(&mut conn), 0);
-
-    conn.batch_execute(&format!("drop owned by {role}; drop role {role}"))
-        .unwrap();
 }
 
 #[test]

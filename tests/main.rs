@@ -4,6 +4,7 @@
 
 mod activation;
 mod doctor;
+mod migrate;
 mod pgbouncer;
 mod pool;
 mod testing_support;

@@ -38,6 +38,7 @@ mod config;
 mod doctor;
 mod error;
 mod lifecycle;
+mod migrate;
 mod name;
 mod path;
 mod pool;
@@ -49,6 +50,11 @@ pub use doctor::{Check, CheckStatus, DoctorReport, doctor};
 pub use error::{Error, InvalidReason, Result};
 pub use lifecycle::{
     create_schema, dangerous_drop_schema, drop_schema, list_schemas, schema_exists,
+};
+pub use migrate::{
+    MIGRATION_LOCK_CLASS, MigrationError, MigrationErrorKind, MigrationReport, MigrationSet,
+    Migrator, MigratorBuilder, Progress, SchemaKind, SchemaReport, Selection, Target,
+    migrate_schema, pending_migrations,
 };
 pub use name::{MAX_SCHEMA_NAME_LEN, SchemaName};
 pub use path::SearchPath;

@@ -5,6 +5,7 @@
 mod activation;
 mod doctor;
 mod migrate;
+mod models;
 mod pgbouncer;
 mod pool;
 mod testing_support;

@@ -134,6 +134,30 @@ pub enum Error {
         source: diesel::result::Error,
     },
 
+    /// A route (domain and folder) already belongs to a tenant; routes are unique across
+    /// all tenants.
+    #[error(
+        "route {:?} is taken by tenant {tenant_id}; remove it there first, or choose another domain or folder",
+        crate::models::route_label(domain, folder.as_deref())
+    )]
+    DomainTaken {
+        /// The domain, lower case.
+        domain: String,
+        /// The folder, if any.
+        folder: Option<String>,
+        /// The key of the tenant that has it.
+        tenant_id: String,
+    },
+
+    /// A domain or folder that routing could never match was refused.
+    #[error("invalid route {domain:?}: {reason}")]
+    InvalidDomain {
+        /// The route as given (`domain` or `domain/folder`).
+        domain: String,
+        /// Why it was refused.
+        reason: String,
+    },
+
     /// Taking a connection from the pool failed (timeout, or the server is unreachable).
     #[error("could not get a connection from the pool: {0}")]
     Pool(#[from] r2d2::Error),
@@ -209,6 +233,8 @@ impl Error {
             Self::Migration(e) => Some(e.schema().as_str()),
             Self::Catalog(e) => e.schema(),
             Self::Config(_)
+            | Self::DomainTaken { .. }
+            | Self::InvalidDomain { .. }
             | Self::Pool(_)
             | Self::Connection(_)
             | Self::UnknownReference { .. }

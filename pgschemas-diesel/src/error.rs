@@ -134,6 +134,43 @@ pub enum Error {
         source: diesel::result::Error,
     },
 
+    /// A migration failed while migrating a schema; nothing of that schema's run was kept
+    /// when it ran inside a transaction (always the case during provisioning).
+    #[error("migrating schema {schema:?} failed: {source}")]
+    Migration {
+        /// The schema being migrated.
+        schema: String,
+        /// diesel_migrations' error; its message names the migration.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+
+    /// Cloning a schema was refused before anything was sent, because the source holds an
+    /// object the clone cannot reproduce faithfully.
+    #[error(
+        "cannot clone schema {source_schema:?} into {schema:?}: {reason}; move such objects to the shared schema or create them with a migration"
+    )]
+    Clone {
+        /// The schema being cloned from.
+        source_schema: String,
+        /// The schema that would have been created.
+        schema: String,
+        /// What the source holds that cannot be cloned.
+        reason: String,
+    },
+
+    /// A provisioning hook returned an error: the whole operation was rolled back.
+    #[error("the {hook} hook failed for schema {schema:?}, so nothing was committed: {source}")]
+    Hook {
+        /// The tenant's schema.
+        schema: String,
+        /// Which hook: `after_sync`, `needs_sync` or `before_drop`.
+        hook: &'static str,
+        /// The hook's error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+
     /// Taking a connection from the pool failed (timeout, or the server is unreachable).
     #[error("could not get a connection from the pool: {0}")]
     Pool(#[from] r2d2::Error),
@@ -166,7 +203,10 @@ impl Error {
             Self::NameClash { schema, .. }
             | Self::SchemaNotFound { schema }
             | Self::SchemaExists { schema }
-            | Self::Protected { schema, .. } => Some(schema),
+            | Self::Protected { schema, .. }
+            | Self::Migration { schema, .. }
+            | Self::Clone { schema, .. }
+            | Self::Hook { schema, .. } => Some(schema),
             Self::Database { schema, .. } => schema.as_deref(),
             Self::Config(_) | Self::Pool(_) | Self::Connection(_) => None,
         }

@@ -40,6 +40,7 @@ mod lifecycle;
 mod name;
 mod path;
 mod pool;
+mod provision;
 mod schema;
 
 pub use catalog::{Catalog, DomainRecord, NoTenants, TenantRecord};
@@ -51,6 +52,10 @@ pub use lifecycle::{
 pub use name::{MAX_SCHEMA_NAME_LEN, SchemaName};
 pub use path::SearchPath;
 pub use pool::{Manager, NestedScope, TenantPool, TenantScope};
+pub use provision::{
+    CloneReport, Dropped, HookError, Provisioner, ProvisionerBuilder, clone_schema, create_reference,
+    recreate_reference,
+};
 pub use schema::{Schema, SchemaConnection};
 
 #[cfg(feature = "testing")]

@@ -55,8 +55,8 @@ pub use name::{MAX_SCHEMA_NAME_LEN, SchemaName};
 pub use path::SearchPath;
 pub use pool::{DisableStatementCache, Manager, NestedScope, TenantPool, TenantScope};
 pub use provision::{
-    CloneReport, Dropped, HookError, Provisioner, ProvisionerBuilder, clone_schema, create_reference,
-    recreate_reference,
+    CloneReport, Dropped, HookError, Provisioner, ProvisionerBuilder, clone_schema,
+    create_reference, recreate_reference,
 };
 pub use schema::{Schema, SchemaConnection};
 

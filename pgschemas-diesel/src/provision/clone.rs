@@ -146,9 +146,10 @@ pub fn clone_schema(
         create_schema_sql(dst)
     );
     atomic(conn, &first, map_create_error(dst), |conn| {
-        let template = Template::read(conn, src, dst, with_data)?.ok_or_else(|| Error::SchemaNotFound {
-            schema: src.to_string(),
-        })?;
+        let template =
+            Template::read(conn, src, dst, with_data)?.ok_or_else(|| Error::SchemaNotFound {
+                schema: src.to_string(),
+            })?;
         template.apply(conn, dst, None)?;
         Ok(template.report.clone())
     })
@@ -217,8 +218,10 @@ impl Template {
     /// Whether the source still matches this script (one round trip). `None`: the source
     /// is gone.
     pub(crate) fn is_current(&self, conn: &mut PgConnection) -> Result<Option<bool>> {
-        Ok(Fingerprint::read(conn, &self.source, self.fingerprint.has_ledger)?
-            .map(|f| f == self.fingerprint))
+        Ok(
+            Fingerprint::read(conn, &self.source, self.fingerprint.has_ledger)?
+                .map(|f| f == self.fingerprint),
+        )
     }
 
     /// Reads `src`'s catalogs and builds the script; `None` when `src` does not exist.
@@ -342,6 +345,9 @@ struct ColumnRow {
     compression: Option<String>,
     #[diesel(sql_type = Nullable<Integer>)]
     stattarget: Option<i32>,
+    /// The column's type (or its element type) is defined in the source schema.
+    #[diesel(sql_type = Bool)]
+    local_type: bool,
 }
 
 #[derive(QueryableByName)]
@@ -354,6 +360,8 @@ struct ConstraintRow {
     name: String,
     #[diesel(sql_type = Text)]
     def: String,
+    #[diesel(sql_type = Bool)]
+    validated: bool,
     #[diesel(sql_type = Nullable<Array<BigInt>>)]
     procs: Option<Vec<i64>>,
 }
@@ -556,7 +564,9 @@ SELECT a.attrelid::int8 AS rel, quote_ident(a.attname) AS name,
        CASE WHEN a.attstorage <> t.typstorage THEN CASE a.attstorage WHEN 'p' THEN 'PLAIN'
             WHEN 'e' THEN 'EXTERNAL' WHEN 'm' THEN 'MAIN' ELSE 'EXTENDED' END END AS storage,
        CASE a.attcompression WHEN 'p' THEN 'pglz' WHEN 'l' THEN 'lz4' END AS compression,
-       NULLIF(a.attstattarget, -1)::int4 AS stattarget
+       NULLIF(a.attstattarget, -1)::int4 AS stattarget,
+       (t.typnamespace = $1 OR EXISTS (SELECT 1 FROM pg_catalog.pg_type el
+                                       WHERE el.oid = t.typelem AND el.typnamespace = $1)) AS local_type
 FROM pg_catalog.pg_attribute a
 JOIN pg_catalog.pg_class c ON c.oid = a.attrelid
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
@@ -578,7 +588,7 @@ ORDER BY a.attrelid, a.attnum";
 
 const CONSTRAINTS: &str = "
 SELECT co.conrelid::int8 AS rel, co.contype::text AS kind, quote_ident(co.conname) AS name,
-       pg_catalog.pg_get_constraintdef(co.oid) AS def,
+       pg_catalog.pg_get_constraintdef(co.oid) AS def, co.convalidated AS validated,
        (SELECT array_agg(d.refobjid::int8) FROM pg_catalog.pg_depend d
           WHERE d.classid = 'pg_catalog.pg_constraint'::pg_catalog.regclass AND d.objid = co.oid
             AND d.refclassid = 'pg_catalog.pg_proc'::pg_catalog.regclass) AS procs
@@ -586,8 +596,8 @@ FROM pg_catalog.pg_constraint co JOIN pg_catalog.pg_class c ON c.oid = co.conrel
 WHERE c.relnamespace = $1 AND c.relkind = 'r' AND co.contype IN ('p', 'u', 'x', 'c', 'f')
 ORDER BY co.conrelid, CASE co.contype WHEN 'p' THEN 0 WHEN 'u' THEN 1 WHEN 'x' THEN 2 WHEN 'c' THEN 3 ELSE 4 END, co.oid";
 
-/// Indexes that no primary key, unique or exclusion constraint owns, on tables and
-/// materialized views.
+/// Valid indexes that no primary key, unique or exclusion constraint owns, on tables and
+/// materialized views (an invalid index is the leftover of a failed build).
 const INDEXES: &str = "
 SELECT pg_catalog.pg_get_indexdef(x.indexrelid) AS def,
        'CREATE ' || CASE WHEN x.indisunique THEN 'UNIQUE ' ELSE '' END || 'INDEX ' || quote_ident(i.relname)
@@ -598,7 +608,7 @@ FROM pg_catalog.pg_index x
 JOIN pg_catalog.pg_class i ON i.oid = x.indexrelid
 JOIN pg_catalog.pg_class t ON t.oid = x.indrelid
 JOIN pg_catalog.pg_namespace n ON n.oid = t.relnamespace
-WHERE t.relnamespace = $1 AND t.relkind IN ('r', 'm')
+WHERE t.relnamespace = $1 AND t.relkind IN ('r', 'm') AND x.indisvalid
   AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint co
                   WHERE co.conindid = x.indexrelid AND co.conrelid = x.indrelid AND co.contype IN ('p', 'u', 'x'))
 ORDER BY x.indexrelid";
@@ -744,7 +754,8 @@ fn load<T: QueryableByName<diesel::pg::Pg> + 'static>(
 
 /// Replaces the exact `qualified` prefix PostgreSQL generated with `local`.
 fn unqualify(def: &str, qualified: &str, local: &str) -> Option<String> {
-    def.strip_prefix(qualified).map(|rest| format!("{local}{rest}"))
+    def.strip_prefix(qualified)
+        .map(|rest| format!("{local}{rest}"))
 }
 
 /// A function, view or materialized view: what gets ordered by dependencies.
@@ -890,8 +901,17 @@ fn read_template(
 
     let mut function_sql: HashMap<i64, String> = HashMap::new();
     for f in &functions {
-        let def = unqualify(&f.def, &f.qualified, &f.local, &format!("function {}", f.signature))?;
-        if mentions(&def, src) || f.config.as_deref().is_some_and(|c| names_word(c, src.as_str())) {
+        let def = unqualify(
+            &f.def,
+            &f.qualified,
+            &f.local,
+            &format!("function {}", f.signature),
+        )?;
+        if mentions(&def, src)
+            || f.config
+                .as_deref()
+                .is_some_and(|c| names_word(c, src.as_str()))
+        {
             report.warnings.push(format!(
                 "function {} names schema {:?} in its body or settings; the clone's copy still does",
                 f.signature,
@@ -910,8 +930,15 @@ fn read_template(
             .unwrap_or_default();
         let sql = if v.kind == "m" {
             report.materialized_views += 1;
-            let data = if v.populated { "WITH DATA" } else { "WITH NO DATA" };
-            format!("CREATE MATERIALIZED VIEW {}{with} AS\n{def}\n{data}", v.name)
+            let data = if v.populated {
+                "WITH DATA"
+            } else {
+                "WITH NO DATA"
+            };
+            format!(
+                "CREATE MATERIALIZED VIEW {}{with} AS\n{def}\n{data}",
+                v.name
+            )
         } else {
             report.views += 1;
             format!("CREATE VIEW {}{with} AS\n{def}", v.name)
@@ -969,7 +996,10 @@ fn read_template(
         report.tables += 1;
         let cols = by_table.get(&t.oid).map(Vec::as_slice).unwrap_or(&[]);
         let mut parts: Vec<String> = Vec::with_capacity(cols.len() + 4);
+        // Columns to copy, and how to read them from the source: a value of one of the
+        // source's own types goes through its text form into the clone's type.
         let mut copy_cols: Vec<&str> = Vec::new();
+        let mut copy_exprs: Vec<String> = Vec::new();
         for c in cols {
             let mut p = format!("{} {}", c.name, c.type_name);
             if let Some(comp) = &c.compression {
@@ -984,8 +1014,17 @@ fn read_template(
                 }
             } else {
                 copy_cols.push(&c.name);
+                copy_exprs.push(if c.local_type {
+                    format!("{}::text::{}", c.name, c.type_name)
+                } else {
+                    c.name.clone()
+                });
                 if !c.identity.is_empty() {
-                    let kind = if c.identity == "a" { "ALWAYS" } else { "BY DEFAULT" };
+                    let kind = if c.identity == "a" {
+                        "ALWAYS"
+                    } else {
+                        "BY DEFAULT"
+                    };
                     write!(p, " GENERATED {kind} AS IDENTITY").ok();
                     if let Some(o) = &c.identity_options {
                         write!(p, " ({o})").ok();
@@ -1023,11 +1062,16 @@ fn read_template(
             }
         }
         let mut fks: Vec<String> = Vec::new();
-        for c in constraints_by_table.get(&t.oid).map(Vec::as_slice).unwrap_or(&[]) {
+        for c in constraints_by_table
+            .get(&t.oid)
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
+        {
             let clause = format!("CONSTRAINT {} {}", c.name, c.def);
             if c.kind == "f" {
                 fks.push(format!("ADD {clause}"));
-            } else if calls_late(&c.procs) {
+            } else if calls_late(&c.procs) || !c.validated {
+                // A `NOT VALID` check only keeps that meaning when added after the rows.
                 deferred.push(format!("ALTER TABLE {} ADD {clause}", t.name));
             } else {
                 parts.push(clause);
@@ -1036,7 +1080,11 @@ fn read_template(
         if !fks.is_empty() {
             foreign_keys.push(format!("ALTER TABLE {} {}", t.name, fks.join(", ")));
         }
-        let unlogged = if t.persistence == "u" { "UNLOGGED " } else { "" };
+        let unlogged = if t.persistence == "u" {
+            "UNLOGGED "
+        } else {
+            ""
+        };
         let with = t
             .options
             .as_ref()
@@ -1052,10 +1100,11 @@ fn read_template(
         );
         let is_ledger = t.relname == LEDGER;
         if (with_data || is_ledger) && !copy_cols.is_empty() {
-            let list = copy_cols.join(", ");
             copies.push(format!(
-                "INSERT INTO {} ({list}) OVERRIDING SYSTEM VALUE SELECT {list} FROM {}.{}",
+                "INSERT INTO {} ({}) OVERRIDING SYSTEM VALUE SELECT {} FROM {}.{}",
                 t.name,
+                copy_cols.join(", "),
+                copy_exprs.join(", "),
                 src.quoted(),
                 t.name
             ));
@@ -1109,7 +1158,10 @@ fn read_template(
         push(&mut s, d);
     }
     for i in &indexes {
-        push(&mut s, &unqualify(&i.def, &i.qualified, &i.local, "an index")?);
+        push(
+            &mut s,
+            &unqualify(&i.def, &i.qualified, &i.local, "an index")?,
+        );
     }
     report.indexes = indexes.len();
     for st in &statistics {

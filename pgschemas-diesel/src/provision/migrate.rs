@@ -1,7 +1,7 @@
 //! Running tenant migrations inside the provisioning transaction.
 
 use diesel::connection::SimpleConnection;
-use diesel::migration::{MigrationSource, CREATE_MIGRATIONS_TABLE};
+use diesel::migration::{CREATE_MIGRATIONS_TABLE, MigrationSource};
 use diesel::pg::Pg;
 use diesel::prelude::*;
 use diesel::sql_types::{Array, Text};
@@ -17,12 +17,16 @@ use super::txn::set_local_path_sql;
 pub(crate) struct SourceRef<'a>(pub(crate) &'a dyn MigrationSource<Pg>);
 
 impl MigrationSource<Pg> for SourceRef<'_> {
-    fn migrations(&self) -> diesel::migration::Result<Vec<Box<dyn diesel::migration::Migration<Pg>>>> {
+    fn migrations(
+        &self,
+    ) -> diesel::migration::Result<Vec<Box<dyn diesel::migration::Migration<Pg>>>> {
         self.0.migrations()
     }
 }
 
-fn migration_error(schema: &SchemaName) -> impl FnOnce(Box<dyn std::error::Error + Send + Sync>) -> Error + '_ {
+fn migration_error(
+    schema: &SchemaName,
+) -> impl FnOnce(Box<dyn std::error::Error + Send + Sync>) -> Error + '_ {
     move |source| Error::Migration {
         schema: schema.to_string(),
         source,

@@ -13,7 +13,7 @@ use diesel::pg::Pg;
 
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::lifecycle::{drop_schema, schema_exists};
+use crate::lifecycle::{dangerous_drop_schema, protected_as, schema_exists};
 use crate::name::SchemaName;
 
 pub use clone::{CloneReport, clone_schema};
@@ -518,9 +518,12 @@ impl Provisioner {
     /// ```
     pub fn provision_existing(&self, conn: &mut PgConnection, schema: &str) -> Result<()> {
         let name = self.0.config.check_tenant_name(schema)?;
-        atomic(conn, &self.create_sql(&name), map_create_error(&name), |conn| {
-            self.sync(conn, &name)
-        })
+        atomic(
+            conn,
+            &self.create_sql(&name),
+            map_create_error(&name),
+            |conn| self.sync(conn, &name),
+        )
     }
 
     /// Deletes a dynamic tenant in one transaction: when `force` or `auto_drop_schema` is
@@ -559,6 +562,13 @@ impl Provisioner {
         let inner = &*self.0;
         let name = SchemaName::new(schema)?;
         let drop = force || inner.auto_drop_schema;
+        if drop && let Some(what) = protected_as(&inner.config, &name) {
+            return Err(Error::Protected {
+                schema: name.to_string(),
+                action: "drop",
+                what,
+            });
+        }
         let first = format!(
             "{}; {}",
             lock_sql(&name),
@@ -572,7 +582,7 @@ impl Provisioner {
                 let mut schema_dropped = false;
                 if drop && schema_exists(conn, &name)? {
                     run_hook(&inner.before_drop, "before_drop", conn, &name)?;
-                    drop_schema(conn, &inner.config, &name)?;
+                    dangerous_drop_schema(conn, &name)?;
                     schema_dropped = true;
                 }
                 let value = rows(conn).map_err(in_schema(&name))?;

@@ -8,4 +8,5 @@ mod migrate;
 mod models;
 mod pgbouncer;
 mod pool;
+mod provision;
 mod testing_support;

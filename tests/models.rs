@@ -13,9 +13,9 @@ use pgschemas_diesel::models::{
     DefaultDomain, DefaultTenant, NewTenant, SHARED_MIGRATIONS, TenantStatus, default_catalog,
 };
 use pgschemas_diesel::{
-    Catalog, Config, Domain, DomainModel, DomainRecord, Error, ModelCatalog, NewDomain,
-    NoDomains, ROUTES_CHANNEL, SchemaName, TableName, Tenant, TenantModel, TenantRecord,
-    add_domain, install_route_triggers, primary_domain, set_primary_domain, test_database,
+    Catalog, Config, Domain, DomainModel, DomainRecord, Error, ModelCatalog, NewDomain, NoDomains,
+    ROUTES_CHANNEL, SchemaName, TableName, Tenant, TenantModel, TenantRecord, add_domain,
+    install_route_triggers, primary_domain, set_primary_domain, test_database,
 };
 
 fn migrated(conn: &mut PgConnection) {
@@ -24,8 +24,11 @@ fn migrated(conn: &mut PgConnection) {
 }
 
 fn new_tenant(conn: &mut PgConnection, schema: &str) -> DefaultTenant {
-    DefaultTenant::insert(conn, &NewTenant::new(&SchemaName::new(schema).unwrap(), schema))
-        .expect("insert tenant")
+    DefaultTenant::insert(
+        conn,
+        &NewTenant::new(&SchemaName::new(schema).unwrap(), schema),
+    )
+    .expect("insert tenant")
 }
 
 fn route(domain: &str, folder: Option<&str>) -> NewDomain {
@@ -58,19 +61,31 @@ fn default_tenants_load_find_delete_and_report_records() {
 
     let all = DefaultTenant::load_all(&mut conn).unwrap();
     let names: Vec<&str> = all.iter().map(|t| t.schema_name.as_str()).collect();
-    assert_eq!(names, ["alpha", "beta", "mid", "zeta"], "ordered by schema name");
+    assert_eq!(
+        names,
+        ["alpha", "beta", "mid", "zeta"],
+        "ordered by schema name"
+    );
 
     assert_eq!(
         DefaultTenant::find_by_schema_name(&mut conn, "zeta").unwrap(),
         Some(zeta.clone())
     );
-    assert_eq!(DefaultTenant::find_by_schema_name(&mut conn, "nope").unwrap(), None);
-    assert_eq!(DefaultTenant::find_by_id(&mut conn, &alpha.id).unwrap(), Some(alpha.clone()));
+    assert_eq!(
+        DefaultTenant::find_by_schema_name(&mut conn, "nope").unwrap(),
+        None
+    );
+    assert_eq!(
+        DefaultTenant::find_by_id(&mut conn, &alpha.id).unwrap(),
+        Some(alpha.clone())
+    );
     assert_eq!(DefaultTenant::find_by_id(&mut conn, &-1).unwrap(), None);
 
     // Suspension: in the model, and in the record routing reads.
     assert!(!mid.is_active());
-    let alpha = alpha.set_status(&mut conn, TenantStatus::Suspended).unwrap();
+    let alpha = alpha
+        .set_status(&mut conn, TenantStatus::Suspended)
+        .unwrap();
     assert!(!alpha.is_active());
     let alpha = alpha.set_status(&mut conn, TenantStatus::Active).unwrap();
 
@@ -109,9 +124,18 @@ fn default_tenants_load_find_delete_and_report_records() {
     );
 
     // Unique schema names, and only valid ones, even through raw inserts.
-    let dup = DefaultTenant::insert(&mut conn, &NewTenant::new(&SchemaName::new("zeta").unwrap(), "again"));
+    let dup = DefaultTenant::insert(
+        &mut conn,
+        &NewTenant::new(&SchemaName::new("zeta").unwrap(), "again"),
+    );
     assert!(
-        matches!(dup, Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _))),
+        matches!(
+            dup,
+            Err(DieselError::DatabaseError(
+                DatabaseErrorKind::UniqueViolation,
+                _
+            ))
+        ),
         "{dup:?}"
     );
     for bad in ["Zeta", "pg_x", "information_schema", "1abc", "a-b", ""] {
@@ -120,13 +144,22 @@ fn default_tenants_load_find_delete_and_report_records() {
             (tenants::schema_name.eq(bad), tenants::name.eq("bad")),
         );
         assert!(
-            matches!(res, Err(DieselError::DatabaseError(DatabaseErrorKind::CheckViolation, _))),
+            matches!(
+                res,
+                Err(DieselError::DatabaseError(
+                    DatabaseErrorKind::CheckViolation,
+                    _
+                ))
+            ),
             "{bad:?} accepted: {res:?}"
         );
     }
 
     assert_eq!(zeta.delete(&mut conn).unwrap(), 1);
-    assert_eq!(DefaultTenant::find_by_schema_name(&mut conn, "zeta").unwrap(), None);
+    assert_eq!(
+        DefaultTenant::find_by_schema_name(&mut conn, "zeta").unwrap(),
+        None
+    );
     assert_eq!(zeta.delete(&mut conn).unwrap(), 0);
 }
 
@@ -142,7 +175,10 @@ fn catalog_reports_an_invalid_stored_schema_name() {
     )
     .unwrap();
     let err = default_catalog().tenants(&mut conn).unwrap_err();
-    assert!(matches!(err, Error::InvalidSchemaName { ref name, .. } if name == "Bad"), "{err}");
+    assert!(
+        matches!(err, Error::InvalidSchemaName { ref name, .. } if name == "Bad"),
+        "{err}"
+    );
 }
 
 /// The enum trap (reference/diesel.md §5): Diesel caches a custom type's OID per connection,
@@ -201,7 +237,11 @@ fn tenant_status_survives_search_path_switches_on_one_connection() {
     config.activate(&mut conn, &"tenant_a").unwrap();
     assert_eq!(suspended(&mut conn), ["s_one"]);
     let all = DefaultTenant::load_all(&mut conn).unwrap();
-    assert_eq!(all.len(), 2, "public.tenants, never a tenant's decoy table: {all:?}");
+    assert_eq!(
+        all.len(),
+        2,
+        "public.tenants, never a tenant's decoy table: {all:?}"
+    );
 
     config.deactivate(&mut conn).unwrap();
     assert_eq!(suspended(&mut conn), ["s_one"]);
@@ -211,7 +251,11 @@ fn tenant_status_survives_search_path_switches_on_one_connection() {
         ))
         .load(&mut conn)
         .unwrap();
-        assert_eq!(decoys, ["decoy:suspended"], "{schema}'s decoy table untouched");
+        assert_eq!(
+            decoys,
+            ["decoy:suspended"],
+            "{schema}'s decoy table untouched"
+        );
     }
 }
 
@@ -224,7 +268,10 @@ fn domain_rules_on_the_default_model() {
     let t2 = new_tenant(&mut conn, "tenant2");
 
     // No routes: no primary.
-    assert_eq!(primary_domain::<DefaultDomain>(&mut conn, &t1.id).unwrap(), None);
+    assert_eq!(
+        primary_domain::<DefaultDomain>(&mut conn, &t1.id).unwrap(),
+        None
+    );
 
     // The first route becomes primary even when not asked, and a primary never redirects.
     let first: DefaultDomain = add_domain(
@@ -247,7 +294,9 @@ fn domain_rules_on_the_default_model() {
     assert!(!second.is_primary);
     assert!(second.redirect_to_primary);
     assert_eq!(
-        primary_domain::<DefaultDomain>(&mut conn, &t1.id).unwrap().map(|d| d.id),
+        primary_domain::<DefaultDomain>(&mut conn, &t1.id)
+            .unwrap()
+            .map(|d| d.id),
         Some(first.id)
     );
 
@@ -255,7 +304,9 @@ fn domain_rules_on_the_default_model() {
     let third: DefaultDomain = add_domain(
         &mut conn,
         &t1.id,
-        NewDomain::new("tenant1.example.com").primary(true).redirect_to_primary(true),
+        NewDomain::new("tenant1.example.com")
+            .primary(true)
+            .redirect_to_primary(true),
     )
     .unwrap();
     assert!(third.is_primary && !third.redirect_to_primary);
@@ -264,7 +315,9 @@ fn domain_rules_on_the_default_model() {
     assert_eq!(routes.iter().filter(|d| d.is_primary).count(), 1);
     assert_eq!(routes[0].id, third.id, "primary first");
     assert_eq!(
-        primary_domain::<DefaultDomain>(&mut conn, &t1.id).unwrap().map(|d| d.id),
+        primary_domain::<DefaultDomain>(&mut conn, &t1.id)
+            .unwrap()
+            .map(|d| d.id),
         Some(third.id)
     );
 
@@ -274,9 +327,14 @@ fn domain_rules_on_the_default_model() {
         ("TENANTS.localhost", None),
         ("tenants.localhost", Some("tenant1")),
     ] {
-        let err = add_domain::<DefaultDomain>(&mut conn, &t2.id, route(domain, folder)).unwrap_err();
+        let err =
+            add_domain::<DefaultDomain>(&mut conn, &t2.id, route(domain, folder)).unwrap_err();
         match &err {
-            Error::DomainTaken { domain: d, folder: f, tenant_id } => {
+            Error::DomainTaken {
+                domain: d,
+                folder: f,
+                tenant_id,
+            } => {
                 assert_eq!(d, "tenants.localhost");
                 assert_eq!(f.as_deref(), folder);
                 assert_eq!(tenant_id, &t1.id.to_string());
@@ -288,28 +346,54 @@ fn domain_rules_on_the_default_model() {
         assert!(message.contains(&t1.id.to_string()), "{message}");
     }
     // The failed attempts changed nothing: t2 has no routes, t1 still its three.
-    assert!(DefaultDomain::load_for_tenant(&mut conn, &t2.id).unwrap().is_empty());
-    assert_eq!(DefaultDomain::load_for_tenant(&mut conn, &t1.id).unwrap().len(), 3);
+    assert!(
+        DefaultDomain::load_for_tenant(&mut conn, &t2.id)
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        DefaultDomain::load_for_tenant(&mut conn, &t1.id)
+            .unwrap()
+            .len(),
+        3
+    );
 
     // The database enforces uniqueness for raw inserts too (the NULL-folder trap).
     let raw = DefaultDomain::insert(
         &mut conn,
-        (domains::tenant_id.eq(t2.id), domains::domain.eq("tenants.localhost")),
+        (
+            domains::tenant_id.eq(t2.id),
+            domains::domain.eq("tenants.localhost"),
+        ),
     );
     assert!(
-        matches!(raw, Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _))),
+        matches!(
+            raw,
+            Err(DieselError::DatabaseError(
+                DatabaseErrorKind::UniqueViolation,
+                _
+            ))
+        ),
         "{raw:?}"
     );
 
     // Another folder on the same domain is a different route; it is t2's first, so primary.
-    let t2_route: DefaultDomain =
-        add_domain(&mut conn, &t2.id, route("tenants.localhost", Some("tenant2"))).unwrap();
+    let t2_route: DefaultDomain = add_domain(
+        &mut conn,
+        &t2.id,
+        route("tenants.localhost", Some("tenant2")),
+    )
+    .unwrap();
     assert!(t2_route.is_primary);
-    assert_eq!(t2_route.absolute_url("/some/path/"), "//tenants.localhost/tenant2/some/path/");
+    assert_eq!(
+        t2_route.absolute_url("/some/path/"),
+        "//tenants.localhost/tenant2/some/path/"
+    );
     assert_eq!(third.absolute_url(""), "//tenant1.example.com/");
 
     // Bad input is refused before any SQL.
-    let err = add_domain::<DefaultDomain>(&mut conn, &t2.id, NewDomain::new("www.tenant2.com")).unwrap_err();
+    let err = add_domain::<DefaultDomain>(&mut conn, &t2.id, NewDomain::new("www.tenant2.com"))
+        .unwrap_err();
     assert!(matches!(err, Error::InvalidDomain { .. }), "{err}");
 
     // Making an existing route primary demotes the others and clears its redirect.
@@ -317,7 +401,11 @@ fn domain_rules_on_the_default_model() {
     assert!(promoted.is_primary && !promoted.redirect_to_primary);
     let routes = DefaultDomain::load_for_tenant(&mut conn, &t1.id).unwrap();
     assert_eq!(
-        routes.iter().filter(|d| d.is_primary).map(|d| d.id).collect::<Vec<_>>(),
+        routes
+            .iter()
+            .filter(|d| d.is_primary)
+            .map(|d| d.id)
+            .collect::<Vec<_>>(),
         [second.id]
     );
 
@@ -325,25 +413,53 @@ fn domain_rules_on_the_default_model() {
     let records = default_catalog().domains(&mut conn).unwrap();
     let shown: Vec<(String, Option<String>, String, bool)> = records
         .iter()
-        .map(|r| (r.domain.clone(), r.folder.clone(), r.tenant_id.clone(), r.is_primary))
+        .map(|r| {
+            (
+                r.domain.clone(),
+                r.folder.clone(),
+                r.tenant_id.clone(),
+                r.is_primary,
+            )
+        })
         .collect();
     assert_eq!(
         shown,
         [
             ("tenant1.example.com".into(), None, t1.id.to_string(), false),
             ("tenants.localhost".into(), None, t1.id.to_string(), false),
-            ("tenants.localhost".into(), Some("tenant1".into()), t1.id.to_string(), true),
-            ("tenants.localhost".into(), Some("tenant2".into()), t2.id.to_string(), true),
+            (
+                "tenants.localhost".into(),
+                Some("tenant1".into()),
+                t1.id.to_string(),
+                true
+            ),
+            (
+                "tenants.localhost".into(),
+                Some("tenant2".into()),
+                t2.id.to_string(),
+                true
+            ),
         ]
     );
-    assert!(records.iter().all(|r| !(r.is_primary && r.redirect_to_primary)));
+    assert!(
+        records
+            .iter()
+            .all(|r| !(r.is_primary && r.redirect_to_primary))
+    );
 
     // Deleting a tenant deletes its routes.
     t1.delete(&mut conn).unwrap();
-    assert!(DefaultDomain::load_for_tenant(&mut conn, &t1.id).unwrap().is_empty());
+    assert!(
+        DefaultDomain::load_for_tenant(&mut conn, &t1.id)
+            .unwrap()
+            .is_empty()
+    );
     assert_eq!(DefaultDomain::load_all(&mut conn).unwrap().len(), 1);
     assert_eq!(t2_route.delete(&mut conn).unwrap(), 1);
-    assert_eq!(primary_domain::<DefaultDomain>(&mut conn, &t2.id).unwrap(), None);
+    assert_eq!(
+        primary_domain::<DefaultDomain>(&mut conn, &t2.id).unwrap(),
+        None
+    );
 }
 
 #[test]
@@ -352,20 +468,26 @@ fn add_domain_inside_an_outer_transaction_rolls_back_with_it() {
     let mut conn = db.connect();
     migrated(&mut conn);
     let t = new_tenant(&mut conn, "tenant1");
-    let first: DefaultDomain = add_domain(&mut conn, &t.id, NewDomain::new("a.example.com")).unwrap();
+    let first: DefaultDomain =
+        add_domain(&mut conn, &t.id, NewDomain::new("a.example.com")).unwrap();
 
     let res: Result<(), Error> = conn.transaction(|conn| {
         let _new: DefaultDomain =
             add_domain(conn, &t.id, NewDomain::new("b.example.com").primary(true))?;
         // The duplicate fails inside the savepoint; the outer transaction stays usable.
-        let err = add_domain::<DefaultDomain>(conn, &t.id, NewDomain::new("b.example.com")).unwrap_err();
+        let err =
+            add_domain::<DefaultDomain>(conn, &t.id, NewDomain::new("b.example.com")).unwrap_err();
         assert!(matches!(err, Error::DomainTaken { .. }), "{err}");
         assert_eq!(DefaultDomain::load_for_tenant(conn, &t.id)?.len(), 2);
         Err(Error::Config("abandon".into()))
     });
     assert!(res.is_err());
     let routes = DefaultDomain::load_for_tenant(&mut conn, &t.id).unwrap();
-    assert_eq!(routes, [first], "the demotion was rolled back with the insert");
+    assert_eq!(
+        routes,
+        [first],
+        "the demotion was rolled back with the insert"
+    );
 }
 
 // A user-defined pair: their own tables, renamed columns, a `bool` status, a `String` folder.
@@ -440,52 +562,99 @@ fn user_defined_models_with_renamed_columns() {
     let mut conn = db.connect();
     user_tables(&mut conn);
 
-    let acme = Org::insert(
-        &mut conn,
-        (orgs::slug.eq("acme"), orgs::title.eq("Acme")),
-    )
-    .unwrap();
+    let acme = Org::insert(&mut conn, (orgs::slug.eq("acme"), orgs::title.eq("Acme"))).unwrap();
     let gone = Org::insert(
         &mut conn,
-        (orgs::slug.eq("gone"), orgs::title.eq("Gone"), orgs::enabled.eq(false)),
+        (
+            orgs::slug.eq("gone"),
+            orgs::title.eq("Gone"),
+            orgs::enabled.eq(false),
+        ),
     )
     .unwrap();
-    assert_eq!(Org::find_by_schema_name(&mut conn, "acme").unwrap(), Some(acme.clone()));
-    assert_eq!(Org::find_by_id(&mut conn, &gone.key).unwrap(), Some(gone.clone()));
     assert_eq!(
-        Org::load_all(&mut conn).unwrap().iter().map(|o| o.slug.as_str()).collect::<Vec<_>>(),
+        Org::find_by_schema_name(&mut conn, "acme").unwrap(),
+        Some(acme.clone())
+    );
+    assert_eq!(
+        Org::find_by_id(&mut conn, &gone.key).unwrap(),
+        Some(gone.clone())
+    );
+    assert_eq!(
+        Org::load_all(&mut conn)
+            .unwrap()
+            .iter()
+            .map(|o| o.slug.as_str())
+            .collect::<Vec<_>>(),
         ["acme", "gone"]
     );
-    assert_eq!(Org::table_name(), TableName { schema: None, name: "orgs".into() });
-    assert_eq!(Host::table_name(), TableName { schema: None, name: "hosts".into() });
+    assert_eq!(
+        Org::table_name(),
+        TableName {
+            schema: None,
+            name: "orgs".into()
+        }
+    );
+    assert_eq!(
+        Host::table_name(),
+        TableName {
+            schema: None,
+            name: "hosts".into()
+        }
+    );
 
     // The domain rules, generic over the user's model ("" is "no folder").
     let bare: Host = add_domain(&mut conn, &acme.key, NewDomain::new("ACME.test")).unwrap();
     assert!(bare.main && bare.path_prefix.is_empty() && bare.folder().is_none());
-    let folder: Host =
-        add_domain(&mut conn, &acme.key, route("shared.test", Some("acme")).primary(true)).unwrap();
+    let folder: Host = add_domain(
+        &mut conn,
+        &acme.key,
+        route("shared.test", Some("acme")).primary(true),
+    )
+    .unwrap();
     assert!(folder.main);
     assert_eq!(folder.folder(), Some("acme"));
     let hosts = Host::load_for_tenant(&mut conn, &acme.key).unwrap();
-    assert_eq!(hosts.iter().filter(|h| h.main).map(|h| h.host_pk).collect::<Vec<_>>(), [folder.host_pk]);
+    assert_eq!(
+        hosts
+            .iter()
+            .filter(|h| h.main)
+            .map(|h| h.host_pk)
+            .collect::<Vec<_>>(),
+        [folder.host_pk]
+    );
     let err = add_domain::<Host>(&mut conn, &gone.key, NewDomain::new("acme.test")).unwrap_err();
     assert!(
         matches!(&err, Error::DomainTaken { domain, folder: None, tenant_id } if domain == "acme.test" && *tenant_id == acme.key.to_string()),
         "{err}"
     );
     assert_eq!(
-        Host::find_route(&mut conn, "shared.test", Some("acme")).unwrap().map(|h| h.host_pk),
+        Host::find_route(&mut conn, "shared.test", Some("acme"))
+            .unwrap()
+            .map(|h| h.host_pk),
         Some(folder.host_pk)
     );
-    assert_eq!(Host::find_route(&mut conn, "shared.test", None).unwrap(), None);
+    assert_eq!(
+        Host::find_route(&mut conn, "shared.test", None).unwrap(),
+        None
+    );
     assert_eq!(primary_domain::<Host>(&mut conn, &gone.key).unwrap(), None);
 
-    let catalog = ModelCatalog::<Org, Host>::new().with_shared_schema(SchemaName::new("public").unwrap());
+    let catalog =
+        ModelCatalog::<Org, Host>::new().with_shared_schema(SchemaName::new("public").unwrap());
     assert_eq!(
         catalog.tenants(&mut conn).unwrap(),
         [
-            TenantRecord { id: acme.key.to_string(), schema: SchemaName::new("acme").unwrap(), active: true },
-            TenantRecord { id: gone.key.to_string(), schema: SchemaName::new("gone").unwrap(), active: false },
+            TenantRecord {
+                id: acme.key.to_string(),
+                schema: SchemaName::new("acme").unwrap(),
+                active: true
+            },
+            TenantRecord {
+                id: gone.key.to_string(),
+                schema: SchemaName::new("gone").unwrap(),
+                active: false
+            },
         ]
     );
     assert_eq!(
@@ -509,7 +678,10 @@ fn user_defined_models_with_renamed_columns() {
     );
     assert_eq!(
         catalog.watched_tables(),
-        [("public".to_owned(), "orgs".to_owned()), ("public".to_owned(), "hosts".to_owned())]
+        [
+            ("public".to_owned(), "orgs".to_owned()),
+            ("public".to_owned(), "hosts".to_owned())
+        ]
     );
 
     // Without a domain model.
@@ -575,7 +747,8 @@ fn route_changes_notify_the_routes_channel() {
     );
 
     // TRUNCATE is announced too.
-    conn.batch_execute("truncate public.tenants cascade").unwrap();
+    conn.batch_execute("truncate public.tenants cascade")
+        .unwrap();
     let got = notifications(&mut listener, 2);
     let mut payloads: Vec<&str> = got.iter().map(|(_, p)| p.as_str()).collect();
     payloads.sort_unstable();
@@ -587,7 +760,8 @@ fn installed_triggers_notify_for_user_tables() {
     let db = test_database!();
     let mut conn = db.connect();
     user_tables(&mut conn);
-    let catalog = ModelCatalog::<Org, Host>::new().with_shared_schema(SchemaName::new("public").unwrap());
+    let catalog =
+        ModelCatalog::<Org, Host>::new().with_shared_schema(SchemaName::new("public").unwrap());
     install_route_triggers(&mut conn, &catalog).unwrap();
     install_route_triggers(&mut conn, &catalog).unwrap(); // idempotent
 

@@ -43,6 +43,7 @@ pub mod models;
 mod name;
 mod path;
 mod pool;
+mod provision;
 mod schema;
 
 pub use catalog::{Catalog, DomainRecord, NoTenants, TenantRecord};
@@ -65,6 +66,10 @@ pub use models::{
 pub use name::{MAX_SCHEMA_NAME_LEN, SchemaName};
 pub use path::SearchPath;
 pub use pool::{DisableStatementCache, Manager, NestedScope, TenantPool, TenantScope};
+pub use provision::{
+    CloneReport, Dropped, HookError, Provisioner, ProvisionerBuilder, clone_schema,
+    create_reference, recreate_reference,
+};
 pub use schema::{Schema, SchemaConnection};
 
 #[cfg(feature = "testing")]

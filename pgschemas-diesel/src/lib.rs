@@ -40,6 +40,7 @@ mod lifecycle;
 mod name;
 mod path;
 mod pool;
+mod routing;
 mod schema;
 
 pub use catalog::{Catalog, DomainRecord, NoTenants, TenantRecord};
@@ -51,7 +52,14 @@ pub use lifecycle::{
 pub use name::{MAX_SCHEMA_NAME_LEN, SchemaName};
 pub use path::SearchPath;
 pub use pool::{Manager, NestedScope, TenantPool, TenantScope};
+pub use routing::{
+    ErrorHook, ROUTES_CHANNEL, Redirect, Resolution, Route, RouteOptions, RouteTable,
+    RouteTableStatus, Routes, Suspended, Via, install_route_triggers, route_trigger_sql,
+};
 pub use schema::{Schema, SchemaConnection};
 
 #[cfg(feature = "testing")]
 pub mod testing;
+
+#[cfg(feature = "axum")]
+pub use routing::layer as axum;

@@ -1,1 +1,9 @@
-//! t
+//! Integration tests against a real PostgreSQL: one binary, one module per concept.
+
+#![allow(clippy::unwrap_used)]
+
+mod activation;
+mod doctor;
+mod pgbouncer;
+mod pool;
+mod testing_support;

@@ -12,8 +12,7 @@ pub struct Bench {
 impl Bench {
     pub fn new() -> Self {
         Self {
-            server_url: std::env::var("DATABASE_URL")
-                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned()),
+            server_url: pgschemas_diesel::testing::server_url(),
         }
     }
 
@@ -21,32 +20,16 @@ impl Bench {
     pub fn fresh_database(&self, name: &str) -> String {
         let mut admin = PgConnection::establish(&self.server_url)
             .unwrap_or_else(|e| panic!("cannot connect to {}: {e}", self.server_url));
-        admin
-            .batch_execute(&format!(
-                "DROP DATABASE IF EXISTS {name} WITH (FORCE); CREATE DATABASE {name}"
-            ))
-            .unwrap_or_else(|e| panic!("cannot create database {name}: {e}"));
-        with_database(&self.server_url, name)
+        for sql in [
+            format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+            format!("CREATE DATABASE {name}"),
+        ] {
+            admin
+                .batch_execute(&sql)
+                .unwrap_or_else(|e| panic!("cannot create database {name}: {e}"));
+        }
+        pgschemas_diesel::testing::url_with_database(&self.server_url, name)
     }
-}
-
-/// `url` with its database (path) replaced by `db`, query parameters kept.
-pub fn with_database(url: &str, db: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((b, q)) => (b, Some(q)),
-        None => (url, None),
-    };
-    let authority_end = base
-        .find("://")
-        .map(|i| i + 3)
-        .and_then(|start| base[start..].find('/').map(|j| start + j))
-        .unwrap_or(base.len());
-    let mut out = format!("{}/{db}", &base[..authority_end]);
-    if let Some(q) = query {
-        out.push('?');
-        out.push_str(q);
-    }
-    out
 }
 
 /// Prints one result line.

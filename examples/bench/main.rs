@@ -8,6 +8,7 @@
 use std::time::Instant;
 
 mod common;
+mod w3;
 
 /// One workload: its runner name and the function that runs it.
 type Workload = (&'static str, fn(&common::Bench));
@@ -15,6 +16,7 @@ type Workload = (&'static str, fn(&common::Bench));
 fn workloads() -> Vec<Workload> {
     vec![
         // Each module registers its workloads here.
+        ("W3", w3::all),
     ]
 }
 

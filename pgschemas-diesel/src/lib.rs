@@ -30,11 +30,12 @@
 //!
 //! # Feature flags
 //!
-//! - `testing` (on by default for now): [`testing`] — a database per test, and a throwaway
-//!   PostgreSQL cluster when none is running.
+//! - `testing`: `pgschemas_diesel::testing` — a database per test, a throwaway PostgreSQL
+//!   cluster when none is running, and a PgBouncer harness.
 
 mod catalog;
 mod config;
+mod doctor;
 mod error;
 mod lifecycle;
 mod name;
@@ -45,13 +46,14 @@ mod schema;
 
 pub use catalog::{Catalog, DomainRecord, NoTenants, TenantRecord};
 pub use config::{Config, ConfigBuilder, StaticTenant, StaticTenantBuilder};
+pub use doctor::{Check, CheckStatus, DoctorReport, doctor};
 pub use error::{Error, InvalidReason, Result};
 pub use lifecycle::{
     create_schema, dangerous_drop_schema, drop_schema, list_schemas, schema_exists,
 };
 pub use name::{MAX_SCHEMA_NAME_LEN, SchemaName};
 pub use path::SearchPath;
-pub use pool::{Manager, NestedScope, TenantPool, TenantScope};
+pub use pool::{DisableStatementCache, Manager, NestedScope, TenantPool, TenantScope};
 pub use routing::{
     ErrorHook, ROUTES_CHANNEL, Redirect, Resolution, Route, RouteOptions, RouteTable,
     RouteTableStatus, Routes, Suspended, Via, install_route_triggers, route_trigger_sql,
@@ -63,3 +65,8 @@ pub mod testing;
 
 #[cfg(feature = "axum")]
 pub use routing::layer as axum;
+
+/// The README's examples, compiled as doctests so that it stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;

@@ -53,6 +53,9 @@ struct KnownPath(Option<SearchPath>);
 pub struct TenantPool {
     inner: r2d2::Pool<Manager>,
     config: Config,
+    /// Whether checkouts check the connection themselves (r2d2's own check is off): a
+    /// checkout that changes the path needs no separate check, the switch is one.
+    validate: bool,
 }
 
 impl fmt::Debug for TenantPool {
@@ -84,9 +87,10 @@ impl TenantPool {
 
     /// A pool built with your own r2d2 settings (size, timeouts, `max_lifetime`).
     ///
-    /// Keep `test_on_check_out` on (r2d2's default): it is what finds dead connections.
-    /// Keep `max_lifetime` on too: each backend's catalog cache grows with every tenant it
-    /// touches.
+    /// The pool checks connections at checkout itself, so r2d2's `test_on_check_out` is
+    /// turned off: a checkout that changes the path checks the connection with the same round
+    /// trip, and one that keeps it sends r2d2's usual `SELECT 1`. Keep `max_lifetime` on
+    /// (r2d2's default): each backend's catalog cache grows with every tenant it touches.
     ///
     /// # Errors
     ///
@@ -107,12 +111,20 @@ impl TenantPool {
         config: Config,
         builder: r2d2::Builder<Manager>,
     ) -> Result<Self> {
-        let inner = builder.build(ConnectionManager::new(database_url))?;
-        Ok(Self { inner, config })
+        let inner = builder
+            .test_on_check_out(false)
+            .build(ConnectionManager::new(database_url))?;
+        Ok(Self {
+            inner,
+            config,
+            validate: true,
+        })
     }
 
     /// Wraps an existing r2d2 pool. Connections taken from `pool` directly (not through this
-    /// wrapper) do not get their path managed: use the wrapper everywhere.
+    /// wrapper) do not get their path managed: use the wrapper everywhere. The pool's own
+    /// `test_on_check_out` setting is kept (build it with `test_on_check_out(false)` and use
+    /// [`with_builder`](Self::with_builder) to save a round trip on switching checkouts).
     ///
     /// ```no_run
     /// use diesel::r2d2::ConnectionManager;
@@ -126,6 +138,7 @@ impl TenantPool {
         Self {
             inner: pool,
             config,
+            validate: false,
         }
     }
 
@@ -217,12 +230,39 @@ impl TenantPool {
         E: From<Error>,
     {
         let path = self.config.search_path(schema)?;
-        let mut conn = self.inner.get().map_err(Error::from)?;
-        let result = local_transaction(&mut conn, &path, f);
-        if in_transaction(&mut conn) != Some(false) {
-            poison(&mut conn);
+        let mut f = Some(f);
+        let mut last = None;
+        for _ in 0..CHECKOUT_ATTEMPTS {
+            let mut conn = self.inner.get().map_err(Error::from)?;
+            // `BEGIN` + `SET LOCAL` checks the connection: a dead one fails before `f` runs.
+            let result = local_transaction(&mut conn, &path, |c| match f.take() {
+                Some(f) => f(c).map_err(Began::User),
+                None => Err(Began::User(
+                    Error::Config("transaction closure already used".into()).into(),
+                )),
+            });
+            if in_transaction(&mut conn) != Some(false) {
+                poison(&mut conn);
+            }
+            match result {
+                Ok(value) => return Ok(value),
+                Err(Began::User(e)) => return Err(e),
+                Err(Began::Ours(
+                    e @ (Error::SchemaNotFound { .. } | Error::InvalidSchemaName { .. }),
+                )) => {
+                    return Err(e.into());
+                }
+                Err(Began::Ours(e)) if f.is_some() => {
+                    // `f` never ran: the connection failed at `BEGIN`. Try another.
+                    poison(&mut conn);
+                    last = Some(e);
+                }
+                Err(Began::Ours(e)) => return Err(e.into()),
+            }
         }
-        result
+        Err(last
+            .unwrap_or_else(|| Error::Config("the pool could not begin a transaction".into()))
+            .into())
     }
 
     /// Takes a connection and gives it `path`, discarding connections that cannot be set.
@@ -230,7 +270,7 @@ impl TenantPool {
         let mut last = None;
         for _ in 0..CHECKOUT_ATTEMPTS {
             let mut conn = self.inner.get()?;
-            match ensure_path(&mut conn, path) {
+            match ensure_path(&mut conn, path, self.validate) {
                 Ok(()) => return Ok(conn),
                 Err(e @ (Error::SchemaNotFound { .. } | Error::InvalidSchemaName { .. })) => {
                     return Err(e);
@@ -246,12 +286,29 @@ impl TenantPool {
     }
 }
 
-/// Gives the pooled connection `path` unless it is known to have it already.
-fn ensure_path(conn: &mut Pooled, path: &SearchPath) -> Result<()> {
+/// Gives the pooled connection `path` unless it is known to have it already; then, when
+/// `validate`, checks the connection with r2d2's ping instead.
+fn ensure_path(conn: &mut Pooled, path: &SearchPath, validate: bool) -> Result<()> {
     if known(conn).is_some_and(|k| k.as_sql_value() == path.as_sql_value()) {
+        if validate {
+            diesel::r2d2::R2D2Connection::ping(&mut **conn)
+                .map_err(|e| Error::db(path.schema().as_str(), e))?;
+        }
         return Ok(());
     }
     switch(conn, path)
+}
+
+/// Who failed inside [`TenantPool::transaction`]: the caller's closure, or the pool.
+enum Began<E> {
+    User(E),
+    Ours(Error),
+}
+
+impl<E> From<Error> for Began<E> {
+    fn from(e: Error) -> Self {
+        Began::Ours(e)
+    }
 }
 
 /// Sets `path` and records it (or records "unknown" when inside a transaction, whose
@@ -289,6 +346,33 @@ fn poison(conn: &mut Pooled) {
     AnsiTransactionManager::transaction_manager_status_mut(&mut **conn).set_in_error();
 }
 
+/// An r2d2 customizer that turns Diesel's prepared-statement cache off on every new
+/// connection.
+///
+/// Needed behind PgBouncer in transaction pooling mode before version 1.21, which does not
+/// support named prepared statements: Diesel then sends every query as an unnamed statement.
+///
+/// ```no_run
+/// use pgschemas_diesel::{Config, DisableStatementCache, TenantPool};
+///
+/// let pool = TenantPool::with_builder(
+///     "postgres://postgres@127.0.0.1:6432/app",
+///     Config::default(),
+///     r2d2::Pool::builder().connection_customizer(Box::new(DisableStatementCache)),
+/// )?;
+/// # Ok::<(), pgschemas_diesel::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DisableStatementCache;
+
+impl r2d2::CustomizeConnection<PgConnection, diesel::r2d2::Error> for DisableStatementCache {
+    fn on_acquire(&self, conn: &mut PgConnection) -> Result<(), diesel::r2d2::Error> {
+        use diesel::Connection;
+        conn.set_prepared_statement_cache_size(diesel::connection::CacheSize::Disabled);
+        Ok(())
+    }
+}
+
 /// A pooled connection with a schema's `search_path`, from [`TenantPool::scope`] (or the
 /// neutral path, from [`TenantPool::get`]). Derefs to [`PgConnection`].
 ///
@@ -323,8 +407,9 @@ impl TenantScope {
         self.path.schema()
     }
 
-    /// The scope's search path.
-    pub fn search_path(&self) -> &SearchPath {
+    /// The scope's search path (what the pool set; `search_path()` through
+    /// [`SchemaConnection`](crate::SchemaConnection) asks the server).
+    pub fn path(&self) -> &SearchPath {
         &self.path
     }
 

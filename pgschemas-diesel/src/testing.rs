@@ -1,1 +1,0 @@
-//! Per-test databases.

@@ -1,0 +1,448 @@
+//! A fresh database per test.
+
+use std::time::Duration;
+
+use diesel::{Connection, PgConnection, RunQueryDsl};
+
+use super::server::server_url;
+use super::url::{redact_password, url_with_database};
+
+/// Every test database name starts with this, so a test never drops a database it did not
+/// create.
+const PREFIX: &str = "test_";
+
+/// PostgreSQL's identifier limit (`NAMEDATALEN - 1`), in bytes.
+const MAX_NAME_LEN: usize = 63;
+
+/// Hex digits of the path hash appended to names that are not kept verbatim.
+const HASH_LEN: usize = 8;
+
+/// How often creating the database is tried before giving up.
+const CREATE_ATTEMPTS: u32 = 5;
+
+/// A database of its own for one test: created fresh, dropped when the test passes, kept for
+/// inspection when it fails.
+///
+/// The name is derived from a hint, normally the test's path (see [`test_database!`]): it
+/// starts with `test_`, uses only `[a-z0-9_]` and fits PostgreSQL's 63-byte limit. A hint that
+/// is already such a short name is kept verbatim (`"quickstart"` gives `test_quickstart`);
+/// any other hint gives its readable tail plus a hash of the whole hint, so distinct paths
+/// get distinct names. Each test therefore owns its database, and tests can run in parallel
+/// threads or processes (`cargo test`, `cargo nextest`) against one server.
+///
+/// Creating a `TestDatabase` drops a leftover database of the same name (from an earlier
+/// failed run) and creates an empty one on the server of [`server_url`]. Dropping it drops
+/// the database `WITH (FORCE)`, closing connections still open to it, unless the thread is
+/// panicking: then the database is kept and its name and URL are printed to stderr.
+///
+/// Requires PostgreSQL 13 or newer (`DROP DATABASE ... WITH (FORCE)`).
+///
+/// [`test_database!`]: crate::test_database
+///
+/// # Examples
+///
+/// ```no_run
+/// use diesel::prelude::*;
+/// use pgschemas_diesel::testing::TestDatabase;
+///
+/// // in a test: `let db = pgschemas_diesel::test_database!();`
+/// let db = TestDatabase::new("docs_example");
+/// assert_eq!(db.name(), "test_docs_example");
+///
+/// let mut conn = db.connect();
+/// diesel::sql_query("CREATE SCHEMA tenant_a").execute(&mut conn)?;
+/// // `db` is dropped at the end of the test, and the database with it
+/// # Ok::<(), diesel::result::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct TestDatabase {
+    name: String,
+    url: String,
+    server_url: String,
+}
+
+impl TestDatabase {
+    /// Creates an empty database named after `name_hint`, dropping a leftover of the same
+    /// name first.
+    ///
+    /// Tests normally call [`test_database!`](crate::test_database), which passes the test's
+    /// path as the hint.
+    ///
+    /// # Panics
+    ///
+    /// Panics when no server is available (see [`server_url`]), or when the database cannot
+    /// be created, for example because the role lacks `CREATEDB`.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use pgschemas_diesel::testing::TestDatabase;
+    ///
+    /// let db = TestDatabase::new("my_crate::tests::signup_creates_a_schema");
+    /// assert!(db.name().starts_with("test_my_crate_tests_signup_creates_a_schema_"));
+    /// ```
+    pub fn new(name_hint: &str) -> TestDatabase {
+        let server_url = server_url();
+        let name = database_name(name_hint);
+        let mut admin = PgConnection::establish(&server_url).unwrap_or_else(|e| {
+            panic!(
+                "cannot connect to {} to create test database {name}: {e}",
+                redact_password(&server_url)
+            )
+        });
+        create_database(&mut admin, &name);
+        TestDatabase {
+            url: url_with_database(&server_url, &name),
+            name,
+            server_url,
+        }
+    }
+
+    /// The database's name.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// let db = pgschemas_diesel::testing::TestDatabase::new("name_example");
+    /// assert_eq!(db.name(), "test_name_example");
+    /// ```
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// A connection URL for the database: the server's URL with the database replaced.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use diesel::prelude::*;
+    ///
+    /// let db = pgschemas_diesel::testing::TestDatabase::new("url_example");
+    /// let pool = diesel::r2d2::Pool::builder()
+    ///     .max_size(2)
+    ///     .build(diesel::r2d2::ConnectionManager::<PgConnection>::new(db.url()))?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Opens a new connection to the database.
+    ///
+    /// # Panics
+    ///
+    /// Panics when the connection fails.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use diesel::prelude::*;
+    ///
+    /// let db = pgschemas_diesel::testing::TestDatabase::new("connect_example");
+    /// let mut conn = db.connect();
+    /// diesel::sql_query("SELECT 1").execute(&mut conn)?;
+    /// # Ok::<(), diesel::result::Error>(())
+    /// ```
+    pub fn connect(&self) -> PgConnection {
+        PgConnection::establish(&self.url).unwrap_or_else(|e| {
+            panic!(
+                "cannot connect to test database {} at {}: {e}",
+                self.name,
+                redact_password(&self.url)
+            )
+        })
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!(
+                "pgschemas-diesel: the test failed; kept database {} for inspection: {} \
+                 (drop it with `DROP DATABASE {}`)",
+                self.name,
+                redact_password(&self.url),
+                self.name
+            );
+            return;
+        }
+        let dropped = PgConnection::establish(&self.server_url)
+            .map_err(|e| e.to_string())
+            .and_then(|mut admin| drop_database(&mut admin, &self.name).map_err(|e| e.to_string()));
+        if let Err(e) = dropped {
+            eprintln!(
+                "pgschemas-diesel: cannot drop test database {}: {}",
+                self.name,
+                e.trim()
+            );
+        }
+    }
+}
+
+fn drop_database(admin: &mut PgConnection, name: &str) -> diesel::QueryResult<usize> {
+    diesel::sql_query(format!(
+        "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+        quote_identifier(name)
+    ))
+    .execute(admin)
+}
+
+/// Drops a leftover of `name`, then creates it; retries when a concurrent run of the same
+/// test races for the name, or when the template is briefly busy.
+fn create_database(admin: &mut PgConnection, name: &str) {
+    let create = format!("CREATE DATABASE {}", quote_identifier(name));
+    for attempt in 1..=CREATE_ATTEMPTS {
+        let result =
+            drop_database(admin, name).and_then(|_| diesel::sql_query(&create).execute(admin));
+        let error = match result {
+            Ok(_) => return,
+            Err(error) => error,
+        };
+        let message = error.to_string();
+        let transient = [
+            "already exists",
+            "duplicate key value",
+            "is being accessed by other users",
+            "does not exist",
+        ]
+        .iter()
+        .any(|needle| message.contains(needle));
+        if !transient || attempt == CREATE_ATTEMPTS {
+            let hint = if message.contains("permission denied") {
+                "\nhint: the role in DATABASE_URL needs CREATEDB (`ALTER ROLE ... CREATEDB`)"
+            } else {
+                ""
+            };
+            panic!("cannot create test database {name}: {message}{hint}");
+        }
+        std::thread::sleep(Duration::from_millis(50 * u64::from(attempt)));
+    }
+}
+
+fn quote_identifier(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// Derives a database name from a hint such as a test's path.
+///
+/// A hint made only of `[a-z0-9_]` that fits after the prefix is kept verbatim. Any other
+/// hint is lowercased, every run of other characters becomes one `_`, and the tail that fits
+/// is kept, followed by a hash of the whole hint: sanitising and truncating lose
+/// information, the hash keeps names of distinct hints distinct.
+pub(crate) fn database_name(hint: &str) -> String {
+    let verbatim = !hint.is_empty()
+        && hint
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+    if verbatim && PREFIX.len() + hint.len() <= MAX_NAME_LEN {
+        return format!("{PREFIX}{hint}");
+    }
+    // closures (and async test bodies) add `{{closure}}` segments: noise in a name
+    let mut readable = String::with_capacity(hint.len());
+    for c in hint.replace("{{closure}}", "").chars() {
+        if c.is_ascii_alphanumeric() {
+            readable.push(c.to_ascii_lowercase());
+        } else if !readable.ends_with('_') {
+            readable.push('_');
+        }
+    }
+    let readable = readable.trim_matches('_');
+    let room = MAX_NAME_LEN - PREFIX.len() - 1 - HASH_LEN;
+    let tail = if readable.len() <= room {
+        readable
+    } else {
+        // keep whole words: start after the first `_` unless the cut already falls on one
+        let start = readable.len() - room;
+        let cut = &readable[start..];
+        match cut.find('_') {
+            Some(i) if readable.as_bytes()[start - 1] != b'_' => &cut[i + 1..],
+            _ => cut,
+        }
+    };
+    let tail = tail.trim_matches('_');
+    let hash = fnv1a_64(hint.as_bytes());
+    let short_hash = (hash ^ (hash >> 32)) as u32;
+    if tail.is_empty() {
+        format!("{PREFIX}{short_hash:08x}")
+    } else {
+        format!("{PREFIX}{tail}_{short_hash:08x}")
+    }
+}
+
+/// FNV-1a: a tiny hash that is stable across Rust versions and platforms.
+fn fnv1a_64(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+/// Creates a [`TestDatabase`](crate::testing::TestDatabase) named after the calling test.
+///
+/// The name hint is the path of the enclosing function, for example
+/// `integration::tenants::creates_a_schema`, so each test gets its own database and a kept
+/// database tells which test failed. Pass a suffix to create more than one database in the
+/// same test: `test_database!("replica")`.
+///
+/// # Panics
+///
+/// As [`TestDatabase::new`](crate::testing::TestDatabase::new).
+///
+/// # Examples
+///
+/// ```no_run
+/// #[test]
+/// fn creates_tenant_schemas() {
+///     let db = pgschemas_diesel::test_database!();
+///     let mut conn = db.connect();
+///     // ... exercise the code under test against `conn` or `db.url()`
+/// }
+///
+/// #[test]
+/// fn copies_between_databases() {
+///     let source = pgschemas_diesel::test_database!("source");
+///     let target = pgschemas_diesel::test_database!("target");
+///     assert_ne!(source.name(), target.name());
+/// }
+/// ```
+#[macro_export]
+macro_rules! test_database {
+    () => {
+        $crate::testing::TestDatabase::new($crate::__test_function_path!())
+    };
+    ($suffix:expr) => {
+        $crate::testing::TestDatabase::new(&::std::format!(
+            "{}::{}",
+            $crate::__test_function_path!(),
+            $suffix
+        ))
+    };
+}
+
+/// The path of the enclosing function, such as `my_crate::tests::my_test`.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __test_function_path {
+    () => {{
+        fn __here() {}
+        let path = ::std::any::type_name_of_val(&__here);
+        path.strip_suffix("::__here").unwrap_or(path)
+    }};
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use super::*;
+
+    fn is_valid(name: &str) -> bool {
+        name.len() <= MAX_NAME_LEN
+            && name.starts_with(PREFIX)
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+    }
+
+    #[test]
+    fn short_clean_hints_are_kept_verbatim() {
+        assert_eq!(database_name("quickstart"), "test_quickstart");
+        assert_eq!(database_name("a_1"), "test_a_1");
+        let longest = "x".repeat(MAX_NAME_LEN - PREFIX.len());
+        assert_eq!(database_name(&longest), format!("{PREFIX}{longest}"));
+    }
+
+    #[test]
+    fn names_are_sanitised() {
+        let cases = [
+            "integration::testing_support::kept_on_panic",
+            "MyCrate::Tests::CamelCase",
+            "crate::a::{{closure}}::b",
+            "with spaces and-dashes/and.dots",
+            "ünïcödé::名前",
+            "",
+            "::",
+            "\"; DROP DATABASE postgres; --",
+        ];
+        for hint in cases {
+            let name = database_name(hint);
+            assert!(is_valid(&name), "{hint:?} gave {name:?}");
+        }
+        let name = database_name("MyCrate::Tests::CamelCase");
+        assert!(name.starts_with("test_mycrate_tests_camelcase_"), "{name}");
+        let name = database_name("crate::a::{{closure}}::b");
+        assert!(name.starts_with("test_crate_a_b_"), "{name}");
+    }
+
+    #[test]
+    fn names_are_capped_at_63_bytes_and_keep_the_tail() {
+        let hint = format!(
+            "integration::{}::the_interesting_test_name",
+            "deeply_nested_module::".repeat(10)
+        );
+        let name = database_name(&hint);
+        assert!(is_valid(&name), "{name}");
+        assert!(name.len() > MAX_NAME_LEN - 10, "{name} wastes room");
+        let without_hash = &name[..name.len() - HASH_LEN - 1];
+        assert!(
+            without_hash.ends_with("_the_interesting_test_name"),
+            "{name}"
+        );
+    }
+
+    #[test]
+    fn truncation_keeps_whole_words() {
+        let hint = "integration::testing_support::database_is_kept_when_the_test_panics";
+        let name = database_name(hint);
+        assert!(is_valid(&name), "{name}");
+        let readable = &name[PREFIX.len()..name.len() - HASH_LEN - 1];
+        assert!(
+            "integration_testing_support_database_is_kept_when_the_test_panics"
+                .ends_with(&format!("_{readable}")),
+            "{name} should start at a word"
+        );
+        let one_long_word = "x".repeat(100);
+        assert!(is_valid(&database_name(&one_long_word)));
+    }
+
+    #[test]
+    fn names_are_deterministic() {
+        let hint = "integration::routing::static_host_wins";
+        assert_eq!(database_name(hint), database_name(hint));
+    }
+
+    #[test]
+    fn long_names_sharing_a_tail_stay_distinct() {
+        let shared_tail = "x".repeat(80);
+        let hints: Vec<String> = (0..1000)
+            .map(|i| format!("integration::module_{i}::{shared_tail}"))
+            .collect();
+        let names: HashSet<String> = hints.iter().map(|hint| database_name(hint)).collect();
+        assert_eq!(names.len(), hints.len());
+        assert!(names.iter().all(|name| is_valid(name)));
+    }
+
+    #[test]
+    fn hints_that_sanitise_alike_stay_distinct() {
+        let pairs = [
+            ("a::b_c", "a_b::c"),
+            ("tests::Foo", "tests::foo"),
+            ("m::t", "m__t"),
+        ];
+        for (left, right) in pairs {
+            assert_ne!(
+                database_name(left),
+                database_name(right),
+                "{left} / {right}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_macro_path_names_the_enclosing_function() {
+        let path = crate::__test_function_path!();
+        assert_eq!(
+            path,
+            "pgschemas_diesel::testing::database::tests::the_macro_path_names_the_enclosing_function"
+        );
+    }
+}

@@ -1,0 +1,44 @@
+//! Test support: a database per test, a PostgreSQL server to run it on, and a PgBouncer.
+//!
+//! Enabled by the `testing` feature. Tests of this crate use it, and so can yours:
+//!
+//! - [`server_url`] finds the server from `DATABASE_URL` (default
+//!   `postgres://postgres@127.0.0.1:5432/postgres`), or starts a throwaway cluster when none
+//!   answers and PostgreSQL's binaries are installed.
+//! - [`TestDatabase`], usually made by [`test_database!`](crate::test_database), is a fresh
+//!   database named after the test: dropped when the test passes, kept (and named on stderr)
+//!   when it fails. Tests never share a database, so they can run in parallel.
+//! - [`PgBouncer`] starts a private PgBouncer in front of a database, to test behaviour behind
+//!   a pooler in transaction mode.
+//!
+//! Enable it for tests only:
+//!
+//! ```toml
+//! [dev-dependencies]
+//! pgschemas-diesel = { version = "0.1", features = ["testing"] }
+//! ```
+//!
+//! # Examples
+//!
+//! ```no_run
+//! use diesel::prelude::*;
+//!
+//! #[test]
+//! fn tenants_get_their_own_schema() -> QueryResult<()> {
+//!     let db = pgschemas_diesel::test_database!();
+//!     let mut conn = db.connect();
+//!     diesel::sql_query("CREATE SCHEMA tenant_a").execute(&mut conn)?;
+//!     Ok(())
+//! }
+//! ```
+
+mod database;
+mod pgbouncer;
+mod process;
+mod server;
+mod url;
+
+pub use self::database::TestDatabase;
+pub use self::pgbouncer::{PgBouncer, PoolMode};
+pub use self::server::server_url;
+pub use self::url::url_with_database;

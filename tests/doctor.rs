@@ -1,0 +1,118 @@
+//! `doctor`: a healthy setup passes every check; each kind of breakage is found.
+
+use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+use pgschemas_diesel::{
+    Catalog, CheckStatus, Config, DomainRecord, SchemaConnection, SchemaName, StaticTenant,
+    TenantRecord, doctor, test_database,
+};
+
+const TENANT: EmbeddedMigrations = embed_migrations!("../examples/migrations/tenant");
+const RELEASE: EmbeddedMigrations = embed_migrations!("../examples/migrations/release");
+
+/// Tenants from a fixed list, as a user's models would give them.
+struct Fixed(Vec<&'static str>);
+
+impl Catalog for Fixed {
+    fn tenants(&self, _: &mut PgConnection) -> pgschemas_diesel::Result<Vec<TenantRecord>> {
+        self.0
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                Ok(TenantRecord {
+                    id: (i + 1).to_string(),
+                    schema: SchemaName::new(s)?,
+                    active: true,
+                })
+            })
+            .collect()
+    }
+    fn domains(&self, _: &mut PgConnection) -> pgschemas_diesel::Result<Vec<DomainRecord>> {
+        Ok(Vec::new())
+    }
+    fn watched_tables(&self) -> Vec<(String, String)> {
+        Vec::new()
+    }
+}
+
+fn config() -> Config {
+    Config::builder()
+        .static_tenant(StaticTenant::builder("www").domain("localhost"))
+        .build()
+        .unwrap()
+}
+
+fn migrate(conn: &mut PgConnection, schema: &str) {
+    let config = config();
+    conn.batch_execute(&format!("create schema if not exists {schema}"))
+        .unwrap();
+    config.activate(conn, &schema).unwrap();
+    conn.run_pending_migrations(TENANT).unwrap();
+    conn.deactivate().unwrap();
+}
+
+#[test]
+fn a_healthy_setup_passes() {
+    let db = test_database!();
+    let mut conn = db.connect();
+    for s in ["www", "t1", "t2"] {
+        migrate(&mut conn, s);
+    }
+    let report = doctor(&mut conn, &config(), &Fixed(vec!["t1", "t2"]), &TENANT).unwrap();
+    assert_eq!(report.worst(), CheckStatus::Pass, "{report}");
+    assert_eq!(report.checks.len(), 8);
+    assert!(
+        report
+            .get("migrations")
+            .unwrap()
+            .summary
+            .contains("3 tenant schema(s) at the latest of 5")
+    );
+}
+
+#[test]
+fn a_broken_setup_is_diagnosed() {
+    let db = test_database!();
+    let mut conn = db.connect();
+    for s in ["www", "t1", "www2"] {
+        migrate(&mut conn, s);
+    }
+    conn.batch_execute(&format!(
+        "grant create on schema public to public;
+         create schema stray;
+         create type t1.mood as enum ('a');
+         alter database {} set search_path = t1, public;",
+        db.name()
+    ))
+    .unwrap();
+    // t2 has no schema; "www" is a dynamic tenant named like the static one.
+    let catalog = Fixed(vec!["t1", "t2", "www"]);
+    let mut fresh = PgConnection::establish(db.url()).unwrap();
+    // The new release has a migration t1 does not have yet.
+    let report = doctor(&mut fresh, &config(), &catalog, &RELEASE).unwrap();
+    let status = |name: &str| report.get(name).unwrap().status;
+    assert_eq!(
+        status("shared-schema-create"),
+        CheckStatus::Warn,
+        "{report}"
+    );
+    assert_eq!(status("default-search-path"), CheckStatus::Fail, "{report}");
+    assert_eq!(status("name-clashes"), CheckStatus::Fail, "{report}");
+    assert_eq!(status("tenant-schemas"), CheckStatus::Fail, "{report}");
+    assert_eq!(status("orphan-schemas"), CheckStatus::Warn, "{report}");
+    assert_eq!(status("migrations"), CheckStatus::Fail, "{report}");
+    assert_eq!(status("enum-types"), CheckStatus::Warn, "{report}");
+    let text = report.to_string();
+    for needle in [
+        "REVOKE CREATE ON SCHEMA \"public\" FROM PUBLIC",
+        "\"t2\"",
+        "\"stray\"",
+        "\"www2\"",
+        "t1 (1 pending)",
+        "clashes with the static tenant",
+    ] {
+        assert!(text.contains(needle), "{needle:?} missing from:\n{text}");
+    }
+    assert_eq!(report.worst(), CheckStatus::Fail);
+}

@@ -6,4 +6,5 @@ mod activation;
 mod doctor;
 mod pgbouncer;
 mod pool;
+mod routing;
 mod testing_support;

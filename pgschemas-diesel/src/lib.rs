@@ -55,8 +55,8 @@ pub use name::{MAX_SCHEMA_NAME_LEN, SchemaName};
 pub use path::SearchPath;
 pub use pool::{DisableStatementCache, Manager, NestedScope, TenantPool, TenantScope};
 pub use routing::{
-    ErrorHook, ROUTES_CHANNEL, Redirect, Resolution, Route, RouteOptions, RouteTable,
-    RouteTableStatus, Routes, Suspended, Via, install_route_triggers, route_trigger_sql,
+    ErrorHook, Redirect, Resolution, Route, RouteOptions, RouteTable, RouteTableStatus, Routes,
+    Suspended, Via,
 };
 pub use schema::{Schema, SchemaConnection};
 

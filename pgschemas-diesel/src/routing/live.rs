@@ -219,7 +219,7 @@ impl Shared {
     }
 
     fn report(&self, error: &Error) {
-        self.update(|s| s.last_error = Some(error.to_string()));
+        // The hook first: whoever sees the status change sees the hook's effects.
         if let Some(hook) = self
             .source
             .as_ref()
@@ -227,6 +227,7 @@ impl Shared {
         {
             hook(error);
         }
+        self.update(|s| s.last_error = Some(error.to_string()));
     }
 
     /// Reads a snapshot on `conn` and publishes it.
@@ -263,8 +264,8 @@ impl Drop for Listener {
 ///
 /// [`start`](Self::start) loads the table and spawns a listener thread with its own
 /// connection, which `LISTEN`s on the `pgschemas_routes` channel, reloads the table when
-/// a notification arrives (the triggers of [`route_trigger_sql`](crate::route_trigger_sql)
-/// send one on every change), reloads it fully every minute as a safety net, and reconnects
+/// a notification arrives (the triggers installed by the shared migrations, or by
+/// `install_route_triggers` on your own tables, send one on every change), reloads it fully every minute as a safety net, and reconnects
 /// with back-off when its connection drops. Readers never wait: each reload builds a new
 /// [`Routes`] snapshot and swaps it in atomically. A miss is answered from memory too (the
 /// table is complete), so unknown hosts cannot make the service query the database.

@@ -7,4 +7,6 @@ mod doctor;
 mod pgbouncer;
 mod pool;
 mod routing;
+#[cfg(feature = "axum")]
+mod routing_http;
 mod testing_support;

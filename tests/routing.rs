@@ -175,7 +175,13 @@ fn add_tenant(conn: &mut PgConnection, schema: &str) -> i64 {
         .id
 }
 
-fn add_domain(conn: &mut PgConnection, tenant: i64, domain: &str, folder: Option<&str>, primary: bool) {
+fn add_domain(
+    conn: &mut PgConnection,
+    tenant: i64,
+    domain: &str,
+    folder: Option<&str>,
+    primary: bool,
+) {
     diesel::sql_query(
         "INSERT INTO domains (tenant_id, domain, folder, is_primary) VALUES ($1, $2, $3, $4)",
     )
@@ -198,7 +204,10 @@ fn follows_changes_made_from_another_connection() {
     let table = start(db.url(), RouteOptions::default());
     assert_eq!(table.version(), 1);
     assert!(table.status().connected);
-    assert_eq!(schema_of(&table, "tenant1.localhost", "/").as_deref(), Some("tenant1"));
+    assert_eq!(
+        schema_of(&table, "tenant1.localhost", "/").as_deref(),
+        Some("tenant1")
+    );
     assert_eq!(schema_of(&table, "localhost", "/").as_deref(), Some("www"));
 
     // Add a tenant and its domains.
@@ -209,29 +218,43 @@ fn follows_changes_made_from_another_connection() {
     });
     let route = table.resolve("tenants.localhost", "/tenant2/x");
     assert_eq!(route.route().unwrap().via(), Via::DynamicFolder);
-    assert_eq!(schema_of(&table, "tenants.localhost", "/other/").as_deref(), Some("www"));
+    assert_eq!(
+        schema_of(&table, "tenants.localhost", "/other/").as_deref(),
+        Some("www")
+    );
 
     // Change a domain.
-    conn.batch_execute("UPDATE domains SET domain = 'renamed.localhost' WHERE domain = 'tenant1.localhost'")
-        .unwrap();
+    conn.batch_execute(
+        "UPDATE domains SET domain = 'renamed.localhost' WHERE domain = 'tenant1.localhost'",
+    )
+    .unwrap();
     eventually(&table, "tenant1 renamed", |t| {
         schema_of(t, "renamed.localhost", "/").as_deref() == Some("tenant1")
     });
-    assert!(matches!(table.resolve("tenant1.localhost", "/"), Resolution::NotFound));
+    assert!(matches!(
+        table.resolve("tenant1.localhost", "/"),
+        Resolution::NotFound
+    ));
 
     // A redirecting domain, then suspend the tenant.
     conn.batch_execute(&format!(
         "INSERT INTO domains (tenant_id, domain, redirect_to_primary) VALUES ({t1}, 'old.localhost', true)"
     ))
     .unwrap();
-    eventually(&table, "redirect", |t| {
-        matches!(t.resolve("old.localhost:3000", "/a?b"), Resolution::Redirect(r) if r.location() == "//renamed.localhost:3000/a?b")
-    });
-    conn.batch_execute(&format!("UPDATE tenants SET status = 'suspended' WHERE id = {t1}"))
-        .unwrap();
+    eventually(
+        &table,
+        "redirect",
+        |t| matches!(t.resolve("old.localhost:3000", "/a?b"), Resolution::Redirect(r) if r.location() == "//renamed.localhost:3000/a?b"),
+    );
+    conn.batch_execute(&format!(
+        "UPDATE tenants SET status = 'suspended' WHERE id = {t1}"
+    ))
+    .unwrap();
     eventually(&table, "tenant1 suspended", |t| {
-        matches!(t.resolve("renamed.localhost", "/"), Resolution::Suspended(_))
-            && matches!(t.resolve_header("tenant1"), Resolution::Suspended(_))
+        matches!(
+            t.resolve("renamed.localhost", "/"),
+            Resolution::Suspended(_)
+        ) && matches!(t.resolve_header("tenant1"), Resolution::Suspended(_))
     });
 
     // Delete a domain, then a tenant (its domains go with it).
@@ -241,7 +264,11 @@ fn follows_changes_made_from_another_connection() {
         matches!(t.resolve("renamed.localhost", "/"), Resolution::NotFound)
     });
     assert_eq!(
-        table.resolve_header(t2.to_string()).route().map(|r| r.schema().to_string()).as_deref(),
+        table
+            .resolve_header(t2.to_string())
+            .route()
+            .map(|r| r.schema().to_string())
+            .as_deref(),
         Some("tenant2")
     );
     conn.batch_execute(&format!("DELETE FROM tenants WHERE id = {t2}"))
@@ -251,7 +278,11 @@ fn follows_changes_made_from_another_connection() {
             && schema_of(t, "tenants.localhost", "/tenant2/x").as_deref() == Some("www")
     });
     assert!(table.status().notifications >= 1);
-    assert!(table.routes().warnings().is_empty(), "{:?}", table.routes().warnings());
+    assert!(
+        table.routes().warnings().is_empty(),
+        "{:?}",
+        table.routes().warnings()
+    );
 }
 
 #[test]
@@ -317,7 +348,10 @@ fn recovers_when_its_backend_is_killed() {
     );
     let status = table.status();
     assert_ne!(status.listener_pid, Some(pid));
-    assert!(errors.load(Ordering::SeqCst) >= 1, "the error hook was not called");
+    assert!(
+        errors.load(Ordering::SeqCst) >= 1,
+        "the error hook was not called"
+    );
     assert!(backend_alive(&mut conn, status.listener_pid.unwrap()));
 
     // Listening again: a change made now is followed.
@@ -374,7 +408,10 @@ fn refresh_applies_a_change_at_once() {
     let before = table.version();
     let version = table.refresh().unwrap();
     assert_eq!(version, before + 1);
-    assert_eq!(schema_of(&table, "fresh.localhost", "/").as_deref(), Some("fresh"));
+    assert_eq!(
+        schema_of(&table, "fresh.localhost", "/").as_deref(),
+        Some("fresh")
+    );
     // Again, reusing its connection.
     assert_eq!(table.refresh().unwrap(), version + 1);
 }
@@ -424,16 +461,28 @@ fn a_missing_trigger_is_reported_at_start() {
     // A disabled trigger counts as missing.
     conn.batch_execute("ALTER TABLE tenants DISABLE TRIGGER pgschemas_notify_routes")
         .unwrap();
-    let msg = RouteTable::start(db.url(), sandbox_config(), Arc::new(SqlCatalog), RouteOptions::default())
-        .unwrap_err()
-        .to_string();
+    let msg = RouteTable::start(
+        db.url(),
+        sandbox_config(),
+        Arc::new(SqlCatalog),
+        RouteOptions::default(),
+    )
+    .unwrap_err()
+    .to_string();
     assert!(msg.contains(r#""public"."tenants""#), "{msg}");
 
-    conn.batch_execute("ALTER TABLE tenants ENABLE TRIGGER pgschemas_notify_routes; DROP TABLE domains")
-        .unwrap();
-    let msg = RouteTable::start(db.url(), sandbox_config(), Arc::new(SqlCatalog), RouteOptions::default())
-        .unwrap_err()
-        .to_string();
+    conn.batch_execute(
+        "ALTER TABLE tenants ENABLE TRIGGER pgschemas_notify_routes; DROP TABLE domains",
+    )
+    .unwrap();
+    let msg = RouteTable::start(
+        db.url(),
+        sandbox_config(),
+        Arc::new(SqlCatalog),
+        RouteOptions::default(),
+    )
+    .unwrap_err()
+    .to_string();
     assert!(msg.contains("does not exist"), "{msg}");
 }
 
@@ -457,14 +506,18 @@ fn a_failed_reload_keeps_the_last_table() {
     conn.batch_execute("ALTER TABLE domains RENAME COLUMN is_primary TO primary_flag")
         .unwrap();
     assert!(table.refresh().is_err());
-    conn.batch_execute("UPDATE domains SET domain = domain").unwrap();
+    conn.batch_execute("UPDATE domains SET domain = domain")
+        .unwrap();
     assert!(
         table.wait_until(PATIENCE, |s| s.last_error.is_some()),
         "{:?}",
         table.status()
     );
     assert_eq!(table.version(), version);
-    assert_eq!(schema_of(&table, "kept.localhost", "/").as_deref(), Some("kept"));
+    assert_eq!(
+        schema_of(&table, "kept.localhost", "/").as_deref(),
+        Some("kept")
+    );
     assert!(errors.load(Ordering::SeqCst) >= 1);
 
     // Fixed: the listener (reconnected) picks the table up again.
@@ -508,7 +561,10 @@ fn the_listener_stops_with_the_last_handle() {
     // The thread was joined and its connection closed; the server notices at once or soon.
     let deadline = Instant::now() + PATIENCE;
     while backend_alive(&mut conn, pid) {
-        assert!(Instant::now() < deadline, "listener backend {pid} still alive");
+        assert!(
+            Instant::now() < deadline,
+            "listener backend {pid} still alive"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }

@@ -106,7 +106,7 @@ pub(crate) fn normalize_host<'a>(raw: &'a [u8], key: &mut KeyBuf) -> Result<Opti
     Ok(port)
 }
 
-/// Splits `host[:port]` / `[v6][:port]`; the port must be at most 5 digits (or empty).
+/// Splits `host[:port]` / `[v6][:port]`; the port must be a number up to 65535 (or empty).
 fn split_port(raw: &[u8]) -> Result<(&[u8], Option<&str>), ()> {
     let (host, port) = if raw.first() == Some(&b'[') {
         let end = raw.iter().position(|&b| b == b']').ok_or(())?;
@@ -124,9 +124,12 @@ fn split_port(raw: &[u8]) -> Result<(&[u8], Option<&str>), ()> {
     };
     let port = match port {
         None => None,
+        Some([]) => None,
         Some(p) if p.len() <= 5 && p.iter().all(u8::is_ascii_digit) => {
             // Digits only, so this is valid UTF-8.
-            Some(std::str::from_utf8(p).map_err(|_| ())?).filter(|p| !p.is_empty())
+            let p = std::str::from_utf8(p).map_err(|_| ())?;
+            p.parse::<u16>().map_err(|_| ())?;
+            Some(p)
         }
         Some(_) => return Err(()),
     };
@@ -232,6 +235,10 @@ mod tests {
             ("localhost:80:80", None),
             ("localhost:http", None),
             ("localhost:123456", None),
+            ("localhost:65536", None),
+            ("localhost:65535", Some(("localhost", Some("65535")))),
+            ("localhost:-1", None),
+            ("localhost:+1", None),
             ("user@localhost", None),
             ("localhost/path", None),
             ("héllo.com", None),

@@ -9,4 +9,7 @@ mod models;
 mod pgbouncer;
 mod pool;
 mod provision;
+mod routing;
+#[cfg(feature = "axum")]
+mod routing_http;
 mod testing_support;

@@ -44,6 +44,7 @@ mod name;
 mod path;
 mod pool;
 mod provision;
+mod routing;
 mod schema;
 
 pub use catalog::{Catalog, DomainRecord, NoTenants, TenantRecord};
@@ -70,10 +71,17 @@ pub use provision::{
     CloneReport, Dropped, HookError, Provisioner, ProvisionerBuilder, clone_schema,
     create_reference, recreate_reference,
 };
+pub use routing::{
+    ErrorHook, Redirect, Resolution, Route, RouteOptions, RouteTable, RouteTableStatus, Routes,
+    Suspended, Via,
+};
 pub use schema::{Schema, SchemaConnection};
 
 #[cfg(feature = "testing")]
 pub mod testing;
+
+#[cfg(feature = "axum")]
+pub use routing::layer as axum;
 
 /// The README's examples, compiled as doctests so that it stays true.
 #[cfg(doctest)]

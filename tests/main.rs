@@ -3,6 +3,8 @@
 #![allow(clippy::unwrap_used)]
 
 mod activation;
+#[cfg(feature = "cli")]
+mod cli;
 mod doctor;
 mod migrate;
 mod models;

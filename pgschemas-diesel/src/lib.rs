@@ -32,8 +32,12 @@
 //!
 //! - `testing`: `pgschemas_diesel::testing` — a database per test, a throwaway PostgreSQL
 //!   cluster when none is running, and a PgBouncer harness.
+//! - `cli`: `pgschemas_diesel::cli` — the management command line (`migrate`, `whowill`,
+//!   `create-tenant`, `run-sql`, `doctor`, ...) for your own binary.
 
 mod catalog;
+#[cfg(feature = "cli")]
+pub mod cli;
 mod config;
 mod doctor;
 mod error;

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use diesel::migration::MigrationSource;
 use diesel::pg::Pg;
 
-use super::error::MigrationError;
+use super::error::{MigrationError, MigrationErrorKind};
 use super::run::{Migrations, apply, load, pending_in};
 use super::selection::{MigrationSet, SchemaKind, Selection, Target};
 use crate::catalog::{Catalog, DomainRecord, TenantRecord};
@@ -539,7 +539,20 @@ impl Migrator {
             unreachable!("the slot was just filled")
         };
         match mode {
-            Mode::Plan => pending_in(conn, schema, list),
+            Mode::Plan => match pending_in(conn, schema, list) {
+                // A run would create it and apply everything.
+                Err(e)
+                    if self.create_missing
+                        && matches!(target.kind, SchemaKind::Shared | SchemaKind::Static)
+                        && matches!(e.kind(), MigrationErrorKind::SchemaNotFound) =>
+                {
+                    Ok(list
+                        .iter()
+                        .map(|m| m.name().version().to_string())
+                        .collect())
+                }
+                other => other,
+            },
             Mode::Run => {
                 if self.create_missing
                     && matches!(target.kind, SchemaKind::Shared | SchemaKind::Static)

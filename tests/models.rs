@@ -14,8 +14,8 @@ use pgschemas_diesel::models::{
 };
 use pgschemas_diesel::{
     Catalog, Config, Domain, DomainModel, DomainRecord, Error, ModelCatalog, NewDomain, NoDomains,
-    ROUTES_CHANNEL, SchemaName, TableName, Tenant, TenantModel, TenantRecord, add_domain,
-    install_route_triggers, primary_domain, set_primary_domain, test_database,
+    ROUTES_CHANNEL, SchemaConnection, SchemaName, TableName, Tenant, TenantModel, TenantRecord,
+    add_domain, install_route_triggers, primary_domain, set_primary_domain, test_database,
 };
 
 fn migrated(conn: &mut PgConnection) {
@@ -26,7 +26,7 @@ fn migrated(conn: &mut PgConnection) {
 fn new_tenant(conn: &mut PgConnection, schema: &str) -> DefaultTenant {
     DefaultTenant::insert(
         conn,
-        &NewTenant::new(&SchemaName::new(schema).unwrap(), schema),
+        NewTenant::new(&SchemaName::new(schema).unwrap(), schema),
     )
     .expect("insert tenant")
 }
@@ -126,7 +126,7 @@ fn default_tenants_load_find_delete_and_report_records() {
     // Unique schema names, and only valid ones, even through raw inserts.
     let dup = DefaultTenant::insert(
         &mut conn,
-        &NewTenant::new(&SchemaName::new("zeta").unwrap(), "again"),
+        NewTenant::new(&SchemaName::new("zeta").unwrap(), "again"),
     );
     assert!(
         matches!(
@@ -602,6 +602,12 @@ fn user_defined_models_with_renamed_columns() {
             name: "hosts".into()
         }
     );
+
+    // The derive's `Schema` impl activates the tenant's schema.
+    conn.batch_execute("create schema acme").unwrap();
+    Config::default().activate(&mut conn, &acme).unwrap();
+    assert_eq!(conn.current_schema().unwrap().as_deref(), Some("acme"));
+    Config::default().deactivate(&mut conn).unwrap();
 
     // The domain rules, generic over the user's model ("" is "no folder").
     let bare: Host = add_domain(&mut conn, &acme.key, NewDomain::new("ACME.test")).unwrap();

@@ -1,7 +1,7 @@
 //! Parsing of the `#[tenant(...)]` / `#[domain(...)]` attributes, and of the few `#[diesel(...)]`
 //! keys the derives read (`table_name` on the struct, `column_name` on fields).
 
-use proc_macro2::{Span, TokenStream, TokenTree};
+use proc_macro2::{Group, Span, TokenStream, TokenTree};
 use syn::ext::IdentExt;
 use syn::spanned::Spanned;
 use syn::{Attribute, Field, Fields, Ident, LitStr, Path};
@@ -76,6 +76,13 @@ impl Options {
                             .parse::<Path>()
                             .map_err(|e| syn::Error::new(e.span(), help()))?,
                     ),
+                    // A field name, bare or (as serde writes them) quoted.
+                    Kind::Field if input.peek(LitStr) => {
+                        let lit: LitStr = input.parse()?;
+                        Value::Field(lit.parse::<Ident>().map_err(|_| {
+                            syn::Error::new(lit.span(), help())
+                        })?)
+                    }
                     Kind::Field => Value::Field(
                         input
                             .parse::<Ident>()
@@ -339,4 +346,53 @@ pub(crate) fn combine<const N: usize>(errors: [Option<syn::Error>; N], span: Spa
         first.combine(e);
     }
     first
+}
+
+/// The where clause of a model impl. For a generic struct, adds what Diesel needs to load
+/// `Self` in generic code: `Self: 'static` (Diesel loads owned rows only, so lifetime
+/// parameters end up `'static`) and `Self: Queryable<SqlType of its selection, Pg>`.
+pub(crate) fn model_where_clause(input: &syn::DeriveInput, diesel: &TokenStream) -> TokenStream {
+    let (_, ty_g, where_c) = input.generics.split_for_impl();
+    if input.generics.params.is_empty() {
+        return quote::quote!(#where_c);
+    }
+    let name = &input.ident;
+    let this = quote::quote!(#name #ty_g);
+    let bound = quote::quote! {
+        #this: 'static + #diesel::deserialize::Queryable<
+            <<#this as #diesel::Selectable<#diesel::pg::Pg>>::SelectExpression
+                as #diesel::expression::Expression>::SqlType,
+            #diesel::pg::Pg,
+        >
+    };
+    match where_c {
+        Some(w) => {
+            let predicates = &w.predicates;
+            if predicates.empty_or_trailing() {
+                quote::quote!(where #predicates #bound)
+            } else {
+                quote::quote!(where #predicates, #bound)
+            }
+        }
+        None => quote::quote!(where #bound),
+    }
+}
+
+/// `tokens` with every span set to `span`: code that depends on a field's type is reported
+/// at the field, and the same mistake found in several places is reported once.
+pub(crate) fn respan(tokens: TokenStream, span: Span) -> TokenStream {
+    tokens
+        .into_iter()
+        .map(|tt| match tt {
+            TokenTree::Group(g) => {
+                let mut group = Group::new(g.delimiter(), respan(g.stream(), span));
+                group.set_span(span);
+                TokenTree::Group(group)
+            }
+            mut other => {
+                other.set_span(span);
+                other
+            }
+        })
+        .collect()
 }

@@ -1,7 +1,7 @@
 //! `#[derive(Domain)]`: `DomainModel` for the user's domain (route) struct.
 
 use proc_macro2::TokenStream;
-use quote::{quote, quote_spanned};
+use quote::quote;
 use syn::DeriveInput;
 use syn::spanned::Spanned;
 
@@ -111,7 +111,8 @@ pub(crate) fn derive(input: DeriveInput) -> syn::Result<TokenStream> {
     let p = quote!(#krate::__private);
     let d = quote!(#p::diesel);
     let name = &input.ident;
-    let (impl_g, ty_g, where_c) = input.generics.split_for_impl();
+    let (impl_g, ty_g, _) = input.generics.split_for_impl();
+    let model_where = attr::model_where_clause(&input, &d);
     let fallback = attr::table_fallback_name(&table);
 
     let (id_ident, id_col, id_ty) = (f.id.ident, &f.id.column, &f.id.field.ty);
@@ -123,16 +124,37 @@ pub(crate) fn derive(input: DeriveInput) -> syn::Result<TokenStream> {
     let (primary_ident, primary_col) = (f.is_primary.ident, &f.is_primary.column);
     let (redirect_ident, redirect_col) = (f.redirect.ident, &f.redirect.column);
 
-    let id_body = quote_spanned!(id_ty.span()=> #p::id_string(&self.#id_ident));
-    let tenant_body = quote_spanned!(tenant_ty.span()=> #p::id_string(&self.#tenant_ident));
-    let domain_body =
-        quote_spanned!(f.domain.field.ty.span()=> #p::AsStr::as_str(&self.#domain_ident));
-    let folder_body = quote_spanned!(folder_ty.span()=> #p::AsFolder::folder(&self.#folder_ident));
-    let primary_body =
-        quote_spanned!(f.is_primary.field.ty.span()=> #p::flag(&self.#primary_ident));
-    let redirect_body =
-        quote_spanned!(f.redirect.field.ty.span()=> #p::flag(&self.#redirect_ident));
-    let folder_bind = quote!(<#folder_ty as #p::AsFolder>::bind);
+    let at = |ty: &syn::Type, tokens: TokenStream| attr::respan(tokens, ty.span());
+    let domain_ty = &f.domain.field.ty;
+    let primary_ty = &f.is_primary.field.ty;
+    let redirect_ty = &f.redirect.field.ty;
+
+    let id_body = at(id_ty, quote!(#p::id_string(&self.#id_ident)));
+    let tenant_body = at(tenant_ty, quote!(#p::id_string(&self.#tenant_ident)));
+    let domain_body = at(
+        domain_ty,
+        quote!(<#domain_ty as #p::AsStr>::as_str(&self.#domain_ident)),
+    );
+    let folder_body = at(
+        folder_ty,
+        quote!(<#folder_ty as #p::AsFolder>::folder(&self.#folder_ident)),
+    );
+    let primary_body = at(
+        primary_ty,
+        quote!(<#primary_ty as #p::Flag>::get(&self.#primary_ident)),
+    );
+    let redirect_body = at(
+        redirect_ty,
+        quote!(<#redirect_ty as #p::Flag>::get(&self.#redirect_ident)),
+    );
+
+    // Values compared with or written to columns, bound through the field's type.
+    let domain_bind = |v: TokenStream| at(domain_ty, quote!(<#domain_ty as #p::AsStr>::bind(#v)));
+    let folder_bind =
+        |v: TokenStream| at(folder_ty, quote!(<#folder_ty as #p::AsFolder>::bind(#v)));
+    let primary_bind = |v: TokenStream| at(primary_ty, quote!(<#primary_ty as #p::Flag>::bind(#v)));
+    let redirect_bind =
+        |v: TokenStream| at(redirect_ty, quote!(<#redirect_ty as #p::Flag>::bind(#v)));
 
     let select = quote!(<Self as #d::SelectableHelper<#d::pg::Pg>>::as_select());
     let returning = quote!(<Self as #d::SelectableHelper<#d::pg::Pg>>::as_returning());
@@ -145,13 +167,26 @@ pub(crate) fn derive(input: DeriveInput) -> syn::Result<TokenStream> {
     };
     let eq = |col: &syn::Ident, value: TokenStream| quote!(#d::ExpressionMethods::eq(#table::#col, #value));
     let tenant_eq = eq(tenant_col, quote!(tenant_id));
-    let primary_true = eq(primary_col, quote!(true));
+    let primary_true = eq(primary_col, primary_bind(quote!(true)));
     let id_eq_self = eq(id_col, quote!(&self.#id_ident));
+
+    let (find_domain, find_folder) = (domain_bind(quote!(domain)), folder_bind(quote!(folder)));
+    let new_domain = domain_bind(quote!(new.domain.as_str()));
+    let new_folder = folder_bind(quote!(new.folder.as_deref()));
+    let (new_primary, new_redirect) = (
+        primary_bind(quote!(new.is_primary)),
+        redirect_bind(quote!(new.redirect_to_primary)),
+    );
+    let (set_primary, set_redirect) = (
+        primary_bind(quote!(is_primary)),
+        redirect_bind(quote!(redirect_to_primary)),
+    );
+    let primary_false = primary_bind(quote!(false));
 
     Ok(quote! {
         const _: () = {
             #[automatically_derived]
-            impl #impl_g #krate::DomainModel for #name #ty_g #where_c {
+            impl #impl_g #krate::DomainModel for #name #ty_g #model_where {
                 type Table = #table::table;
                 type Id = #id_ty;
                 type TenantId = #tenant_ty;
@@ -235,13 +270,13 @@ pub(crate) fn derive(input: DeriveInput) -> syn::Result<TokenStream> {
                 ) -> #d::QueryResult<::std::option::Option<Self>> {
                     let query = #d::QueryDsl::filter(
                         #table::table,
-                        #d::ExpressionMethods::eq(#table::#domain_col, domain),
+                        #d::ExpressionMethods::eq(#table::#domain_col, #find_domain),
                     );
                     let query = #d::QueryDsl::filter(
                         query,
                         #d::expression_methods::PgExpressionMethods::is_not_distinct_from(
                             #table::#folder_col,
-                            #folder_bind(folder),
+                            #find_folder,
                         ),
                     );
                     let query = #d::QueryDsl::select(query, #select);
@@ -255,10 +290,10 @@ pub(crate) fn derive(input: DeriveInput) -> syn::Result<TokenStream> {
                 ) -> #d::QueryResult<Self> {
                     let values = (
                         #tenant_eq,
-                        #d::ExpressionMethods::eq(#table::#domain_col, new.domain.as_str()),
-                        #d::ExpressionMethods::eq(#table::#folder_col, #folder_bind(new.folder.as_deref())),
-                        #d::ExpressionMethods::eq(#table::#primary_col, new.is_primary),
-                        #d::ExpressionMethods::eq(#table::#redirect_col, new.redirect_to_primary),
+                        #d::ExpressionMethods::eq(#table::#domain_col, #new_domain),
+                        #d::ExpressionMethods::eq(#table::#folder_col, #new_folder),
+                        #d::ExpressionMethods::eq(#table::#primary_col, #new_primary),
+                        #d::ExpressionMethods::eq(#table::#redirect_col, #new_redirect),
                     );
                     let query = #d::insert_into(#table::table).values(values).returning(#returning);
                     #d::RunQueryDsl::get_result(query, conn)
@@ -273,8 +308,8 @@ pub(crate) fn derive(input: DeriveInput) -> syn::Result<TokenStream> {
                     let target = #d::QueryDsl::filter(#table::table, #id_eq_self);
                     let query = #d::update(target)
                         .set((
-                            #d::ExpressionMethods::eq(#table::#primary_col, is_primary),
-                            #d::ExpressionMethods::eq(#table::#redirect_col, redirect_to_primary),
+                            #d::ExpressionMethods::eq(#table::#primary_col, #set_primary),
+                            #d::ExpressionMethods::eq(#table::#redirect_col, #set_redirect),
                         ))
                         .returning(#returning);
                     #d::RunQueryDsl::get_result(query, conn)
@@ -287,7 +322,7 @@ pub(crate) fn derive(input: DeriveInput) -> syn::Result<TokenStream> {
                     let target = #d::QueryDsl::filter(#table::table, #tenant_eq);
                     let target = #d::QueryDsl::filter(target, #primary_true);
                     let query = #d::update(target)
-                        .set(#d::ExpressionMethods::eq(#table::#primary_col, false));
+                        .set(#d::ExpressionMethods::eq(#table::#primary_col, #primary_false));
                     #d::RunQueryDsl::execute(query, conn)
                 }
 

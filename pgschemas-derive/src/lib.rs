@@ -30,7 +30,9 @@ use proc_macro::TokenStream;
 /// )]
 /// ```
 ///
-/// Columns are the fields' names, or their `#[diesel(column_name = ...)]`.
+/// Columns are the fields' names, or their `#[diesel(column_name = ...)]`. A generic struct
+/// gets `TenantModel` where Diesel can load it: `Self: 'static` (lifetimes end up `'static`)
+/// and `Self: Queryable<_, Pg>`.
 #[proc_macro_derive(Tenant, attributes(tenant))]
 pub fn derive_tenant(input: TokenStream) -> TokenStream {
     derive_tenant_inner(input.into()).into()
@@ -64,7 +66,8 @@ fn derive_tenant_inner(input: proc_macro2::TokenStream) -> proc_macro2::TokenStr
 /// )]
 /// ```
 ///
-/// Columns are the fields' names, or their `#[diesel(column_name = ...)]`.
+/// Columns are the fields' names, or their `#[diesel(column_name = ...)]`. Generic structs are
+/// handled as for `Tenant`.
 #[proc_macro_derive(Domain, attributes(domain))]
 pub fn derive_domain(input: TokenStream) -> TokenStream {
     derive_domain_inner(input.into()).into()

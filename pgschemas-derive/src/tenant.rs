@@ -1,7 +1,7 @@
 //! `#[derive(Tenant)]`: `Schema` + `TenantModel` for the user's tenant struct.
 
 use proc_macro2::TokenStream;
-use quote::{quote, quote_spanned};
+use quote::quote;
 use syn::DeriveInput;
 use syn::spanned::Spanned;
 
@@ -57,26 +57,31 @@ pub(crate) fn derive(input: DeriveInput) -> syn::Result<TokenStream> {
     let d = quote!(#p::diesel);
     let name = &input.ident;
     let (impl_g, ty_g, where_c) = input.generics.split_for_impl();
+    let model_where = attr::model_where_clause(&input, &d);
     let fallback = attr::table_fallback_name(&table);
 
     let sn_ident = schema_name.ident;
     let sn_col = &schema_name.column;
-    let schema_name_body = quote_spanned! {schema_name.field.ty.span()=>
-        #p::AsStr::as_str(&self.#sn_ident)
-    };
+    let sn_ty = &schema_name.field.ty;
+    let sn_span = sn_ty.span();
+    let schema_name_body = attr::respan(
+        quote!(<#sn_ty as #p::AsStr>::as_str(&self.#sn_ident)),
+        sn_span,
+    );
+    let schema_name_bind = attr::respan(quote!(<#sn_ty as #p::AsStr>::bind(schema_name)), sn_span);
 
     let id_ident = id.ident;
     let id_col = &id.column;
     let id_ty = &id.field.ty;
-    let id_body = quote_spanned! {id_ty.span()=>
-        #p::id_string(&self.#id_ident)
-    };
+    let id_body = attr::respan(quote!(#p::id_string(&self.#id_ident)), id_ty.span());
 
     let is_active = status.map(|status| {
         let ident = status.ident;
-        let body = quote_spanned! {status.field.ty.span()=>
-            #krate::IsActive::is_active(&self.#ident)
-        };
+        let ty = &status.field.ty;
+        let body = attr::respan(
+            quote!(<#ty as #krate::IsActive>::is_active(&self.#ident)),
+            ty.span(),
+        );
         quote! {
             fn is_active(&self) -> bool {
                 #body
@@ -96,7 +101,7 @@ pub(crate) fn derive(input: DeriveInput) -> syn::Result<TokenStream> {
             }
 
             #[automatically_derived]
-            impl #impl_g #krate::TenantModel for #name #ty_g #where_c {
+            impl #impl_g #krate::TenantModel for #name #ty_g #model_where {
                 type Table = #table::table;
                 type Id = #id_ty;
 
@@ -131,7 +136,7 @@ pub(crate) fn derive(input: DeriveInput) -> syn::Result<TokenStream> {
                 ) -> #d::QueryResult<::std::option::Option<Self>> {
                     let query = #d::QueryDsl::filter(
                         #table::table,
-                        #d::ExpressionMethods::eq(#table::#sn_col, schema_name),
+                        #d::ExpressionMethods::eq(#table::#sn_col, #schema_name_bind),
                     );
                     let query = #d::QueryDsl::select(query, #select);
                     #d::OptionalExtension::optional(#d::RunQueryDsl::first(query, conn))

@@ -37,7 +37,8 @@ type ProgressFn = Arc<dyn Fn(&Progress<'_>) + Send + Sync>;
 ///   depend on it. Running again after a fix finishes the job.
 /// - **Plan**: [`plan`](Self::plan) lists what each schema would apply; nothing runs.
 ///
-/// Static tenants declared with `.migrate(false)` are not migrated. The clone reference is
+/// Dynamic tenants are migrated whether active or not. Static tenants declared with
+/// `.migrate(false)` are not migrated. The clone reference is
 /// migrated when it exists. The shared schema and static tenant schemas that do not exist
 /// are created first (turn off with
 /// [`create_missing_schemas`](MigratorBuilder::create_missing_schemas)); a dynamic tenant
@@ -512,7 +513,13 @@ impl Migrator {
                 Mode::Run => report.applied = versions,
                 Mode::Plan => report.pending = versions,
             },
-            Err(e) => report.error = Some(e),
+            Err(e) => {
+                // The connection itself may be at fault (a migration can even end its own
+                // session): hand it back, the pool checks it at the next checkout, and take
+                // another for the next schema.
+                *conn = None;
+                report.error = Some(e);
+            }
         }
         report.duration = started.elapsed();
         report

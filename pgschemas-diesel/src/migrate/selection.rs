@@ -167,8 +167,10 @@ impl Selection {
     /// shared schema, the static tenants in declared order, the clone reference, then the
     /// dynamic tenants sorted by schema name. Each schema appears once.
     ///
-    /// Pure: `tenants` and `domains` are what the [`Catalog`](crate::Catalog) returned.
-    /// Whether the schemas exist is not checked here.
+    /// Pure: `tenants` and `domains` are what the [`Catalog`](crate::Catalog) returned
+    /// (inactive tenants included). Whether the schemas exist is not checked here. A
+    /// dynamic tenant whose schema is named like the shared schema, a static tenant or the
+    /// clone reference (which `Config::check_tenant_name` refuses) counts as that schema.
     ///
     /// # Errors
     ///

@@ -27,7 +27,7 @@ use crate::{Domain, Tenant};
 ///
 /// let mut conn = PgConnection::establish("postgres://postgres@127.0.0.1/app")?;
 /// conn.run_pending_migrations(SHARED_MIGRATIONS)?;
-/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
 /// ```
 pub const SHARED_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/shared");
 
@@ -114,7 +114,7 @@ impl DefaultTenant {
     }
 }
 
-/// A new row of `public.tenants`, for [`TenantModel::insert`].
+/// A new row of `public.tenants`, for [`TenantModel::insert`](crate::TenantModel::insert).
 ///
 /// ```
 /// use pgschemas_diesel::SchemaName;

@@ -10,49 +10,62 @@ use diesel::query_builder::QueryFragment;
 use super::TableName;
 use crate::name::SchemaName;
 
-/// A field holding text: the schema name of a tenant, the host of a domain.
+/// A field holding text: the schema name of a tenant, the host of a domain; and how text is
+/// bound when compared with its column.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not text",
     label = "this field must hold text (`String`, `&str`, `Cow<str>`, `Box<str>` or `SchemaName`)"
 )]
 pub trait AsStr {
+    /// The value bound to the column (`&str`).
+    type Bind<'a>;
+
     /// The text.
     fn as_str(&self) -> &str;
+
+    /// `value` as bound to the column.
+    fn bind(value: &str) -> Self::Bind<'_>;
 }
 
-impl AsStr for str {
-    fn as_str(&self) -> &str {
-        self
-    }
+macro_rules! as_str {
+    ($($ty:ty),*) => {$(
+        impl AsStr for $ty {
+            type Bind<'a> = &'a str;
+
+            fn as_str(&self) -> &str {
+                self
+            }
+
+            fn bind(value: &str) -> &str {
+                value
+            }
+        }
+    )*};
 }
 
-impl AsStr for String {
-    fn as_str(&self) -> &str {
-        self
-    }
-}
-
-impl AsStr for Box<str> {
-    fn as_str(&self) -> &str {
-        self
-    }
-}
-
-impl AsStr for Cow<'_, str> {
-    fn as_str(&self) -> &str {
-        self
-    }
-}
+as_str!(str, String, Box<str>, Cow<'_, str>);
 
 impl AsStr for SchemaName {
+    type Bind<'a> = &'a str;
+
     fn as_str(&self) -> &str {
         SchemaName::as_str(self)
+    }
+
+    fn bind(value: &str) -> &str {
+        value
     }
 }
 
 impl<T: AsStr + ?Sized> AsStr for &T {
+    type Bind<'a> = &'a str;
+
     fn as_str(&self) -> &str {
         (**self).as_str()
+    }
+
+    fn bind(value: &str) -> &str {
+        value
     }
 }
 
@@ -126,9 +139,32 @@ pub fn id_string<T: Display + ?Sized>(id: &T) -> String {
     id.to_string()
 }
 
-/// A `bool` field (`is_primary`, `redirect_to_primary`).
-pub fn flag(value: &bool) -> bool {
-    *value
+/// A `bool` field (`is_primary`, `redirect_to_primary`), and how a flag is bound.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a `bool`",
+    label = "`is_primary` and `redirect_to_primary` must be `bool` fields"
+)]
+pub trait Flag {
+    /// The value bound to the column (`bool`).
+    type Bind;
+
+    /// The flag.
+    fn get(&self) -> bool;
+
+    /// `value` as bound to the column.
+    fn bind(value: bool) -> Self::Bind;
+}
+
+impl Flag for bool {
+    type Bind = bool;
+
+    fn get(&self) -> bool {
+        *self
+    }
+
+    fn bind(value: bool) -> bool {
+        value
+    }
 }
 
 /// The SQL name of a Diesel table, read from what the table renders to; `fallback` (the

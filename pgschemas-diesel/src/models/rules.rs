@@ -24,6 +24,7 @@ const MAX_DOMAIN_LEN: usize = 253;
 /// assert!(!route.is_primary && route.redirect_to_primary);
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct NewDomain {
     /// The host, without port or scheme.
     pub domain: String,

@@ -163,7 +163,7 @@ fn create_migrated(
 ///     .build()?;
 ///
 /// let pool = TenantPool::new("postgres://postgres@127.0.0.1/app", config)?;
-/// provisioner.create_tenant(&mut pool.get()?, "customer1", |conn| {
+/// provisioner.create_tenant(&mut *pool.get()?, "customer1", |conn| {
 ///     diesel::sql_query("insert into tenants (schema_name) values ('customer1')").execute(conn)?;
 ///     diesel::sql_query("insert into domains (tenant_schema, domain, is_primary) \
 ///                        values ('customer1', 'customer1.example.com', true)")

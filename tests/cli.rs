@@ -370,6 +370,12 @@ fn migrate_starts_from_an_empty_database() {
 
     let out = run(&db, &["migrate"]).ok();
     assert!(out.stdout.contains("www ... ok (up to date, "), "{out}");
+    let out = run(&db, &["migrate", "-s", "nope"]).usage();
+    assert!(
+        out.stderr
+            .starts_with("error: no schema found for \"nope\";"),
+        "{out}"
+    );
 
     // Tenants created later are migrated too.
     run(

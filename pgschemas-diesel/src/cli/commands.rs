@@ -22,8 +22,8 @@ use crate::doctor::CheckStatus;
 use crate::error::Error;
 use crate::lifecycle::create_schema;
 use crate::migrate::{
-    MigrationError, MigrationSet, Migrator, Progress, SchemaKind, SchemaReport, Selection, Target,
-    migrate_schema, pending_migrations,
+    MigrationError, MigrationErrorKind, MigrationSet, Migrator, Progress, SchemaKind, SchemaReport,
+    Selection, Target, migrate_schema, pending_migrations,
 };
 use crate::models::NewDomain;
 use crate::name::SchemaName;
@@ -165,16 +165,13 @@ impl Ctx<'_> {
         };
         let source = SharedSource(Arc::clone(shared));
         let schema = self.tenancy.config.shared_schema();
-        let pending = match pending_migrations(conn, schema, &source) {
-            Ok(pending) => pending,
-            Err(e) if matches!(e.kind(), crate::MigrationErrorKind::SchemaNotFound) => {
+        match pending_migrations(conn, schema, &source) {
+            Ok(pending) if pending.is_empty() => return Ok(()),
+            Ok(_) => {}
+            Err(e) if matches!(e.kind(), MigrationErrorKind::SchemaNotFound) => {
                 create_schema(conn, schema)?;
-                vec![String::new()]
             }
             Err(e) => return Err(e.into()),
-        };
-        if pending.is_empty() {
-            return Ok(());
         }
         let applied = migrate_schema(conn, &self.tenancy.config, schema, &source)?;
         writeln!(

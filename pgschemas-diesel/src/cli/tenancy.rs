@@ -135,6 +135,13 @@ impl Tenancy {
 }
 
 /// Builds a [`Tenancy`]; see [`Tenancy::builder`].
+///
+/// ```
+/// use pgschemas_diesel::{Config, cli::Tenancy};
+/// # const M: diesel_migrations::EmbeddedMigrations = diesel_migrations::embed_migrations!("../examples/migrations/tenant");
+/// let builder = Tenancy::builder(Config::default(), M).default_models();
+/// let tenancy = builder.database_url("postgres://postgres@127.0.0.1/app").build();
+/// ```
 #[must_use]
 pub struct TenancyBuilder {
     inner: Tenancy,

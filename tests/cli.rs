@@ -793,6 +793,24 @@ fn run_sql_runs_on_each_selected_schema() {
     assert_eq!(lines[2], "    tenant1  x@example.com  NULL", "{out}");
     assert!(lines[3].starts_with("tenant3 ... ok (1 row, "), "{out}");
 
+    // Each schema runs with its own path.
+    let out = run(
+        &db,
+        &["run-sql", "show search_path", "-s", "www", "tenant2"],
+    )
+    .ok();
+    let lines = out.lines();
+    assert_eq!(
+        lines[1..3],
+        ["    search_path", "    \"www\", \"public\""],
+        "{out}"
+    );
+    assert_eq!(
+        lines[4..6],
+        ["    search_path", "    \"tenant2\", \"public\""],
+        "{out}"
+    );
+
     // Several statements run as one script, in each schema's own transaction.
     run(
         &db,

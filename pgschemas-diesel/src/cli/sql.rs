@@ -69,6 +69,7 @@ struct Cell {
 /// - one query (`SELECT`, `WITH`, `VALUES`, `TABLE`): its rows, read through `to_json` so
 ///   that every column type renders as text; a `WITH` that modifies data (which cannot be a
 ///   subquery) runs as a plain statement instead;
+/// - `SHOW name` / `SHOW ALL`: as the equivalent query on the settings;
 /// - any other statement: the rows it affected.
 pub(crate) fn run(conn: &mut PgConnection, sql: &str) -> QueryResult<SqlResult> {
     let statements = split(sql);
@@ -78,6 +79,7 @@ pub(crate) fn run(conn: &mut PgConnection, sql: &str) -> QueryResult<SqlResult> 
     };
     match first_keyword(single).as_str() {
         "select" | "values" | "table" => rows(conn, single),
+        "show" => rows(conn, &show_as_select(single)),
         "with" => {
             match conn.transaction(|conn| rows(conn, single)) {
                 Ok(result) => Ok(result),
@@ -91,6 +93,23 @@ pub(crate) fn run(conn: &mut PgConnection, sql: &str) -> QueryResult<SqlResult> 
             .execute(conn)
             .map(SqlResult::Affected),
     }
+}
+
+/// `SHOW x` as a query (a `SHOW` cannot be a subquery): `SHOW ALL` reads `pg_settings`, `SHOW
+/// name` reads `current_setting('name')` into a column named after the setting.
+fn show_as_select(statement: &str) -> String {
+    let name = skip_comments(statement)
+        .get(4..)
+        .unwrap_or("")
+        .trim()
+        .trim_matches('"');
+    if name.eq_ignore_ascii_case("all") {
+        return "SELECT name, setting, short_desc AS description FROM pg_catalog.pg_settings ORDER BY name"
+            .to_owned();
+    }
+    let literal = name.replace('\'', "''");
+    let column = name.replace('"', "\"\"");
+    format!("SELECT pg_catalog.current_setting('{literal}') AS \"{column}\"")
 }
 
 fn rows(conn: &mut PgConnection, query: &str) -> QueryResult<SqlResult> {
@@ -220,18 +239,30 @@ fn is_ident(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'_' || b >= 0x80
 }
 
-/// The first keyword of a statement, lower case, skipping comments and opening parentheses.
-pub(crate) fn first_keyword(statement: &str) -> String {
+/// `statement` without its leading whitespace and comments.
+fn skip_comments(statement: &str) -> &str {
     let mut rest = statement;
     loop {
-        rest = rest.trim_start_matches(|c: char| c.is_whitespace() || c == '(');
+        rest = rest.trim_start();
         if let Some(r) = rest.strip_prefix("--") {
             rest = r.split_once('\n').map_or("", |(_, after)| after);
         } else if let Some(r) = rest.strip_prefix("/*") {
             rest = r.split_once("*/").map_or("", |(_, after)| after);
         } else {
+            return rest;
+        }
+    }
+}
+
+/// The first keyword of a statement, lower case, skipping comments and opening parentheses.
+pub(crate) fn first_keyword(statement: &str) -> String {
+    let mut rest = statement;
+    loop {
+        let next = skip_comments(rest).trim_start_matches('(');
+        if next.len() == rest.len() {
             break;
         }
+        rest = next;
     }
     rest.chars()
         .take_while(|c| c.is_ascii_alphabetic())
@@ -274,6 +305,23 @@ mod tests {
         for (sql, expected) in cases {
             assert_eq!(split(sql), *expected, "{sql:?}");
         }
+    }
+
+    #[test]
+    fn show_becomes_a_query() {
+        assert_eq!(
+            show_as_select("SHOW search_path"),
+            "SELECT pg_catalog.current_setting('search_path') AS \"search_path\""
+        );
+        assert_eq!(
+            show_as_select("show \"it's\""),
+            "SELECT pg_catalog.current_setting('it''s') AS \"it's\""
+        );
+        assert!(show_as_select("show all").contains("pg_settings"));
+        assert_eq!(
+            show_as_select("-- the path\nshow search_path"),
+            show_as_select("show search_path")
+        );
     }
 
     #[test]

@@ -311,12 +311,10 @@ async fn home(route: Route, db: TenantDb) -> Response {
     }
 }
 
-/// A page with no database work: the tenant's name only.
+/// A page with no database work: the tenant's name only (`nobody` without the layer).
 async fn hello(route: Option<Route>) -> String {
-    match route {
-        Some(route) => format!("hello from {}\n", route.schema()),
-        None => "hello\n".to_owned(),
-    }
+    let schema = route.as_ref().map_or("nobody", |r| r.schema().as_str());
+    format!("hello from {schema}\n")
 }
 
 async fn page(route: Route) -> String {
@@ -363,8 +361,9 @@ pub struct PerTenant {
     customers: Router,
 }
 
-/// The routers of `www`, `blog` and the dynamic tenants.
-pub fn per_tenant() -> PerTenant {
+/// The routers of `www`, `blog` and the dynamic tenants; their handlers take database
+/// connections from `pool`.
+pub fn per_tenant(pool: TenantPool) -> PerTenant {
     let common = || {
         Router::new()
             .route("/", get(home))
@@ -373,12 +372,17 @@ pub fn per_tenant() -> PerTenant {
             .fallback(not_found)
     };
     PerTenant {
-        main: common().route("/register/", get(page)),
-        blog: common().route("/entries/", get(page)),
+        main: common()
+            .route("/register/", get(page))
+            .with_state(pool.clone()),
+        blog: common()
+            .route("/entries/", get(page))
+            .with_state(pool.clone()),
         customers: common()
             .route("/profile/", get(page))
             .route("/login/", get(page))
-            .route("/profile/advanced/", get(advanced)),
+            .route("/profile/advanced/", get(advanced))
+            .with_state(pool),
     }
 }
 
@@ -403,14 +407,13 @@ impl Service<Request> for PerTenant {
 
 /// The whole service: the tenancy layer around the per-tenant routers.
 pub fn service(app: &App) -> Tenancy<PerTenant> {
-    TenancyLayer::new(app.table.clone())
-        .pool(app.pool.clone())
-        .layer(per_tenant())
+    TenancyLayer::new(app.table.clone()).layer(per_tenant(app.pool.clone()))
 }
 
-/// The `/hello` page without the tenancy layer (the benchmark's baseline).
-pub fn bare() -> Router {
-    Router::new().route("/hello", get(hello))
+/// The same routers without the tenancy layer (the benchmark's baseline: only pages
+/// without database work, such as `/hello`, answer there).
+pub fn bare(app: &App) -> PerTenant {
+    per_tenant(app.pool.clone())
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {

@@ -9,6 +9,7 @@ use std::time::Instant;
 
 mod common;
 mod w3;
+mod w4;
 
 /// One workload: its runner name and the function that runs it.
 type Workload = (&'static str, fn(&common::Bench));
@@ -17,6 +18,7 @@ fn workloads() -> Vec<Workload> {
     vec![
         // Each module registers its workloads here.
         ("W3", w3::all),
+        ("W4", w4::all),
     ]
 }
 

@@ -423,6 +423,17 @@ fn folder_prefix_is_stripped_before_routing() {
         assert_eq!(reply.status, 200, "{path}: {reply:?}");
         assert_eq!(reply.body, want, "{path}");
     }
+    // Absolute form: the URI's authority decides, not the Host header.
+    let reply = get(
+        &server,
+        "localhost",
+        "http://tenants.localhost/tenant2/a/b?q=1",
+    );
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert_eq!(
+        reply.body,
+        "tenant2 http://tenants.localhost/a/b?q=1 http://tenants.localhost/tenant2/a/b?q=1 /tenant2/x"
+    );
 }
 
 #[test]

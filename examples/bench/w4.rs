@@ -10,7 +10,7 @@
 
 use std::alloc::System;
 use std::hint::black_box;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use pgschemas_diesel::{
     Config, DomainRecord, Resolution, RouteTable, Routes, SchemaName, TenantRecord,
@@ -195,7 +195,7 @@ fn http(bench: &Bench) {
     /// Keep-alive connections of the load generator (one thread each).
     const CONNECTIONS: usize = 2;
     /// One measurement round of one variant; rounds alternate between the variants.
-    const ROUND: Duration = Duration::from_millis(500);
+    const ROUND: std::time::Duration = std::time::Duration::from_millis(500);
     const ROUNDS: usize = 20;
     const SERVER: &str = "w4-server";
 

@@ -336,6 +336,13 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        #[test]
+        fn fast_path_agrees(raw in "[a-zA-Z0-9._:\\[\\]-]{0,20}") {
+            norm(&raw);
+        }
+    }
+
     #[test]
     fn encoding() {
         let mut s = String::new();

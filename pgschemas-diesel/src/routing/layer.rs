@@ -56,7 +56,6 @@ use tower::{Layer, Service};
 use crate::error::{Error, Result};
 use crate::pool::{TenantPool, TenantScope};
 
-use super::host::strip_folder;
 use super::live::RouteTable;
 use super::table::{Resolution, Route, Via};
 
@@ -217,12 +216,10 @@ where
                 return answer((StatusCode::NOT_FOUND, what).into_response());
             }
         };
-        if route.via() == Via::DynamicFolder
-            && let Some(folder) = route.folder()
-        {
+        if route.via() == Via::DynamicFolder {
             let original = std::mem::take(req.uri_mut());
             let target = original.path_and_query().map_or("/", PathAndQuery::as_str);
-            match rewrite(&original, &strip_folder(target, folder)) {
+            match rewrite(&original, &route.strip_prefix(target)) {
                 Ok(uri) => {
                     *req.uri_mut() = uri;
                     req.extensions_mut().insert(OriginalUri(original));

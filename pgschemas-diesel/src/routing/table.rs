@@ -1,5 +1,6 @@
 //! The immutable route snapshot and the resolution algorithm.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
@@ -8,7 +9,7 @@ use crate::catalog::{DomainRecord, TenantRecord};
 use crate::config::Config;
 use crate::name::SchemaName;
 
-use super::host::{first_segment, is_valid_folder, normalize_host, push_encoded};
+use super::host::{first_segment, is_valid_folder, normalize_host, push_encoded, strip_folder};
 
 /// The longest header value header routing looks at.
 const MAX_HEADER_LEN: usize = 255;
@@ -172,6 +173,31 @@ impl Route {
     /// ```
     pub fn prefix(&self) -> &str {
         self.folder.as_deref().unwrap_or("")
+    }
+
+    /// The request target (`/path?query`) as the tenant's own router should see it: this
+    /// route's folder prefix removed (`/tenant1/a?b` gives `/a?b`, `/tenant1` gives `/`).
+    /// Unchanged for other routes. Frameworks other than axum use this to rewrite the path.
+    ///
+    /// ```
+    /// use pgschemas_diesel::{Config, DomainRecord, Resolution, Routes, SchemaName, TenantRecord};
+    ///
+    /// let tenants = [TenantRecord { id: "1".into(), schema: SchemaName::new("tenant1")?, active: true }];
+    /// let domains = [DomainRecord {
+    ///     tenant_id: "1".into(), domain: "tenants.localhost".into(), folder: Some("tenant1".into()),
+    ///     is_primary: true, redirect_to_primary: false,
+    /// }];
+    /// let routes = Routes::build(&Config::default(), &tenants, &domains);
+    /// let target = "/tenant1/profile/?tab=2";
+    /// let Resolution::Route(route) = routes.resolve("tenants.localhost", target) else { panic!() };
+    /// assert_eq!(route.strip_prefix(target), "/profile/?tab=2");
+    /// # Ok::<(), pgschemas_diesel::Error>(())
+    /// ```
+    pub fn strip_prefix<'a>(&self, target: &'a str) -> Cow<'a, str> {
+        match self.folder() {
+            Some(folder) => strip_folder(target, folder),
+            None => Cow::Borrowed(target),
+        }
     }
 
     /// `path` as seen from outside: with this request's folder prefix, if any. The

@@ -8,6 +8,7 @@
 use std::time::Instant;
 
 mod common;
+mod w2;
 mod w3;
 mod w4;
 
@@ -17,6 +18,10 @@ type Workload = (&'static str, fn(&common::Bench));
 fn workloads() -> Vec<Workload> {
     vec![
         // Each module registers its workloads here.
+        ("W2-floor-psql", w2::floor),
+        ("W2-seq", w2::seq),
+        ("W2-par2", w2::par2),
+        ("W2-par4", w2::par4),
         ("W3", w3::all),
         ("W4", w4::all),
     ]

@@ -770,6 +770,48 @@ fn a_migration_that_kills_its_connection_fails_only_its_schema() {
     std::fs::remove_dir_all(dir).unwrap();
 }
 
+/// A migration outside a transaction that changes the path cannot be rolled back; the run
+/// reports it, and the pool must not hand out that connection as if it had the tenant's path.
+#[test]
+fn a_path_change_outside_a_transaction_does_not_leak_through_the_pool() {
+    let db = test_database!();
+    let mut conn = db.connect();
+    let schemas = names("y", 2);
+    tenants(&mut conn, &schemas);
+    let dir = migrations_dir(
+        "nontx",
+        &[(
+            "2024-01-01-000001_setpath",
+            "do $$ begin if current_schema() = 'y0000' then
+               perform set_config('search_path', 'public', false); end if; end $$;",
+        )],
+    );
+    std::fs::write(
+        dir.join("2024-01-01-000001_setpath/metadata.toml"),
+        "run_in_transaction = false\n",
+    )
+    .unwrap();
+    let pool = pool(&db, Config::default(), 1);
+    let migrator = Migrator::builder(pool.clone(), Arc::new(TableCatalog))
+        .tenant_migrations(file_migrations(&dir))
+        .keep_going(true)
+        .build()
+        .unwrap();
+    let report = migrator.run(&Selection::of(["y0000"])).unwrap();
+    let err = report.failed().next().unwrap().error.as_ref().unwrap();
+    assert!(
+        matches!(err.kind(), MigrationErrorKind::PathChanged),
+        "{err}"
+    );
+
+    let mut scope = pool.scope(&"y0000").unwrap();
+    assert_eq!(scope.current_schema().unwrap().as_deref(), Some("y0000"));
+    drop(scope);
+    let report = migrator.run(&Selection::of(["y0001"])).unwrap();
+    assert!(report.is_success(), "{report}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
 #[test]
 fn plan_lists_pending_migrations_and_changes_nothing() {
     let db = test_database!();

@@ -16,8 +16,9 @@
 //!
 //! Listens on `PGSCHEMAS_ADDR` (default `127.0.0.1:3000`) and uses the database at
 //! `DATABASE_URL` (default `postgres://postgres@127.0.0.1:5432/postgres`), where it creates
-//! what it needs (idempotently): the shared `tenants` and `domains` tables, and the schemas
-//! `www`, `blog`, `tenant1`, `tenant2`, `tenant3` with a `notes` table each.
+//! what it needs (idempotently): the default models' shared tables (`tenants`, `domains`,
+//! with the triggers that notify the route table of every change), and the schemas `www`,
+//! `blog`, `tenant1`, `tenant2`, `tenant3` with a `notes` table each.
 //!
 //! Each kind of tenant gets its own router (django-pgschemas' per-tenant `URLCONF`): `www`
 //! the main site, `blog` the blog, dynamic tenants the customer app. `GET /` names the
@@ -35,10 +36,14 @@ use axum::routing::future::RouteFuture;
 use axum::routing::get;
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
+use diesel_migrations::MigrationHarness;
 use pgschemas_diesel::axum::{Tenancy, TenancyLayer, TenantDb};
+use pgschemas_diesel::models::{
+    DefaultDomain, DefaultTenant, NewTenant, SHARED_MIGRATIONS, TenantStatus, default_catalog,
+};
 use pgschemas_diesel::{
-    Catalog, Config, DomainRecord, Route, RouteOptions, RouteTable, SchemaName, StaticTenant,
-    TenantPool, TenantRecord,
+    Config, NewDomain, Route, RouteOptions, RouteTable, SchemaName, StaticTenant, TenantModel,
+    TenantPool, add_domain,
 };
 use tower::{Layer, Service};
 
@@ -51,37 +56,6 @@ diesel::table! {
         body -> Text,
     }
 }
-
-/// The shared tables of the default models, with their NOTIFY triggers.
-const SHARED_TABLES: &str = r#"
-CREATE TYPE public.tenant_status AS ENUM ('active', 'suspended');
-CREATE TABLE public.tenants (
-    id bigserial PRIMARY KEY,
-    schema_name text NOT NULL UNIQUE,
-    name text NOT NULL,
-    status public.tenant_status NOT NULL DEFAULT 'active',
-    created_at timestamptz NOT NULL DEFAULT now()
-);
-CREATE TABLE public.domains (
-    id bigserial PRIMARY KEY,
-    tenant_id bigint NOT NULL REFERENCES public.tenants (id) ON DELETE CASCADE,
-    domain text NOT NULL,
-    folder text,
-    is_primary boolean NOT NULL DEFAULT false,
-    redirect_to_primary boolean NOT NULL DEFAULT false
-);
-CREATE UNIQUE INDEX domains_domain_folder_key ON public.domains (domain, coalesce(folder, ''));
-CREATE FUNCTION public.pgschemas_notify_routes() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    PERFORM pg_catalog.pg_notify('pgschemas_routes', TG_TABLE_NAME);
-    RETURN NULL;
-END
-$$;
-CREATE TRIGGER pgschemas_notify_routes AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
-    ON public.tenants FOR EACH STATEMENT EXECUTE FUNCTION public.pgschemas_notify_routes();
-CREATE TRIGGER pgschemas_notify_routes AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
-    ON public.domains FOR EACH STATEMENT EXECUTE FUNCTION public.pgschemas_notify_routes();
-"#;
 
 /// The dynamic tenants and their routes: (schema, active, [(domain, folder, primary, redirect)]).
 type Seed = (
@@ -116,76 +90,6 @@ const DYNAMIC: &[Seed] = &[
     ),
 ];
 
-/// The catalog over the shared tables.
-pub struct ExampleCatalog;
-
-#[derive(QueryableByName)]
-struct TenantRow {
-    #[diesel(sql_type = diesel::sql_types::Text)]
-    id: String,
-    #[diesel(sql_type = diesel::sql_types::Text)]
-    schema_name: String,
-    #[diesel(sql_type = diesel::sql_types::Bool)]
-    active: bool,
-}
-
-#[derive(QueryableByName)]
-struct DomainRow {
-    #[diesel(sql_type = diesel::sql_types::Text)]
-    tenant_id: String,
-    #[diesel(sql_type = diesel::sql_types::Text)]
-    domain: String,
-    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
-    folder: Option<String>,
-    #[diesel(sql_type = diesel::sql_types::Bool)]
-    is_primary: bool,
-    #[diesel(sql_type = diesel::sql_types::Bool)]
-    redirect_to_primary: bool,
-}
-
-impl Catalog for ExampleCatalog {
-    fn tenants(&self, conn: &mut PgConnection) -> pgschemas_diesel::Result<Vec<TenantRecord>> {
-        let rows: Vec<TenantRow> = diesel::sql_query(
-            "SELECT id::text AS id, schema_name, status = 'active' AS active FROM public.tenants",
-        )
-        .load(conn)?;
-        rows.into_iter()
-            .map(|r| {
-                Ok(TenantRecord {
-                    id: r.id,
-                    schema: SchemaName::new(r.schema_name)?,
-                    active: r.active,
-                })
-            })
-            .collect()
-    }
-
-    fn domains(&self, conn: &mut PgConnection) -> pgschemas_diesel::Result<Vec<DomainRecord>> {
-        let rows: Vec<DomainRow> = diesel::sql_query(
-            "SELECT tenant_id::text AS tenant_id, domain, folder, is_primary, redirect_to_primary
-             FROM public.domains",
-        )
-        .load(conn)?;
-        Ok(rows
-            .into_iter()
-            .map(|r| DomainRecord {
-                tenant_id: r.tenant_id,
-                domain: r.domain,
-                folder: r.folder,
-                is_primary: r.is_primary,
-                redirect_to_primary: r.redirect_to_primary,
-            })
-            .collect())
-    }
-
-    fn watched_tables(&self) -> Vec<(String, String)> {
-        vec![
-            ("public".into(), "tenants".into()),
-            ("public".into(), "domains".into()),
-        ]
-    }
-}
-
 /// Everything the service needs.
 #[derive(Clone)]
 pub struct App {
@@ -211,61 +115,45 @@ pub fn config() -> pgschemas_diesel::Result<Config> {
         .build()
 }
 
-/// Creates the shared tables, the schemas and the tenants if they are missing, then starts
-/// the route table and the pool.
+/// Creates the shared tables (the default models' migrations), the schemas and the tenants
+/// if they are missing, then starts the route table and the pool.
 pub fn setup(database_url: &str) -> Result<App, Box<dyn std::error::Error + Send + Sync>> {
     let config = config()?;
     let mut conn = PgConnection::establish(database_url)?;
     conn.transaction(|conn| -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         // One set-up at a time, even with several copies starting together.
         conn.batch_execute("SELECT pg_advisory_xact_lock(7031)")?;
-        #[derive(QueryableByName)]
-        struct Exists {
-            #[diesel(sql_type = diesel::sql_types::Bool)]
-            exists: bool,
-        }
-        let done = diesel::sql_query("SELECT to_regclass('public.domains') IS NOT NULL AS exists")
-            .get_result::<Exists>(conn)?;
-        if done.exists {
+        conn.run_pending_migrations(SHARED_MIGRATIONS)?;
+        if DefaultTenant::find_by_schema_name(conn, "tenant1")?.is_some() {
             return Ok(());
         }
-        conn.batch_execute(SHARED_TABLES)?;
-        let statics = config.static_tenants().iter().map(|t| (t.name().as_str(), true));
-        let dynamics = DYNAMIC.iter().map(|(schema, active, _)| (*schema, *active));
-        for (schema, _) in statics.chain(dynamics) {
-            let s = SchemaName::new(schema)?.quoted();
+        let statics = config.static_tenants().iter().map(|t| t.name().clone());
+        let dynamics = DYNAMIC.iter().map(|(schema, ..)| SchemaName::new(schema));
+        for schema in statics.map(Ok).chain(dynamics) {
+            let schema = schema?;
+            let s = schema.quoted();
             conn.batch_execute(&format!(
-                "CREATE SCHEMA {s};
-                 CREATE TABLE {s}.notes (id serial PRIMARY KEY, body text NOT NULL);
+                "CREATE SCHEMA IF NOT EXISTS {s};
+                 CREATE TABLE IF NOT EXISTS {s}.notes (id serial PRIMARY KEY, body text NOT NULL);
                  INSERT INTO {s}.notes (body) VALUES ('welcome to {schema}'), ('second note of {schema}');"
             ))?;
         }
         for (schema, active, routes) in DYNAMIC {
-            #[derive(QueryableByName)]
-            struct Id {
-                #[diesel(sql_type = diesel::sql_types::BigInt)]
-                id: i64,
-            }
-            let id = diesel::sql_query(
-                "INSERT INTO public.tenants (schema_name, name, status)
-                 VALUES ($1, $1, CASE WHEN $2 THEN 'active' ELSE 'suspended' END::public.tenant_status)
-                 RETURNING id",
-            )
-            .bind::<diesel::sql_types::Text, _>(schema)
-            .bind::<diesel::sql_types::Bool, _>(active)
-            .get_result::<Id>(conn)?
-            .id;
+            let status = if *active {
+                TenantStatus::Active
+            } else {
+                TenantStatus::Suspended
+            };
+            let name = config.check_tenant_name(schema)?;
+            let tenant = DefaultTenant::insert(conn, NewTenant::new(&name, *schema).status(status))?;
             for (domain, folder, primary, redirect) in routes.iter() {
-                diesel::sql_query(
-                    "INSERT INTO public.domains (tenant_id, domain, folder, is_primary, redirect_to_primary)
-                     VALUES ($1, $2, $3, $4, $5)",
-                )
-                .bind::<diesel::sql_types::BigInt, _>(id)
-                .bind::<diesel::sql_types::Text, _>(domain)
-                .bind::<diesel::sql_types::Nullable<diesel::sql_types::Text>, _>(folder)
-                .bind::<diesel::sql_types::Bool, _>(primary)
-                .bind::<diesel::sql_types::Bool, _>(redirect)
-                .execute(conn)?;
+                let mut new = NewDomain::new(*domain)
+                    .primary(*primary)
+                    .redirect_to_primary(*redirect);
+                if let Some(folder) = folder {
+                    new = new.folder(*folder);
+                }
+                add_domain::<DefaultDomain>(conn, &tenant.id, new)?;
             }
         }
         Ok(())
@@ -273,7 +161,7 @@ pub fn setup(database_url: &str) -> Result<App, Box<dyn std::error::Error + Send
     let table = RouteTable::start(
         database_url,
         config.clone(),
-        Arc::new(ExampleCatalog),
+        Arc::new(default_catalog()),
         RouteOptions::default().on_error(|e| eprintln!("routing: {e}")),
     )?;
     let pool = TenantPool::new(database_url, config.clone())?;
@@ -311,12 +199,10 @@ async fn home(route: Route, db: TenantDb) -> Response {
     }
 }
 
-/// A page with no database work: the tenant's name only.
+/// A page with no database work: the tenant's name only (`nobody` without the layer).
 async fn hello(route: Option<Route>) -> String {
-    match route {
-        Some(route) => format!("hello from {}\n", route.schema()),
-        None => "hello\n".to_owned(),
-    }
+    let schema = route.as_ref().map_or("nobody", |r| r.schema().as_str());
+    format!("hello from {schema}\n")
 }
 
 async fn page(route: Route) -> String {
@@ -363,8 +249,9 @@ pub struct PerTenant {
     customers: Router,
 }
 
-/// The routers of `www`, `blog` and the dynamic tenants.
-pub fn per_tenant() -> PerTenant {
+/// The routers of `www`, `blog` and the dynamic tenants; their handlers take database
+/// connections from `pool`.
+pub fn per_tenant(pool: TenantPool) -> PerTenant {
     let common = || {
         Router::new()
             .route("/", get(home))
@@ -373,12 +260,17 @@ pub fn per_tenant() -> PerTenant {
             .fallback(not_found)
     };
     PerTenant {
-        main: common().route("/register/", get(page)),
-        blog: common().route("/entries/", get(page)),
+        main: common()
+            .route("/register/", get(page))
+            .with_state(pool.clone()),
+        blog: common()
+            .route("/entries/", get(page))
+            .with_state(pool.clone()),
         customers: common()
             .route("/profile/", get(page))
             .route("/login/", get(page))
-            .route("/profile/advanced/", get(advanced)),
+            .route("/profile/advanced/", get(advanced))
+            .with_state(pool),
     }
 }
 
@@ -403,14 +295,13 @@ impl Service<Request> for PerTenant {
 
 /// The whole service: the tenancy layer around the per-tenant routers.
 pub fn service(app: &App) -> Tenancy<PerTenant> {
-    TenancyLayer::new(app.table.clone())
-        .pool(app.pool.clone())
-        .layer(per_tenant())
+    TenancyLayer::new(app.table.clone()).layer(per_tenant(app.pool.clone()))
 }
 
-/// The `/hello` page without the tenancy layer (the benchmark's baseline).
-pub fn bare() -> Router {
-    Router::new().route("/hello", get(hello))
+/// The same routers without the tenancy layer (the benchmark's baseline: only pages
+/// without database work, such as `/hello`, answer there).
+pub fn bare(app: &App) -> PerTenant {
+    per_tenant(app.pool.clone())
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {

@@ -1,6 +1,7 @@
-//! The live route table against a real server: it follows changes made from another
-//! connection (through the NOTIFY triggers), recovers when its listening backend is killed,
-//! reloads fully as a safety net, and answers misses without touching the database.
+//! The live route table against a real server, over the default models and their shared
+//! migrations: it follows changes made from another connection (through the NOTIFY
+//! triggers), recovers when its listening backend is killed, reloads fully as a safety net,
+//! and answers misses without touching the database.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -9,113 +10,19 @@ use std::time::{Duration, Instant};
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::sql_types::{Bool, Integer, Nullable, Text};
+use diesel_migrations::MigrationHarness;
+use pgschemas_diesel::models::{SHARED_MIGRATIONS, default_catalog};
 use pgschemas_diesel::{
-    Catalog, Config, DomainRecord, Error, Resolution, RouteOptions, RouteTable, SchemaName,
-    StaticTenant, TenantRecord, Via, test_database,
+    Config, Error, Resolution, RouteOptions, RouteTable, StaticTenant, Via, test_database,
 };
 
 /// How long a test waits for the table to follow a change before failing.
 pub const PATIENCE: Duration = Duration::from_secs(20);
 
-/// The default models' shared tables, with the statement-level NOTIFY triggers.
-pub const SHARED_TABLES: &str = r#"
-CREATE TYPE public.tenant_status AS ENUM ('active', 'suspended');
-CREATE TABLE public.tenants (
-    id bigserial PRIMARY KEY,
-    schema_name text NOT NULL UNIQUE,
-    name text NOT NULL,
-    status public.tenant_status NOT NULL DEFAULT 'active',
-    created_at timestamptz NOT NULL DEFAULT now()
-);
-CREATE TABLE public.domains (
-    id bigserial PRIMARY KEY,
-    tenant_id bigint NOT NULL REFERENCES public.tenants (id) ON DELETE CASCADE,
-    domain text NOT NULL,
-    folder text,
-    is_primary boolean NOT NULL DEFAULT false,
-    redirect_to_primary boolean NOT NULL DEFAULT false
-);
-CREATE UNIQUE INDEX domains_domain_folder_key ON public.domains (domain, coalesce(folder, ''));
-CREATE FUNCTION public.pgschemas_notify_routes() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    PERFORM pg_catalog.pg_notify('pgschemas_routes', TG_TABLE_NAME);
-    RETURN NULL;
-END
-$$;
-CREATE TRIGGER pgschemas_notify_routes AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
-    ON public.tenants FOR EACH STATEMENT EXECUTE FUNCTION public.pgschemas_notify_routes();
-CREATE TRIGGER pgschemas_notify_routes AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
-    ON public.domains FOR EACH STATEMENT EXECUTE FUNCTION public.pgschemas_notify_routes();
-"#;
-
-/// A catalog over [`SHARED_TABLES`].
-pub struct SqlCatalog;
-
-#[derive(QueryableByName)]
-struct TenantRow {
-    #[diesel(sql_type = Text)]
-    id: String,
-    #[diesel(sql_type = Text)]
-    schema_name: String,
-    #[diesel(sql_type = Bool)]
-    active: bool,
-}
-
-#[derive(QueryableByName)]
-struct DomainRow {
-    #[diesel(sql_type = Text)]
-    tenant_id: String,
-    #[diesel(sql_type = Text)]
-    domain: String,
-    #[diesel(sql_type = Nullable<Text>)]
-    folder: Option<String>,
-    #[diesel(sql_type = Bool)]
-    is_primary: bool,
-    #[diesel(sql_type = Bool)]
-    redirect_to_primary: bool,
-}
-
-impl Catalog for SqlCatalog {
-    fn tenants(&self, conn: &mut PgConnection) -> pgschemas_diesel::Result<Vec<TenantRecord>> {
-        let rows: Vec<TenantRow> = diesel::sql_query(
-            "SELECT id::text AS id, schema_name, status = 'active' AS active FROM public.tenants",
-        )
-        .load(conn)?;
-        rows.into_iter()
-            .map(|r| {
-                Ok(TenantRecord {
-                    id: r.id,
-                    schema: SchemaName::new(r.schema_name)?,
-                    active: r.active,
-                })
-            })
-            .collect()
-    }
-
-    fn domains(&self, conn: &mut PgConnection) -> pgschemas_diesel::Result<Vec<DomainRecord>> {
-        let rows: Vec<DomainRow> = diesel::sql_query(
-            "SELECT tenant_id::text AS tenant_id, domain, folder, is_primary, redirect_to_primary
-             FROM public.domains",
-        )
-        .load(conn)?;
-        Ok(rows
-            .into_iter()
-            .map(|r| DomainRecord {
-                tenant_id: r.tenant_id,
-                domain: r.domain,
-                folder: r.folder,
-                is_primary: r.is_primary,
-                redirect_to_primary: r.redirect_to_primary,
-            })
-            .collect())
-    }
-
-    fn watched_tables(&self) -> Vec<(String, String)> {
-        vec![
-            ("public".into(), "tenants".into()),
-            ("public".into(), "domains".into()),
-        ]
-    }
+/// The default models' shared tables (with their NOTIFY triggers).
+pub fn migrated(conn: &mut PgConnection) {
+    conn.run_pending_migrations(SHARED_MIGRATIONS)
+        .expect("shared migrations");
 }
 
 /// `www` (localhost, fallback tenants.localhost, header alias `main`) and `blog`.
@@ -158,7 +65,7 @@ fn schema_of(table: &RouteTable, host: &str, path: &str) -> Option<String> {
 }
 
 fn start(url: &str, options: RouteOptions) -> RouteTable {
-    RouteTable::start(url, sandbox_config(), Arc::new(SqlCatalog), options).unwrap()
+    RouteTable::start(url, sandbox_config(), Arc::new(default_catalog()), options).unwrap()
 }
 
 #[derive(QueryableByName)]
@@ -197,7 +104,7 @@ fn add_domain(
 fn follows_changes_made_from_another_connection() {
     let db = test_database!();
     let mut conn = db.connect();
-    conn.batch_execute(SHARED_TABLES).unwrap();
+    migrated(&mut conn);
     let t1 = add_tenant(&mut conn, "tenant1");
     add_domain(&mut conn, t1, "tenant1.localhost", None, true);
 
@@ -289,7 +196,7 @@ fn follows_changes_made_from_another_connection() {
 fn a_transaction_is_seen_whole() {
     let db = test_database!();
     let mut conn = db.connect();
-    conn.batch_execute(SHARED_TABLES).unwrap();
+    migrated(&mut conn);
     let table = start(db.url(), RouteOptions::default());
     conn.transaction(|c| {
         for i in 0..50 {
@@ -325,7 +232,7 @@ fn backend_alive(conn: &mut PgConnection, pid: i32) -> bool {
 fn recovers_when_its_backend_is_killed() {
     let db = test_database!();
     let mut conn = db.connect();
-    conn.batch_execute(SHARED_TABLES).unwrap();
+    migrated(&mut conn);
     let errors = Arc::new(AtomicUsize::new(0));
     let seen = Arc::clone(&errors);
     let options = RouteOptions::default()
@@ -366,7 +273,7 @@ fn recovers_when_its_backend_is_killed() {
 fn changes_made_while_disconnected_are_not_lost() {
     let db = test_database!();
     let mut conn = db.connect();
-    conn.batch_execute(SHARED_TABLES).unwrap();
+    migrated(&mut conn);
     let table = start(
         db.url(),
         RouteOptions::default().heartbeat(Duration::from_millis(100)),
@@ -392,14 +299,14 @@ fn changes_made_while_disconnected_are_not_lost() {
 fn refresh_applies_a_change_at_once() {
     let db = test_database!();
     let mut conn = db.connect();
-    conn.batch_execute(SHARED_TABLES).unwrap();
+    migrated(&mut conn);
     // No notifications at all, and no periodic reload within the test.
     conn.batch_execute("ALTER TABLE tenants DISABLE TRIGGER pgschemas_notify_routes; ALTER TABLE domains DISABLE TRIGGER pgschemas_notify_routes")
         .unwrap();
     let table = RouteTable::start(
         db.url(),
         sandbox_config(),
-        Arc::new(SqlCatalog),
+        Arc::new(default_catalog()),
         RouteOptions::default().check_triggers(false),
     )
     .unwrap();
@@ -420,13 +327,13 @@ fn refresh_applies_a_change_at_once() {
 fn full_reload_is_the_safety_net() {
     let db = test_database!();
     let mut conn = db.connect();
-    conn.batch_execute(SHARED_TABLES).unwrap();
+    migrated(&mut conn);
     conn.batch_execute("ALTER TABLE domains DISABLE TRIGGER pgschemas_notify_routes; ALTER TABLE tenants DISABLE TRIGGER pgschemas_notify_routes")
         .unwrap();
     let table = RouteTable::start(
         db.url(),
         sandbox_config(),
-        Arc::new(SqlCatalog),
+        Arc::new(default_catalog()),
         RouteOptions::default()
             .check_triggers(false)
             .full_reload_every(Duration::from_millis(100)),
@@ -444,13 +351,13 @@ fn full_reload_is_the_safety_net() {
 fn a_missing_trigger_is_reported_at_start() {
     let db = test_database!();
     let mut conn = db.connect();
-    conn.batch_execute(SHARED_TABLES).unwrap();
+    migrated(&mut conn);
     conn.batch_execute("DROP TRIGGER pgschemas_notify_routes ON domains")
         .unwrap();
     let err = RouteTable::start(
         db.url(),
         sandbox_config(),
-        Arc::new(SqlCatalog),
+        Arc::new(default_catalog()),
         RouteOptions::default(),
     )
     .unwrap_err();
@@ -464,7 +371,7 @@ fn a_missing_trigger_is_reported_at_start() {
     let msg = RouteTable::start(
         db.url(),
         sandbox_config(),
-        Arc::new(SqlCatalog),
+        Arc::new(default_catalog()),
         RouteOptions::default(),
     )
     .unwrap_err()
@@ -478,7 +385,7 @@ fn a_missing_trigger_is_reported_at_start() {
     let msg = RouteTable::start(
         db.url(),
         sandbox_config(),
-        Arc::new(SqlCatalog),
+        Arc::new(default_catalog()),
         RouteOptions::default(),
     )
     .unwrap_err()
@@ -490,7 +397,7 @@ fn a_missing_trigger_is_reported_at_start() {
 fn a_failed_reload_keeps_the_last_table() {
     let db = test_database!();
     let mut conn = db.connect();
-    conn.batch_execute(SHARED_TABLES).unwrap();
+    migrated(&mut conn);
     let t = add_tenant(&mut conn, "kept");
     add_domain(&mut conn, t, "kept.localhost", None, true);
     let errors = Arc::new(AtomicUsize::new(0));
@@ -531,7 +438,7 @@ fn a_failed_reload_keeps_the_last_table() {
 fn misses_never_reach_the_database() {
     let db = test_database!();
     let mut conn = db.connect();
-    conn.batch_execute(SHARED_TABLES).unwrap();
+    migrated(&mut conn);
     let t = add_tenant(&mut conn, "tenant1");
     add_domain(&mut conn, t, "tenant1.localhost", None, true);
     let table = start(db.url(), RouteOptions::default());
@@ -550,7 +457,7 @@ fn misses_never_reach_the_database() {
 fn the_listener_stops_with_the_last_handle() {
     let db = test_database!();
     let mut conn = db.connect();
-    conn.batch_execute(SHARED_TABLES).unwrap();
+    migrated(&mut conn);
     let table = start(db.url(), RouteOptions::default());
     let clone = table.clone();
     let pid = table.status().listener_pid.unwrap();
@@ -574,7 +481,7 @@ fn start_reports_an_unreachable_database() {
     let err = RouteTable::start(
         "postgres://postgres@127.0.0.1:1/nowhere",
         sandbox_config(),
-        Arc::new(SqlCatalog),
+        Arc::new(default_catalog()),
         RouteOptions::default(),
     )
     .unwrap_err();

@@ -144,7 +144,8 @@ fn tenant_views() {
         ("/register/", 404),
         ("/non-existing/", 404),
     ];
-    let sites: [(&str, &str, &str, &[(&str, u16)]); 4] = [
+    type Site<'a> = (&'a str, &'a str, &'a str, &'a [(&'a str, u16)]);
+    let sites: [Site<'_>; 4] = [
         ("localhost", "", "www", &www),
         ("blog.localhost", "", "blog", &blog),
         ("tenant1.localhost", "", "tenant1", &customers),
@@ -327,9 +328,8 @@ fn header_routing() {
     let db = test_database!();
     let app = web::setup(db.url()).unwrap();
     let service = TenancyLayer::new(app.table.clone())
-        .pool(app.pool.clone())
         .header_routing(HeaderName::from_static("tenant"))
-        .layer(web::per_tenant());
+        .layer(web::per_tenant(app.pool.clone()));
     let server = serve(service);
     let id1 = app
         .table
@@ -423,10 +423,23 @@ fn folder_prefix_is_stripped_before_routing() {
         assert_eq!(reply.status, 200, "{path}: {reply:?}");
         assert_eq!(reply.body, want, "{path}");
     }
+    // Absolute form: the URI's authority decides, not the Host header.
+    let reply = get(
+        &server,
+        "localhost",
+        "http://tenants.localhost/tenant2/a/b?q=1",
+    );
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert_eq!(
+        reply.body,
+        "tenant2 http://tenants.localhost/a/b?q=1 http://tenants.localhost/tenant2/a/b?q=1 /tenant2/x"
+    );
 }
 
 #[test]
 fn extractors_without_the_layer_explain_themselves() {
+    let db = test_database!();
+    let app = web::setup(db.url()).unwrap();
     async fn needs_route(route: Route) -> String {
         route.schema().to_string()
     }
@@ -435,19 +448,15 @@ fn extractors_without_the_layer_explain_themselves() {
     }
     let router = Router::new()
         .route("/", on_get(needs_route))
-        .route("/db", on_get(needs_db));
+        .route("/db", on_get(needs_db))
+        .with_state(app.pool.clone());
     let server = serve(router.clone());
-    let reply = get(&server, "localhost", "/");
-    assert_eq!(reply.status, 500);
-    assert!(reply.body.contains("TenancyLayer"), "{reply:?}");
-
-    // With the layer but no pool, TenantDb says so.
-    let config = web::config().unwrap();
-    let table =
-        pgschemas_diesel::RouteTable::fixed(pgschemas_diesel::Routes::build(&config, &[], &[]));
-    let server = serve(TenancyLayer::new(table).layer(router));
+    for path in ["/", "/db"] {
+        let reply = get(&server, "localhost", path);
+        assert_eq!(reply.status, 500, "{path}");
+        assert!(reply.body.contains("TenancyLayer"), "{reply:?}");
+    }
+    let server = serve(TenancyLayer::new(app.table.clone()).layer(router));
     assert_eq!(get(&server, "localhost", "/").body, "www");
-    let reply = get(&server, "localhost", "/db");
-    assert_eq!(reply.status, 500);
-    assert!(reply.body.contains("TenancyLayer::pool"), "{reply:?}");
+    assert_eq!(get(&server, "localhost", "/db").body, "www");
 }

@@ -32,6 +32,8 @@
 //!
 //! - `testing`: `pgschemas_diesel::testing` — a database per test, a throwaway PostgreSQL
 //!   cluster when none is running, and a PgBouncer harness.
+//! - `axum`: `pgschemas_diesel::axum` — a tower layer that routes each request to its tenant
+//!   with a [`RouteTable`], and the `Route` / `TenantDb` extractors.
 //! - `cli`: `pgschemas_diesel::cli` — the management command line (`migrate`, `whowill`,
 //!   `create-tenant`, `run-sql`, `doctor`, ...) for your own binary.
 

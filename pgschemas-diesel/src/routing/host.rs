@@ -6,52 +6,63 @@ pub(crate) const MAX_HOST_LEN: usize = 253;
 /// The longest folder (first path segment) a route may have.
 pub(crate) const MAX_FOLDER_LEN: usize = 253;
 
-/// A lookup key built on the stack: a normalised host, optionally followed by `/folder`.
-pub(crate) struct KeyBuf {
-    buf: [u8; MAX_HOST_LEN + 1 + MAX_FOLDER_LEN],
-    host_len: usize,
+/// A normalised host, built on the stack.
+pub(crate) struct HostBuf {
+    buf: [u8; MAX_HOST_LEN],
     len: usize,
 }
 
-impl KeyBuf {
+impl HostBuf {
     pub(crate) fn new() -> Self {
         Self {
-            buf: [0; MAX_HOST_LEN + 1 + MAX_FOLDER_LEN],
-            host_len: 0,
+            buf: [0; MAX_HOST_LEN],
             len: 0,
         }
     }
 
     /// The normalised host.
-    pub(crate) fn host(&self) -> &str {
-        std::str::from_utf8(&self.buf[..self.host_len]).unwrap_or("")
-    }
-
-    /// `host/folder`, after [`push_folder`](Self::push_folder) succeeded.
-    pub(crate) fn with_folder(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         std::str::from_utf8(&self.buf[..self.len]).unwrap_or("")
-    }
-
-    /// Appends `/folder` to the host; `false` when it cannot be a route's folder.
-    pub(crate) fn push_folder(&mut self, folder: &[u8]) -> bool {
-        if folder.is_empty() || folder.len() > MAX_FOLDER_LEN || !folder.is_ascii() {
-            return false;
-        }
-        let start = self.host_len;
-        self.buf[start] = b'/';
-        self.buf[start + 1..start + 1 + folder.len()].copy_from_slice(folder);
-        self.len = start + 1 + folder.len();
-        true
     }
 }
 
-/// Normalises a `Host` header value (or URI authority) into `key`: the port dropped, one
-/// trailing dot ignored, ASCII lower-cased, one leading `www.` stripped.
+/// Normalises a `Host` header value (or URI authority): the port dropped, one trailing dot
+/// ignored, ASCII lower-cased, one leading `www.` stripped.
 ///
-/// Returns the port (digits, possibly empty) when one was given, `Err(())` for a malformed
-/// host: empty, too long, non-ASCII, a character outside `[a-z0-9._-]`, an empty label, a
-/// bad port or a malformed IPv6 literal.
-pub(crate) fn normalize_host<'a>(raw: &'a [u8], key: &mut KeyBuf) -> Result<Option<&'a str>, ()> {
+/// Returns the host (borrowed from `raw` when it is already normal, else written into
+/// `storage`) and the port when one was given; `Err(())` for a malformed host: empty, too
+/// long, non-ASCII, a character outside `[a-z0-9._-]`, an empty label, a bad port or a
+/// malformed IPv6 literal.
+pub(crate) fn normalize_host<'a>(
+    raw: &'a [u8],
+    storage: &'a mut Option<HostBuf>,
+) -> Result<(&'a str, Option<&'a str>), ()> {
+    if is_normal(raw) {
+        return Ok((std::str::from_utf8(raw).map_err(|_| ())?, None));
+    }
+    let key = storage.insert(HostBuf::new());
+    let port = normalize_into(raw, key)?;
+    Ok((key.as_str(), port))
+}
+
+/// Whether `raw` is a host already in normal form: labels of `[a-z0-9_-]`, no port, no
+/// trailing dot, no leading `www.`.
+fn is_normal(raw: &[u8]) -> bool {
+    if raw.is_empty() || raw.len() > MAX_HOST_LEN || raw.starts_with(b"www.") {
+        return false;
+    }
+    let mut label_len = 0usize;
+    for &b in raw {
+        match b {
+            b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' => label_len += 1,
+            b'.' if label_len > 0 => label_len = 0,
+            _ => return false,
+        }
+    }
+    label_len > 0
+}
+
+fn normalize_into<'a>(raw: &'a [u8], key: &mut HostBuf) -> Result<Option<&'a str>, ()> {
     // Userinfo never belongs in a Host header; refuse it rather than guess.
     let (host, port) = split_port(raw)?;
     let host = host.strip_suffix(b".").unwrap_or(host);
@@ -74,7 +85,6 @@ pub(crate) fn normalize_host<'a>(raw: &'a [u8], key: &mut KeyBuf) -> Result<Opti
         {
             return Err(());
         }
-        key.host_len = host.len();
         key.len = host.len();
         return Ok(port);
     }
@@ -101,7 +111,6 @@ pub(crate) fn normalize_host<'a>(raw: &'a [u8], key: &mut KeyBuf) -> Result<Opti
         key.buf.copy_within(4..n, 0);
         n -= 4;
     }
-    key.host_len = n;
     key.len = n;
     Ok(port)
 }
@@ -136,9 +145,9 @@ fn split_port(raw: &[u8]) -> Result<(&[u8], Option<&str>), ()> {
     Ok((host, port))
 }
 
-/// Splits a request target (`/path?query`, or just a path) into its first path segment and
-/// the rest after it: `/tenant1/a?b` gives (`tenant1`, `/a?b`). A target that does not start
-/// with `/` has no first segment.
+/// Splits a request target (`/path?query`, or just a path) into its first path segment,
+/// with its leading slash, and the rest after it: `/tenant1/a?b` gives (`/tenant1`, `/a?b`),
+/// `/` gives (`/`, ``). A target that does not start with `/` has no first segment (``).
 pub(crate) fn first_segment(target: &[u8]) -> (&[u8], &[u8]) {
     match target {
         [b'/', rest @ ..] => {
@@ -146,7 +155,7 @@ pub(crate) fn first_segment(target: &[u8]) -> (&[u8], &[u8]) {
                 .iter()
                 .position(|&b| b == b'/' || b == b'?' || b == b'#')
                 .unwrap_or(rest.len());
-            (&rest[..end], &rest[end..])
+            target.split_at(end + 1)
         }
         _ => (&[], target),
     }
@@ -157,7 +166,7 @@ pub(crate) fn first_segment(target: &[u8]) -> (&[u8], &[u8]) {
 /// that does not start with that segment is returned as it is.
 pub(crate) fn strip_folder<'a>(target: &'a str, folder: &str) -> std::borrow::Cow<'a, str> {
     let (segment, rest) = first_segment(target.as_bytes());
-    if folder.is_empty() || segment != folder.as_bytes() {
+    if folder.is_empty() || segment.get(1..) != Some(folder.as_bytes()) {
         return std::borrow::Cow::Borrowed(target);
     }
     let rest = &target[target.len() - rest.len()..];
@@ -200,15 +209,27 @@ mod tests {
     use super::*;
 
     fn norm(raw: &str) -> Option<(String, Option<String>)> {
-        let mut key = KeyBuf::new();
-        normalize_host(raw.as_bytes(), &mut key)
+        let mut storage = None;
+        let fast = is_normal(raw.as_bytes());
+        let got = normalize_host(raw.as_bytes(), &mut storage)
             .ok()
-            .map(|port| (key.host().to_owned(), port.map(str::to_owned)))
+            .map(|(host, port)| (host.to_owned(), port.map(str::to_owned)));
+        // The fast path agrees with the full one.
+        let mut key = HostBuf::new();
+        let slow = normalize_into(raw.as_bytes(), &mut key)
+            .ok()
+            .map(|port| (key.as_str().to_owned(), port.map(str::to_owned)));
+        assert_eq!(got, slow, "{raw:?}");
+        if fast {
+            assert_eq!(got.as_ref().map(|g| g.0.as_str()), Some(raw));
+        }
+        got
     }
 
     #[test]
     fn host_normalisation() {
-        let cases: &[(&str, Option<(&str, Option<&str>)>)] = &[
+        type Case<'a> = (&'a str, Option<(&'a str, Option<&'a str>)>);
+        let cases: &[Case<'_>] = &[
             ("localhost", Some(("localhost", None))),
             ("LocalHost", Some(("localhost", None))),
             ("localhost:8000", Some(("localhost", Some("8000")))),
@@ -260,16 +281,16 @@ mod tests {
     #[test]
     fn first_segments() {
         let cases: &[(&str, &str, &str)] = &[
-            ("/", "", ""),
+            ("/", "/", ""),
             ("", "", ""),
             ("*", "", "*"),
-            ("/tenant1", "tenant1", ""),
-            ("/tenant1/", "tenant1", "/"),
-            ("/tenant1/a/b?x=1", "tenant1", "/a/b?x=1"),
-            ("/tenant1?x=1", "tenant1", "?x=1"),
-            ("/tenant1#frag", "tenant1", "#frag"),
-            ("//some/path/", "", "/some/path/"),
-            ("/some/path/", "some", "/path/"),
+            ("/tenant1", "/tenant1", ""),
+            ("/tenant1/", "/tenant1", "/"),
+            ("/tenant1/a/b?x=1", "/tenant1", "/a/b?x=1"),
+            ("/tenant1?x=1", "/tenant1", "?x=1"),
+            ("/tenant1#frag", "/tenant1", "#frag"),
+            ("//some/path/", "/", "/some/path/"),
+            ("/some/path/", "/some", "/path/"),
         ];
         for (target, seg, rest) in cases {
             let (s, r) = first_segment(target.as_bytes());
@@ -312,6 +333,13 @@ mod tests {
             &"a".repeat(254),
         ] {
             assert!(!is_valid_folder(bad), "{bad}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn fast_path_agrees(raw in "[a-zA-Z0-9._:\\[\\]-]{0,20}") {
+            norm(&raw);
         }
     }
 

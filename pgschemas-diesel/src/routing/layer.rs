@@ -10,7 +10,9 @@
 //! | unknown or malformed host | `404 Not Found` |
 //!
 //! Handlers take the [`Route`] as an extractor and, for database work, a [`TenantDb`],
-//! which runs Diesel (synchronous) on tokio's blocking pool with the tenant's search path.
+//! which runs Diesel (synchronous) on tokio's blocking pool with the tenant's search path;
+//! it takes connections from the router's state (any state `S` with
+//! `TenantPool: FromRef<S>`, such as the pool itself).
 //!
 //! Wrap the whole `Router` (not `Router::layer`, which runs after routing): the folder
 //! prefix must be stripped *before* the router matches the path.
@@ -27,8 +29,8 @@
 //! }
 //!
 //! # async fn serve(table: RouteTable, pool: TenantPool) -> std::io::Result<()> {
-//! let router = Router::new().route("/", get(home));
-//! let app = TenancyLayer::new(table).pool(pool).layer(router);
+//! let router = Router::new().route("/", get(home)).with_state(pool);
+//! let app = TenancyLayer::new(table).layer(router);
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
 //! axum::serve(listener, ServiceExt::<axum::extract::Request>::into_make_service(app)).await
 //! # }
@@ -42,7 +44,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use axum::extract::{FromRequestParts, OptionalFromRequestParts, OriginalUri};
+use axum::extract::{FromRef, FromRequestParts, OptionalFromRequestParts, OriginalUri};
 use axum::response::{IntoResponse, Response};
 use diesel::PgConnection;
 use http::request::Parts;
@@ -54,13 +56,11 @@ use tower::{Layer, Service};
 use crate::error::{Error, Result};
 use crate::pool::{TenantPool, TenantScope};
 
-use super::host::strip_folder;
 use super::live::RouteTable;
 use super::table::{Resolution, Route, Via};
 
 struct Settings {
     table: RouteTable,
-    pool: Option<TenantPool>,
     header: Option<HeaderName>,
 }
 
@@ -83,7 +83,6 @@ impl fmt::Debug for TenancyLayer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TenancyLayer")
             .field("table", &self.settings.table)
-            .field("pool", &self.settings.pool.is_some())
             .field("header", &self.settings.header)
             .finish()
     }
@@ -100,23 +99,9 @@ impl TenancyLayer {
         Self {
             settings: Arc::new(Settings {
                 table,
-                pool: None,
                 header: None,
             }),
         }
-    }
-
-    /// The pool [`TenantDb`] takes connections from.
-    ///
-    /// ```no_run
-    /// # use pgschemas_diesel::{Config, Routes, RouteTable, TenantPool};
-    /// # let table = RouteTable::fixed(Routes::build(&Config::default(), &[], &[]));
-    /// let pool = TenantPool::new("postgres://postgres@127.0.0.1/app", Config::default())?;
-    /// let layer = pgschemas_diesel::axum::TenancyLayer::new(table).pool(pool);
-    /// # Ok::<(), pgschemas_diesel::Error>(())
-    /// ```
-    pub fn pool(self, pool: TenantPool) -> Self {
-        self.with(|s| s.pool = Some(pool))
     }
 
     /// Also routes by the header `name` (django-pgschemas' header routing): when a request
@@ -139,7 +124,6 @@ impl TenancyLayer {
     fn with(self, f: impl FnOnce(&mut Settings)) -> Self {
         let mut settings = Settings {
             table: self.settings.table.clone(),
-            pool: self.settings.pool.clone(),
             header: self.settings.header.clone(),
         };
         f(&mut settings);
@@ -232,18 +216,17 @@ where
                 return answer((StatusCode::NOT_FOUND, what).into_response());
             }
         };
-        if route.via() == Via::DynamicFolder
-            && let Some(folder) = route.folder()
-        {
-            let original = req.uri().clone();
+        if route.via() == Via::DynamicFolder {
+            let original = std::mem::take(req.uri_mut());
             let target = original.path_and_query().map_or("/", PathAndQuery::as_str);
-            if let Ok(uri) = rewrite(&original, &strip_folder(target, folder)) {
-                req.extensions_mut().insert(OriginalUri(original));
-                *req.uri_mut() = uri;
+            match rewrite(&original, &route.strip_prefix(target)) {
+                Ok(uri) => {
+                    *req.uri_mut() = uri;
+                    req.extensions_mut().insert(OriginalUri(original));
+                }
+                // Cannot happen (the stripped target is a suffix of a valid one): keep it.
+                Err(_) => *req.uri_mut() = original,
             }
-        }
-        if let Some(pool) = &settings.pool {
-            req.extensions_mut().insert(pool.clone());
         }
         req.extensions_mut().insert(route);
         TenancyFuture {
@@ -262,9 +245,15 @@ fn host<B>(req: &Request<B>) -> Option<&[u8]> {
     }
 }
 
+/// `uri` with its path and query replaced.
 fn rewrite(uri: &Uri, path_and_query: &str) -> Result<Uri, http::Error> {
+    let path_and_query = PathAndQuery::try_from(path_and_query)?;
+    if uri.scheme().is_none() && uri.authority().is_none() {
+        // Origin form (`GET /path HTTP/1.1`), the usual case.
+        return Ok(Uri::from(path_and_query));
+    }
     let mut parts = uri.clone().into_parts();
-    parts.path_and_query = Some(PathAndQuery::try_from(path_and_query)?);
+    parts.path_and_query = Some(path_and_query);
     Ok(Uri::from_parts(parts)?)
 }
 
@@ -318,7 +307,7 @@ where
 }
 
 /// The rejection of the [`Route`] and [`TenantDb`] extractors when [`TenancyLayer`] did
-/// not run (or was given no pool): a 500 naming what is missing.
+/// not run: a 500 that says so.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MissingTenancy(&'static str);
 
@@ -338,9 +327,6 @@ impl IntoResponse for MissingTenancy {
 
 const NO_ROUTE: MissingTenancy = MissingTenancy(
     "no tenant route on this request: wrap the router in pgschemas_diesel::axum::TenancyLayer",
-);
-const NO_POOL: MissingTenancy = MissingTenancy(
-    "no tenant pool on this request: give the TenancyLayer one with TenancyLayer::pool",
 );
 
 impl<S: Send + Sync> FromRequestParts<S> for Route {
@@ -366,7 +352,8 @@ impl<S: Send + Sync> OptionalFromRequestParts<S> for Route {
 /// [`run`](Self::run) and [`transaction`](Self::transaction) take a closure and run it on
 /// tokio's blocking pool with a connection set to the tenant's schema.
 ///
-/// Needs the layer to have a pool ([`TenancyLayer::pool`]).
+/// Takes connections from the router's state: any state `S` with `TenantPool: FromRef<S>`
+/// (the pool itself, or your own state with an `impl FromRef<AppState> for TenantPool`).
 ///
 /// ```no_run
 /// use diesel::RunQueryDsl;
@@ -474,16 +461,18 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'sta
     }
 }
 
-impl<S: Send + Sync> FromRequestParts<S> for TenantDb {
+impl<S> FromRequestParts<S> for TenantDb
+where
+    S: Send + Sync,
+    TenantPool: FromRef<S>,
+{
     type Rejection = MissingTenancy;
 
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let route = parts.extensions.get::<Route>().cloned().ok_or(NO_ROUTE)?;
-        let pool = parts
-            .extensions
-            .get::<TenantPool>()
-            .cloned()
-            .ok_or(NO_POOL)?;
-        Ok(Self { route, pool })
+        Ok(Self {
+            route,
+            pool: TenantPool::from_ref(state),
+        })
     }
 }

@@ -133,8 +133,9 @@ impl RouteOptions {
     }
 
     /// Whether [`RouteTable::start`] checks that every table of
-    /// [`Catalog::watched_tables`] has a trigger notifying the `pgschemas_routes` channel
-    /// (default `true`). Without one, changes reach the table only at the next full reload.
+    /// [`Catalog::watched_tables`] has an enabled trigger notifying the
+    /// [`ROUTES_CHANNEL`](crate::ROUTES_CHANNEL) (default `true`). Without one, changes reach
+    /// the table only at the next full reload.
     ///
     /// ```
     /// let o = pgschemas_diesel::RouteOptions::default().check_triggers(false);
@@ -264,8 +265,10 @@ impl Drop for Listener {
 ///
 /// [`start`](Self::start) loads the table and spawns a listener thread with its own
 /// connection, which `LISTEN`s on the `pgschemas_routes` channel, reloads the table when
-/// a notification arrives (the triggers installed by the shared migrations, or by
-/// `install_route_triggers` on your own tables, send one on every change), reloads it fully every minute as a safety net, and reconnects
+/// a notification arrives on [`ROUTES_CHANNEL`](crate::ROUTES_CHANNEL) (the triggers of the
+/// default models' [shared migrations](crate::models::SHARED_MIGRATIONS), or those
+/// [`install_route_triggers`](crate::install_route_triggers) puts on your own tables, send one
+/// on every change), reloads it fully every minute as a safety net, and reconnects
 /// with back-off when its connection drops. Readers never wait: each reload builds a new
 /// [`Routes`] snapshot and swaps it in atomically. A miss is answered from memory too (the
 /// table is complete), so unknown hosts cannot make the service query the database.
@@ -601,7 +604,7 @@ fn check_triggers(conn: &mut PgConnection, catalog: &dyn Catalog) -> Result<()> 
         }
         if !check.notifies {
             return Err(Error::Config(format!(
-                "table {qualified} has no trigger notifying channel {ROUTES_CHANNEL:?}, so route changes would wait for the next full reload; install it with pgschemas_diesel::install_route_triggers (or the SQL of route_trigger_sql), or turn this check off with RouteOptions::check_triggers(false)"
+                "table {qualified} has no trigger notifying channel {ROUTES_CHANNEL:?}, so route changes would wait for the next full reload; install it with pgschemas_diesel::install_route_triggers (or the SQL of pgschemas_diesel::route_trigger_sql in a shared migration), or turn this check off with RouteOptions::check_triggers(false)"
             )));
         }
     }

@@ -17,6 +17,4 @@ mod tests;
 pub use live::{ErrorHook, RouteOptions, RouteTable, RouteTableStatus};
 pub use table::{Redirect, Resolution, Route, Routes, Suspended, Via};
 
-/// The channel route changes are announced on (`NOTIFY pgschemas_routes, '<table>'`); the
-/// shared migrations of the default models install the triggers that send them.
-pub(crate) const ROUTES_CHANNEL: &str = "pgschemas_routes";
+pub(crate) use crate::models::ROUTES_CHANNEL;

@@ -1,7 +1,7 @@
 //! The immutable route snapshot and the resolution algorithm.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
-use std::collections::hash_map::Entry;
 use std::fmt;
 use std::sync::Arc;
 
@@ -9,7 +9,7 @@ use crate::catalog::{DomainRecord, TenantRecord};
 use crate::config::Config;
 use crate::name::SchemaName;
 
-use super::host::{KeyBuf, first_segment, is_valid_folder, normalize_host, push_encoded};
+use super::host::{first_segment, is_valid_folder, normalize_host, push_encoded, strip_folder};
 
 /// The longest header value header routing looks at.
 const MAX_HEADER_LEN: usize = 255;
@@ -21,8 +21,16 @@ struct Tenant {
     /// The catalog id of a dynamic tenant; `None` for a static tenant.
     id: Option<Box<str>>,
     active: bool,
-    /// The key (`host` or `host/folder`) of the tenant's primary route, when it has one.
-    primary: Option<Arc<str>>,
+    /// Where its redirecting routes lead: its primary route. Only kept for tenants that
+    /// have a redirecting route.
+    redirect_to: Option<Box<Target>>,
+}
+
+/// A route's place: a host and, for a folder route, `/folder`.
+#[derive(Debug)]
+struct Target {
+    host: Arc<str>,
+    folder: Option<Arc<str>>,
 }
 
 /// A route to a dynamic tenant.
@@ -32,17 +40,34 @@ struct DynRoute {
     redirect: bool,
 }
 
+/// No folder routes on a host.
+const NO_FOLDERS: u32 = u32::MAX;
+
 /// Everything one host routes to, in resolution order.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct HostSlot {
     /// A static tenant's domain.
     exact: Option<Arc<Tenant>>,
-    /// Whether any `host/folder` route exists for this host.
-    has_folders: bool,
+    /// The index of the host's folder routes in [`Routes::folders`], or [`NO_FOLDERS`].
+    folders: u32,
+    /// Whether the bare domain redirects to the tenant's primary route.
+    bare_redirect: bool,
     /// A dynamic tenant's bare domain.
-    bare: Option<DynRoute>,
+    bare: Option<Arc<Tenant>>,
     /// A static tenant's fallback domain.
     fallback: Option<Arc<Tenant>>,
+}
+
+impl Default for HostSlot {
+    fn default() -> Self {
+        Self {
+            exact: None,
+            folders: NO_FOLDERS,
+            bare_redirect: false,
+            bare: None,
+            fallback: None,
+        }
+    }
 }
 
 /// How a request reached its tenant.
@@ -98,8 +123,10 @@ pub enum Via {
 #[derive(Clone)]
 pub struct Route {
     tenant: Arc<Tenant>,
-    /// The matched key: `host`, or `host/folder` for a folder route; `None` for the header.
-    key: Option<Arc<str>>,
+    /// The matched host; `None` for the header.
+    host: Option<Arc<str>>,
+    /// The matched `/folder`, for a folder route.
+    folder: Option<Arc<str>>,
     via: Via,
 }
 
@@ -127,13 +154,12 @@ impl Route {
     /// The matched domain (normalised: lower case, no port, no leading `www.`); `None` for
     /// header routing.
     pub fn domain(&self) -> Option<&str> {
-        let key = self.key.as_deref()?;
-        Some(key.split_once('/').map_or(key, |(host, _)| host))
+        self.host.as_deref()
     }
 
     /// The folder, for [`Via::DynamicFolder`].
     pub fn folder(&self) -> Option<&str> {
-        self.key.as_deref()?.split_once('/').map(|(_, f)| f)
+        self.folder.as_deref().map(|f| &f[1..])
     }
 
     /// The path prefix the tenant lives under: `/folder` for a folder route, `""` otherwise.
@@ -146,9 +172,31 @@ impl Route {
     /// # Ok::<(), pgschemas_diesel::Error>(())
     /// ```
     pub fn prefix(&self) -> &str {
-        match self.key.as_deref().and_then(|k| k.find('/')) {
-            Some(i) => &self.key.as_deref().unwrap_or("")[i..],
-            None => "",
+        self.folder.as_deref().unwrap_or("")
+    }
+
+    /// The request target (`/path?query`) as the tenant's own router should see it: this
+    /// route's folder prefix removed (`/tenant1/a?b` gives `/a?b`, `/tenant1` gives `/`).
+    /// Unchanged for other routes. Frameworks other than axum use this to rewrite the path.
+    ///
+    /// ```
+    /// use pgschemas_diesel::{Config, DomainRecord, Resolution, Routes, SchemaName, TenantRecord};
+    ///
+    /// let tenants = [TenantRecord { id: "1".into(), schema: SchemaName::new("tenant1")?, active: true }];
+    /// let domains = [DomainRecord {
+    ///     tenant_id: "1".into(), domain: "tenants.localhost".into(), folder: Some("tenant1".into()),
+    ///     is_primary: true, redirect_to_primary: false,
+    /// }];
+    /// let routes = Routes::build(&Config::default(), &tenants, &domains);
+    /// let target = "/tenant1/profile/?tab=2";
+    /// let Resolution::Route(route) = routes.resolve("tenants.localhost", target) else { panic!() };
+    /// assert_eq!(route.strip_prefix(target), "/profile/?tab=2");
+    /// # Ok::<(), pgschemas_diesel::Error>(())
+    /// ```
+    pub fn strip_prefix<'a>(&self, target: &'a str) -> Cow<'a, str> {
+        match self.folder() {
+            Some(folder) => strip_folder(target, folder),
+            None => Cow::Borrowed(target),
         }
     }
 
@@ -185,15 +233,8 @@ impl Route {
     /// # Ok::<(), pgschemas_diesel::Error>(())
     /// ```
     pub fn absolute_url(&self, path: &str) -> String {
-        match &self.key {
-            Some(key) => {
-                let mut out = format!("//{key}");
-                if !path.starts_with('/') {
-                    out.push('/');
-                }
-                out.push_str(path);
-                out
-            }
+        match &self.host {
+            Some(host) => format!("//{host}{}", self.url(path)),
             None => self.url(path),
         }
     }
@@ -312,11 +353,14 @@ impl Resolution {
 /// ```
 pub struct Routes {
     hosts: HashMap<Arc<str>, HostSlot>,
-    folders: HashMap<Arc<str>, DynRoute>,
-    /// Static names and aliases, dynamic schema names: exact.
-    headers: HashMap<Box<str>, Arc<Tenant>>,
-    /// Dynamic tenant ids, lower case: compared case-insensitively.
-    ids: HashMap<Box<str>, Arc<Tenant>>,
+    /// Per host with folder routes: `/folder` -> route.
+    folders: Vec<HashMap<Arc<str>, DynRoute>>,
+    /// Static tenants' names and header aliases: exact.
+    statics: HashMap<Box<str>, Arc<Tenant>>,
+    /// Dynamic tenants, sorted by schema name (header routing by schema name).
+    by_schema: Vec<Arc<Tenant>>,
+    /// Indexes into `by_schema`, sorted by lower-cased id (header routing by id).
+    by_id: Vec<u32>,
     tenants: usize,
     routes: usize,
     warnings: Vec<String>,
@@ -373,28 +417,31 @@ impl Routes {
     }
 
     fn resolve_bytes(&self, host: &[u8], target: &[u8]) -> Resolution {
-        let mut key = KeyBuf::new();
-        let Ok(port) = normalize_host(host, &mut key) else {
+        let mut storage = None;
+        let Ok((normal, port)) = normalize_host(host, &mut storage) else {
             return Resolution::NotFound;
         };
-        let Some((host_key, slot)) = self.hosts.get_key_value(key.host()) else {
+        let Some((host, slot)) = self.hosts.get_key_value(normal) else {
             return Resolution::NotFound;
         };
         if let Some(tenant) = &slot.exact {
-            return route(tenant, host_key, Via::StaticDomain);
+            return served(tenant, Some(host), None, Via::StaticDomain);
         }
-        let (segment, rest) = first_segment(target);
-        if slot.has_folders
-            && key.push_folder(segment)
-            && let Some((folder_key, dynamic)) = self.folders.get_key_value(key.with_folder())
-        {
-            return dynamic_route(dynamic, folder_key, Via::DynamicFolder, port, rest);
+        if let Some(folders) = self.folders.get(slot.folders as usize) {
+            let (segment, rest) = first_segment(target);
+            if let Some((folder, dynamic)) = std::str::from_utf8(segment)
+                .ok()
+                .and_then(|s| folders.get_key_value(s))
+            {
+                let tenant = &dynamic.tenant;
+                return dynamic_route(tenant, dynamic.redirect, host, Some(folder), port, rest);
+            }
         }
-        if let Some(dynamic) = &slot.bare {
-            return dynamic_route(dynamic, host_key, Via::DynamicDomain, port, target);
+        if let Some(tenant) = &slot.bare {
+            return dynamic_route(tenant, slot.bare_redirect, host, None, port, target);
         }
         if let Some(tenant) = &slot.fallback {
-            return route(tenant, host_key, Via::FallbackDomain);
+            return served(tenant, Some(host), None, Via::FallbackDomain);
         }
         Resolution::NotFound
     }
@@ -421,33 +468,35 @@ impl Routes {
         if value.is_empty() || value.len() > MAX_HEADER_LEN {
             return Resolution::NotFound;
         }
-        let Ok(exact) = std::str::from_utf8(value) else {
+        let Ok(value) = std::str::from_utf8(value) else {
             return Resolution::NotFound;
         };
-        let tenant = match self.headers.get(exact) {
-            Some(t) => t,
-            None => {
-                let mut buf = [0u8; MAX_HEADER_LEN];
-                let lower = &mut buf[..value.len()];
-                lower.copy_from_slice(value);
-                lower.make_ascii_lowercase();
-                let Some(t) = std::str::from_utf8(lower)
-                    .ok()
-                    .and_then(|l| self.ids.get(l))
-                else {
-                    return Resolution::NotFound;
-                };
-                t
+        let tenant = if let Some(t) = self.statics.get(value) {
+            t
+        } else if let Ok(i) = self
+            .by_schema
+            .binary_search_by(|t| t.schema.as_str().cmp(value))
+        {
+            &self.by_schema[i]
+        } else {
+            let key = |i: &u32| {
+                self.by_schema
+                    .get(*i as usize)
+                    .and_then(|t| t.id.as_deref())
+                    .unwrap_or("")
+            };
+            let at = self
+                .by_id
+                .partition_point(|i| lower(key(i)).lt(lower(value)));
+            match self.by_id.get(at) {
+                Some(i) if lower(key(i)).eq(lower(value)) => &self.by_schema[*i as usize],
+                _ => return Resolution::NotFound,
             }
         };
         if !tenant.active {
             return suspended(tenant);
         }
-        Resolution::Route(Route {
-            tenant: Arc::clone(tenant),
-            key: None,
-            via: Via::Header,
-        })
+        served(tenant, None, None, Via::Header)
     }
 
     /// The number of routes: static domains and fallback domains, dynamic domain rows.
@@ -482,10 +531,16 @@ impl Routes {
     }
 }
 
-fn route(tenant: &Arc<Tenant>, key: &Arc<str>, via: Via) -> Resolution {
+fn served(
+    tenant: &Arc<Tenant>,
+    host: Option<&Arc<str>>,
+    folder: Option<&Arc<str>>,
+    via: Via,
+) -> Resolution {
     Resolution::Route(Route {
         tenant: Arc::clone(tenant),
-        key: Some(Arc::clone(key)),
+        host: host.map(Arc::clone),
+        folder: folder.map(Arc::clone),
         via,
     })
 }
@@ -499,35 +554,26 @@ fn suspended(tenant: &Tenant) -> Resolution {
 /// A dynamic route: suspended, redirected to the primary route, or served. `rest` is the
 /// request target with this route's folder (if any) stripped.
 fn dynamic_route(
-    dynamic: &DynRoute,
-    key: &Arc<str>,
-    via: Via,
+    tenant: &Arc<Tenant>,
+    redirect: bool,
+    host: &Arc<str>,
+    folder: Option<&Arc<str>>,
     port: Option<&str>,
     rest: &[u8],
 ) -> Resolution {
-    let tenant = &dynamic.tenant;
     if !tenant.active {
         return suspended(tenant);
     }
-    if dynamic.redirect
-        && let Some(primary) = &tenant.primary
-        && !Arc::ptr_eq(primary, key)
-    {
-        let (host, folder) = match primary.split_once('/') {
-            Some((h, f)) => (h, Some(f)),
-            None => (primary.as_ref(), None),
-        };
-        let mut location = String::with_capacity(primary.len() + rest.len() + 10);
+    if redirect && let Some(to) = &tenant.redirect_to {
+        let to_folder = to.folder.as_deref().unwrap_or("");
+        let mut location = String::with_capacity(to.host.len() + to_folder.len() + rest.len() + 10);
         location.push_str("//");
-        location.push_str(host);
+        location.push_str(&to.host);
         if let Some(port) = port {
             location.push(':');
             location.push_str(port);
         }
-        if let Some(folder) = folder {
-            location.push('/');
-            location.push_str(folder);
-        }
+        location.push_str(to_folder);
         if !rest.starts_with(b"/") {
             location.push('/');
         }
@@ -537,20 +583,26 @@ fn dynamic_route(
             schema: tenant.schema.clone(),
         });
     }
-    Resolution::Route(Route {
-        tenant: Arc::clone(tenant),
-        key: Some(Arc::clone(key)),
-        via,
-    })
+    let via = if folder.is_some() {
+        Via::DynamicFolder
+    } else {
+        Via::DynamicDomain
+    };
+    served(tenant, Some(host), folder, via)
+}
+
+/// `s` lower-cased (ASCII), without allocating.
+fn lower(s: &str) -> impl Iterator<Item = u8> + '_ {
+    s.bytes().map(|b| b.to_ascii_lowercase())
 }
 
 /// Normalises a configured or stored domain the way request hosts are normalised; a port
 /// is refused.
 fn normalize_domain(domain: &str) -> Result<String, &'static str> {
-    let mut key = KeyBuf::new();
-    match normalize_host(domain.as_bytes(), &mut key) {
-        Ok(None) => Ok(key.host().to_owned()),
-        Ok(Some(_)) => Err("a stored domain must not have a port"),
+    let mut storage = None;
+    match normalize_host(domain.as_bytes(), &mut storage) {
+        Ok((host, None)) => Ok(host.to_owned()),
+        Ok((_, Some(_))) => Err("a stored domain must not have a port"),
         Err(()) => Err("not a valid host name"),
     }
 }
@@ -561,17 +613,20 @@ type Rows<'a> = Vec<(String, Option<String>, &'a DomainRecord)>;
 #[derive(Default)]
 struct Builder {
     hosts: HashMap<Arc<str>, HostSlot>,
-    folders: HashMap<Arc<str>, DynRoute>,
-    headers: HashMap<Box<str>, Arc<Tenant>>,
-    ids: HashMap<Box<str>, Arc<Tenant>>,
+    folders: Vec<HashMap<Arc<str>, DynRoute>>,
+    statics: HashMap<Box<str>, Arc<Tenant>>,
+    by_schema: Vec<Arc<Tenant>>,
     tenants: usize,
     routes: usize,
     warnings: Vec<String>,
 }
 
+/// A route being built: host, `/folder`, primary, redirecting.
+type Claim = (Arc<str>, Option<Arc<str>>, bool, bool);
+
 impl Builder {
+    /// The host's shared string (one per host, however many routes use it) and slot.
     fn host_slot(&mut self, host: String) -> (Arc<str>, &mut HostSlot) {
-        // One shared string per host, however many routes use it.
         let key = match self.hosts.get_key_value(host.as_str()) {
             Some((k, _)) => Arc::clone(k),
             None => Arc::from(host),
@@ -586,14 +641,14 @@ impl Builder {
                 schema: st.name().clone(),
                 id: None,
                 active: true,
-                primary: None,
+                redirect_to: None,
             });
             self.tenants += 1;
-            self.headers
+            self.statics
                 .entry(st.name().as_str().into())
                 .or_insert_with(|| Arc::clone(&tenant));
             if let Some(alias) = st.header() {
-                self.headers
+                self.statics
                     .entry(alias.into())
                     .or_insert_with(|| Arc::clone(&tenant));
             }
@@ -689,7 +744,7 @@ impl Builder {
             };
             let folder = match d.folder.as_deref() {
                 None | Some("") => None,
-                Some(f) if is_valid_folder(f) => Some(f.to_owned()),
+                Some(f) if is_valid_folder(f) => Some(format!("/{f}")),
                 Some(_) => {
                     self.warn(format!(
                         "domain {label:?} of tenant {:?} left out: the folder must be one URL path segment of letters, digits, '-', '_', '.' or '~'",
@@ -714,84 +769,95 @@ impl Builder {
             }
         }
 
-        // Build tenant by tenant (sorted by id) so each tenant's primary is known before
-        // its routes are shared.
         let mut ids: Vec<&str> = by_id.keys().copied().collect();
         ids.sort_unstable();
-        let mut taken: HashMap<String, String> = HashMap::new();
+        let mut taken: HashMap<(Arc<str>, Option<Arc<str>>), String> = HashMap::new();
         for id in ids {
             let Some((t, rows)) = by_id.remove(id) else {
                 continue;
             };
             self.tenant(t, rows, &mut taken);
         }
+        self.by_schema
+            .sort_by(|a, b| a.schema.as_str().cmp(b.schema.as_str()));
     }
 
-    fn tenant(&mut self, t: &TenantRecord, rows: Rows<'_>, taken: &mut HashMap<String, String>) {
-        // Routes this tenant may claim (first come, in sorted order, wins a route).
-        let mut mine: Vec<(Arc<str>, bool, bool)> = Vec::with_capacity(rows.len());
+    fn tenant(
+        &mut self,
+        t: &TenantRecord,
+        rows: Rows<'_>,
+        taken: &mut HashMap<(Arc<str>, Option<Arc<str>>), String>,
+    ) {
+        let mut claims: Vec<Claim> = Vec::with_capacity(rows.len());
         for (host, folder, d) in rows {
-            let label = match &folder {
-                Some(f) => format!("{host}/{f}"),
-                None => host.clone(),
-            };
-            if let Some(owner) = taken.get(&label) {
+            let (host, _) = self.host_slot(host);
+            let folder: Option<Arc<str>> = folder.map(Arc::from);
+            let route = (Arc::clone(&host), folder.clone());
+            if let Some(owner) = taken.get(&route) {
                 self.warn(format!(
-                    "domain {:?} of tenant {:?} left out: the route {label:?} already belongs to tenant {owner:?}",
-                    d.domain, t.id
+                    "domain {:?} of tenant {:?} left out: the route {}{} already belongs to tenant {owner:?}",
+                    d.domain,
+                    t.id,
+                    host,
+                    folder.as_deref().unwrap_or("")
                 ));
                 continue;
             }
-            let (host_key, slot) = self.host_slot(host);
-            let key = match folder {
-                Some(_) => {
-                    slot.has_folders = true;
-                    Arc::from(label.as_str())
-                }
-                None => host_key,
-            };
-            taken.insert(label, t.id.clone());
-            mine.push((key, d.is_primary, d.redirect_to_primary));
+            taken.insert(route, t.id.clone());
+            claims.push((host, folder, d.is_primary, d.redirect_to_primary));
         }
-        let primary = mine.iter().find(|r| r.1).map(|r| Arc::clone(&r.0));
+        // A primary never redirects (it would redirect to itself); the redirect target is
+        // kept only when some route redirects.
+        let primary = claims.iter().find(|c| c.2);
+        let redirects = claims.iter().any(|c| c.3 && !c.2);
+        let redirect_to = match (primary, redirects) {
+            (Some((host, folder, ..)), true) => Some(Box::new(Target {
+                host: Arc::clone(host),
+                folder: folder.clone(),
+            })),
+            _ => None,
+        };
         let tenant = Arc::new(Tenant {
             schema: t.schema.clone(),
             id: Some(t.id.as_str().into()),
             active: t.active,
-            primary,
+            redirect_to,
         });
         self.tenants += 1;
-        match self.headers.entry(t.schema.as_str().into()) {
-            Entry::Vacant(v) => {
-                v.insert(Arc::clone(&tenant));
-            }
-            Entry::Occupied(o) => {
-                let other = o.get().schema.to_string();
-                self.warn(format!(
-                    "tenant {:?}: header routing by schema name {:?} left out: it is the header alias of static tenant {other:?}",
-                    t.id,
-                    t.schema.as_str()
-                ));
-            }
+        if let Some(other) = self.statics.get(t.schema.as_str()) {
+            let other = other.schema.to_string();
+            self.warn(format!(
+                "tenant {:?}: header routing by schema name {:?} left out: it is the header alias of static tenant {other:?}",
+                t.id,
+                t.schema.as_str()
+            ));
         }
-        self.ids
-            .entry(t.id.to_ascii_lowercase().into())
-            .or_insert_with(|| Arc::clone(&tenant));
-        for (key, is_primary, redirect) in mine {
-            let dynamic = DynRoute {
-                tenant: Arc::clone(&tenant),
-                // A primary never redirects (it would redirect to itself).
-                redirect: redirect && !is_primary,
-            };
+        self.by_schema.push(Arc::clone(&tenant));
+        for (host, folder, is_primary, redirect) in claims {
+            let redirect = redirect && !is_primary;
             self.routes += 1;
-            match key.split_once('/') {
-                Some(_) => {
-                    self.folders.insert(key, dynamic);
+            let Some(slot) = self.hosts.get_mut(&host) else {
+                continue;
+            };
+            match folder {
+                Some(folder) => {
+                    if slot.folders == NO_FOLDERS {
+                        slot.folders = u32::try_from(self.folders.len()).unwrap_or(NO_FOLDERS);
+                        self.folders.push(HashMap::new());
+                    }
+                    if let Some(map) = self.folders.get_mut(slot.folders as usize) {
+                        map.insert(
+                            folder,
+                            DynRoute {
+                                tenant: Arc::clone(&tenant),
+                                redirect,
+                            },
+                        );
+                    }
                 }
                 None => {
-                    if let Some(slot) = self.hosts.get_mut(&key) {
-                        slot.bare = Some(dynamic);
-                    }
+                    slot.bare = Some(Arc::clone(&tenant));
+                    slot.bare_redirect = redirect;
                 }
             }
         }
@@ -803,14 +869,29 @@ impl Builder {
 
     fn finish(mut self) -> Routes {
         self.hosts.shrink_to_fit();
+        for map in &mut self.folders {
+            map.shrink_to_fit();
+        }
         self.folders.shrink_to_fit();
-        self.headers.shrink_to_fit();
-        self.ids.shrink_to_fit();
+        self.statics.shrink_to_fit();
+        self.by_schema.shrink_to_fit();
+        let mut by_id: Vec<u32> = (0..self.by_schema.len())
+            .filter_map(|i| u32::try_from(i).ok())
+            .collect();
+        let id = |i: &u32| {
+            self.by_schema
+                .get(*i as usize)
+                .and_then(|t| t.id.as_deref())
+                .unwrap_or("")
+                .to_ascii_lowercase()
+        };
+        by_id.sort_by_cached_key(id);
         Routes {
             hosts: self.hosts,
             folders: self.folders,
-            headers: self.headers,
-            ids: self.ids,
+            statics: self.statics,
+            by_schema: self.by_schema,
+            by_id,
             tenants: self.tenants,
             routes: self.routes,
             warnings: self.warnings,

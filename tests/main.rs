@@ -3,7 +3,10 @@
 #![allow(clippy::unwrap_used)]
 
 mod activation;
+mod derive_ui;
 mod doctor;
+mod migrate;
+mod models;
 mod pgbouncer;
 mod pool;
 mod provision;

@@ -15,6 +15,7 @@ use pgschemas_diesel::{
 const TENANT: EmbeddedMigrations = embed_migrations!("../examples/migrations/tenant");
 const RELEASE: EmbeddedMigrations = embed_migrations!("../examples/migrations/release");
 const FAILING: EmbeddedMigrations = embed_migrations!("../tests/migrations/failing");
+const SETS_PATH: EmbeddedMigrations = embed_migrations!("../tests/migrations/sets_path");
 
 /// The shared tables of the workload: tenants and their domains.
 const SHARED: &str = "
@@ -245,7 +246,10 @@ fn a_failing_migration_leaves_nothing() {
         .unwrap();
     let err = p.create_tenant(&mut conn, "t1", rows("t1")).unwrap_err();
     match &err {
-        Error::Migration { schema, .. } => assert_eq!(schema, "t1"),
+        Error::Migration(e) => {
+            assert_eq!(e.schema().as_str(), "t1");
+            assert_eq!(e.migration(), Some("2024-01-01-000002_boom"));
+        }
         other => panic!("expected a migration error, got {other}"),
     }
     let msg = err.to_string();
@@ -259,6 +263,75 @@ fn a_failing_migration_leaves_nothing() {
     assert!(columns(&mut conn, "public", "__diesel_schema_migrations").is_empty());
     // The connection is usable afterwards.
     assert_eq!(count(&mut conn, "select 1::int8 as n"), 1);
+}
+
+#[test]
+fn a_migration_that_changes_the_path_leaves_nothing_anywhere() {
+    let db = test_database!();
+    let mut conn = db.connect();
+    setup(&mut conn);
+    let p = Provisioner::builder(plain_config(), SETS_PATH)
+        .build()
+        .unwrap();
+    let err = p.create_tenant(&mut conn, "t1", rows("t1")).unwrap_err();
+    match &err {
+        Error::Migration(e) => {
+            assert!(
+                matches!(e.kind(), pgschemas_diesel::MigrationErrorKind::PathChanged),
+                "{e}"
+            );
+        }
+        other => panic!("expected a migration error, got {other}"),
+    }
+    assert_nothing_left(&mut conn, "t1");
+    assert!(
+        columns(&mut conn, "public", "leaked").is_empty(),
+        "a table leaked into public"
+    );
+    assert_eq!(conn.search_path().unwrap(), "\"$user\", public");
+}
+
+#[test]
+fn provisioning_waits_for_a_migration_of_the_schema_and_of_the_reference() {
+    let db = test_database!();
+    let mut conn = db.connect();
+    setup(&mut conn);
+    let p = Provisioner::builder(config(), TENANT).build().unwrap();
+    p.create_reference(&mut conn).unwrap();
+    for locked in ["sample", "t1"] {
+        // Another session migrates `locked`: it holds the schema's migration lock.
+        let mut migrator = db.connect();
+        diesel::sql_query("select pg_advisory_lock($1, hashtext($2))")
+            .bind::<diesel::sql_types::Integer, _>(pgschemas_diesel::MIGRATION_LOCK_CLASS)
+            .bind::<Text, _>(locked)
+            .execute(&mut migrator)
+            .unwrap();
+        let tenant = if locked == "t1" { "t1" } else { "t0" };
+        let creator = {
+            let p = p.clone();
+            let mut c = db.connect();
+            std::thread::spawn(move || p.create_tenant(&mut c, tenant, rows(tenant)))
+        };
+        // The creation waits on the advisory lock (polled, without a deadline of its own:
+        // the test harness's timeout applies).
+        while count(
+            &mut conn,
+            "select count(*) as n from pg_locks where locktype = 'advisory' and not granted",
+        ) == 0
+        {
+            assert!(
+                !creator.is_finished(),
+                "creating {tenant} did not wait for {locked}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        assert!(!exists(&mut conn, tenant));
+        diesel::sql_query("select pg_advisory_unlock_all()")
+            .execute(&mut migrator)
+            .unwrap();
+        creator.join().unwrap().unwrap();
+        assert_eq!(ledger(&mut conn, tenant).len(), 5);
+    }
 }
 
 #[test]
@@ -587,7 +660,7 @@ fn reference_is_created_migrated_and_recreated() {
 
     // A failing recreation keeps the old reference.
     let err = recreate_reference(&mut conn, &config, FAILING).unwrap_err();
-    assert!(matches!(err, Error::Migration { .. }), "{err}");
+    assert!(matches!(err, Error::Migration(_)), "{err}");
     assert_eq!(ledger(&mut conn, "sample").len(), 5);
 
     let err = create_reference(&mut conn, &plain_config(), TENANT).unwrap_err();

@@ -9,6 +9,7 @@ use std::time::Instant;
 
 mod common;
 mod w1;
+mod w2;
 mod w3;
 
 /// One workload: its runner name and the function that runs it.
@@ -22,6 +23,10 @@ fn workloads() -> Vec<Workload> {
         ("W1c", w1::clone),
         ("W1c-uncached", w1::clone_uncached),
         ("W1c-vs-W1", w1::clone_vs_migrate),
+        ("W2-floor-psql", w2::floor),
+        ("W2-seq", w2::seq),
+        ("W2-par2", w2::par2),
+        ("W2-par4", w2::par4),
         ("W3", w3::all),
     ]
 }

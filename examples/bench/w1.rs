@@ -58,7 +58,7 @@ static RATES: Mutex<Option<HashMap<&'static str, f64>>> = Mutex::new(None);
 fn remember(name: &'static str, rate: f64) {
     RATES
         .lock()
-        .unwrap()
+        .expect("the rates lock")
         .get_or_insert_with(HashMap::new)
         .insert(name, rate);
 }
@@ -66,7 +66,7 @@ fn remember(name: &'static str, rate: f64) {
 fn ratio_to(name: &str, rate: f64) -> Option<f64> {
     RATES
         .lock()
-        .unwrap()
+        .expect("the rates lock")
         .as_ref()
         .and_then(|m| m.get(name))
         .map(|base| rate / base)

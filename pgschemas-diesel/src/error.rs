@@ -134,17 +134,6 @@ pub enum Error {
         source: diesel::result::Error,
     },
 
-    /// A migration failed while migrating a schema; nothing of that schema's run was kept
-    /// when it ran inside a transaction (always the case during provisioning).
-    #[error("migrating schema {schema:?} failed: {source}")]
-    Migration {
-        /// The schema being migrated.
-        schema: String,
-        /// diesel_migrations' error; its message names the migration.
-        #[source]
-        source: Box<dyn std::error::Error + Send + Sync>,
-    },
-
     /// Cloning a schema was refused before anything was sent, because the source holds an
     /// object the clone cannot reproduce faithfully.
     #[error(
@@ -171,6 +160,30 @@ pub enum Error {
         source: Box<dyn std::error::Error + Send + Sync>,
     },
 
+    /// A route (domain and folder) already belongs to a tenant; routes are unique across
+    /// all tenants.
+    #[error(
+        "route {:?} is taken by tenant {tenant_id}; remove it there first, or choose another domain or folder",
+        crate::models::route_label(domain, folder.as_deref())
+    )]
+    DomainTaken {
+        /// The domain, lower case.
+        domain: String,
+        /// The folder, if any.
+        folder: Option<String>,
+        /// The key of the tenant that has it.
+        tenant_id: String,
+    },
+
+    /// A domain or folder that routing could never match was refused.
+    #[error("invalid route {domain:?}: {reason}")]
+    InvalidDomain {
+        /// The route as given (`domain` or `domain/folder`).
+        domain: String,
+        /// Why it was refused.
+        reason: String,
+    },
+
     /// Taking a connection from the pool failed (timeout, or the server is unreachable).
     #[error("could not get a connection from the pool: {0}")]
     Pool(#[from] r2d2::Error),
@@ -178,6 +191,44 @@ pub enum Error {
     /// Connecting to PostgreSQL failed.
     #[error("could not connect to PostgreSQL: {0}")]
     Connection(#[from] diesel::ConnectionError),
+
+    /// Migrating a schema failed; the [`MigrationError`](crate::MigrationError) names the
+    /// schema and the migration.
+    #[error(transparent)]
+    Migration(#[from] crate::MigrationError),
+
+    /// A schema reference (`-s`/`-x` of a multi-schema command) names no schema.
+    #[error(
+        "no schema found for {reference:?}{}; give a schema name, a static tenant, a domain or a domain/folder route (or the start of one)",
+        excluded_note(*excluded)
+    )]
+    UnknownReference {
+        /// The reference, as given.
+        reference: String,
+        /// Whether it was an exclusion.
+        excluded: bool,
+    },
+
+    /// A schema reference matches the domains or routes of several schemas.
+    #[error(
+        "more than one schema found for {reference:?}{} by domain ({}); narrow the reference down",
+        excluded_note(*excluded),
+        matches.join(", ")
+    )]
+    AmbiguousReference {
+        /// The reference, as given.
+        reference: String,
+        /// Whether it was an exclusion.
+        excluded: bool,
+        /// The schemas it matches, in run order.
+        matches: Vec<String>,
+    },
+
+    /// The dynamic tenants could not be listed from the catalog.
+    #[error(
+        "could not list the dynamic tenants ({0}); if the tenant tables do not exist yet, migrate the shared schema first"
+    )]
+    Catalog(Box<Error>),
 }
 
 impl Error {
@@ -204,13 +255,24 @@ impl Error {
             | Self::SchemaNotFound { schema }
             | Self::SchemaExists { schema }
             | Self::Protected { schema, .. }
-            | Self::Migration { schema, .. }
             | Self::Clone { schema, .. }
             | Self::Hook { schema, .. } => Some(schema),
             Self::Database { schema, .. } => schema.as_deref(),
-            Self::Config(_) | Self::Pool(_) | Self::Connection(_) => None,
+            Self::Migration(e) => Some(e.schema().as_str()),
+            Self::Catalog(e) => e.schema(),
+            Self::Config(_)
+            | Self::DomainTaken { .. }
+            | Self::InvalidDomain { .. }
+            | Self::Pool(_)
+            | Self::Connection(_)
+            | Self::UnknownReference { .. }
+            | Self::AmbiguousReference { .. } => None,
         }
     }
+}
+
+fn excluded_note(excluded: bool) -> &'static str {
+    if excluded { " (excluded)" } else { "" }
 }
 
 fn in_schema(schema: &Option<String>) -> String {

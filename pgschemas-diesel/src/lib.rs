@@ -38,6 +38,8 @@ mod config;
 mod doctor;
 mod error;
 mod lifecycle;
+mod migrate;
+pub mod models;
 mod name;
 mod path;
 mod pool;
@@ -50,6 +52,16 @@ pub use doctor::{Check, CheckStatus, DoctorReport, doctor};
 pub use error::{Error, InvalidReason, Result};
 pub use lifecycle::{
     create_schema, dangerous_drop_schema, drop_schema, list_schemas, schema_exists,
+};
+pub use migrate::{
+    MIGRATION_LOCK_CLASS, MigrationError, MigrationErrorKind, MigrationReport, MigrationSet,
+    Migrator, MigratorBuilder, Progress, SchemaKind, SchemaReport, Selection, Target,
+    migrate_schema, pending_migrations,
+};
+pub use models::{
+    DomainModel, DomainSource, InsertReturning, IsActive, ModelCatalog, NewDomain, NoDomains,
+    ROUTES_CHANNEL, TableName, TenantModel, absolute_url, add_domain, install_route_triggers,
+    primary_domain, route_trigger_sql, set_primary_domain,
 };
 pub use name::{MAX_SCHEMA_NAME_LEN, SchemaName};
 pub use path::SearchPath;
@@ -67,3 +79,73 @@ pub mod testing;
 #[cfg(doctest)]
 #[doc = include_str!("../../README.md")]
 pub struct ReadmeDoctests;
+
+/// Derives [`TenantModel`] (and [`Schema`]) for a struct mapping a row of your tenants table.
+///
+/// See [`models`] for a complete example, and [`TenantModel`] for what it provides. The
+/// struct must also derive Diesel's `Queryable` and `Selectable`.
+///
+/// ```
+/// use diesel::prelude::*;
+/// use pgschemas_diesel::{Schema, Tenant, TenantModel};
+///
+/// diesel::table! {
+///     orgs (id) { id -> Int8, slug -> Text, active -> Bool }
+/// }
+///
+/// #[derive(Queryable, Selectable, Tenant)]
+/// #[diesel(table_name = orgs)]
+/// #[tenant(schema_name = slug, status = active)]
+/// struct Org { id: i64, slug: String, active: bool }
+///
+/// let org = Org { id: 7, slug: "acme".into(), active: false };
+/// assert_eq!(org.schema_name(), "acme");
+/// assert_eq!(org.id_string(), "7");
+/// assert!(!org.is_active());
+/// assert_eq!(Org::table_name().name, "orgs");
+/// ```
+#[doc(inline)]
+pub use pgschemas_derive::Tenant;
+
+/// Derives [`DomainModel`] for a struct mapping a row of your domains (routes) table.
+///
+/// See [`models`] for a complete example, and [`DomainModel`] for what it provides. The
+/// struct must also derive Diesel's `Queryable` and `Selectable`.
+///
+/// ```
+/// use diesel::prelude::*;
+/// use pgschemas_diesel::{Domain, DomainModel};
+///
+/// diesel::table! {
+///     hosts (id) {
+///         id -> Int8, org_id -> Int8, host -> Text, path_prefix -> Text,
+///         is_primary -> Bool, redirect_to_primary -> Bool,
+///     }
+/// }
+///
+/// #[derive(Queryable, Selectable, Domain)]
+/// #[diesel(table_name = hosts)]
+/// #[domain(tenant = org_id, domain = host, folder = path_prefix)]
+/// struct Host {
+///     id: i64, org_id: i64, host: String, path_prefix: String, // "" = no folder
+///     is_primary: bool, redirect_to_primary: bool,
+/// }
+///
+/// let host = Host {
+///     id: 1, org_id: 7, host: "Example.com".into(), path_prefix: "acme".into(),
+///     is_primary: true, redirect_to_primary: false,
+/// };
+/// assert_eq!(host.to_record().domain, "example.com");
+/// assert_eq!(host.absolute_url("login"), "//Example.com/acme/login");
+/// ```
+#[doc(inline)]
+pub use pgschemas_derive::Domain;
+
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::models::private::*;
+    pub use diesel;
+}
+
+// Lets the derives' `::pgschemas_diesel::...` paths resolve inside this crate too.
+extern crate self as pgschemas_diesel;

@@ -1,0 +1,204 @@
+//! What went wrong while migrating one schema.
+
+use std::error::Error as StdError;
+use std::fmt;
+
+use crate::name::SchemaName;
+
+/// A migration run that failed in one schema: which schema, which migration (when one was
+/// running) and why.
+///
+/// A separate type from [`Error`](crate::Error) because callers branch on it: the
+/// [`Migrator`](crate::Migrator) keeps one per failed schema in its
+/// [`MigrationReport`](crate::MigrationReport) and carries on (or stops) as configured. It
+/// converts into [`Error::Migration`](crate::Error::Migration) for `?`.
+///
+/// The message names the schema and the migration and ends with the cause:
+/// `migration 2024-01-01-000002_boom failed in schema "t1": division by zero`.
+///
+/// ```no_run
+/// # use diesel::{Connection, PgConnection};
+/// use pgschemas_diesel::{Config, MigrationErrorKind, SchemaName, migrate_schema};
+///
+/// const TENANT: diesel_migrations::EmbeddedMigrations =
+///     diesel_migrations::embed_migrations!("../examples/migrations/tenant");
+///
+/// let mut conn = PgConnection::establish("postgres://postgres@127.0.0.1/app")?;
+/// let t1 = SchemaName::new("t1")?;
+/// match migrate_schema(&mut conn, &Config::default(), &t1, &TENANT) {
+///     Ok(applied) => println!("{t1}: {} applied", applied.len()),
+///     Err(e) if matches!(e.kind(), MigrationErrorKind::SchemaNotFound) => {
+///         eprintln!("{e}"); // schema "t1" does not exist; ...
+///     }
+///     Err(e) => return Err(e.into()),
+/// }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug)]
+pub struct MigrationError {
+    schema: SchemaName,
+    migration: Option<String>,
+    version: Option<String>,
+    kind: MigrationErrorKind,
+}
+
+/// Why a schema's migration run failed; see [`MigrationError::kind`].
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum MigrationErrorKind {
+    /// The schema does not exist. Nothing ran, nothing was written anywhere.
+    SchemaNotFound,
+    /// The schema exists but PostgreSQL would not create objects in it: `current_schema()`
+    /// was another schema (or none), typically because the role lacks `USAGE` on it, which
+    /// makes PostgreSQL skip it in the search path. Nothing ran.
+    NotCreationSchema {
+        /// What `current_schema()` was instead.
+        current: Option<String>,
+    },
+    /// A migration's own SQL failed; its transaction was rolled back, so the schema stays at
+    /// the last migration that succeeded. The message carries PostgreSQL's words.
+    Failed(Box<dyn StdError + Send + Sync>),
+    /// A migration changed the session's `search_path` (`SET search_path` in `up.sql`); its
+    /// transaction was rolled back. Schema-qualify names instead.
+    PathChanged,
+    /// Listing the migrations of the source failed (for example an unreadable directory).
+    Source(Box<dyn StdError + Send + Sync>),
+    /// A statement of the run itself failed: the lock, the ledger, the path switch or its
+    /// restore.
+    Database(diesel::result::Error),
+    /// No connection could be had (the pool timed out, or the server is gone).
+    Connection(Box<crate::Error>),
+}
+
+impl MigrationError {
+    pub(crate) fn new(schema: &SchemaName, kind: MigrationErrorKind) -> Self {
+        Self {
+            schema: schema.clone(),
+            migration: None,
+            version: None,
+            kind,
+        }
+    }
+
+    pub(crate) fn in_migration(mut self, name: String, version: String) -> Self {
+        self.migration = Some(name);
+        self.version = Some(version);
+        self
+    }
+
+    pub(crate) fn db(schema: &SchemaName, e: diesel::result::Error) -> Self {
+        Self::new(schema, MigrationErrorKind::Database(e))
+    }
+
+    /// Maps the crate's error for `schema` (from switching or checking out) onto a migration
+    /// error.
+    pub(crate) fn from_crate(schema: &SchemaName, e: crate::Error) -> Self {
+        match e {
+            crate::Error::SchemaNotFound { .. } => {
+                Self::new(schema, MigrationErrorKind::SchemaNotFound)
+            }
+            crate::Error::Database { source, .. } => Self::db(schema, source),
+            other => Self::new(schema, MigrationErrorKind::Connection(Box::new(other))),
+        }
+    }
+
+    /// The schema being migrated.
+    pub fn schema(&self) -> &SchemaName {
+        &self.schema
+    }
+
+    /// The migration that was running (its full name, e.g. `2024-01-01-000002_boom`), when
+    /// the failure happened in one.
+    pub fn migration(&self) -> Option<&str> {
+        self.migration.as_deref()
+    }
+
+    /// The version of the migration that was running (as recorded in the ledger, e.g.
+    /// `20240101000002`), when the failure happened in one.
+    pub fn version(&self) -> Option<&str> {
+        self.version.as_deref()
+    }
+
+    /// Why it failed.
+    pub fn kind(&self) -> &MigrationErrorKind {
+        &self.kind
+    }
+}
+
+impl fmt::Display for MigrationError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let schema = self.schema.as_str();
+        match &self.migration {
+            Some(name) => write!(f, "migration {name} failed in schema {schema:?}: ")?,
+            None => match &self.kind {
+                MigrationErrorKind::SchemaNotFound
+                | MigrationErrorKind::NotCreationSchema { .. } => {}
+                _ => write!(f, "migrating schema {schema:?} failed: ")?,
+            },
+        }
+        match &self.kind {
+            MigrationErrorKind::SchemaNotFound => write!(
+                f,
+                "schema {schema:?} does not exist; nothing was migrated (create the schema or provision the tenant first)"
+            ),
+            MigrationErrorKind::NotCreationSchema { current } => write!(
+                f,
+                "PostgreSQL would create new objects in {} instead of schema {schema:?} (does the role lack USAGE on it?); nothing was migrated",
+                match current {
+                    Some(c) => format!("schema {c:?}"),
+                    None => "no schema".to_owned(),
+                }
+            ),
+            MigrationErrorKind::Failed(e) => f.write_str(&strip_diesel_prefix(
+                &e.to_string(),
+                self.migration.as_deref(),
+            )),
+            MigrationErrorKind::PathChanged => f.write_str(
+                "the migration changed search_path, which would send the next statements to another schema; it was rolled back (schema-qualify names instead of SET search_path)",
+            ),
+            MigrationErrorKind::Source(e) => write!(f, "could not list the migrations: {e}"),
+            MigrationErrorKind::Database(e) => write!(f, "{e}"),
+            MigrationErrorKind::Connection(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+/// The cause is part of the message (the house style: message or `source()`, not both).
+impl StdError for MigrationError {}
+
+/// diesel_migrations words a failed migration `Failed to run <name> with: <cause>`; the
+/// name is already in our message.
+fn strip_diesel_prefix(message: &str, name: Option<&str>) -> String {
+    if let Some(name) = name
+        && let Some(rest) = message.strip_prefix(&format!("Failed to run {name} with: "))
+    {
+        return rest.to_owned();
+    }
+    message.to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t1() -> SchemaName {
+        SchemaName::new("t1").unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn messages_name_the_schema_and_the_migration() {
+        let e = MigrationError::new(
+            &t1(),
+            MigrationErrorKind::Failed(
+                "Failed to run 2024-01-01-000002_boom with: division by zero".into(),
+            ),
+        )
+        .in_migration("2024-01-01-000002_boom".into(), "20240101000002".into());
+        assert_eq!(
+            e.to_string(),
+            r#"migration 2024-01-01-000002_boom failed in schema "t1": division by zero"#
+        );
+        let e = MigrationError::new(&t1(), MigrationErrorKind::SchemaNotFound);
+        assert!(e.to_string().starts_with(r#"schema "t1" does not exist"#));
+    }
+}

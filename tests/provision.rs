@@ -15,6 +15,7 @@ use pgschemas_diesel::{
 const TENANT: EmbeddedMigrations = embed_migrations!("../examples/migrations/tenant");
 const RELEASE: EmbeddedMigrations = embed_migrations!("../examples/migrations/release");
 const FAILING: EmbeddedMigrations = embed_migrations!("../tests/migrations/failing");
+const SETS_PATH: EmbeddedMigrations = embed_migrations!("../tests/migrations/sets_path");
 
 /// The shared tables of the workload: tenants and their domains.
 const SHARED: &str = "
@@ -245,7 +246,10 @@ fn a_failing_migration_leaves_nothing() {
         .unwrap();
     let err = p.create_tenant(&mut conn, "t1", rows("t1")).unwrap_err();
     match &err {
-        Error::Migration(e) => assert_eq!(e.schema().as_str(), "t1"),
+        Error::Migration(e) => {
+            assert_eq!(e.schema().as_str(), "t1");
+            assert_eq!(e.migration(), Some("2024-01-01-000002_boom"));
+        }
         other => panic!("expected a migration error, got {other}"),
     }
     let msg = err.to_string();
@@ -259,6 +263,75 @@ fn a_failing_migration_leaves_nothing() {
     assert!(columns(&mut conn, "public", "__diesel_schema_migrations").is_empty());
     // The connection is usable afterwards.
     assert_eq!(count(&mut conn, "select 1::int8 as n"), 1);
+}
+
+#[test]
+fn a_migration_that_changes_the_path_leaves_nothing_anywhere() {
+    let db = test_database!();
+    let mut conn = db.connect();
+    setup(&mut conn);
+    let p = Provisioner::builder(plain_config(), SETS_PATH)
+        .build()
+        .unwrap();
+    let err = p.create_tenant(&mut conn, "t1", rows("t1")).unwrap_err();
+    match &err {
+        Error::Migration(e) => {
+            assert!(
+                matches!(e.kind(), pgschemas_diesel::MigrationErrorKind::PathChanged),
+                "{e}"
+            );
+        }
+        other => panic!("expected a migration error, got {other}"),
+    }
+    assert_nothing_left(&mut conn, "t1");
+    assert!(
+        columns(&mut conn, "public", "leaked").is_empty(),
+        "a table leaked into public"
+    );
+    assert_eq!(conn.search_path().unwrap(), "\"$user\", public");
+}
+
+#[test]
+fn provisioning_waits_for_a_migration_of_the_schema_and_of_the_reference() {
+    let db = test_database!();
+    let mut conn = db.connect();
+    setup(&mut conn);
+    let p = Provisioner::builder(config(), TENANT).build().unwrap();
+    p.create_reference(&mut conn).unwrap();
+    for locked in ["sample", "t1"] {
+        // Another session migrates `locked`: it holds the schema's migration lock.
+        let mut migrator = db.connect();
+        diesel::sql_query("select pg_advisory_lock($1, hashtext($2))")
+            .bind::<diesel::sql_types::Integer, _>(pgschemas_diesel::MIGRATION_LOCK_CLASS)
+            .bind::<Text, _>(locked)
+            .execute(&mut migrator)
+            .unwrap();
+        let tenant = if locked == "t1" { "t1" } else { "t0" };
+        let creator = {
+            let p = p.clone();
+            let mut c = db.connect();
+            std::thread::spawn(move || p.create_tenant(&mut c, tenant, rows(tenant)))
+        };
+        // The creation waits on the advisory lock (polled, without a deadline of its own:
+        // the test harness's timeout applies).
+        while count(
+            &mut conn,
+            "select count(*) as n from pg_locks where locktype = 'advisory' and not granted",
+        ) == 0
+        {
+            assert!(
+                !creator.is_finished(),
+                "creating {tenant} did not wait for {locked}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        assert!(!exists(&mut conn, tenant));
+        diesel::sql_query("select pg_advisory_unlock_all()")
+            .execute(&mut migrator)
+            .unwrap();
+        creator.join().unwrap().unwrap();
+        assert_eq!(ledger(&mut conn, tenant).len(), 5);
+    }
 }
 
 #[test]
@@ -729,6 +802,15 @@ create statistics things_stats (ndistinct) on name, mood from things;
 create policy things_all on things using (true);
 alter table things enable row level security;
 create sequence standalone_seq increment by 5 start with 10;
+create table a_cycle (id int primary key, b_id int);
+create table b_cycle (id int primary key, a_id int references a_cycle(id));
+alter table a_cycle add constraint a_cycle_b_fk foreign key (b_id) references b_cycle(id);
+create table node (id int primary key, parent int references node(id));
+create table keyed (k int not null);
+create unique index keyed_k on keyed (k);
+create table refs_keyed (k int references keyed (k));
+create table odd (id bigserial primary key);
+alter sequence odd_id_seq increment by 3;
 create rule things_log_no_delete as on delete to things_log do instead nothing;
 comment on table things is 'Things, with an ''apostrophe'' and a \backslash';
 comment on column things.name is 'The name';
@@ -743,6 +825,10 @@ insert into things (name, mood, qty, price, area, catalog_id, customer_id)
   values ('x', 'ok', 1, 1.5, box(point(0,0), point(1,1)), 1, 1),
          ('y', 'sad', 2, 2.5, box(point(2,2), point(3,3)), null, null);
 select setval('standalone_seq', 42);
+insert into a_cycle values (1, null); insert into b_cycle values (1, 1); update a_cycle set b_id = 1;
+insert into node values (4, 5), (5, null), (6, 4);
+insert into keyed values (7); insert into refs_keyed values (7);
+insert into odd default values; insert into odd default values;
 alter table things_log add constraint things_log_not_y check (note <> 'created y') not valid;
 refresh materialized view thing_stats;
 reset search_path;
@@ -850,7 +936,9 @@ fn a_clone_has_the_same_definitions_and_no_tie_to_its_source() {
     let report = clone_schema(&mut conn, &plain_config(), &src, &dst, false).unwrap();
     assert!(report.warnings.is_empty(), "{:?}", report.warnings);
     assert_eq!(report.migrations.len(), 5);
-    assert_eq!(report.tables, 8, "{report:?}"); // 5 workload + things + things_log + ledger
+    // 5 workload tables, the ledger, things, things_log, a_cycle, b_cycle, node, keyed,
+    // refs_keyed, odd.
+    assert_eq!(report.tables, 14, "{report:?}");
     assert_eq!(report.views, 3);
     assert_eq!(report.materialized_views, 1);
     assert_eq!(report.functions, 4);
@@ -982,6 +1070,11 @@ fn a_clone_with_data_copies_the_rows() {
     let dst = SchemaName::new("dst").unwrap();
     let report = clone_schema(&mut conn, &plain_config(), &src, &dst, true).unwrap();
     assert!(report.with_data);
+    assert_eq!(describe(&mut conn, "src"), describe(&mut conn, "dst"));
+    let digests = table_digests(&mut conn, "src");
+    assert_eq!(digests.len(), 14);
+    assert_eq!(digests, table_digests(&mut conn, "dst"));
+    assert!(outside_dependencies(&mut conn, "src").is_empty());
     let rows = "select id || ' ' || serial_no || ' ' || name || ' ' || mood || ' ' || coalesce(total::text, '-') as line from {}.things order by id";
     assert_eq!(
         lines(&mut conn, &rows.replace("{}", "src")),
@@ -1006,6 +1099,32 @@ fn a_clone_with_data_copies_the_rows() {
         .get_result(&mut conn)
         .unwrap();
     assert_eq!(id.id, 102);
+    // A sequence with options of its own continues with them.
+    assert_eq!(count(&mut conn, "select nextval('odd_id_seq') as n"), 7);
+}
+
+/// One line per table of `schema`: its name and a digest of its rows.
+fn table_digests(conn: &mut PgConnection, schema: &str) -> Vec<String> {
+    let tables = lines(
+        conn,
+        &format!(
+            "select relname::text as line from pg_class where relnamespace = '{schema}'::regnamespace \
+             and relkind = 'r' order by 1"
+        ),
+    );
+    tables
+        .into_iter()
+        .map(|t| {
+            let digest = lines(
+                conn,
+                &format!(
+                    "select '{t} ' || count(*) || ' ' || coalesce(md5(string_agg(x::text, ',' order by x::text)), '-') as line \
+                     from {schema}.{t} x"
+                ),
+            );
+            digest.concat()
+        })
+        .collect()
 }
 
 #[test]

@@ -141,30 +141,6 @@ pub enum Error {
         source: diesel::result::Error,
     },
 
-    /// A route (domain and folder) already belongs to a tenant; routes are unique across
-    /// all tenants.
-    #[error(
-        "route {:?} is taken by tenant {tenant_id}; remove it there first, or choose another domain or folder",
-        crate::models::route_label(domain, folder.as_deref())
-    )]
-    DomainTaken {
-        /// The domain, lower case.
-        domain: String,
-        /// The folder, if any.
-        folder: Option<String>,
-        /// The key of the tenant that has it.
-        tenant_id: String,
-    },
-
-    /// A domain or folder that routing could never match was refused.
-    #[error("invalid route {domain:?}: {reason}")]
-    InvalidDomain {
-        /// The route as given (`domain` or `domain/folder`).
-        domain: String,
-        /// Why it was refused.
-        reason: String,
-    },
-
     /// Cloning a schema was refused before anything was sent, because the source holds an
     /// object the clone cannot reproduce faithfully.
     #[error(
@@ -189,6 +165,30 @@ pub enum Error {
         /// The hook's error.
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
+    },
+
+    /// A route (domain and folder) already belongs to a tenant; routes are unique across
+    /// all tenants.
+    #[error(
+        "route {:?} is taken by tenant {tenant_id}; remove it there first, or choose another domain or folder",
+        crate::models::route_label(domain, folder.as_deref())
+    )]
+    DomainTaken {
+        /// The domain, lower case.
+        domain: String,
+        /// The folder, if any.
+        folder: Option<String>,
+        /// The key of the tenant that has it.
+        tenant_id: String,
+    },
+
+    /// A domain or folder that routing could never match was refused.
+    #[error("invalid route {domain:?}: {reason}")]
+    InvalidDomain {
+        /// The route as given (`domain` or `domain/folder`).
+        domain: String,
+        /// Why it was refused.
+        reason: String,
     },
 
     /// Taking a connection from the pool failed (timeout, or the server is unreachable).

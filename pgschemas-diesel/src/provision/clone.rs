@@ -283,6 +283,8 @@ struct TypeRow {
 
 #[derive(QueryableByName)]
 struct SequenceRow {
+    #[diesel(sql_type = BigInt)]
+    oid: i64,
     #[diesel(sql_type = Text)]
     create: String,
     #[diesel(sql_type = Text)]
@@ -313,12 +315,16 @@ struct TableRow {
     rls: bool,
     #[diesel(sql_type = Bool)]
     force_rls: bool,
+    #[diesel(sql_type = BigInt)]
+    bytes: i64,
 }
 
 #[derive(QueryableByName)]
 struct ColumnRow {
     #[diesel(sql_type = BigInt)]
     rel: i64,
+    #[diesel(sql_type = Integer)]
+    attnum: i32,
     #[diesel(sql_type = Text)]
     name: String,
     #[diesel(sql_type = Text)]
@@ -351,9 +357,24 @@ struct ColumnRow {
 }
 
 #[derive(QueryableByName)]
+struct SerialRow {
+    #[diesel(sql_type = BigInt)]
+    seq: i64,
+    #[diesel(sql_type = BigInt)]
+    rel: i64,
+    #[diesel(sql_type = Integer)]
+    attnum: i32,
+    #[diesel(sql_type = Text)]
+    type_name: String,
+}
+
+#[derive(QueryableByName)]
 struct ConstraintRow {
     #[diesel(sql_type = BigInt)]
     rel: i64,
+    /// The referenced table of a foreign key (0 otherwise).
+    #[diesel(sql_type = BigInt)]
+    refrel: i64,
     #[diesel(sql_type = Text)]
     kind: String,
     #[diesel(sql_type = Text)]
@@ -362,6 +383,10 @@ struct ConstraintRow {
     def: String,
     #[diesel(sql_type = Bool)]
     validated: bool,
+    /// A foreign key's referenced key is a primary key or unique constraint (not a bare
+    /// unique index, which is created after the tables).
+    #[diesel(sql_type = Bool)]
+    key_is_constraint: bool,
     #[diesel(sql_type = Nullable<Array<BigInt>>)]
     procs: Option<Vec<i64>>,
 }
@@ -511,7 +536,7 @@ WHERE t.typnamespace = $1 AND co.contype = 'c' ORDER BY co.oid";
 
 /// Sequences that are not identity sequences (those come with their columns).
 const SEQUENCES: &str = "
-SELECT 'CREATE ' || CASE WHEN c.relpersistence = 'u' THEN 'UNLOGGED ' ELSE '' END || 'SEQUENCE '
+SELECT c.oid::int8 AS oid, 'CREATE ' || CASE WHEN c.relpersistence = 'u' THEN 'UNLOGGED ' ELSE '' END || 'SEQUENCE '
        || quote_ident(c.relname) || ' AS ' || pg_catalog.format_type(s.seqtypid, NULL)
        || ' INCREMENT BY ' || s.seqincrement || ' MINVALUE ' || s.seqmin || ' MAXVALUE ' || s.seqmax
        || ' START WITH ' || s.seqstart || ' CACHE ' || s.seqcache
@@ -533,6 +558,33 @@ WHERE c.relnamespace = $1 AND c.relkind = 'S'
                   WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.objid = c.oid AND d.deptype = 'i')
 ORDER BY c.oid";
 
+/// Sequences that a `serial` column would create exactly as they are: owned by the column,
+/// named as PostgreSQL names them, default options, the column's default `nextval` of it.
+/// Such a column is cloned as `serial`, which creates the sequence with the table.
+const SERIALS: &str = "
+SELECT sc.oid::int8 AS seq, a.attrelid::int8 AS rel, a.attnum::int4 AS attnum,
+       CASE a.atttypid WHEN 'pg_catalog.int2'::pg_catalog.regtype THEN 'smallserial'
+                       WHEN 'pg_catalog.int4'::pg_catalog.regtype THEN 'serial' ELSE 'bigserial' END AS type_name
+FROM pg_catalog.pg_sequence s
+JOIN pg_catalog.pg_class sc ON sc.oid = s.seqrelid
+JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.objid = sc.oid
+     AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.deptype = 'a'
+JOIN pg_catalog.pg_class t ON t.oid = d.refobjid
+JOIN pg_catalog.pg_attribute a ON a.attrelid = t.oid AND a.attnum = d.refobjsubid
+JOIN pg_catalog.pg_attrdef ad ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum
+WHERE sc.relnamespace = $1 AND t.relnamespace = $1 AND t.relkind = 'r'
+  AND a.atttypid IN ('pg_catalog.int2'::pg_catalog.regtype, 'pg_catalog.int4'::pg_catalog.regtype,
+                     'pg_catalog.int8'::pg_catalog.regtype)
+  AND s.seqtypid = a.atttypid AND a.attnotnull AND a.attidentity = '' AND a.attgenerated = ''
+  AND s.seqstart = 1 AND s.seqincrement = 1 AND s.seqmin = 1 AND s.seqcache = 1 AND NOT s.seqcycle
+  AND s.seqmax = CASE a.atttypid WHEN 'pg_catalog.int2'::pg_catalog.regtype THEN 32767
+                                 WHEN 'pg_catalog.int4'::pg_catalog.regtype THEN 2147483647
+                                 ELSE 9223372036854775807 END
+  AND sc.relname::text = t.relname || '_' || a.attname || '_seq'
+  AND sc.relpersistence = t.relpersistence
+  AND pg_catalog.pg_get_expr(ad.adbin, ad.adrelid)
+      = 'nextval(' || quote_literal(quote_ident(sc.relname)) || '::regclass)'";
+
 const TABLES: &str = "
 SELECT c.oid::int8 AS oid, c.relname::text AS relname, quote_ident(c.relname) AS name,
        c.relpersistence::text AS persistence,
@@ -543,11 +595,12 @@ SELECT c.oid::int8 AS oid, c.relname::text AS relname, quote_ident(c.relname) AS
           WHERE x.indrelid = c.oid AND x.indisreplident LIMIT 1) AS replident_index,
        (SELECT quote_ident(i.relname) FROM pg_catalog.pg_index x JOIN pg_catalog.pg_class i ON i.oid = x.indexrelid
           WHERE x.indrelid = c.oid AND x.indisclustered LIMIT 1) AS cluster_index,
-       c.relrowsecurity AS rls, c.relforcerowsecurity AS force_rls
+       c.relrowsecurity AS rls, c.relforcerowsecurity AS force_rls,
+       pg_catalog.pg_relation_size(c.oid) AS bytes
 FROM pg_catalog.pg_class c WHERE c.relnamespace = $1 AND c.relkind = 'r' ORDER BY c.oid";
 
 const COLUMNS: &str = "
-SELECT a.attrelid::int8 AS rel, quote_ident(a.attname) AS name,
+SELECT a.attrelid::int8 AS rel, a.attnum::int4 AS attnum, quote_ident(a.attname) AS name,
        pg_catalog.format_type(a.atttypid, a.atttypmod) AS type_name,
        CASE WHEN a.attcollation <> 0 AND a.attcollation <> t.typcollation
             THEN quote_ident(cn.nspname) || '.' || quote_ident(co.collname) END AS collation,
@@ -587,8 +640,10 @@ WHERE c.relnamespace = $1 AND c.relkind = 'r' AND a.attnum > 0 AND NOT a.attisdr
 ORDER BY a.attrelid, a.attnum";
 
 const CONSTRAINTS: &str = "
-SELECT co.conrelid::int8 AS rel, co.contype::text AS kind, quote_ident(co.conname) AS name,
+SELECT co.conrelid::int8 AS rel, co.confrelid::int8 AS refrel, co.contype::text AS kind, quote_ident(co.conname) AS name,
        pg_catalog.pg_get_constraintdef(co.oid) AS def, co.convalidated AS validated,
+       (co.contype <> 'f' OR EXISTS (SELECT 1 FROM pg_catalog.pg_constraint k WHERE k.conindid = co.conindid
+                                     AND k.conrelid = co.confrelid AND k.contype IN ('p', 'u'))) AS key_is_constraint,
        (SELECT array_agg(d.refobjid::int8) FROM pg_catalog.pg_depend d
           WHERE d.classid = 'pg_catalog.pg_constraint'::pg_catalog.regclass AND d.objid = co.oid
             AND d.refclassid = 'pg_catalog.pg_proc'::pg_catalog.regclass) AS procs
@@ -692,54 +747,73 @@ SELECT pg_catalog.pg_get_statisticsobjdef(s.oid) AS def,
 FROM pg_catalog.pg_statistic_ext s JOIN pg_catalog.pg_namespace n ON n.oid = s.stxnamespace
 WHERE s.stxnamespace = $1 ORDER BY s.oid";
 
+/// Comments on the source's objects, each kind driven from its catalog (filtered by the
+/// namespace) into `pg_description`'s primary key.
 const COMMENTS: &str = "
-SELECT 'COMMENT ON ' || x.target || ' IS ' || quote_literal(d.description) AS sql
-FROM pg_catalog.pg_description d
-JOIN LATERAL (
-  SELECT CASE c.relkind WHEN 'r' THEN 'TABLE ' WHEN 'v' THEN 'VIEW ' WHEN 'm' THEN 'MATERIALIZED VIEW '
-                        WHEN 'S' THEN 'SEQUENCE ' ELSE 'INDEX ' END || quote_ident(c.relname) AS target
+SELECT 'COMMENT ON ' || target || ' IS ' || quote_literal(description) AS sql FROM (
+  SELECT 1 AS k, c.oid AS o, 0 AS sub,
+         CASE c.relkind WHEN 'r' THEN 'TABLE ' WHEN 'v' THEN 'VIEW ' WHEN 'm' THEN 'MATERIALIZED VIEW '
+                        WHEN 'S' THEN 'SEQUENCE ' ELSE 'INDEX ' END || quote_ident(c.relname) AS target, d.description
     FROM pg_catalog.pg_class c
-    WHERE d.classoid = 'pg_catalog.pg_class'::pg_catalog.regclass AND c.oid = d.objoid AND d.objsubid = 0
-      AND c.relnamespace = $1 AND c.relkind IN ('r', 'v', 'm', 'S', 'i')
+    JOIN pg_catalog.pg_description d
+      ON d.objoid = c.oid AND d.classoid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.objsubid = 0
+    WHERE c.relnamespace = $1 AND c.relkind IN ('r', 'v', 'm', 'S', 'i')
   UNION ALL
-  SELECT 'COLUMN ' || quote_ident(c.relname) || '.' || quote_ident(a.attname)
-    FROM pg_catalog.pg_class c JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum = d.objsubid
-    WHERE d.classoid = 'pg_catalog.pg_class'::pg_catalog.regclass AND c.oid = d.objoid AND d.objsubid > 0
-      AND c.relnamespace = $1
+  SELECT 1, c.oid, a.attnum, 'COLUMN ' || quote_ident(c.relname) || '.' || quote_ident(a.attname), d.description
+    FROM pg_catalog.pg_class c
+    JOIN pg_catalog.pg_description d
+      ON d.objoid = c.oid AND d.classoid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.objsubid > 0
+    JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum = d.objsubid
+    WHERE c.relnamespace = $1
   UNION ALL
-  SELECT CASE t.typtype WHEN 'd' THEN 'DOMAIN ' ELSE 'TYPE ' END || quote_ident(t.typname)
+  SELECT 2, t.oid, 0, CASE t.typtype WHEN 'd' THEN 'DOMAIN ' ELSE 'TYPE ' END || quote_ident(t.typname), d.description
     FROM pg_catalog.pg_type t
-    WHERE d.classoid = 'pg_catalog.pg_type'::pg_catalog.regclass AND t.oid = d.objoid AND t.typnamespace = $1
+    JOIN pg_catalog.pg_description d
+      ON d.objoid = t.oid AND d.classoid = 'pg_catalog.pg_type'::pg_catalog.regclass AND d.objsubid = 0
+    WHERE t.typnamespace = $1
   UNION ALL
-  SELECT CASE p.prokind WHEN 'p' THEN 'PROCEDURE ' ELSE 'FUNCTION ' END || quote_ident(p.proname)
-         || '(' || pg_catalog.pg_get_function_identity_arguments(p.oid) || ')'
+  SELECT 3, p.oid, 0, CASE p.prokind WHEN 'p' THEN 'PROCEDURE ' ELSE 'FUNCTION ' END || quote_ident(p.proname)
+         || '(' || pg_catalog.pg_get_function_identity_arguments(p.oid) || ')', d.description
     FROM pg_catalog.pg_proc p
-    WHERE d.classoid = 'pg_catalog.pg_proc'::pg_catalog.regclass AND p.oid = d.objoid AND p.pronamespace = $1
+    JOIN pg_catalog.pg_description d
+      ON d.objoid = p.oid AND d.classoid = 'pg_catalog.pg_proc'::pg_catalog.regclass AND d.objsubid = 0
+    WHERE p.pronamespace = $1
   UNION ALL
-  SELECT 'CONSTRAINT ' || quote_ident(co.conname) || ' ON ' || CASE WHEN co.contypid <> 0
+  SELECT 4, co.oid, 0, 'CONSTRAINT ' || quote_ident(co.conname) || ' ON ' || CASE WHEN co.contypid <> 0
            THEN 'DOMAIN ' || (SELECT quote_ident(t.typname) FROM pg_catalog.pg_type t WHERE t.oid = co.contypid)
-           ELSE (SELECT quote_ident(c.relname) FROM pg_catalog.pg_class c WHERE c.oid = co.conrelid) END
+           ELSE (SELECT quote_ident(c.relname) FROM pg_catalog.pg_class c WHERE c.oid = co.conrelid) END, d.description
     FROM pg_catalog.pg_constraint co
-    WHERE d.classoid = 'pg_catalog.pg_constraint'::pg_catalog.regclass AND co.oid = d.objoid AND co.connamespace = $1
+    JOIN pg_catalog.pg_description d
+      ON d.objoid = co.oid AND d.classoid = 'pg_catalog.pg_constraint'::pg_catalog.regclass AND d.objsubid = 0
+    WHERE co.connamespace = $1
   UNION ALL
-  SELECT 'TRIGGER ' || quote_ident(tg.tgname) || ' ON ' || quote_ident(c.relname)
-    FROM pg_catalog.pg_trigger tg JOIN pg_catalog.pg_class c ON c.oid = tg.tgrelid
-    WHERE d.classoid = 'pg_catalog.pg_trigger'::pg_catalog.regclass AND tg.oid = d.objoid AND c.relnamespace = $1
+  SELECT 5, tg.oid, 0, 'TRIGGER ' || quote_ident(tg.tgname) || ' ON ' || quote_ident(c.relname), d.description
+    FROM pg_catalog.pg_class c
+    JOIN pg_catalog.pg_trigger tg ON tg.tgrelid = c.oid
+    JOIN pg_catalog.pg_description d
+      ON d.objoid = tg.oid AND d.classoid = 'pg_catalog.pg_trigger'::pg_catalog.regclass AND d.objsubid = 0
+    WHERE c.relnamespace = $1
   UNION ALL
-  SELECT 'POLICY ' || quote_ident(p.polname) || ' ON ' || quote_ident(c.relname)
-    FROM pg_catalog.pg_policy p JOIN pg_catalog.pg_class c ON c.oid = p.polrelid
-    WHERE d.classoid = 'pg_catalog.pg_policy'::pg_catalog.regclass AND p.oid = d.objoid AND c.relnamespace = $1
+  SELECT 6, p.oid, 0, 'POLICY ' || quote_ident(p.polname) || ' ON ' || quote_ident(c.relname), d.description
+    FROM pg_catalog.pg_class c
+    JOIN pg_catalog.pg_policy p ON p.polrelid = c.oid
+    JOIN pg_catalog.pg_description d
+      ON d.objoid = p.oid AND d.classoid = 'pg_catalog.pg_policy'::pg_catalog.regclass AND d.objsubid = 0
+    WHERE c.relnamespace = $1
   UNION ALL
-  SELECT 'RULE ' || quote_ident(r.rulename) || ' ON ' || quote_ident(c.relname)
-    FROM pg_catalog.pg_rewrite r JOIN pg_catalog.pg_class c ON c.oid = r.ev_class
-    WHERE d.classoid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass AND r.oid = d.objoid
-      AND c.relnamespace = $1 AND r.rulename <> '_RETURN'
+  SELECT 7, r.oid, 0, 'RULE ' || quote_ident(r.rulename) || ' ON ' || quote_ident(c.relname), d.description
+    FROM pg_catalog.pg_class c
+    JOIN pg_catalog.pg_rewrite r ON r.ev_class = c.oid AND r.rulename <> '_RETURN'
+    JOIN pg_catalog.pg_description d
+      ON d.objoid = r.oid AND d.classoid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass AND d.objsubid = 0
+    WHERE c.relnamespace = $1
   UNION ALL
-  SELECT 'STATISTICS ' || quote_ident(s.stxname)
+  SELECT 8, s.oid, 0, 'STATISTICS ' || quote_ident(s.stxname), d.description
     FROM pg_catalog.pg_statistic_ext s
-    WHERE d.classoid = 'pg_catalog.pg_statistic_ext'::pg_catalog.regclass AND s.oid = d.objoid AND s.stxnamespace = $1
-) x ON true
-ORDER BY d.classoid, d.objoid, d.objsubid";
+    JOIN pg_catalog.pg_description d
+      ON d.objoid = s.oid AND d.classoid = 'pg_catalog.pg_statistic_ext'::pg_catalog.regclass AND d.objsubid = 0
+    WHERE s.stxnamespace = $1
+) x ORDER BY k, o, sub";
 
 fn load<T: QueryableByName<diesel::pg::Pg> + 'static>(
     conn: &mut PgConnection,
@@ -815,6 +889,7 @@ fn read_template(
     let types: Vec<TypeRow> = load(conn, TYPES, nsp)?;
     let domain_constraints: Vec<Line> = load(conn, DOMAIN_CONSTRAINTS, nsp)?;
     let sequences: Vec<SequenceRow> = load(conn, SEQUENCES, nsp)?;
+    let serials: Vec<SerialRow> = load(conn, SERIALS, nsp)?;
     let tables: Vec<TableRow> = load(conn, TABLES, nsp)?;
     let columns: Vec<ColumnRow> = load(conn, COLUMNS, nsp)?;
     let constraints: Vec<ConstraintRow> = load(conn, CONSTRAINTS, nsp)?;
@@ -963,7 +1038,13 @@ fn read_template(
         push(&mut s, &t.sql);
     }
     report.types = types.len();
-    for q in &sequences {
+    // Sequences a `serial` column recreates come with their tables.
+    let serial_seqs: BTreeSet<i64> = serials.iter().map(|x| x.seq).collect();
+    let serial_cols: HashMap<(i64, i32), &str> = serials
+        .iter()
+        .map(|x| ((x.rel, x.attnum), x.type_name.as_str()))
+        .collect();
+    for q in sequences.iter().filter(|q| !serial_seqs.contains(&q.oid)) {
         push(&mut s, &q.create);
     }
     report.sequences = sequences.len();
@@ -987,6 +1068,14 @@ fn read_template(
         constraints_by_table.entry(c.rel).or_default().push(c);
     }
     report.constraints = constraints.len();
+    // Tables in foreign-key order, so a key can be declared with its table (PostgreSQL then
+    // skips validating it) and rows copied in that order satisfy it. Keys that point
+    // forward (cycles) are added after the rows. With many rows to copy, per-row checks
+    // cost more than one validation: past 8 MiB of source rows, keys are added afterwards.
+    let inline_fks = !with_data || tables.iter().map(|t| t.bytes).sum::<i64>() <= 8 << 20;
+    let src_tables: BTreeSet<i64> = tables.iter().map(|t| t.oid).collect();
+    let tables = order_tables(&tables, &constraints);
+    let mut created: BTreeSet<i64> = BTreeSet::new();
     let mut deferred: Vec<String> = Vec::new();
     let mut foreign_keys: Vec<String> = Vec::new();
     let mut after_tables: Vec<String> = Vec::new();
@@ -994,6 +1083,7 @@ fn read_template(
     let mut copies: Vec<String> = Vec::new();
     for t in &tables {
         report.tables += 1;
+        created.insert(t.oid);
         let cols = by_table.get(&t.oid).map(Vec::as_slice).unwrap_or(&[]);
         let mut parts: Vec<String> = Vec::with_capacity(cols.len() + 4);
         // Columns to copy, and how to read them from the source: a value of one of the
@@ -1001,7 +1091,8 @@ fn read_template(
         let mut copy_cols: Vec<&str> = Vec::new();
         let mut copy_exprs: Vec<String> = Vec::new();
         for c in cols {
-            let mut p = format!("{} {}", c.name, c.type_name);
+            let serial = serial_cols.get(&(c.rel, c.attnum)).copied();
+            let mut p = format!("{} {}", c.name, serial.unwrap_or(&c.type_name));
             if let Some(comp) = &c.compression {
                 write!(p, " COMPRESSION {comp}").ok();
             }
@@ -1033,6 +1124,8 @@ fn read_template(
                     if let Some(sv) = &c.identity_setval {
                         setvals.push(sv.clone());
                     }
+                } else if serial.is_some() {
+                    // `serial` brings its own default.
                 } else if let Some(e) = &c.expr {
                     if calls_late(&c.expr_procs) {
                         deferred.push(format!(
@@ -1069,7 +1162,14 @@ fn read_template(
         {
             let clause = format!("CONSTRAINT {} {}", c.name, c.def);
             if c.kind == "f" {
-                fks.push(format!("ADD {clause}"));
+                let target_exists = c.refrel == t.oid
+                    || created.contains(&c.refrel)
+                    || !src_tables.contains(&c.refrel);
+                if inline_fks && c.validated && c.key_is_constraint && target_exists {
+                    parts.push(clause);
+                } else {
+                    fks.push(format!("ADD {clause}"));
+                }
             } else if calls_late(&c.procs) || !c.validated {
                 // A `NOT VALID` check only keeps that meaning when added after the rows.
                 deferred.push(format!("ALTER TABLE {} ADD {clause}", t.name));
@@ -1132,7 +1232,7 @@ fn read_template(
             after_tables.push(format!("ALTER TABLE {} FORCE ROW LEVEL SECURITY", t.name));
         }
     }
-    for q in &sequences {
+    for q in sequences.iter().filter(|q| !serial_seqs.contains(&q.oid)) {
         if let Some(o) = &q.owned_by {
             push(&mut s, o);
         }
@@ -1209,6 +1309,24 @@ fn read_template(
         body: s,
         report,
     }))
+}
+
+/// The tables with every table after those its foreign keys reference (ties and cycles in
+/// creation order).
+fn order_tables<'a>(tables: &'a [TableRow], constraints: &[ConstraintRow]) -> Vec<&'a TableRow> {
+    let nodes: BTreeSet<Node> = tables.iter().map(|t| Node::Rel(t.oid)).collect();
+    let mut edges: BTreeMap<Node, BTreeSet<Node>> = BTreeMap::new();
+    for c in constraints {
+        let (from, to) = (Node::Rel(c.rel), Node::Rel(c.refrel));
+        if c.kind == "f" && from != to && nodes.contains(&to) {
+            edges.entry(from).or_default().insert(to);
+        }
+    }
+    let by_oid: HashMap<i64, &TableRow> = tables.iter().map(|t| (t.oid, t)).collect();
+    topological(&nodes, &edges)
+        .into_iter()
+        .filter_map(|n| by_oid.get(&oid_of(&n)).copied())
+        .collect()
 }
 
 /// Whether `text` names `schema` as a qualifier (`schema.` or `"schema".`).

@@ -54,7 +54,7 @@ pub struct Dropped<T> {
 /// # Errors
 ///
 /// [`Error::Config`] when no clone reference is configured; [`Error::SchemaExists`];
-/// [`Error::Migration`]; [`Error::Database`].
+/// [`Error::Migration`] (naming the migration); [`Error::Database`].
 ///
 /// ```no_run
 /// # use diesel::{Connection, PgConnection};
@@ -690,7 +690,7 @@ impl Provisioner {
                 let versions = migrate::versions(name, &*inner.migrations)?;
                 let applied = &template.report.migrations;
                 if versions.iter().any(|v| !applied.contains(v)) {
-                    migrate::run_pending(conn, &path, &*inner.migrations)?;
+                    migrate::run_pending(conn, &inner.config, &path, &*inner.migrations)?;
                 }
             }
             None => {

@@ -5,27 +5,28 @@ use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 
 use crate::error::{Error, Result};
+use crate::migrate::MIGRATION_LOCK_CLASS;
 use crate::name::{SchemaName, quote_literal};
-
-/// The advisory-lock class shared with the migration executor: provisioning, dropping and
-/// migrating one schema serialize on `(class, hashtext(schema))`.
-const LOCK_CLASS: &str = "'pgschemas.migrate'";
 
 /// A transaction-local setting holding the caller's path while a nested operation runs.
 const SAVED_PATH: &str = "pgschemas.saved_path";
 
-/// Takes the transaction-scoped exclusive lock on `schema`.
+/// Takes the transaction-scoped exclusive lock on `schema`: the migration lock
+/// ([`MIGRATION_LOCK_CLASS`], `hashtext(schema)`), so provisioning, dropping and migrating one
+/// schema serialize (and [`migrate_schema`](crate::migrate_schema) inside the same
+/// transaction takes it again without waiting).
 pub(crate) fn lock_sql(schema: &SchemaName) -> String {
     format!(
-        "SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext({LOCK_CLASS}), pg_catalog.hashtext({}))",
+        "SELECT pg_catalog.pg_advisory_xact_lock({MIGRATION_LOCK_CLASS}, pg_catalog.hashtext({}))",
         quote_literal(schema.as_str())
     )
 }
 
-/// Takes the transaction-scoped shared lock on `schema` (readers of a reference schema).
+/// Takes the migration lock of `schema` in shared mode (cloning from a reference schema
+/// waits for a migration of it to finish, and the other way round).
 pub(crate) fn shared_lock_sql(schema: &SchemaName) -> String {
     format!(
-        "SELECT pg_catalog.pg_advisory_xact_lock_shared(pg_catalog.hashtext({LOCK_CLASS}), pg_catalog.hashtext({}))",
+        "SELECT pg_catalog.pg_advisory_xact_lock_shared({MIGRATION_LOCK_CLASS}, pg_catalog.hashtext({}))",
         quote_literal(schema.as_str())
     )
 }

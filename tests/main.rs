@@ -3,10 +3,16 @@
 #![allow(clippy::unwrap_used)]
 
 mod activation;
+#[cfg(feature = "cli")]
+mod cli;
 mod derive_ui;
 mod doctor;
 mod migrate;
 mod models;
 mod pgbouncer;
 mod pool;
+mod provision;
+mod routing;
+#[cfg(feature = "axum")]
+mod routing_http;
 mod testing_support;

@@ -8,8 +8,10 @@
 use std::time::Instant;
 
 mod common;
+mod w1;
 mod w2;
 mod w3;
+mod w4;
 
 /// One workload: its runner name and the function that runs it.
 type Workload = (&'static str, fn(&common::Bench));
@@ -17,11 +19,17 @@ type Workload = (&'static str, fn(&common::Bench));
 fn workloads() -> Vec<Workload> {
     vec![
         // Each module registers its workloads here.
+        ("W1-floor-psql", w1::floor),
+        ("W1", w1::migrate),
+        ("W1c", w1::clone),
+        ("W1c-uncached", w1::clone_uncached),
+        ("W1c-vs-W1", w1::clone_vs_migrate),
         ("W2-floor-psql", w2::floor),
         ("W2-seq", w2::seq),
         ("W2-par2", w2::par2),
         ("W2-par4", w2::par4),
         ("W3", w3::all),
+        ("W4", w4::all),
     ]
 }
 

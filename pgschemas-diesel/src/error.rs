@@ -103,6 +103,13 @@ pub enum Error {
         schema: String,
     },
 
+    /// No dynamic tenant has this schema (the tenant model has no row for it).
+    #[error("no dynamic tenant has schema {schema:?}")]
+    TenantNotFound {
+        /// The schema asked for.
+        schema: String,
+    },
+
     /// The schema already exists.
     #[error("schema {schema:?} already exists")]
     SchemaExists {
@@ -132,6 +139,32 @@ pub enum Error {
         /// Diesel's error.
         #[source]
         source: diesel::result::Error,
+    },
+
+    /// Cloning a schema was refused before anything was sent, because the source holds an
+    /// object the clone cannot reproduce faithfully.
+    #[error(
+        "cannot clone schema {source_schema:?} into {schema:?}: {reason}; move such objects to the shared schema or create them with a migration"
+    )]
+    Clone {
+        /// The schema being cloned from.
+        source_schema: String,
+        /// The schema that would have been created.
+        schema: String,
+        /// What the source holds that cannot be cloned.
+        reason: String,
+    },
+
+    /// A provisioning hook returned an error: the whole operation was rolled back.
+    #[error("the {hook} hook failed for schema {schema:?}, so nothing was committed: {source}")]
+    Hook {
+        /// The tenant's schema.
+        schema: String,
+        /// Which hook: `after_sync`, `needs_sync` or `before_drop`.
+        hook: &'static str,
+        /// The hook's error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
 
     /// A route (domain and folder) already belongs to a tenant; routes are unique across
@@ -227,8 +260,11 @@ impl Error {
             Self::InvalidSchemaName { name, .. } => Some(name),
             Self::NameClash { schema, .. }
             | Self::SchemaNotFound { schema }
+            | Self::TenantNotFound { schema }
             | Self::SchemaExists { schema }
-            | Self::Protected { schema, .. } => Some(schema),
+            | Self::Protected { schema, .. }
+            | Self::Clone { schema, .. }
+            | Self::Hook { schema, .. } => Some(schema),
             Self::Database { schema, .. } => schema.as_deref(),
             Self::Migration(e) => Some(e.schema().as_str()),
             Self::Catalog(e) => e.schema(),

@@ -104,7 +104,19 @@ pub fn create_schema(conn: &mut PgConnection, name: &SchemaName) -> Result<()> {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn drop_schema(conn: &mut PgConnection, config: &Config, name: &SchemaName) -> Result<()> {
-    let protected = if config.shared_schema().eq_ignore_case(name.as_str()) {
+    if let Some(what) = protected_as(config, name) {
+        return Err(Error::Protected {
+            schema: name.to_string(),
+            action: "drop",
+            what,
+        });
+    }
+    dangerous_drop_schema(conn, name)
+}
+
+/// Why `config` protects `name` from being dropped, if it does (compared case-insensitively).
+pub(crate) fn protected_as(config: &Config, name: &SchemaName) -> Option<&'static str> {
+    if config.shared_schema().eq_ignore_case(name.as_str()) {
         Some("the shared schema")
     } else if config
         .static_tenants()
@@ -119,15 +131,7 @@ pub fn drop_schema(conn: &mut PgConnection, config: &Config, name: &SchemaName) 
         Some("the clone reference")
     } else {
         None
-    };
-    if let Some(what) = protected {
-        return Err(Error::Protected {
-            schema: name.to_string(),
-            action: "drop",
-            what,
-        });
     }
-    dangerous_drop_schema(conn, name)
 }
 
 /// Drops any schema and everything in it, with no protection: the shared schema and static

@@ -9,7 +9,7 @@ use diesel::connection::{AnsiTransactionManager, TransactionManager};
 use diesel::migration::MigrationSource;
 use diesel::pg::Pg;
 
-use super::error::MigrationError;
+use super::error::{MigrationError, MigrationErrorKind};
 use super::run::{Migrations, apply, load, pending_in};
 use super::selection::{MigrationSet, SchemaKind, Selection, Target};
 use crate::catalog::{Catalog, DomainRecord, TenantRecord};
@@ -541,9 +541,23 @@ impl Migrator {
                     *slot = None;
                     *slot = Some(self.checkout(schema, None)?);
                 }
-                match slot.as_mut() {
+                let pending = match slot.as_mut() {
                     Some(conn) => pending_in(conn, schema, list),
                     None => unreachable!("the slot was just filled"),
+                };
+                match pending {
+                    // A run would create it and apply everything.
+                    Err(e)
+                        if self.create_missing
+                            && matches!(target.kind, SchemaKind::Shared | SchemaKind::Static)
+                            && matches!(e.kind(), MigrationErrorKind::SchemaNotFound) =>
+                    {
+                        Ok(list
+                            .iter()
+                            .map(|m| m.name().version().to_string())
+                            .collect())
+                    }
+                    other => other,
                 }
             }
             Mode::Run => {

@@ -1,0 +1,150 @@
+//! One transaction per provisioning step, opened together with its first statements.
+
+use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
+use diesel::prelude::*;
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+
+use crate::error::{Error, Result};
+use crate::migrate::MIGRATION_LOCK_CLASS;
+use crate::name::{SchemaName, quote_literal};
+
+/// A transaction-local setting holding the caller's path while a nested operation runs.
+const SAVED_PATH: &str = "pgschemas.saved_path";
+
+/// Takes the transaction-scoped exclusive lock on `schema`: the migration lock
+/// ([`MIGRATION_LOCK_CLASS`], `hashtext(schema)`), so provisioning, dropping and migrating one
+/// schema serialize (and [`migrate_schema`](crate::migrate_schema) inside the same
+/// transaction takes it again without waiting).
+pub(crate) fn lock_sql(schema: &SchemaName) -> String {
+    format!(
+        "SELECT pg_catalog.pg_advisory_xact_lock({MIGRATION_LOCK_CLASS}, pg_catalog.hashtext({}))",
+        quote_literal(schema.as_str())
+    )
+}
+
+/// Takes the migration lock of `schema` in shared mode (cloning from a reference schema
+/// waits for a migration of it to finish, and the other way round).
+pub(crate) fn shared_lock_sql(schema: &SchemaName) -> String {
+    format!(
+        "SELECT pg_catalog.pg_advisory_xact_lock_shared({MIGRATION_LOCK_CLASS}, pg_catalog.hashtext({}))",
+        quote_literal(schema.as_str())
+    )
+}
+
+/// `CREATE SCHEMA`.
+pub(crate) fn create_schema_sql(schema: &SchemaName) -> String {
+    format!("CREATE SCHEMA {}", schema.quoted())
+}
+
+/// Sets the transaction's `search_path` to exactly `value` (already rendered and quoted).
+pub(crate) fn set_local_path_sql(value: &str) -> String {
+    format!(
+        "SELECT pg_catalog.set_config('search_path', {}, true)",
+        quote_literal(value)
+    )
+}
+
+/// Runs `f` in a transaction whose first statements are `first`, sent with `BEGIN` in one
+/// round trip. Inside an open transaction it uses a savepoint instead, so the caller's
+/// transaction decides. Commits when `f` returns `Ok`; rolls back on `Err` or panic.
+///
+/// Errors of `first` go through `map_first`.
+pub(crate) fn atomic<T>(
+    conn: &mut PgConnection,
+    first: &str,
+    map_first: impl FnOnce(DieselError) -> Error,
+    f: impl FnOnce(&mut PgConnection) -> Result<T>,
+) -> Result<T> {
+    let depth = AnsiTransactionManager::transaction_manager_status_mut(conn)
+        .transaction_depth()
+        .map_err(Error::from)?;
+    if depth.is_some() {
+        // A savepoint keeps `SET LOCAL` settings when it is released: put the caller's path
+        // back afterwards.
+        let mut map_first = Some(map_first);
+        return conn.transaction(|conn| {
+            let save = format!(
+                "SELECT pg_catalog.set_config('{SAVED_PATH}', pg_catalog.current_setting('search_path'), true)"
+            );
+            let first = if first.is_empty() {
+                save
+            } else {
+                format!("{save}; {first}")
+            };
+            conn.batch_execute(&first).map_err(|e| match map_first.take() {
+                Some(map) => map(e),
+                None => Error::from(e),
+            })?;
+            let value = f(conn)?;
+            conn.batch_execute(&format!(
+                "SELECT pg_catalog.set_config('search_path', pg_catalog.current_setting('{SAVED_PATH}'), true)"
+            ))?;
+            Ok(value)
+        });
+    }
+    let begin = if first.is_empty() {
+        "BEGIN".to_owned()
+    } else {
+        format!("BEGIN; {first}")
+    };
+    if let Err(e) = AnsiTransactionManager::begin_transaction_sql(conn, &begin) {
+        // `BEGIN` ran but a later statement failed: the server-side transaction is aborted
+        // and Diesel does not know about it. End it before reporting.
+        if !matches!(e, DieselError::AlreadyInTransaction) {
+            let _ = conn.batch_execute("ROLLBACK");
+        }
+        return Err(map_first(e));
+    }
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&mut *conn)));
+    match result {
+        Ok(Ok(value)) => {
+            AnsiTransactionManager::commit_transaction(conn)?;
+            Ok(value)
+        }
+        Ok(Err(error)) => {
+            // A failed rollback (the backend is gone) changes nothing for the caller: the
+            // server never committed. Report the first error.
+            let _ = AnsiTransactionManager::rollback_transaction(conn);
+            Err(error)
+        }
+        Err(panic) => {
+            let _ = AnsiTransactionManager::rollback_transaction(conn);
+            std::panic::resume_unwind(panic)
+        }
+    }
+}
+
+/// Maps the errors of `CREATE SCHEMA` (and of the statements sent with it) for `schema`:
+/// "already exists", and the unique violation a concurrent creator gets, become
+/// [`Error::SchemaExists`].
+pub(crate) fn map_create_error(schema: &SchemaName) -> impl FnOnce(DieselError) -> Error + '_ {
+    move |e| {
+        let exists = match &e {
+            DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, info) => {
+                info.constraint_name() == Some("pg_namespace_nspname_index")
+            }
+            DieselError::DatabaseError(_, info) => {
+                info.message() == format!("schema \"{}\" already exists", schema.as_str())
+            }
+            _ => false,
+        };
+        if exists {
+            Error::SchemaExists {
+                schema: schema.to_string(),
+            }
+        } else {
+            Error::db(schema.as_str(), e)
+        }
+    }
+}
+
+/// Attaches `schema` to a database error that names none.
+pub(crate) fn in_schema(schema: &SchemaName) -> impl FnOnce(Error) -> Error + '_ {
+    move |e| match e {
+        Error::Database {
+            schema: None,
+            source,
+        } => Error::db(schema.as_str(), source),
+        other => other,
+    }
+}

@@ -1,0 +1,1 @@
+create table ok_tbl (id int);

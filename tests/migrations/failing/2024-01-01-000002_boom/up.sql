@@ -1,0 +1,2 @@
+create table boom_tbl (id int);
+select 1/0;

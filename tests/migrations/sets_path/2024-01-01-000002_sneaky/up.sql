@@ -1,0 +1,2 @@
+set search_path = public;
+create table leaked (id int);

@@ -93,7 +93,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         provisioner.create_tenant(&mut conn, schema, |conn| {
             let tenant = DefaultTenant::insert(
                 conn,
-                &NewTenant::new(&config.check_tenant_name(schema)?, name),
+                NewTenant::new(&config.check_tenant_name(schema)?, name),
             )?;
             let mut new_domain = NewDomain::new(domain);
             if let Some(folder) = folder {

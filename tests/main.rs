@@ -3,6 +3,8 @@
 #![allow(clippy::unwrap_used)]
 
 mod activation;
+#[cfg(feature = "cli")]
+mod cli;
 mod derive_ui;
 mod doctor;
 mod migrate;
@@ -10,4 +12,7 @@ mod models;
 mod pgbouncer;
 mod pool;
 mod provision;
+mod routing;
+#[cfg(feature = "axum")]
+mod routing_http;
 mod testing_support;

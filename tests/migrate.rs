@@ -345,6 +345,17 @@ fn schema_the_role_cannot_use_is_refused_and_public_gains_nothing() {
         "create schema t1; create role {role}; grant create on schema public to {role};"
     ))
     .unwrap();
+    // Roles are server-wide: drop it however the test ends.
+    struct DropRole(PgConnection, String);
+    impl Drop for DropRole {
+        fn drop(&mut self) {
+            let r = &self.1;
+            let _ = self
+                .0
+                .batch_execute(&format!("drop owned by {r}; drop role {r}"));
+        }
+    }
+    let _role = DropRole(db.connect(), role.clone());
     conn.batch_execute(&format!("set role {role}")).unwrap();
 
     // The hazard is real: unqualified DDL by this role lands in public.
@@ -363,9 +374,6 @@ fn schema_the_role_cannot_use_is_refused_and_public_gains_nothing() {
     );
     assert!(tables(&mut conn, "t1").is_empty());
     assert_eq!(my_advisory_locks(&mut conn), 0);
-
-    conn.batch_execute(&format!("drop owned by {role}; drop role {role}"))
-        .unwrap();
 }
 
 #[test]
@@ -767,6 +775,48 @@ fn a_migration_that_kills_its_connection_fails_only_its_schema() {
     assert_eq!(failed, ["x0001"], "{report}");
     assert_eq!(ledger(&mut conn, "x0002").unwrap(), ["20240101000001"]);
     assert!(ledger(&mut conn, "x0001").unwrap().is_empty());
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// A migration outside a transaction that changes the path cannot be rolled back; the run
+/// reports it, and the pool must not hand out that connection as if it had the tenant's path.
+#[test]
+fn a_path_change_outside_a_transaction_does_not_leak_through_the_pool() {
+    let db = test_database!();
+    let mut conn = db.connect();
+    let schemas = names("y", 2);
+    tenants(&mut conn, &schemas);
+    let dir = migrations_dir(
+        "nontx",
+        &[(
+            "2024-01-01-000001_setpath",
+            "do $$ begin if current_schema() = 'y0000' then
+               perform set_config('search_path', 'public', false); end if; end $$;",
+        )],
+    );
+    std::fs::write(
+        dir.join("2024-01-01-000001_setpath/metadata.toml"),
+        "run_in_transaction = false\n",
+    )
+    .unwrap();
+    let pool = pool(&db, Config::default(), 1);
+    let migrator = Migrator::builder(pool.clone(), Arc::new(TableCatalog))
+        .tenant_migrations(file_migrations(&dir))
+        .keep_going(true)
+        .build()
+        .unwrap();
+    let report = migrator.run(&Selection::of(["y0000"])).unwrap();
+    let err = report.failed().next().unwrap().error.as_ref().unwrap();
+    assert!(
+        matches!(err.kind(), MigrationErrorKind::PathChanged),
+        "{err}"
+    );
+
+    let mut scope = pool.scope(&"y0000").unwrap();
+    assert_eq!(scope.current_schema().unwrap().as_deref(), Some("y0000"));
+    drop(scope);
+    let report = migrator.run(&Selection::of(["y0001"])).unwrap();
+    assert!(report.is_success(), "{report}");
     std::fs::remove_dir_all(dir).unwrap();
 }
 

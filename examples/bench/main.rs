@@ -11,6 +11,7 @@ mod common;
 mod w1;
 mod w2;
 mod w3;
+mod w4;
 
 /// One workload: its runner name and the function that runs it.
 type Workload = (&'static str, fn(&common::Bench));
@@ -28,6 +29,7 @@ fn workloads() -> Vec<Workload> {
         ("W2-par2", w2::par2),
         ("W2-par4", w2::par4),
         ("W3", w3::all),
+        ("W4", w4::all),
     ]
 }
 

@@ -103,6 +103,13 @@ pub enum Error {
         schema: String,
     },
 
+    /// No dynamic tenant has this schema (the tenant model has no row for it).
+    #[error("no dynamic tenant has schema {schema:?}")]
+    TenantNotFound {
+        /// The schema asked for.
+        schema: String,
+    },
+
     /// The schema already exists.
     #[error("schema {schema:?} already exists")]
     SchemaExists {
@@ -253,6 +260,7 @@ impl Error {
             Self::InvalidSchemaName { name, .. } => Some(name),
             Self::NameClash { schema, .. }
             | Self::SchemaNotFound { schema }
+            | Self::TenantNotFound { schema }
             | Self::SchemaExists { schema }
             | Self::Protected { schema, .. }
             | Self::Clone { schema, .. }

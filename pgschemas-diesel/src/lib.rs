@@ -32,8 +32,14 @@
 //!
 //! - `testing`: `pgschemas_diesel::testing` — a database per test, a throwaway PostgreSQL
 //!   cluster when none is running, and a PgBouncer harness.
+//! - `axum`: `pgschemas_diesel::axum` — a tower layer that routes each request to its tenant
+//!   with a [`RouteTable`], and the `Route` / `TenantDb` extractors.
+//! - `cli`: `pgschemas_diesel::cli` — the management command line (`migrate`, `whowill`,
+//!   `create-tenant`, `run-sql`, `doctor`, ...) for your own binary.
 
 mod catalog;
+#[cfg(feature = "cli")]
+pub mod cli;
 mod config;
 mod doctor;
 mod error;
@@ -44,6 +50,7 @@ mod name;
 mod path;
 mod pool;
 mod provision;
+mod routing;
 mod schema;
 
 pub use catalog::{Catalog, DomainRecord, NoTenants, TenantRecord};
@@ -70,10 +77,17 @@ pub use provision::{
     CloneReport, Dropped, HookError, Provisioner, ProvisionerBuilder, clone_schema,
     create_reference, recreate_reference,
 };
+pub use routing::{
+    ErrorHook, Redirect, Resolution, Route, RouteOptions, RouteTable, RouteTableStatus, Routes,
+    Suspended, Via,
+};
 pub use schema::{Schema, SchemaConnection};
 
 #[cfg(feature = "testing")]
 pub mod testing;
+
+#[cfg(feature = "axum")]
+pub use routing::layer as axum;
 
 /// The README's examples, compiled as doctests so that it stays true.
 #[cfg(doctest)]

@@ -59,7 +59,9 @@ pub enum MigrationErrorKind {
     /// the last migration that succeeded. The message carries PostgreSQL's words.
     Failed(Box<dyn StdError + Send + Sync>),
     /// A migration changed the session's `search_path` (`SET search_path` in `up.sql`); its
-    /// transaction was rolled back. Schema-qualify names instead.
+    /// transaction was rolled back and its version not recorded. Schema-qualify names
+    /// instead. (A migration with `run_in_transaction = false` cannot be rolled back: what it
+    /// created after changing the path stays where it went.)
     PathChanged,
     /// Listing the migrations of the source failed (for example an unreadable directory).
     Source(Box<dyn StdError + Send + Sync>),

@@ -5,10 +5,11 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use diesel::connection::{AnsiTransactionManager, TransactionManager};
 use diesel::migration::MigrationSource;
 use diesel::pg::Pg;
 
-use super::error::MigrationError;
+use super::error::{MigrationError, MigrationErrorKind};
 use super::run::{Migrations, apply, load, pending_in};
 use super::selection::{MigrationSet, SchemaKind, Selection, Target};
 use crate::catalog::{Catalog, DomainRecord, TenantRecord};
@@ -490,7 +491,7 @@ impl Migrator {
         }
     }
 
-    /// Migrates (or plans) one schema on the worker's connection.
+    /// Migrates (or plans) one schema; `conn` is the worker's connection for plans.
     fn one(
         &self,
         conn: &mut Option<TenantScope>,
@@ -514,9 +515,8 @@ impl Migrator {
                 Mode::Plan => report.pending = versions,
             },
             Err(e) => {
-                // The connection itself may be at fault (a migration can even end its own
-                // session): hand it back, the pool checks it at the next checkout, and take
-                // another for the next schema.
+                // The connection itself may be at fault: hand it back, the pool checks it at
+                // the next checkout.
                 *conn = None;
                 report.error = Some(e);
             }
@@ -534,37 +534,66 @@ impl Migrator {
     ) -> Result<Vec<String>, MigrationError> {
         let schema = &target.schema;
         let list = lists.get(self, target)?;
-        if slot.as_mut().is_none_or(TenantScope::is_poisoned) {
-            *slot = None;
-            *slot = Some(
-                self.pool
-                    .get()
-                    .map_err(|e| MigrationError::from_crate(schema, e))?,
-            );
-        }
-        let Some(conn) = slot.as_mut() else {
-            unreachable!("the slot was just filled")
-        };
         match mode {
-            Mode::Plan => pending_in(conn, schema, list),
+            Mode::Plan => {
+                // Plans read qualified names and never switch: one connection per worker.
+                if slot.as_mut().is_none_or(TenantScope::is_poisoned) {
+                    *slot = None;
+                    *slot = Some(self.checkout(schema, None)?);
+                }
+                let pending = match slot.as_mut() {
+                    Some(conn) => pending_in(conn, schema, list),
+                    None => unreachable!("the slot was just filled"),
+                };
+                match pending {
+                    // A run would create it and apply everything.
+                    Err(e)
+                        if self.create_missing
+                            && matches!(target.kind, SchemaKind::Shared | SchemaKind::Static)
+                            && matches!(e.kind(), MigrationErrorKind::SchemaNotFound) =>
+                    {
+                        Ok(list
+                            .iter()
+                            .map(|m| m.name().version().to_string())
+                            .collect())
+                    }
+                    other => other,
+                }
+            }
             Mode::Run => {
                 if self.create_missing
                     && matches!(target.kind, SchemaKind::Shared | SchemaKind::Static)
                 {
-                    ensure_schema(conn, schema)?;
+                    ensure_schema(&mut self.checkout(schema, None)?, schema)?;
                 }
-                let mut nested = conn
-                    .nested(schema)
-                    .map_err(|e| MigrationError::from_crate(schema, e))?;
-                let result = apply(&mut nested, schema, list);
-                let restored = nested.finish();
-                match (result, restored) {
-                    (Err(e), _) => Err(e),
-                    (Ok(_), Err(e)) => Err(MigrationError::from_crate(schema, e)),
-                    (Ok(applied), Ok(())) => Ok(applied),
+                // A checkout per schema: the pool switches the connection straight from the
+                // previous tenant's path to this one (one round trip, which also checks the
+                // connection) and keeps track of it.
+                let mut conn = self.checkout(schema, Some(schema))?;
+                let result = apply(&mut conn, schema, list);
+                if result.is_err() {
+                    // Whatever failed, the session may not be as the pool believes (a
+                    // migration outside a transaction may have changed the path, or ended the
+                    // session): discard the connection rather than reuse it.
+                    AnsiTransactionManager::transaction_manager_status_mut(&mut *conn)
+                        .set_in_error();
                 }
+                result
             }
         }
+    }
+
+    /// A pooled connection with `schema`'s path (or the neutral path).
+    fn checkout(
+        &self,
+        about: &SchemaName,
+        schema: Option<&SchemaName>,
+    ) -> Result<TenantScope, MigrationError> {
+        match schema {
+            Some(s) => self.pool.scope(s),
+            None => self.pool.get(),
+        }
+        .map_err(|e| MigrationError::from_crate(about, e))
     }
 }
 

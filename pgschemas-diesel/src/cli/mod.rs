@@ -1,0 +1,214 @@
+//! The management command line (feature `cli`): `migrate`, `whowill`, `list`,
+//! `create-reference`, `clone`, `create-tenant`, `drop-tenant`, `run-sql`, `doctor`.
+//!
+//! Your own binary builds a [`Tenancy`] (configuration, models, embedded migrations) and calls
+//! [`run`], so that the commands know your tenants:
+//!
+//! ```no_run
+//! use diesel_migrations::{EmbeddedMigrations, embed_migrations};
+//! use pgschemas_diesel::cli::{self, Tenancy};
+//! use pgschemas_diesel::{Config, StaticTenant};
+//!
+//! // In your crate: embed_migrations!("migrations/tenant")
+//! const TENANT_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../examples/migrations/tenant");
+//!
+//! fn main() -> std::process::ExitCode {
+//!     let config = match Config::builder()
+//!         .static_tenant(StaticTenant::builder("www").domain("localhost"))
+//!         .clone_reference("sample")
+//!         .build()
+//!     {
+//!         Ok(config) => config,
+//!         Err(e) => {
+//!             eprintln!("error: {e}");
+//!             return std::process::ExitCode::from(2);
+//!         }
+//!     };
+//!     cli::run(Tenancy::builder(config, TENANT_MIGRATIONS).default_models().build())
+//! }
+//! ```
+//!
+//! ```text
+//! $ manage migrate --parallel 4          # shared schema first, then every tenant
+//! $ manage migrate --plan -s acme        # what would run, nothing applied
+//! $ manage whowill --dynamic -x acme     # the routes of the selected schemas
+//! $ manage create-tenant acme --domain acme.example.com
+//! $ manage run-sql "select count(*) from orders" --dynamic
+//! $ manage doctor
+//! ```
+//!
+//! **Selecting schemas** (`migrate`, `whowill`, `list`, `run-sql`), as django-pgschemas'
+//! commands do: `-s/--schema REF...` and `-x/--exclude REF...`, where a reference is a schema
+//! name, a static tenant, a domain, a `domain/folder` route or the start of one (it must name
+//! exactly one schema); `--all`; `--static` (shared, static tenants, clone reference);
+//! `--dynamic`; `--tenants` (dynamic tenants and the clone reference). Exclusion wins.
+//! Schemas run in a stable order: shared, static (declared order), reference, dynamic by name.
+//! `migrate` and `list` take every schema when none is selected; `whowill` and `run-sql`
+//! refuse.
+//!
+//! **Output**: when standard error is a terminal, long work shows a progress bar; otherwise
+//! each schema gets a plain line (`t1 ... ok (3 applied, 41 ms)`). A summary table ends the
+//! run, failures listed with schema, migration and error.
+//!
+//! **Exit status**: 0 on success, 1 when a schema, a check or the command failed, 2 for bad
+//! usage or a bad selection (no schema given, unknown or ambiguous reference).
+//!
+//! **Database**: `--database-url`, else the `DATABASE_URL` environment variable, else
+//! [`TenancyBuilder::database_url`].
+
+mod args;
+mod commands;
+mod output;
+mod sql;
+mod tenancy;
+
+use std::ffi::OsString;
+use std::io::{IsTerminal, Write};
+use std::process::ExitCode;
+
+use clap::Parser;
+
+pub use tenancy::{DefaultModelRows, NewTenantRows, Tenancy, TenancyBuilder, TenantRows};
+
+use args::Cli;
+
+/// How a CLI run ended; converts into the process's [`ExitCode`].
+///
+/// ```
+/// use pgschemas_diesel::cli::Outcome;
+///
+/// assert_eq!(Outcome::Success.code(), 0);
+/// assert_eq!(Outcome::Failed.code(), 1);
+/// assert_eq!(Outcome::Usage.code(), 2);
+/// let code: std::process::ExitCode = Outcome::Failed.into();
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Outcome {
+    /// Everything asked for was done (or, for `doctor`, no check failed).
+    Success,
+    /// A schema, a check or the command failed; standard error says what.
+    Failed,
+    /// The command line or the selection was wrong: nothing was done.
+    Usage,
+}
+
+impl Outcome {
+    /// The process exit status: 0, 1 or 2.
+    ///
+    /// ```
+    /// assert_eq!(pgschemas_diesel::cli::Outcome::Usage.code(), 2);
+    /// ```
+    pub fn code(self) -> u8 {
+        match self {
+            Self::Success => 0,
+            Self::Failed => 1,
+            Self::Usage => 2,
+        }
+    }
+}
+
+impl From<Outcome> for ExitCode {
+    fn from(outcome: Outcome) -> Self {
+        ExitCode::from(outcome.code())
+    }
+}
+
+/// Runs the command line of this process (`std::env::args_os`) against `tenancy`, printing to
+/// standard output and standard error, and returns the exit status to end `main` with.
+///
+/// A progress bar is shown for long work when standard error is a terminal.
+///
+/// ```no_run
+/// # use pgschemas_diesel::{Config, cli::{self, Tenancy}};
+/// # const M: diesel_migrations::EmbeddedMigrations = diesel_migrations::embed_migrations!("../examples/migrations/tenant");
+/// fn main() -> std::process::ExitCode {
+///     cli::run(Tenancy::builder(Config::default(), M).default_models().build())
+/// }
+/// ```
+pub fn run(tenancy: Tenancy) -> ExitCode {
+    let progress = std::io::stderr().is_terminal();
+    let outcome = run_with(
+        &tenancy,
+        std::env::args_os(),
+        &mut std::io::stdout(),
+        &mut std::io::stderr(),
+        progress,
+    );
+    outcome.into()
+}
+
+/// Runs the command line `args` (the program name first, as in `std::env::args_os`) against
+/// `tenancy`, writing results to `out` and errors to `err`: for embedding the CLI in a larger
+/// program, or testing it. Never shows a progress bar.
+///
+/// ```no_run
+/// use pgschemas_diesel::cli::{self, Outcome, Tenancy};
+/// # use pgschemas_diesel::Config;
+/// # const M: diesel_migrations::EmbeddedMigrations = diesel_migrations::embed_migrations!("../examples/migrations/tenant");
+/// let tenancy = Tenancy::builder(Config::default(), M)
+///     .default_models()
+///     .database_url("postgres://postgres@127.0.0.1/app")
+///     .build();
+/// let (mut out, mut err) = (Vec::new(), Vec::new());
+/// let outcome = cli::run_from(&tenancy, ["manage", "whowill", "--all"], &mut out, &mut err);
+/// assert_eq!(outcome, Outcome::Success, "{}", String::from_utf8_lossy(&err));
+/// print!("{}", String::from_utf8_lossy(&out));
+/// ```
+pub fn run_from<I, T>(
+    tenancy: &Tenancy,
+    args: I,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Outcome
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    run_with(tenancy, args, out, err, false)
+}
+
+fn run_with<I, T>(
+    tenancy: &Tenancy,
+    args: I,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+    progress: bool,
+) -> Outcome
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let text = if progress {
+                e.render().ansi().to_string()
+            } else {
+                e.render().to_string()
+            };
+            // Nothing better to do when the output itself is gone.
+            if e.use_stderr() {
+                let _ = err.write_all(text.as_bytes());
+                return Outcome::Usage;
+            }
+            let _ = out.write_all(text.as_bytes());
+            return Outcome::Success;
+        }
+    };
+    let mut ctx = commands::Ctx {
+        tenancy,
+        database_url: cli.database_url,
+        out,
+        err,
+        progress,
+    };
+    let result = commands::dispatch(&mut ctx, cli.command);
+    let _ = ctx.out.flush();
+    match result {
+        Ok(outcome) => outcome,
+        Err(e) => {
+            let _ = writeln!(ctx.err, "error: {}", e.message());
+            e.outcome()
+        }
+    }
+}

@@ -1,0 +1,478 @@
+//! Request routing for axum and tower (feature `axum`).
+//!
+//! [`TenancyLayer`] resolves every request against a [`RouteTable`], from memory:
+//!
+//! | resolution | answer |
+//! |---|---|
+//! | a route | the [`Route`] goes into the request's extensions, a folder prefix is stripped from the path, the inner service runs |
+//! | redirect to primary | `301 Moved Permanently`, `Location: //primary/...` |
+//! | suspended tenant | `403 Forbidden` |
+//! | unknown or malformed host | `404 Not Found` |
+//!
+//! Handlers take the [`Route`] as an extractor and, for database work, a [`TenantDb`],
+//! which runs Diesel (synchronous) on tokio's blocking pool with the tenant's search path;
+//! it takes connections from the router's state (any state `S` with
+//! `TenantPool: FromRef<S>`, such as the pool itself).
+//!
+//! Wrap the whole `Router` (not `Router::layer`, which runs after routing): the folder
+//! prefix must be stripped *before* the router matches the path.
+//!
+//! ```no_run
+//! use axum::{Router, routing::get, ServiceExt};
+//! use pgschemas_diesel::axum::{TenancyLayer, TenantDb};
+//! use pgschemas_diesel::{Route, RouteTable, TenantPool};
+//! use tower::Layer;
+//!
+//! async fn home(route: Route, db: TenantDb) -> String {
+//!     let schema = db.run(|conn| Ok(conn.schema().to_string())).await.unwrap_or_default();
+//!     format!("hello from {schema}, see {}", route.url("/profile/"))
+//! }
+//!
+//! # async fn serve(table: RouteTable, pool: TenantPool) -> std::io::Result<()> {
+//! let router = Router::new().route("/", get(home)).with_state(pool);
+//! let app = TenancyLayer::new(table).layer(router);
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+//! axum::serve(listener, ServiceExt::<axum::extract::Request>::into_make_service(app)).await
+//! # }
+//! ```
+
+use std::convert::Infallible;
+use std::fmt;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use axum::extract::{FromRef, FromRequestParts, OptionalFromRequestParts, OriginalUri};
+use axum::response::{IntoResponse, Response};
+use diesel::PgConnection;
+use http::request::Parts;
+use http::uri::PathAndQuery;
+use http::{HeaderName, HeaderValue, Request, StatusCode, Uri, header};
+use pin_project_lite::pin_project;
+use tower::{Layer, Service};
+
+use crate::error::{Error, Result};
+use crate::pool::{TenantPool, TenantScope};
+
+use super::live::RouteTable;
+use super::table::{Resolution, Route, Via};
+
+struct Settings {
+    table: RouteTable,
+    header: Option<HeaderName>,
+}
+
+/// A tower [`Layer`] that routes each request to its tenant; see the [module](self) docs.
+///
+/// ```
+/// use pgschemas_diesel::axum::TenancyLayer;
+/// use pgschemas_diesel::{Config, Routes, RouteTable};
+///
+/// let table = RouteTable::fixed(Routes::build(&Config::default(), &[], &[]));
+/// let layer = TenancyLayer::new(table).header_routing(http::HeaderName::from_static("tenant"));
+/// ```
+#[derive(Clone)]
+#[must_use]
+pub struct TenancyLayer {
+    settings: Arc<Settings>,
+}
+
+impl fmt::Debug for TenancyLayer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TenancyLayer")
+            .field("table", &self.settings.table)
+            .field("header", &self.settings.header)
+            .finish()
+    }
+}
+
+impl TenancyLayer {
+    /// Routes by host and path with `table`.
+    ///
+    /// ```
+    /// # use pgschemas_diesel::{Config, Routes, RouteTable};
+    /// let layer = pgschemas_diesel::axum::TenancyLayer::new(RouteTable::fixed(Routes::build(&Config::default(), &[], &[])));
+    /// ```
+    pub fn new(table: RouteTable) -> Self {
+        Self {
+            settings: Arc::new(Settings {
+                table,
+                header: None,
+            }),
+        }
+    }
+
+    /// Also routes by the header `name` (django-pgschemas' header routing): when a request
+    /// carries it, its value picks the tenant (a static tenant's name or alias, a dynamic
+    /// tenant's schema name or id) whatever the host, and an unknown value is answered 404.
+    ///
+    /// **This is an unauthenticated tenant switch**: anyone who can send the header picks
+    /// the tenant. Enable it only behind a trusted gateway that sets or strips the header.
+    ///
+    /// ```
+    /// # use pgschemas_diesel::{Config, Routes, RouteTable};
+    /// # let table = RouteTable::fixed(Routes::build(&Config::default(), &[], &[]));
+    /// let layer = pgschemas_diesel::axum::TenancyLayer::new(table)
+    ///     .header_routing(http::HeaderName::from_static("tenant"));
+    /// ```
+    pub fn header_routing(self, name: HeaderName) -> Self {
+        self.with(|s| s.header = Some(name))
+    }
+
+    fn with(self, f: impl FnOnce(&mut Settings)) -> Self {
+        let mut settings = Settings {
+            table: self.settings.table.clone(),
+            header: self.settings.header.clone(),
+        };
+        f(&mut settings);
+        Self {
+            settings: Arc::new(settings),
+        }
+    }
+}
+
+impl<S> Layer<S> for TenancyLayer {
+    type Service = Tenancy<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Tenancy {
+            inner,
+            settings: Arc::clone(&self.settings),
+        }
+    }
+}
+
+/// The service [`TenancyLayer`] wraps around yours.
+#[derive(Clone)]
+pub struct Tenancy<S> {
+    inner: S,
+    settings: Arc<Settings>,
+}
+
+impl<S: fmt::Debug> fmt::Debug for Tenancy<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Tenancy")
+            .field("inner", &self.inner)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S, B> Service<Request<B>> for Tenancy<S>
+where
+    S: Service<Request<B>, Response = Response>,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = TenancyFuture<S::Future, S::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<B>) -> Self::Future {
+        let settings = &self.settings;
+        let target = req.uri().path_and_query().map_or("/", PathAndQuery::as_str);
+        let header = settings
+            .header
+            .as_ref()
+            .and_then(|name| req.headers().get(name));
+        let resolution = match header {
+            Some(value) => settings.table.resolve_header(value),
+            None => match host(&req) {
+                Some(host) => settings.table.resolve(host, target),
+                None => Resolution::NotFound,
+            },
+        };
+        let route = match resolution {
+            Resolution::Route(route) => route,
+            Resolution::Redirect(redirect) => {
+                return answer(match HeaderValue::from_str(redirect.location()) {
+                    Ok(location) => (
+                        StatusCode::MOVED_PERMANENTLY,
+                        [(header::LOCATION, location)],
+                    )
+                        .into_response(),
+                    Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+                });
+            }
+            Resolution::Suspended(_) => {
+                return answer(
+                    (StatusCode::FORBIDDEN, "this tenant is suspended\n").into_response(),
+                );
+            }
+            Resolution::NotFound => {
+                let what = match header {
+                    Some(v) => format!(
+                        "no tenant for header value {:?}\n",
+                        String::from_utf8_lossy(v.as_bytes())
+                    ),
+                    None => format!(
+                        "no tenant for host {:?}\n",
+                        host(&req).map(String::from_utf8_lossy).unwrap_or_default()
+                    ),
+                };
+                return answer((StatusCode::NOT_FOUND, what).into_response());
+            }
+        };
+        if route.via() == Via::DynamicFolder {
+            let original = std::mem::take(req.uri_mut());
+            let target = original.path_and_query().map_or("/", PathAndQuery::as_str);
+            match rewrite(&original, &route.strip_prefix(target)) {
+                Ok(uri) => {
+                    *req.uri_mut() = uri;
+                    req.extensions_mut().insert(OriginalUri(original));
+                }
+                // Cannot happen (the stripped target is a suffix of a valid one): keep it.
+                Err(_) => *req.uri_mut() = original,
+            }
+        }
+        req.extensions_mut().insert(route);
+        TenancyFuture {
+            kind: Kind::Inner {
+                future: self.inner.call(req),
+            },
+        }
+    }
+}
+
+/// The request's host: the URI's authority (absolute-form, HTTP/2), else the `Host` header.
+fn host<B>(req: &Request<B>) -> Option<&[u8]> {
+    match req.uri().authority() {
+        Some(authority) => Some(authority.as_str().as_bytes()),
+        None => req.headers().get(header::HOST).map(HeaderValue::as_bytes),
+    }
+}
+
+/// `uri` with its path and query replaced.
+fn rewrite(uri: &Uri, path_and_query: &str) -> Result<Uri, http::Error> {
+    let path_and_query = PathAndQuery::try_from(path_and_query)?;
+    if uri.scheme().is_none() && uri.authority().is_none() {
+        // Origin form (`GET /path HTTP/1.1`), the usual case.
+        return Ok(Uri::from(path_and_query));
+    }
+    let mut parts = uri.clone().into_parts();
+    parts.path_and_query = Some(path_and_query);
+    Ok(Uri::from_parts(parts)?)
+}
+
+fn answer<F, E>(response: Response) -> TenancyFuture<F, E> {
+    TenancyFuture {
+        kind: Kind::Answer {
+            response: Some(response),
+            _error: PhantomData,
+        },
+    }
+}
+
+pin_project! {
+    /// The response future of [`Tenancy`].
+    pub struct TenancyFuture<F, E> {
+        #[pin]
+        kind: Kind<F, E>,
+    }
+}
+
+pin_project! {
+    #[project = KindProj]
+    enum Kind<F, E> {
+        // The inner service is answering.
+        Inner {
+            #[pin]
+            future: F,
+        },
+        // The layer answered by itself (404, 301, 403).
+        Answer {
+            response: Option<Response>,
+            _error: PhantomData<fn() -> E>,
+        },
+    }
+}
+
+impl<F, E> Future for TenancyFuture<F, E>
+where
+    F: Future<Output = Result<Response, E>>,
+{
+    type Output = Result<Response, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().kind.project() {
+            KindProj::Inner { future } => future.poll(cx),
+            KindProj::Answer { response, .. } => Poll::Ready(Ok(response
+                .take()
+                .unwrap_or_else(|| StatusCode::INTERNAL_SERVER_ERROR.into_response()))),
+        }
+    }
+}
+
+/// The rejection of the [`Route`] and [`TenantDb`] extractors when [`TenancyLayer`] did
+/// not run: a 500 that says so.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MissingTenancy(&'static str);
+
+impl fmt::Display for MissingTenancy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+impl std::error::Error for MissingTenancy {}
+
+impl IntoResponse for MissingTenancy {
+    fn into_response(self) -> Response {
+        (StatusCode::INTERNAL_SERVER_ERROR, format!("{}\n", self.0)).into_response()
+    }
+}
+
+const NO_ROUTE: MissingTenancy = MissingTenancy(
+    "no tenant route on this request: wrap the router in pgschemas_diesel::axum::TenancyLayer",
+);
+
+impl<S: Send + Sync> FromRequestParts<S> for Route {
+    type Rejection = MissingTenancy;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        parts.extensions.get::<Route>().cloned().ok_or(NO_ROUTE)
+    }
+}
+
+impl<S: Send + Sync> OptionalFromRequestParts<S> for Route {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        _state: &S,
+    ) -> Result<Option<Self>, Self::Rejection> {
+        Ok(parts.extensions.get::<Route>().cloned())
+    }
+}
+
+/// An extractor for database work in the request's tenant: Diesel is synchronous, so
+/// [`run`](Self::run) and [`transaction`](Self::transaction) take a closure and run it on
+/// tokio's blocking pool with a connection set to the tenant's schema.
+///
+/// Takes connections from the router's state: any state `S` with `TenantPool: FromRef<S>`
+/// (the pool itself, or your own state with an `impl FromRef<AppState> for TenantPool`).
+///
+/// ```no_run
+/// use diesel::RunQueryDsl;
+/// use pgschemas_diesel::axum::TenantDb;
+///
+/// async fn count(db: TenantDb) -> String {
+///     let n = db
+///         .run(|conn| {
+///             let rows = diesel::sql_query("select 1 from notes").execute(&mut **conn)?;
+///             Ok(rows)
+///         })
+///         .await;
+///     format!("{n:?}")
+/// }
+/// ```
+#[derive(Clone)]
+pub struct TenantDb {
+    route: Route,
+    pool: TenantPool,
+}
+
+impl fmt::Debug for TenantDb {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TenantDb")
+            .field("route", &self.route)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TenantDb {
+    /// The request's route.
+    pub fn route(&self) -> &Route {
+        &self.route
+    }
+
+    /// Runs `f` on the blocking pool with a [`TenantScope`] of the tenant (session form:
+    /// the path is set on checkout, restored when the scope ends).
+    ///
+    /// # Errors
+    ///
+    /// `f`'s error, or the checkout's ([`Error::Pool`], [`Error::SchemaNotFound`], ...).
+    ///
+    /// # Panics
+    ///
+    /// Resumes `f`'s panic in the calling task.
+    ///
+    /// ```no_run
+    /// # async fn f(db: pgschemas_diesel::axum::TenantDb) -> pgschemas_diesel::Result<()> {
+    /// let schema = db.run(|conn| Ok(conn.schema().to_string())).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn run<T, F>(&self, f: F) -> Result<T>
+    where
+        F: FnOnce(&mut TenantScope) -> Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let pool = self.pool.clone();
+        let schema = self.route.schema().clone();
+        blocking(move || {
+            let mut scope = pool.scope(&schema)?;
+            f(&mut scope)
+        })
+        .await
+    }
+
+    /// Runs `f` on the blocking pool in a transaction scoped to the tenant (`BEGIN` +
+    /// `SET LOCAL search_path`: the form that is safe behind PgBouncer's transaction
+    /// pooling). Commits on `Ok`, rolls back on `Err` or panic.
+    ///
+    /// # Errors
+    ///
+    /// `f`'s error, or the pool's and the transaction's.
+    ///
+    /// # Panics
+    ///
+    /// Resumes `f`'s panic in the calling task.
+    ///
+    /// ```no_run
+    /// use diesel::RunQueryDsl;
+    /// # async fn f(db: pgschemas_diesel::axum::TenantDb) -> pgschemas_diesel::Result<()> {
+    /// db.transaction(|conn| {
+    ///     diesel::sql_query("insert into notes (body) values ('hi')").execute(conn)?;
+    ///     Ok(())
+    /// }).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn transaction<T, F>(&self, f: F) -> Result<T>
+    where
+        F: FnOnce(&mut PgConnection) -> Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let pool = self.pool.clone();
+        let schema = self.route.schema().clone();
+        blocking(move || pool.transaction(&schema, f)).await
+    }
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(result) => result,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(e) => Err(Error::Config(format!(
+            "the blocking task running the tenant's database work was cancelled: {e}"
+        ))),
+    }
+}
+
+impl<S> FromRequestParts<S> for TenantDb
+where
+    S: Send + Sync,
+    TenantPool: FromRef<S>,
+{
+    type Rejection = MissingTenancy;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let route = parts.extensions.get::<Route>().cloned().ok_or(NO_ROUTE)?;
+        Ok(Self {
+            route,
+            pool: TenantPool::from_ref(state),
+        })
+    }
+}

@@ -1,0 +1,20 @@
+//! Request routing: (host, path) or a header value -> the tenant whose schema serves it.
+//!
+//! Framework-free. [`Routes`] is an immutable, indexed snapshot of every route;
+//! [`RouteTable`] holds the current snapshot, answers from memory and swaps in a new one when
+//! PostgreSQL notifies a change. The `axum` feature adds a tower layer on top.
+
+mod host;
+mod live;
+mod table;
+
+#[cfg(feature = "axum")]
+pub mod layer;
+
+#[cfg(test)]
+mod tests;
+
+pub use live::{ErrorHook, RouteOptions, RouteTable, RouteTableStatus};
+pub use table::{Redirect, Resolution, Route, Routes, Suspended, Via};
+
+pub(crate) use crate::models::ROUTES_CHANNEL;

@@ -634,6 +634,67 @@ fn concurrent_creation_of_one_tenant_has_one_winner() {
     assert_eq!(ledger(&mut conn, "t1").len(), 5);
 }
 
+#[test]
+fn the_default_models_provision_atomically() {
+    use pgschemas_diesel::models::{DefaultDomain, DefaultTenant, NewTenant, SHARED_MIGRATIONS};
+    use pgschemas_diesel::{NewDomain, TenantModel, add_domain};
+
+    let db = test_database!();
+    let mut conn = db.connect();
+    conn.run_pending_migrations(SHARED_MIGRATIONS).unwrap();
+    let config = plain_config();
+    let create = |p: &Provisioner, conn: &mut PgConnection, name: &str| {
+        let schema = config.check_tenant_name(name)?;
+        p.create_tenant(conn, name, |conn| {
+            let tenant = DefaultTenant::insert(conn, NewTenant::new(&schema, name))?;
+            let _: DefaultDomain = add_domain(
+                conn,
+                &tenant.id,
+                NewDomain::new(format!("{name}.example.com")),
+            )?;
+            Ok(tenant)
+        })
+    };
+    let p = Provisioner::builder(config.clone(), TENANT)
+        .build()
+        .unwrap();
+    let tenant = create(&p, &mut conn, "acme").unwrap();
+    assert_eq!(tenant.schema_name, "acme");
+    assert!(exists(&mut conn, "acme"));
+    assert_eq!(count(&mut conn, "select count(*) as n from domains"), 1);
+
+    let vetoing = Provisioner::builder(config.clone(), TENANT)
+        .after_sync(|_, _| Err("no".into()))
+        .build()
+        .unwrap();
+    assert!(create(&vetoing, &mut conn, "globex").is_err());
+    assert!(
+        DefaultTenant::find_by_schema_name(&mut conn, "globex")
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(count(&mut conn, "select count(*) as n from domains"), 1);
+    assert!(!exists(&mut conn, "globex"));
+
+    // A domain taken by another tenant fails the creation as a whole.
+    let err = p
+        .create_tenant(&mut conn, "initech", |conn| {
+            let schema = SchemaName::new("initech")?;
+            let tenant = DefaultTenant::insert(conn, NewTenant::new(&schema, "Initech"))?;
+            let d: DefaultDomain =
+                add_domain(conn, &tenant.id, NewDomain::new("acme.example.com"))?;
+            Ok(d)
+        })
+        .unwrap_err();
+    assert!(matches!(err, Error::DomainTaken { .. }), "{err}");
+    assert!(!exists(&mut conn, "initech"));
+    assert!(
+        DefaultTenant::find_by_schema_name(&mut conn, "initech")
+            .unwrap()
+            .is_none()
+    );
+}
+
 // ---------------------------------------------------------------------------------------
 // Reference schema and provisioning by cloning
 // ---------------------------------------------------------------------------------------

@@ -100,8 +100,11 @@ pub struct CloneReport {
 /// counts as migrated.
 ///
 /// Everything happens in one transaction (a savepoint when `conn` is already in one): if any
-/// step fails, `dst` does not exist afterwards. The DDL goes to the server as one script.
-/// Ownership and privileges are not copied: the clone belongs to the connected role.
+/// step fails, `dst` does not exist afterwards. The catalogs are read in about twenty
+/// queries; the DDL goes to the server as one script. Ownership and privileges are not
+/// copied: the clone belongs to the connected role. Function bodies are copied as written:
+/// one that names `src` explicitly still does in the clone, and the report's `warnings`
+/// list it. Requires PostgreSQL 14 or newer.
 ///
 /// # Errors
 ///
@@ -541,8 +544,8 @@ SELECT c.oid::int8 AS oid, 'CREATE ' || CASE WHEN c.relpersistence = 'u' THEN 'U
        || ' INCREMENT BY ' || s.seqincrement || ' MINVALUE ' || s.seqmin || ' MAXVALUE ' || s.seqmax
        || ' START WITH ' || s.seqstart || ' CACHE ' || s.seqcache
        || CASE WHEN s.seqcycle THEN ' CYCLE' ELSE ' NO CYCLE' END AS create,
-       'SELECT pg_catalog.setval(' || quote_literal(quote_ident(c.relname)) || '::pg_catalog.regclass, last_value, is_called) FROM '
-       || quote_ident(n.nspname) || '.' || quote_ident(c.relname) AS setval,
+       '(SELECT pg_catalog.setval(' || quote_literal(quote_ident(c.relname)) || '::pg_catalog.regclass, last_value, is_called) FROM '
+       || quote_ident(n.nspname) || '.' || quote_ident(c.relname) || ')' AS setval,
        (SELECT 'ALTER SEQUENCE ' || quote_ident(c.relname) || ' OWNED BY ' || quote_ident(t.relname) || '.' || quote_ident(a.attname)
           FROM pg_catalog.pg_depend d
           JOIN pg_catalog.pg_class t ON t.oid = d.refobjid
@@ -612,8 +615,8 @@ SELECT a.attrelid::int8 AS rel, a.attnum::int4 AS attnum, quote_ident(a.attname)
        'SEQUENCE NAME ' || quote_ident(s.relname) || ' INCREMENT BY ' || s.seqincrement
          || ' MINVALUE ' || s.seqmin || ' MAXVALUE ' || s.seqmax || ' START WITH ' || s.seqstart
          || ' CACHE ' || s.seqcache || CASE WHEN s.seqcycle THEN ' CYCLE' ELSE ' NO CYCLE' END AS identity_options,
-       'SELECT pg_catalog.setval(' || quote_literal(quote_ident(s.relname)) || '::pg_catalog.regclass, last_value, is_called) FROM '
-         || quote_ident(n.nspname) || '.' || quote_ident(s.relname) AS identity_setval,
+       '(SELECT pg_catalog.setval(' || quote_literal(quote_ident(s.relname)) || '::pg_catalog.regclass, last_value, is_called) FROM '
+         || quote_ident(n.nspname) || '.' || quote_ident(s.relname) || ')' AS identity_setval,
        CASE WHEN a.attstorage <> t.typstorage THEN CASE a.attstorage WHEN 'p' THEN 'PLAIN'
             WHEN 'e' THEN 'EXTERNAL' WHEN 'm' THEN 'MAIN' ELSE 'EXTENDED' END END AS storage,
        CASE a.attcompression WHEN 'p' THEN 'pglz' WHEN 'l' THEN 'lz4' END AS compression,
@@ -1238,12 +1241,11 @@ fn read_template(
         }
     }
 
-    // 3. Rows (all of them, or the ledger's only), then the sequences' positions.
-    for c in &copies {
-        push(&mut s, c);
-    }
-    for v in &setvals {
-        push(&mut s, v);
+    // 3. Rows (all of them, or the ledger's only) and the sequences' positions, in one
+    // statement: one data-modifying CTE per table, one scalar `setval` per sequence
+    // (foreign keys declared with the tables are checked at the end of the statement).
+    if let Some(sql) = copy_statement(&copies, &setvals) {
+        push(&mut s, &sql);
     }
 
     // 4. Functions, views and materialized views that need the tables, in dependency order.
@@ -1309,6 +1311,32 @@ fn read_template(
         body: s,
         report,
     }))
+}
+
+/// One statement that runs every `INSERT ... SELECT` of `copies` (as data-modifying CTEs)
+/// and every scalar `setval` subquery of `setvals`.
+fn copy_statement(copies: &[String], setvals: &[String]) -> Option<String> {
+    if copies.is_empty() && setvals.is_empty() {
+        return None;
+    }
+    let mut sql = String::new();
+    if !copies.is_empty() {
+        sql.push_str("WITH ");
+        for (i, c) in copies.iter().enumerate() {
+            if i > 0 {
+                sql.push_str(",\n     ");
+            }
+            write!(sql, "copy{i} AS ({c})").ok();
+        }
+        sql.push('\n');
+    }
+    sql.push_str("SELECT ");
+    if setvals.is_empty() {
+        sql.push('1');
+    } else {
+        sql.push_str(&setvals.join(",\n       "));
+    }
+    Some(sql)
 }
 
 /// The tables with every table after those its foreign keys reference (ties and cycles in

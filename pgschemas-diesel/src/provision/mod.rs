@@ -147,28 +147,29 @@ fn create_migrated(
 /// ```no_run
 /// use diesel::prelude::*;
 /// use diesel_migrations::{embed_migrations, EmbeddedMigrations};
-/// use pgschemas_diesel::{Config, Provisioner, TenantPool};
+/// use pgschemas_diesel::models::{DefaultDomain, DefaultTenant, NewTenant};
+/// use pgschemas_diesel::{add_domain, Config, NewDomain, Provisioner, TenantModel, TenantPool};
 ///
 /// // In your crate: embed_migrations!("migrations/tenant")
 /// const TENANT_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../examples/migrations/tenant");
 ///
 /// let config = Config::default();
 /// let provisioner = Provisioner::builder(config.clone(), TENANT_MIGRATIONS)
-///     .after_sync(|conn, schema| {
+///     .after_sync(|conn, _schema| {
 ///         // Runs with the new tenant's path, inside the transaction: seed data here.
-///         diesel::sql_query("insert into settings (key, value) values ('plan', 'free')")
+///         diesel::sql_query("insert into products (sku, name, price_cents) values ('gift', 'Gift card', 0)")
 ///             .execute(conn)?;
 ///         Ok(())
 ///     })
 ///     .build()?;
 ///
-/// let pool = TenantPool::new("postgres://postgres@127.0.0.1/app", config)?;
-/// provisioner.create_tenant(&mut *pool.get()?, "customer1", |conn| {
-///     diesel::sql_query("insert into tenants (schema_name) values ('customer1')").execute(conn)?;
-///     diesel::sql_query("insert into domains (tenant_schema, domain, is_primary) \
-///                        values ('customer1', 'customer1.example.com', true)")
-///         .execute(conn)?;
-///     Ok(())
+/// let pool = TenantPool::new("postgres://postgres@127.0.0.1/app", config.clone())?;
+/// let mut conn = pool.get()?;
+/// let schema = config.check_tenant_name("customer1")?;
+/// let tenant = provisioner.create_tenant(&mut conn, schema.as_str(), |conn| {
+///     let tenant = DefaultTenant::insert(conn, NewTenant::new(&schema, "Customer 1"))?;
+///     let _: DefaultDomain = add_domain(conn, &tenant.id, NewDomain::new("customer1.example.com"))?;
+///     Ok(tenant)
 /// })?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```

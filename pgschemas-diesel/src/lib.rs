@@ -163,3 +163,8 @@ pub mod __private {
 
 // Lets the derives' `::pgschemas_diesel::...` paths resolve inside this crate too.
 extern crate self as pgschemas_diesel;
+
+/// The guide's examples, compiled as doctests so that it stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/guide.md")]
+pub struct GuideDoctests;

@@ -2,6 +2,10 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
+
+/// The route table's maps: foldhash, seeded per process (fast on short host strings, and
+/// not predictable from outside).
+type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 use std::fmt;
 use std::sync::Arc;
 
@@ -352,11 +356,11 @@ impl Resolution {
 /// # Ok::<(), pgschemas_diesel::Error>(())
 /// ```
 pub struct Routes {
-    hosts: HashMap<Arc<str>, HostSlot>,
+    hosts: Map<Arc<str>, HostSlot>,
     /// Per host with folder routes: `/folder` -> route.
-    folders: Vec<HashMap<Arc<str>, DynRoute>>,
+    folders: Vec<Map<Arc<str>, DynRoute>>,
     /// Static tenants' names and header aliases: exact.
-    statics: HashMap<Box<str>, Arc<Tenant>>,
+    statics: Map<Box<str>, Arc<Tenant>>,
     /// Dynamic tenants, sorted by schema name (header routing by schema name).
     by_schema: Vec<Arc<Tenant>>,
     /// Indexes into `by_schema`, sorted by lower-cased id (header routing by id).
@@ -612,9 +616,9 @@ type Rows<'a> = Vec<(String, Option<String>, &'a DomainRecord)>;
 
 #[derive(Default)]
 struct Builder {
-    hosts: HashMap<Arc<str>, HostSlot>,
-    folders: Vec<HashMap<Arc<str>, DynRoute>>,
-    statics: HashMap<Box<str>, Arc<Tenant>>,
+    hosts: Map<Arc<str>, HostSlot>,
+    folders: Vec<Map<Arc<str>, DynRoute>>,
+    statics: Map<Box<str>, Arc<Tenant>>,
     by_schema: Vec<Arc<Tenant>>,
     tenants: usize,
     routes: usize,
@@ -843,7 +847,7 @@ impl Builder {
                 Some(folder) => {
                     if slot.folders == NO_FOLDERS {
                         slot.folders = u32::try_from(self.folders.len()).unwrap_or(NO_FOLDERS);
-                        self.folders.push(HashMap::new());
+                        self.folders.push(Map::default());
                     }
                     if let Some(map) = self.folders.get_mut(slot.folders as usize) {
                         map.insert(

@@ -72,7 +72,7 @@ fn tenant(i: u64) -> String {
     format!("t{}", i % TENANTS as u64)
 }
 
-const ROUNDS: u64 = 10;
+const ROUNDS: u64 = 100;
 
 /// Runs W3, W3-same, W3-baseline and W3-tx in one go, interleaved in rounds so that a noisy
 /// machine disturbs them alike; the ratios come from one run.

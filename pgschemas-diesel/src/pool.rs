@@ -165,9 +165,9 @@ impl TenantPool {
     /// [`Error::Database`] when the path cannot be set on any connection.
     ///
     /// ```no_run
-    /// # let pool: pgschemas_diesel::TenantPool = unimplemented!();
+    /// # fn demo(pool: pgschemas_diesel::TenantPool) -> Result<(), Box<dyn std::error::Error>> {
     /// let mut conn = pool.get()?;
-    /// # Ok::<(), pgschemas_diesel::Error>(())
+    /// # Ok(()) }
     /// ```
     pub fn get(&self) -> Result<TenantScope> {
         let path = self.config.neutral_path().clone();
@@ -189,10 +189,10 @@ impl TenantPool {
     /// exist; [`Error::Pool`]; [`Error::Database`].
     ///
     /// ```no_run
-    /// # let pool: pgschemas_diesel::TenantPool = unimplemented!();
+    /// # fn demo(pool: pgschemas_diesel::TenantPool) -> Result<(), Box<dyn std::error::Error>> {
     /// let mut conn = pool.scope(&"customer1")?;
     /// assert_eq!(conn.schema().as_str(), "customer1");
-    /// # Ok::<(), pgschemas_diesel::Error>(())
+    /// # Ok(()) }
     /// ```
     pub fn scope<S: Schema + ?Sized>(&self, schema: &S) -> Result<TenantScope> {
         let path = self.config.search_path(schema)?;
@@ -216,12 +216,12 @@ impl TenantPool {
     ///
     /// ```no_run
     /// use diesel::RunQueryDsl;
-    /// # let pool: pgschemas_diesel::TenantPool = unimplemented!();
+    /// # fn demo(pool: pgschemas_diesel::TenantPool) -> Result<(), Box<dyn std::error::Error>> {
     /// let rows = pool.transaction(&"customer1", |conn| {
     ///     diesel::sql_query("update notes set body = upper(body)").execute(conn)
     ///         .map_err(pgschemas_diesel::Error::from)
     /// })?;
-    /// # Ok::<(), pgschemas_diesel::Error>(())
+    /// # Ok(()) }
     /// ```
     pub fn transaction<S, T, E, F>(&self, schema: &S, f: F) -> Result<T, E>
     where
@@ -386,14 +386,14 @@ impl r2d2::CustomizeConnection<PgConnection, diesel::r2d2::Error> for DisableSta
 ///
 /// ```no_run
 /// use diesel::RunQueryDsl;
-/// # let pool: pgschemas_diesel::TenantPool = unimplemented!();
+/// # fn demo(pool: pgschemas_diesel::TenantPool) -> Result<(), Box<dyn std::error::Error>> {
 /// let mut scope = pool.scope(&"customer1")?;
 /// diesel::sql_query("select 1").execute(&mut *scope)?;
 /// {
 ///     let mut inner = scope.nested(&"customer2")?;
 ///     diesel::sql_query("select 1").execute(&mut *inner)?;
 /// } // back to customer1
-/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # Ok(()) }
 /// ```
 pub struct TenantScope {
     conn: Pooled,

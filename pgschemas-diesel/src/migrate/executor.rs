@@ -110,11 +110,12 @@ impl MigratorBuilder {
     ///
     /// ```no_run
     /// # use std::sync::Arc;
-    /// # let pool: pgschemas_diesel::TenantPool = unimplemented!();
+    /// # fn demo(pool: pgschemas_diesel::TenantPool) -> Result<(), Box<dyn std::error::Error>> {
     /// const SHARED: diesel_migrations::EmbeddedMigrations =
     ///     diesel_migrations::embed_migrations!("../examples/migrations/tenant");
     /// let builder = pgschemas_diesel::Migrator::builder(pool, Arc::new(pgschemas_diesel::NoTenants))
     ///     .shared_migrations(SHARED);
+    /// # Ok(()) }
     /// ```
     pub fn shared_migrations<S>(mut self, migrations: S) -> Self
     where
@@ -129,11 +130,12 @@ impl MigratorBuilder {
     ///
     /// ```no_run
     /// # use std::sync::Arc;
-    /// # let pool: pgschemas_diesel::TenantPool = unimplemented!();
+    /// # fn demo(pool: pgschemas_diesel::TenantPool) -> Result<(), Box<dyn std::error::Error>> {
     /// const TENANT: diesel_migrations::EmbeddedMigrations =
     ///     diesel_migrations::embed_migrations!("../examples/migrations/tenant");
     /// let builder = pgschemas_diesel::Migrator::builder(pool, Arc::new(pgschemas_diesel::NoTenants))
     ///     .tenant_migrations(TENANT);
+    /// # Ok(()) }
     /// ```
     pub fn tenant_migrations<S>(mut self, migrations: S) -> Self
     where
@@ -148,9 +150,10 @@ impl MigratorBuilder {
     ///
     /// ```no_run
     /// # use std::sync::Arc;
-    /// # let pool: pgschemas_diesel::TenantPool = unimplemented!();
+    /// # fn demo(pool: pgschemas_diesel::TenantPool) -> Result<(), Box<dyn std::error::Error>> {
     /// let builder = pgschemas_diesel::Migrator::builder(pool, Arc::new(pgschemas_diesel::NoTenants))
     ///     .workers(4);
+    /// # Ok(()) }
     /// ```
     pub fn workers(mut self, workers: usize) -> Self {
         self.inner.workers = workers;
@@ -162,9 +165,10 @@ impl MigratorBuilder {
     ///
     /// ```no_run
     /// # use std::sync::Arc;
-    /// # let pool: pgschemas_diesel::TenantPool = unimplemented!();
+    /// # fn demo(pool: pgschemas_diesel::TenantPool) -> Result<(), Box<dyn std::error::Error>> {
     /// let builder = pgschemas_diesel::Migrator::builder(pool, Arc::new(pgschemas_diesel::NoTenants))
     ///     .keep_going(true);
+    /// # Ok(()) }
     /// ```
     pub fn keep_going(mut self, keep_going: bool) -> Self {
         self.inner.keep_going = keep_going;
@@ -177,9 +181,10 @@ impl MigratorBuilder {
     ///
     /// ```no_run
     /// # use std::sync::Arc;
-    /// # let pool: pgschemas_diesel::TenantPool = unimplemented!();
+    /// # fn demo(pool: pgschemas_diesel::TenantPool) -> Result<(), Box<dyn std::error::Error>> {
     /// let builder = pgschemas_diesel::Migrator::builder(pool, Arc::new(pgschemas_diesel::NoTenants))
     ///     .create_missing_schemas(false);
+    /// # Ok(()) }
     /// ```
     pub fn create_missing_schemas(mut self, create: bool) -> Self {
         self.inner.create_missing = create;
@@ -191,7 +196,7 @@ impl MigratorBuilder {
     ///
     /// ```no_run
     /// # use std::sync::Arc;
-    /// # let pool: pgschemas_diesel::TenantPool = unimplemented!();
+    /// # fn demo(pool: pgschemas_diesel::TenantPool) -> Result<(), Box<dyn std::error::Error>> {
     /// use pgschemas_diesel::Progress;
     /// let builder = pgschemas_diesel::Migrator::builder(pool, Arc::new(pgschemas_diesel::NoTenants))
     ///     .on_progress(|p| {
@@ -199,6 +204,7 @@ impl MigratorBuilder {
     ///             eprintln!("[{done}/{total}] {} {}", report.schema, if report.error.is_some() { "FAILED" } else { "ok" });
     ///         }
     ///     });
+    /// # Ok(()) }
     /// ```
     pub fn on_progress<F>(mut self, f: F) -> Self
     where
@@ -216,9 +222,9 @@ impl MigratorBuilder {
     ///
     /// ```no_run
     /// # use std::sync::Arc;
-    /// # let pool: pgschemas_diesel::TenantPool = unimplemented!();
+    /// # fn demo(pool: pgschemas_diesel::TenantPool) -> Result<(), Box<dyn std::error::Error>> {
     /// let migrator = pgschemas_diesel::Migrator::builder(pool, Arc::new(pgschemas_diesel::NoTenants)).build()?;
-    /// # Ok::<(), pgschemas_diesel::Error>(())
+    /// # Ok(()) }
     /// ```
     pub fn build(self) -> Result<Migrator> {
         let m = self.inner;
@@ -250,9 +256,9 @@ impl Migrator {
     ///
     /// ```no_run
     /// # use std::sync::Arc;
-    /// # let pool: pgschemas_diesel::TenantPool = unimplemented!();
+    /// # fn demo(pool: pgschemas_diesel::TenantPool) -> Result<(), Box<dyn std::error::Error>> {
     /// let migrator = pgschemas_diesel::Migrator::builder(pool, Arc::new(pgschemas_diesel::NoTenants)).build()?;
-    /// # Ok::<(), pgschemas_diesel::Error>(())
+    /// # Ok(()) }
     /// ```
     pub fn builder(pool: TenantPool, catalog: Arc<dyn Catalog>) -> MigratorBuilder {
         MigratorBuilder {
@@ -278,11 +284,11 @@ impl Migrator {
     /// ([`Error::UnknownReference`], [`Error::AmbiguousReference`]); [`Error::Pool`].
     ///
     /// ```no_run
-    /// # let migrator: pgschemas_diesel::Migrator = unimplemented!();
+    /// # fn demo(migrator: pgschemas_diesel::Migrator) -> Result<(), Box<dyn std::error::Error>> {
     /// for target in migrator.targets(&pgschemas_diesel::Selection::all())? {
     ///     println!("{} ({})", target.schema, target.kind);
     /// }
-    /// # Ok::<(), pgschemas_diesel::Error>(())
+    /// # Ok(()) }
     /// ```
     pub fn targets(&self, selection: &Selection) -> Result<Vec<Target>> {
         let (tenants, domains) = self.load_catalog()?;
@@ -302,10 +308,10 @@ impl Migrator {
     /// migrated first and the catalog read again), [`Error::Pool`], [`Error::Database`].
     ///
     /// ```no_run
-    /// # let migrator: pgschemas_diesel::Migrator = unimplemented!();
+    /// # fn demo(migrator: pgschemas_diesel::Migrator) -> Result<(), Box<dyn std::error::Error>> {
     /// let report = migrator.run(&pgschemas_diesel::Selection::all())?;
     /// assert!(report.is_success(), "{report}");
-    /// # Ok::<(), pgschemas_diesel::Error>(())
+    /// # Ok(()) }
     /// ```
     pub fn run(&self, selection: &Selection) -> Result<MigrationReport> {
         self.execute(selection, Mode::Run)
@@ -320,12 +326,12 @@ impl Migrator {
     /// selected, the plan shows the shared schema and no dynamic tenants.
     ///
     /// ```no_run
-    /// # let migrator: pgschemas_diesel::Migrator = unimplemented!();
+    /// # fn demo(migrator: pgschemas_diesel::Migrator) -> Result<(), Box<dyn std::error::Error>> {
     /// let plan = migrator.plan(&pgschemas_diesel::Selection::all())?;
     /// for s in &plan.schemas {
     ///     println!("{}: {} pending", s.schema, s.pending.len());
     /// }
-    /// # Ok::<(), pgschemas_diesel::Error>(())
+    /// # Ok(()) }
     /// ```
     pub fn plan(&self, selection: &Selection) -> Result<MigrationReport> {
         self.execute(selection, Mode::Plan)
@@ -676,8 +682,9 @@ impl Progress<'_> {
     /// Schemas finished so far.
     ///
     /// ```no_run
-    /// # let p: pgschemas_diesel::Progress<'_> = unimplemented!();
+    /// # fn demo(p: pgschemas_diesel::Progress<'_>) -> Result<(), Box<dyn std::error::Error>> {
     /// let fraction = p.done() as f64 / p.total() as f64;
+    /// # Ok(()) }
     /// ```
     pub fn done(&self) -> usize {
         match self {
@@ -736,8 +743,9 @@ impl SchemaReport {
     /// Whether the schema was migrated (or planned) without error.
     ///
     /// ```no_run
-    /// # let report: pgschemas_diesel::MigrationReport = unimplemented!();
+    /// # fn demo(report: pgschemas_diesel::MigrationReport) -> Result<(), Box<dyn std::error::Error>> {
     /// assert!(report.schemas.iter().all(|s| s.is_success()));
+    /// # Ok(()) }
     /// ```
     pub fn is_success(&self) -> bool {
         self.error.is_none() && !self.skipped
@@ -768,10 +776,11 @@ impl MigrationReport {
     /// The schemas that failed, in run order.
     ///
     /// ```no_run
-    /// # let report: pgschemas_diesel::MigrationReport = unimplemented!();
+    /// # fn demo(report: pgschemas_diesel::MigrationReport) -> Result<(), Box<dyn std::error::Error>> {
     /// for s in report.failed() {
     ///     eprintln!("{}", s.error.as_ref().unwrap());
     /// }
+    /// # Ok(()) }
     /// ```
     pub fn failed(&self) -> impl Iterator<Item = &SchemaReport> {
         self.schemas.iter().filter(|s| s.error.is_some())
@@ -785,10 +794,11 @@ impl MigrationReport {
     /// Whether every selected schema was migrated (or planned).
     ///
     /// ```no_run
-    /// # let report: pgschemas_diesel::MigrationReport = unimplemented!();
+    /// # fn demo(report: pgschemas_diesel::MigrationReport) -> Result<(), Box<dyn std::error::Error>> {
     /// if !report.is_success() {
     ///     std::process::exit(1);
     /// }
+    /// # Ok(()) }
     /// ```
     pub fn is_success(&self) -> bool {
         self.schemas.iter().all(SchemaReport::is_success)

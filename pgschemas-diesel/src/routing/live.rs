@@ -468,10 +468,10 @@ impl RouteTable {
     /// A [`fixed`](Self::fixed) table has nothing to reload: its version is returned.
     ///
     /// ```no_run
-    /// # let table: pgschemas_diesel::RouteTable = unimplemented!();
+    /// # fn demo(table: pgschemas_diesel::RouteTable) -> Result<(), Box<dyn std::error::Error>> {
     /// let version = table.refresh()?;
     /// assert!(table.version() >= version);
-    /// # Ok::<(), pgschemas_diesel::Error>(())
+    /// # Ok(()) }
     /// ```
     pub fn refresh(&self) -> Result<u64> {
         let Some(source) = &self.shared.source else {

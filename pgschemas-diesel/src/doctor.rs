@@ -12,6 +12,7 @@ use crate::catalog::Catalog;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::lifecycle::list_schemas;
+use crate::migrate::{applied_versions, source_versions};
 
 /// The outcome of one check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -290,59 +291,23 @@ fn pass(name: &'static str, summary: String) -> Check {
     }
 }
 
-#[derive(QueryableByName)]
-struct SchemaVersion {
-    #[diesel(sql_type = Text)]
-    schema: String,
-    #[diesel(sql_type = Text)]
-    version: String,
-}
-
 fn migrations_check(
     conn: &mut PgConnection,
     tenant_like: &[String],
     schemas: &BTreeSet<String>,
     tenant_migrations: &dyn MigrationSource<Pg>,
 ) -> Result<Check> {
-    let expected: BTreeSet<String> = tenant_migrations
-        .migrations()
-        .map_err(|e| Error::Config(format!("cannot read the tenant migrations: {e}")))?
+    let expected = source_versions(tenant_migrations)?;
+    let present: Vec<&str> = tenant_like
         .iter()
-        .map(|m| m.name().version().to_string())
-        .collect();
-    // One query: every ledger of every tenant-like schema.
-    let present: Vec<&String> = tenant_like
-        .iter()
+        .map(String::as_str)
         .filter(|s| schemas.contains(*s))
         .collect();
-    let mut applied: BTreeMap<&str, BTreeSet<String>> = present
-        .iter()
-        .map(|s| (s.as_str(), BTreeSet::new()))
+    // One query for every ledger; a schema without a ledger yet has nothing applied.
+    let applied: BTreeMap<String, BTreeSet<String>> = applied_versions(conn, &present)?
+        .into_iter()
+        .map(|(schema, versions)| (schema, versions.unwrap_or_default()))
         .collect();
-    // Schemas without a ledger yet have nothing applied; the others are read in one query.
-    let with_ledger = ledgers(conn, &present)?;
-    let parts: Vec<String> = present
-        .iter()
-        .filter(|s| with_ledger.contains(s.as_str()))
-        .map(|s| {
-            let name = crate::name::SchemaName::new(s.as_str())?;
-            Ok(format!(
-                "SELECT {}::text AS schema, version::text AS version FROM {}.__diesel_schema_migrations",
-                crate::name::quote_literal(name.as_str()),
-                name.quoted(),
-            ))
-        })
-        .collect::<Result<_>>()?;
-    for chunk in parts.chunks(500) {
-        let rows: Vec<SchemaVersion> = diesel::sql_query(chunk.join(" UNION ALL "))
-            .load(conn)
-            .map_err(Error::from)?;
-        for r in rows {
-            if let Some(set) = applied.get_mut(r.schema.as_str()) {
-                set.insert(r.version);
-            }
-        }
-    }
     let mut behind = Vec::new();
     let mut ahead = Vec::new();
     for (schema, versions) in &applied {
@@ -388,19 +353,6 @@ fn migrations_check(
 struct Nsp {
     #[diesel(sql_type = Text)]
     nspname: String,
-}
-
-fn ledgers(conn: &mut PgConnection, schemas: &[&String]) -> Result<BTreeSet<String>> {
-    let names: Vec<&str> = schemas.iter().map(|s| s.as_str()).collect();
-    let rows: Vec<Nsp> = diesel::sql_query(
-        "SELECT n.nspname::text AS nspname FROM pg_catalog.pg_class c \
-         JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
-         WHERE c.relname = '__diesel_schema_migrations' AND n.nspname = ANY($1)",
-    )
-    .bind::<diesel::sql_types::Array<Text>, _>(names)
-    .load(conn)
-    .map_err(Error::from)?;
-    Ok(rows.into_iter().map(|r| r.nspname).collect())
 }
 
 fn enum_check(conn: &mut PgConnection, tenant_like: &[String]) -> Result<Check> {

@@ -7,7 +7,6 @@ use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
 use diesel::prelude::*;
-use diesel::sql_types::{Array, Bool, Nullable, Text};
 
 use super::Outcome;
 use super::args::{
@@ -23,7 +22,7 @@ use crate::error::Error;
 use crate::lifecycle::create_schema;
 use crate::migrate::{
     MigrationError, MigrationErrorKind, MigrationSet, Migrator, Progress, SchemaKind, SchemaReport,
-    Selection, Target, migrate_schema, pending_migrations,
+    Selection, Target, applied_versions, migrate_schema, pending_migrations, source_versions,
 };
 use crate::models::NewDomain;
 use crate::name::SchemaName;
@@ -527,60 +526,8 @@ fn whowill(ctx: &mut Ctx<'_>, args: &SelectArgs) -> CliResult {
     Ok(Outcome::Success)
 }
 
-#[derive(QueryableByName)]
-struct SchemaState {
-    #[diesel(sql_type = Text)]
-    schema: String,
-    #[diesel(sql_type = Bool)]
-    has_ledger: bool,
-    #[diesel(sql_type = Nullable<Text>)]
-    versions: Option<String>,
-}
-
-/// Which of `schemas` exist, and the versions in each one's ledger (`None`: no ledger), in
-/// one query (the ledgers are read server-side with `query_to_xml`).
-fn schema_states(
-    conn: &mut PgConnection,
-    schemas: &[&str],
-) -> CliResult<HashMap<String, Option<BTreeSet<String>>>> {
-    let rows: Vec<SchemaState> = diesel::sql_query(
-        "SELECT n.nspname::text AS schema, c.oid IS NOT NULL AS has_ledger, \
-           CASE WHEN c.oid IS NOT NULL THEN (pg_catalog.xpath('/row/v/text()', \
-             pg_catalog.query_to_xml(pg_catalog.format( \
-               'SELECT pg_catalog.string_agg(version, '','') AS v FROM %I.__diesel_schema_migrations', \
-               n.nspname), false, true, '')))[1]::text END AS versions \
-         FROM pg_catalog.pg_namespace n \
-         LEFT JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid \
-           AND c.relname = '__diesel_schema_migrations' AND c.relkind IN ('r', 'p') \
-         WHERE n.nspname = ANY($1)",
-    )
-    .bind::<Array<Text>, _>(schemas)
-    .load(conn)
-    .map_err(|e| Error::db("(several)", e))?;
-    Ok(rows
-        .into_iter()
-        .map(|r| {
-            let versions = r.has_ledger.then(|| {
-                r.versions
-                    .as_deref()
-                    .unwrap_or("")
-                    .split(',')
-                    .filter(|v| !v.is_empty())
-                    .map(str::to_owned)
-                    .collect()
-            });
-            (r.schema, versions)
-        })
-        .collect())
-}
-
 fn versions(source: Option<&Source>) -> Option<BTreeSet<String>> {
-    let list = source?.migrations().ok()?;
-    Some(
-        list.iter()
-            .map(|m| m.name().version().to_string())
-            .collect(),
-    )
+    source_versions(&**source?).ok()
 }
 
 fn list(ctx: &mut Ctx<'_>, args: &ListArgs) -> CliResult {
@@ -592,7 +539,7 @@ fn list(ctx: &mut Ctx<'_>, args: &ListArgs) -> CliResult {
         .selection()
         .resolve(&tenancy.config, &tenants, &domains)?;
     let names: Vec<&str> = targets.iter().map(|t| t.schema.as_str()).collect();
-    let states = schema_states(&mut conn, &names)?;
+    let states = applied_versions(&mut conn, &names)?;
     let shared_versions = versions(tenancy.shared_migrations.as_ref());
     let tenant_versions = versions(Some(&tenancy.tenant_migrations));
     let by_schema: HashMap<&str, &TenantRecord> =

@@ -22,7 +22,6 @@ use crate::name::{SchemaName, quote_literal};
 pub struct SearchPath {
     schema: SchemaName,
     value: Arc<str>,
-    set_session: Arc<str>,
 }
 
 impl SearchPath {
@@ -38,19 +37,9 @@ impl SearchPath {
             .map(|s| s.quoted())
             .collect::<Vec<_>>()
             .join(", ");
-        // One statement that sets the path only when the active schema exists: the
-        // `regnamespace` cast fails with `schema "x" does not exist` otherwise, and the
-        // failed statement leaves the path as it was. The values are built from validated
-        // names and quoted again as literals.
-        let set_session = format!(
-            "SELECT pg_catalog.set_config('search_path', {}, false) WHERE {}::pg_catalog.regnamespace IS NOT NULL",
-            quote_literal(&value),
-            quote_literal(&schema.quoted()),
-        );
         Self {
             schema,
             value: value.into(),
-            set_session: set_session.into(),
         }
     }
 
@@ -72,15 +61,24 @@ impl SearchPath {
     }
 
     /// The statement that sets this path for the session, failing when the schema is missing.
-    pub(crate) fn set_session_sql(&self) -> &str {
-        &self.set_session
+    /// Built only when a switch is sent, not for checkouts that keep their path.
+    pub(crate) fn set_session_sql(&self) -> String {
+        self.set_config_sql(false)
     }
 
     /// `BEGIN` and the statement that sets this path for the transaction (`SET LOCAL`),
     /// failing when the schema is missing: one round trip.
     pub(crate) fn begin_local_sql(&self) -> String {
+        format!("BEGIN; {}", self.set_config_sql(true))
+    }
+
+    /// One statement that sets the path only when the active schema exists: the
+    /// `regnamespace` cast fails with `schema "x" does not exist` otherwise, and the failed
+    /// statement leaves the path as it was. The values are built from validated names and
+    /// quoted again as literals.
+    fn set_config_sql(&self, local: bool) -> String {
         format!(
-            "BEGIN; SELECT pg_catalog.set_config('search_path', {}, true) WHERE {}::pg_catalog.regnamespace IS NOT NULL",
+            "SELECT pg_catalog.set_config('search_path', {}, {local}) WHERE {}::pg_catalog.regnamespace IS NOT NULL",
             quote_literal(&self.value),
             quote_literal(&self.schema.quoted()),
         )

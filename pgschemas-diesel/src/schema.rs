@@ -230,7 +230,7 @@ impl SchemaConnection for PgConnection {
 
 /// Sets the session path in one round trip; a missing schema leaves the path unchanged.
 pub(crate) fn set_path(conn: &mut PgConnection, path: &SearchPath) -> Result<()> {
-    conn.batch_execute(path.set_session_sql())
+    conn.batch_execute(&path.set_session_sql())
         .map_err(|e| map_path_error(path.schema(), e))
 }
 

@@ -36,14 +36,14 @@ use axum::routing::future::RouteFuture;
 use axum::routing::get;
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
-use diesel_migrations::MigrationHarness;
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 use pgschemas_diesel::axum::{Tenancy, TenancyLayer, TenantDb};
 use pgschemas_diesel::models::{
     DefaultDomain, DefaultTenant, NewTenant, SHARED_MIGRATIONS, TenantStatus, default_catalog,
 };
 use pgschemas_diesel::{
-    Config, NewDomain, Route, RouteOptions, RouteTable, SchemaName, StaticTenant, TenantModel,
-    TenantPool, add_domain,
+    Config, NewDomain, Provisioner, Route, RouteOptions, RouteTable, SchemaName, StaticTenant,
+    TenantModel, TenantPool, add_domain, create_schema, migrate_schema, schema_exists,
 };
 use tower::{Layer, Service};
 
@@ -55,6 +55,19 @@ diesel::table! {
         /// The note.
         body -> Text,
     }
+}
+
+/// Every tenant schema's migrations: its `notes` table.
+const WEB_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../examples/migrations/web");
+
+/// Writes a tenant's two notes into the `notes` table of the active path.
+fn seed_notes(conn: &mut PgConnection, schema: &SchemaName) -> QueryResult<usize> {
+    diesel::insert_into(notes::table)
+        .values(&[
+            notes::body.eq(format!("welcome to {schema}")),
+            notes::body.eq(format!("second note of {schema}")),
+        ])
+        .execute(conn)
 }
 
 /// The dynamic tenants and their routes: (schema, active, [(domain, folder, primary, redirect)]).
@@ -119,45 +132,58 @@ pub fn config() -> pgschemas_diesel::Result<Config> {
 /// if they are missing, then starts the route table and the pool.
 pub fn setup(database_url: &str) -> Result<App, Box<dyn std::error::Error + Send + Sync>> {
     let config = config()?;
+    // Every tenant gets two notes, written by the provisioning hook with its path active.
+    let provisioner = Provisioner::builder(config.clone(), WEB_MIGRATIONS)
+        .after_sync(|conn, schema| {
+            seed_notes(conn, schema)?;
+            Ok(())
+        })
+        .build()?;
     let mut conn = PgConnection::establish(database_url)?;
-    conn.transaction(|conn| -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-        // One set-up at a time, even with several copies starting together.
-        conn.batch_execute("SELECT pg_advisory_xact_lock(7031)")?;
-        conn.run_pending_migrations(SHARED_MIGRATIONS)?;
-        if DefaultTenant::find_by_schema_name(conn, "tenant1")?.is_some() {
-            return Ok(());
-        }
-        let statics = config.static_tenants().iter().map(|t| t.name().clone());
-        let dynamics = DYNAMIC.iter().map(|(schema, ..)| SchemaName::new(schema));
-        for schema in statics.map(Ok).chain(dynamics) {
-            let schema = schema?;
-            let s = schema.quoted();
-            conn.batch_execute(&format!(
-                "CREATE SCHEMA IF NOT EXISTS {s};
-                 CREATE TABLE IF NOT EXISTS {s}.notes (id serial PRIMARY KEY, body text NOT NULL);
-                 INSERT INTO {s}.notes (body) VALUES ('welcome to {schema}'), ('second note of {schema}');"
-            ))?;
-        }
-        for (schema, active, routes) in DYNAMIC {
-            let status = if *active {
-                TenantStatus::Active
-            } else {
-                TenantStatus::Suspended
-            };
-            let name = config.check_tenant_name(schema)?;
-            let tenant = DefaultTenant::insert(conn, NewTenant::new(&name, *schema).status(status))?;
-            for (domain, folder, primary, redirect) in routes.iter() {
-                let mut new = NewDomain::new(*domain)
-                    .primary(*primary)
-                    .redirect_to_primary(*redirect);
-                if let Some(folder) = folder {
-                    new = new.folder(*folder);
-                }
-                add_domain::<DefaultDomain>(conn, &tenant.id, new)?;
+    conn.transaction(
+        |conn| -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+            // One set-up at a time, even with several copies starting together.
+            conn.batch_execute("SELECT pg_advisory_xact_lock(7031)")?;
+            conn.run_pending_migrations(SHARED_MIGRATIONS)?;
+            if DefaultTenant::find_by_schema_name(conn, "tenant1")?.is_some() {
+                return Ok(());
             }
-        }
-        Ok(())
-    })?;
+            // Static tenants: their schemas, migrated like any tenant.
+            for st in config.static_tenants() {
+                if !schema_exists(conn, st.name())? {
+                    create_schema(conn, st.name())?;
+                }
+                migrate_schema(conn, &config, st.name(), &WEB_MIGRATIONS)?;
+                config.activate(conn, st.name())?;
+                seed_notes(conn, st.name())?;
+                config.deactivate(conn)?;
+            }
+            // Dynamic tenants: row, routes, schema, migrations and notes, atomically each.
+            for (schema, active, routes) in DYNAMIC {
+                let status = if *active {
+                    TenantStatus::Active
+                } else {
+                    TenantStatus::Suspended
+                };
+                provisioner.create_tenant(conn, schema, |conn| {
+                    let name = SchemaName::new(schema)?;
+                    let tenant =
+                        DefaultTenant::insert(conn, NewTenant::new(&name, *schema).status(status))?;
+                    for (domain, folder, primary, redirect) in routes.iter() {
+                        let mut new = NewDomain::new(*domain)
+                            .primary(*primary)
+                            .redirect_to_primary(*redirect);
+                        if let Some(folder) = folder {
+                            new = new.folder(*folder);
+                        }
+                        add_domain::<DefaultDomain>(conn, &tenant.id, new)?;
+                    }
+                    Ok(())
+                })?;
+            }
+            Ok(())
+        },
+    )?;
     let table = RouteTable::start(
         database_url,
         config.clone(),

@@ -1,0 +1,1 @@
+create table notes (id serial primary key, body text not null);

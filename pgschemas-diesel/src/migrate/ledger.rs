@@ -39,7 +39,7 @@ pub(crate) fn applied_versions(
     )
     .bind::<Array<Text>, _>(schemas)
     .load(conn)
-    .map_err(|e| Error::db("(several)", e))?;
+    .map_err(Error::from)?;
     Ok(rows
         .into_iter()
         .map(|r| {

@@ -42,7 +42,7 @@ fn activate_switches_and_deactivate_returns_to_neutral() {
     let config = Config::default();
 
     config.activate(&mut conn, &"t1").unwrap();
-    assert_eq!(conn.search_path().unwrap(), "\"t1\", \"public\"");
+    assert_eq!(conn.search_path().unwrap(), "\"t1\", \"public\", pg_temp");
     assert_eq!(conn.current_schema().unwrap().as_deref(), Some("t1"));
     assert_eq!(bodies(&mut conn), ["t1"]);
 
@@ -52,7 +52,7 @@ fn activate_switches_and_deactivate_returns_to_neutral() {
     assert_eq!(bodies(&mut conn), ["t2"]);
 
     config.deactivate(&mut conn).unwrap();
-    assert_eq!(conn.search_path().unwrap(), "\"public\"");
+    assert_eq!(conn.search_path().unwrap(), "\"public\", pg_temp");
     assert_eq!(conn.current_schema().unwrap().as_deref(), Some("public"));
 }
 
@@ -86,7 +86,7 @@ fn activating_a_missing_schema_is_an_error_and_keeps_the_path() {
     );
     assert!(err.to_string().contains("\"missing\""));
     // Not a silent fall-through to public: the path is unchanged.
-    assert_eq!(conn.search_path().unwrap(), "\"t1\", \"public\"");
+    assert_eq!(conn.search_path().unwrap(), "\"t1\", \"public\", pg_temp");
     assert_eq!(bodies(&mut conn), ["t1"]);
 
     // Invalid names never reach the server.
@@ -108,7 +108,10 @@ fn extra_search_paths_come_after_the_shared_schema() {
     .unwrap();
     let config = Config::builder().extra_search_path("ext").build().unwrap();
     config.activate(&mut conn, &"t1").unwrap();
-    assert_eq!(conn.search_path().unwrap(), "\"t1\", \"public\", \"ext\"");
+    assert_eq!(
+        conn.search_path().unwrap(),
+        "\"t1\", \"public\", \"ext\", pg_temp"
+    );
     #[derive(QueryableByName)]
     struct Hello {
         #[diesel(sql_type = Text)]
@@ -136,7 +139,7 @@ fn transaction_form_scopes_the_path_to_the_transaction() {
         .unwrap();
     assert_eq!(seen, ["t2", "t2-b"]);
     // SET LOCAL ended with the transaction.
-    assert_eq!(conn.search_path().unwrap(), "\"public\"");
+    assert_eq!(conn.search_path().unwrap(), "\"public\", pg_temp");
 
     // An error rolls back and the path still ends.
     let err = config
@@ -162,7 +165,7 @@ fn transaction_form_scopes_the_path_to_the_transaction() {
         .unwrap_err();
     assert!(matches!(err, Error::SchemaNotFound { .. }), "{err:?}");
     assert!(!ran);
-    assert_eq!(conn.search_path().unwrap(), "\"public\"");
+    assert_eq!(conn.search_path().unwrap(), "\"public\", pg_temp");
     conn.transaction(|c| diesel::sql_query("select 1").execute(c))
         .unwrap();
 }

@@ -100,7 +100,7 @@ fn plain_checkout_after_a_scope_has_the_neutral_path() {
 
     let mut conn = pool.get().unwrap();
     assert_eq!(backend_pid(&mut conn), pid, "same physical connection");
-    assert_eq!(conn.search_path().unwrap(), "\"public\"");
+    assert_eq!(conn.search_path().unwrap(), "\"public\", pg_temp");
     assert!(
         notes::table.count().get_result::<i64>(&mut *conn).is_err(),
         "public has no notes table: the tenant's path must not survive"
@@ -124,7 +124,7 @@ fn a_panic_inside_a_scope_discards_the_connection() {
 
     let mut conn = pool.get().unwrap();
     assert_ne!(backend_pid(&mut conn), pid, "the connection was discarded");
-    assert_eq!(conn.search_path().unwrap(), "\"public\"");
+    assert_eq!(conn.search_path().unwrap(), "\"public\", pg_temp");
 }
 
 #[test]
@@ -143,7 +143,7 @@ fn a_backend_killed_during_a_scope_is_replaced() {
 
     let mut conn = pool.get().unwrap();
     assert_ne!(backend_pid(&mut conn), pid);
-    assert_eq!(conn.search_path().unwrap(), "\"public\"");
+    assert_eq!(conn.search_path().unwrap(), "\"public\", pg_temp");
     drop(conn);
     let mut again = pool.scope(&"t2").unwrap();
     assert_eq!(bodies(&mut again), ["t2"]);
@@ -167,7 +167,7 @@ fn a_failed_restore_discards_the_connection() {
 
     let mut conn = pool.get().unwrap();
     assert_ne!(backend_pid(&mut conn), pid, "never reused");
-    assert_eq!(conn.search_path().unwrap(), "\"public\"");
+    assert_eq!(conn.search_path().unwrap(), "\"public\", pg_temp");
 }
 
 #[test]
@@ -181,12 +181,12 @@ fn nested_scopes_restore_the_outer_path() {
         assert_eq!(bodies(&mut inner), ["t2"]);
         {
             let mut neutral = inner.nested(&"public").unwrap();
-            assert_eq!(neutral.search_path().unwrap(), "\"public\"");
+            assert_eq!(neutral.search_path().unwrap(), "\"public\", pg_temp");
         }
         assert_eq!(bodies(&mut inner), ["t2"]);
     }
     assert_eq!(bodies(&mut scope), ["t1"]);
-    assert_eq!(scope.search_path().unwrap(), "\"t1\", \"public\"");
+    assert_eq!(scope.search_path().unwrap(), "\"t1\", \"public\", pg_temp");
     // A failed nested switch leaves the outer path in place.
     assert!(matches!(
         scope.nested(&"missing"),
@@ -194,11 +194,14 @@ fn nested_scopes_restore_the_outer_path() {
     ));
     assert_eq!(bodies(&mut scope), ["t1"]);
     drop(scope);
-    assert_eq!(pool.get().unwrap().search_path().unwrap(), "\"public\"");
+    assert_eq!(
+        pool.get().unwrap().search_path().unwrap(),
+        "\"public\", pg_temp"
+    );
 }
 
 #[test]
-fn redundant_activations_send_nothing() {
+fn every_checkout_sends_exactly_one_statement() {
     let db = test_database!();
     let pool = pool(&db, 1);
     let counter = Counter::default();
@@ -215,24 +218,25 @@ fn redundant_activations_send_nothing() {
 
     drop(pool.scope(&"t1").unwrap());
     expect("first switch to t1", counter.take(), 1);
+    // The same tenant again: the proof is never skipped, and it is the only statement.
     for _ in 0..5 {
         drop(pool.scope(&"t1").unwrap());
     }
-    expect("t1 again", counter.take(), 0);
+    expect("t1 again", counter.take(), 5);
     drop(pool.scope(&"t2").unwrap());
     expect("switch to t2", counter.take(), 1);
     drop(pool.get().unwrap());
     expect("back to neutral", counter.take(), 1);
-    drop(pool.get().unwrap());
-    expect("neutral again", counter.take(), 0);
 
-    // A transaction-scoped checkout: BEGIN + SET LOCAL in one statement, then COMMIT.
+    // A transaction-scoped checkout: reset, proof, BEGIN and SET LOCAL in one message, then
+    // COMMIT.
     pool.transaction(&"t1", |_| Ok::<_, Error>(())).unwrap();
     let (all, path) = counter.take();
-    assert_eq!((all, path), (2, 1), "BEGIN+SET LOCAL, COMMIT");
-    // SET LOCAL ended with the transaction: the session path is still the neutral one.
-    drop(pool.get().unwrap());
-    expect("neutral after a transaction", counter.take(), 0);
+    assert_eq!(
+        (all, path),
+        (2, 1),
+        "checkout with BEGIN + SET LOCAL, COMMIT"
+    );
 }
 
 #[test]
@@ -249,7 +253,7 @@ fn a_rolled_back_set_is_not_trusted() {
     assert_eq!(bodies(&mut scope), ["t2"]);
     // ...and the rollback undoes that SET: the session is back on t1.
     AnsiTransactionManager::rollback_transaction(&mut *scope).unwrap();
-    assert_eq!(scope.search_path().unwrap(), "\"t1\", \"public\"");
+    assert_eq!(scope.search_path().unwrap(), "\"t1\", \"public\", pg_temp");
     drop(scope);
 
     // A pool that believed the connection was on t2 would send nothing and serve t1's rows.
@@ -314,7 +318,10 @@ fn transaction_form_commits_rolls_back_and_leaves_nothing() {
         .unwrap_err();
     assert!(matches!(err, Error::Config(_)));
     assert_eq!(bodies(&mut pool.scope(&"t1").unwrap()), ["t1", "t1-b"]);
-    assert_eq!(pool.get().unwrap().search_path().unwrap(), "\"public\"");
+    assert_eq!(
+        pool.get().unwrap().search_path().unwrap(),
+        "\"public\", pg_temp"
+    );
 
     // A panic inside the closure rolls back and the connection is discarded.
     let p = pool.clone();
@@ -351,7 +358,7 @@ fn concurrent_scopes_see_only_their_tenant() {
                         assert_eq!(got, [tenant]);
                     } else if j % 7 == 0 {
                         let mut conn = pool.get().unwrap();
-                        assert_eq!(conn.search_path().unwrap(), "\"public\"");
+                        assert_eq!(conn.search_path().unwrap(), "\"public\", pg_temp");
                     } else {
                         let mut scope = pool.scope(&tenant).unwrap();
                         assert_eq!(bodies(&mut scope), [tenant]);

@@ -153,7 +153,7 @@ struct Inner {
 ///     .clone_reference("sample")
 ///     .build()?;
 /// assert_eq!(config.shared_schema().as_str(), "public");
-/// assert_eq!(config.neutral_path().as_sql_value(), r#""public", "extensions""#);
+/// assert_eq!(config.neutral_path().as_sql_value(), r#""public", "extensions", pg_temp"#);
 /// # Ok::<(), pgschemas_diesel::Error>(())
 /// ```
 #[derive(Debug, Clone)]
@@ -272,8 +272,8 @@ impl Config {
     ///
     /// ```
     /// let config = pgschemas_diesel::Config::default();
-    /// assert_eq!(config.search_path(&"tenant1")?.as_sql_value(), r#""tenant1", "public""#);
-    /// assert_eq!(config.search_path(&"public")?.as_sql_value(), r#""public""#);
+    /// assert_eq!(config.search_path(&"tenant1")?.as_sql_value(), r#""tenant1", "public", pg_temp"#);
+    /// assert_eq!(config.search_path(&"public")?.as_sql_value(), r#""public", pg_temp"#);
     /// # Ok::<(), pgschemas_diesel::Error>(())
     /// ```
     pub fn search_path<S: Schema + ?Sized>(&self, schema: &S) -> Result<SearchPath> {
@@ -538,7 +538,7 @@ mod tests {
         assert!(c.extra_search_paths().is_empty());
         assert!(c.static_tenants().is_empty());
         assert!(c.clone_reference().is_none());
-        assert_eq!(c.neutral_path().as_sql_value(), "\"public\"");
+        assert_eq!(c.neutral_path().as_sql_value(), "\"public\", pg_temp");
     }
 
     // django-pgschemas' start-up checks (checks.py), as configuration errors.
@@ -638,7 +638,7 @@ mod tests {
             .build()?;
         assert_eq!(
             c.search_path(&"t1")?.as_sql_value(),
-            r#""t1", "public", "ext1", "ext2""#
+            r#""t1", "public", "ext1", "ext2", pg_temp"#
         );
         assert_eq!(
             c.search_path(&"public")?.as_sql_value(),

@@ -103,6 +103,29 @@ pub enum Error {
         schema: String,
     },
 
+    /// The schema exists, but the role the connection runs as has no `USAGE` on it: its
+    /// tables are out of reach, so the schema is refused instead of letting names fall
+    /// through to the shared schema.
+    #[error(
+        "role {role:?} may not use schema {schema:?}; grant it (GRANT USAGE ON SCHEMA {schema} TO {role}) or connect as a role that may"
+    )]
+    SchemaNotUsable {
+        /// The schema asked for.
+        schema: String,
+        /// The role that lacks the privilege.
+        role: String,
+    },
+
+    /// The connection's session is not in a state the crate can hand out for this schema
+    /// (for example a transaction left open on a plain connection); the reason says which.
+    #[error("the connection cannot serve schema {schema:?}: {reason}")]
+    SessionState {
+        /// The schema asked for.
+        schema: String,
+        /// What is wrong with the session.
+        reason: &'static str,
+    },
+
     /// No dynamic tenant has this schema (the tenant model has no row for it).
     #[error("no dynamic tenant has schema {schema:?}")]
     TenantNotFound {
@@ -260,6 +283,8 @@ impl Error {
             Self::InvalidSchemaName { name, .. } => Some(name),
             Self::NameClash { schema, .. }
             | Self::SchemaNotFound { schema }
+            | Self::SchemaNotUsable { schema, .. }
+            | Self::SessionState { schema, .. }
             | Self::TenantNotFound { schema }
             | Self::SchemaExists { schema }
             | Self::Protected { schema, .. }

@@ -38,6 +38,7 @@
 //!   `create-tenant`, `run-sql`, `doctor`, ...) for your own binary.
 
 mod catalog;
+mod checkout;
 #[cfg(feature = "cli")]
 pub mod cli;
 mod config;

@@ -6,16 +6,19 @@ use std::sync::Arc;
 use crate::name::{SchemaName, quote_literal};
 
 /// A rendered `search_path`: the active schema first, then the shared schema, then the extra
-/// search paths, deduplicated and quoted.
+/// search paths, deduplicated and quoted, and last `pg_temp`, so that a temporary table can
+/// never shadow a tenant's (or a shared) table of the same name.
 ///
 /// Built by [`Config::search_path`](crate::Config::search_path) and
-/// [`Config::neutral_path`](crate::Config::neutral_path); cheap to clone.
+/// [`Config::neutral_path`](crate::Config::neutral_path); cheap to clone. Its
+/// [`as_sql_value`](Self::as_sql_value) is exactly what `current_setting('search_path')`
+/// reports once the path is set.
 ///
 /// ```
 /// let config = pgschemas_diesel::Config::builder().extra_search_path("ext").build()?;
 /// let path = config.search_path(&"customer1")?;
 /// assert_eq!(path.schema().as_str(), "customer1");
-/// assert_eq!(path.as_sql_value(), r#""customer1", "public", "ext""#);
+/// assert_eq!(path.as_sql_value(), r#""customer1", "public", "ext", pg_temp"#);
 /// # Ok::<(), pgschemas_diesel::Error>(())
 /// ```
 #[derive(Clone, PartialEq, Eq, Hash)]
@@ -32,11 +35,12 @@ impl SearchPath {
                 parts.push(s);
             }
         }
-        let value = parts
+        let mut value = parts
             .iter()
             .map(|s| s.quoted())
             .collect::<Vec<_>>()
             .join(", ");
+        value.push_str(", pg_temp");
         Self {
             schema,
             value: value.into(),
@@ -55,33 +59,20 @@ impl SearchPath {
         &self.schema
     }
 
-    /// The value as PostgreSQL reads it: `"customer1", "public"`.
+    /// The value as PostgreSQL reads (and reports) it: `"customer1", "public", pg_temp`.
     pub fn as_sql_value(&self) -> &str {
         &self.value
     }
 
-    /// The statement that sets this path for the session, failing when the schema is missing.
-    /// Built only when a switch is sent, not for checkouts that keep their path.
-    pub(crate) fn set_session_sql(&self) -> String {
-        self.set_config_sql(false)
+    /// The path as a quoted SQL string literal.
+    pub(crate) fn literal(&self) -> String {
+        quote_literal(&self.value)
     }
 
-    /// `BEGIN` and the statement that sets this path for the transaction (`SET LOCAL`),
-    /// failing when the schema is missing: one round trip.
-    pub(crate) fn begin_local_sql(&self) -> String {
-        format!("BEGIN; {}", self.set_config_sql(true))
-    }
-
-    /// One statement that sets the path only when the active schema exists: the
-    /// `regnamespace` cast fails with `schema "x" does not exist` otherwise, and the failed
-    /// statement leaves the path as it was. The values are built from validated names and
-    /// quoted again as literals.
-    fn set_config_sql(&self, local: bool) -> String {
-        format!(
-            "SELECT pg_catalog.set_config('search_path', {}, {local}) WHERE {}::pg_catalog.regnamespace IS NOT NULL",
-            quote_literal(&self.value),
-            quote_literal(&self.schema.quoted()),
-        )
+    /// The active schema as a quoted SQL string literal of its quoted identifier, the form
+    /// `to_regnamespace` reads.
+    pub(crate) fn schema_literal(&self) -> String {
+        quote_literal(&self.schema.quoted())
     }
 }
 
@@ -106,19 +97,15 @@ mod tests {
     }
 
     #[test]
-    fn dedup_keeps_first_occurrence() {
+    fn dedup_keeps_first_occurrence_and_puts_pg_temp_last() {
         let p = SearchPath::new(n("a"), [n("public"), n("a"), n("b"), n("public")].iter());
-        assert_eq!(p.as_sql_value(), r#""a", "public", "b""#);
+        assert_eq!(p.as_sql_value(), r#""a", "public", "b", pg_temp"#);
     }
 
     #[test]
-    fn statements_quote_as_literals() {
+    fn literals_are_quoted() {
         let p = SearchPath::new(n("t1"), [n("public")].iter());
-        assert_eq!(
-            p.set_session_sql(),
-            r#"SELECT pg_catalog.set_config('search_path', '"t1", "public"', false) WHERE '"t1"'::pg_catalog.regnamespace IS NOT NULL"#
-        );
-        assert!(p.begin_local_sql().starts_with("BEGIN; SELECT"));
-        assert!(p.begin_local_sql().contains(", true)"));
+        assert_eq!(p.literal(), r#"'"t1", "public", pg_temp'"#);
+        assert_eq!(p.schema_literal(), r#"'"t1"'"#);
     }
 }

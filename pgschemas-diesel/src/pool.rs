@@ -4,27 +4,29 @@ use std::fmt;
 use std::ops::{Deref, DerefMut};
 
 use diesel::PgConnection;
-use diesel::connection::{AnsiTransactionManager, TransactionManager};
+use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
 use diesel::r2d2::ConnectionManager;
 
+use crate::checkout::{self, Refusal};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::name::SchemaName;
 use crate::path::SearchPath;
-use crate::schema::{Schema, local_transaction, set_path};
+use crate::schema::{Schema, run_in_transaction, set_path};
 
 /// Diesel's r2d2 connection manager for PostgreSQL.
 pub type Manager = ConnectionManager<PgConnection>;
 
 type Pooled = r2d2::PooledConnection<Manager>;
 
-/// How many times a checkout retries after finding a connection it had to discard.
+/// How many connections a checkout tries before it reports the last one's failure.
 const CHECKOUT_ATTEMPTS: usize = 3;
 
-/// The path a physical connection is known to have, kept in r2d2's per-connection extensions.
-/// `None` (or no entry, for a new connection) means unknown: the next checkout sets it.
-#[derive(Clone)]
-struct KnownPath(Option<SearchPath>);
+/// The one thing the pool records of a physical connection (in r2d2's per-connection
+/// extensions), because the server cannot tell it: that the connection must never be handed
+/// out again. What the session's state is, every checkout proves instead (`checkout`).
+#[derive(Clone, Copy)]
+struct Discard;
 
 /// A pool of PostgreSQL connections over r2d2 that hands out connections with the right
 /// `search_path` and never lets a tenant's path reach another checkout.
@@ -34,9 +36,13 @@ struct KnownPath(Option<SearchPath>);
 /// - [`transaction`](Self::transaction) runs a closure in a transaction with `SET LOCAL`,
 ///   the form to use behind PgBouncer in transaction pooling mode.
 ///
-/// Each physical connection remembers the path it has, so a checkout that wants the path the
-/// connection already has sends nothing, and one that wants another path costs one round
-/// trip. A connection whose path cannot be set or restored is discarded, never reused.
+/// Every checkout sends one statement, in the round trip r2d2's own liveness check would
+/// cost: it returns the session to its state at connection (role, settings, cursors,
+/// listeners, temporary objects, advisory locks), sets the path and proves, from what the
+/// server reports, that the schema exists and is usable and that no transaction was left
+/// open. A connection that fails the proof for a reason of its own is discarded and another
+/// one tried; one marked for discard is never handed out again. `docs/isolation.md` lists
+/// every threat and the test that covers it.
 ///
 /// ```no_run
 /// use diesel::RunQueryDsl;
@@ -53,9 +59,6 @@ struct KnownPath(Option<SearchPath>);
 pub struct TenantPool {
     inner: r2d2::Pool<Manager>,
     config: Config,
-    /// Whether checkouts check the connection themselves (r2d2's own check is off): a
-    /// checkout that changes the path needs no separate check, the switch is one.
-    validate: bool,
 }
 
 impl fmt::Debug for TenantPool {
@@ -87,10 +90,9 @@ impl TenantPool {
 
     /// A pool built with your own r2d2 settings (size, timeouts, `max_lifetime`).
     ///
-    /// The pool checks connections at checkout itself, so r2d2's `test_on_check_out` is
-    /// turned off: a checkout that changes the path checks the connection with the same round
-    /// trip, and one that keeps it sends r2d2's usual `SELECT 1`. Keep `max_lifetime` on
-    /// (r2d2's default): each backend's catalog cache grows with every tenant it touches.
+    /// The pool checks connections at checkout itself, with the statement that sets the path,
+    /// so r2d2's `test_on_check_out` is turned off. Keep `max_lifetime` on (r2d2's default):
+    /// each backend's catalog cache grows with every tenant it touches.
     ///
     /// # Errors
     ///
@@ -114,17 +116,13 @@ impl TenantPool {
         let inner = builder
             .test_on_check_out(false)
             .build(ConnectionManager::new(database_url))?;
-        Ok(Self {
-            inner,
-            config,
-            validate: true,
-        })
+        Ok(Self { inner, config })
     }
 
     /// Wraps an existing r2d2 pool. Connections taken from `pool` directly (not through this
     /// wrapper) do not get their path managed: use the wrapper everywhere. The pool's own
-    /// `test_on_check_out` setting is kept (build it with `test_on_check_out(false)` and use
-    /// [`with_builder`](Self::with_builder) to save a round trip on switching checkouts).
+    /// `test_on_check_out` setting is kept (build it with `test_on_check_out(false)`, or use
+    /// [`with_builder`](Self::with_builder), to save r2d2's extra `SELECT 1` per checkout).
     ///
     /// ```no_run
     /// use diesel::r2d2::ConnectionManager;
@@ -138,7 +136,6 @@ impl TenantPool {
         Self {
             inner: pool,
             config,
-            validate: false,
         }
     }
 
@@ -161,8 +158,8 @@ impl TenantPool {
     ///
     /// # Errors
     ///
-    /// [`Error::Pool`]; [`Error::SchemaNotFound`] when the shared schema is missing;
-    /// [`Error::Database`] when the path cannot be set on any connection.
+    /// [`Error::Pool`]; [`Error::SchemaNotFound`] / [`Error::SchemaNotUsable`] for the shared
+    /// schema; [`Error::Database`] when no connection passes the checkout's proof.
     ///
     /// ```no_run
     /// # fn demo(pool: pgschemas_diesel::TenantPool) -> Result<(), Box<dyn std::error::Error>> {
@@ -181,12 +178,13 @@ impl TenantPool {
 
     /// A connection whose path is `schema`'s: `<schema>, <shared>, <extras>`.
     ///
-    /// Sends nothing when the connection already has that path, one round trip otherwise.
+    /// One round trip, which also proves the connection (see the type's documentation).
     ///
     /// # Errors
     ///
     /// [`Error::InvalidSchemaName`]; [`Error::SchemaNotFound`] when the schema does not
-    /// exist; [`Error::Pool`]; [`Error::Database`].
+    /// exist; [`Error::SchemaNotUsable`] when the login role has no `USAGE` on it;
+    /// [`Error::Pool`]; [`Error::Database`] when no connection passes the proof.
     ///
     /// ```no_run
     /// # fn demo(pool: pgschemas_diesel::TenantPool) -> Result<(), Box<dyn std::error::Error>> {
@@ -204,15 +202,21 @@ impl TenantPool {
         })
     }
 
-    /// Runs `f` in a transaction scoped to `schema` (`BEGIN` and `SET LOCAL search_path` in
-    /// one round trip), committing on `Ok` and rolling back on `Err` or panic. The path ends
-    /// with the transaction, so this form is correct behind PgBouncer in transaction pooling
-    /// mode, where the session form ([`scope`](Self::scope)) is not.
+    /// Runs `f` in a transaction scoped to `schema`, committing on `Ok` and rolling back on
+    /// `Err` or panic. The path ends with the transaction, so this form is correct behind
+    /// PgBouncer in transaction pooling mode, where the session form ([`scope`](Self::scope))
+    /// is not.
+    ///
+    /// One round trip opens it: the checkout's reset and proof, committed on their own, then
+    /// `BEGIN` and `SET LOCAL search_path`. The session's own path is left empty, so a
+    /// statement `f` runs after ending the transaction itself (a raw `COMMIT`) finds no
+    /// tenant's table instead of the shared schema's.
     ///
     /// # Errors
     ///
-    /// `f`'s error, or [`Error`] converted into `E`: [`Error::SchemaNotFound`] (then `f` does
-    /// not run), [`Error::Pool`], [`Error::Database`].
+    /// `f`'s error, or [`Error`] converted into `E`: [`Error::SchemaNotFound`] /
+    /// [`Error::SchemaNotUsable`] (then `f` does not run), [`Error::Pool`],
+    /// [`Error::Database`].
     ///
     /// ```no_run
     /// use diesel::RunQueryDsl;
@@ -230,106 +234,80 @@ impl TenantPool {
         E: From<Error>,
     {
         let path = self.config.search_path(schema)?;
-        let mut f = Some(f);
-        let mut last = None;
-        for _ in 0..CHECKOUT_ATTEMPTS {
-            let mut conn = self.inner.get().map_err(Error::from)?;
-            // `BEGIN` + `SET LOCAL` checks the connection: a dead one fails before `f` runs.
-            let result = local_transaction(&mut conn, &path, |c| match f.take() {
-                Some(f) => f(c).map_err(Began::User),
-                None => Err(Began::User(
-                    Error::Config("transaction closure already used".into()).into(),
-                )),
-            });
-            if in_transaction(&mut conn) != Some(false) {
-                poison(&mut conn);
-            }
-            match result {
-                Ok(value) => return Ok(value),
-                Err(Began::User(e)) => return Err(e),
-                Err(Began::Ours(
-                    e @ (Error::SchemaNotFound { .. } | Error::InvalidSchemaName { .. }),
-                )) => {
-                    return Err(e.into());
+        let begin = checkout::transaction_sql(&path);
+        let mut conn = self.take(&path, |conn| {
+            AnsiTransactionManager::begin_transaction_sql(&mut **conn, &begin).map_err(|e| {
+                match checkout::explain(conn, &path, e, true) {
+                    Refusal::Schema(e) => Refused::Schema(e),
+                    Refusal::Connection(e) => Refused::Connection(e),
                 }
-                Err(Began::Ours(e)) if f.is_some() => {
-                    // `f` never ran: the connection failed at `BEGIN`. Try another.
-                    poison(&mut conn);
-                    last = Some(e);
-                }
-                Err(Began::Ours(e)) => return Err(e.into()),
-            }
+            })
+        })?;
+        let result = run_in_transaction(&mut conn, path.schema(), f);
+        if in_transaction(&mut conn) != Some(false) {
+            discard(&mut conn);
         }
-        Err(last
-            .unwrap_or_else(|| Error::Config("the pool could not begin a transaction".into()))
-            .into())
+        result
     }
 
-    /// Takes a connection and gives it `path`, discarding connections that cannot be set.
+    /// Takes a connection that passes the checkout statement for `path`.
     fn checkout(&self, path: &SearchPath) -> Result<Pooled> {
+        let sql = checkout::session_sql(path);
+        self.take(path, |conn| {
+            conn.batch_execute(&sql)
+                .map_err(|e| match checkout::explain(conn, path, e, false) {
+                    Refusal::Schema(e) => Refused::Schema(e),
+                    Refusal::Connection(e) => Refused::Connection(e),
+                })
+        })
+    }
+
+    /// Takes connections from r2d2 until one passes `prove`: a connection marked for discard
+    /// is destroyed unused; one that fails for a reason of its own is marked and destroyed,
+    /// and the next one tried; a refusal of the schema is the caller's error at once.
+    fn take(
+        &self,
+        path: &SearchPath,
+        mut prove: impl FnMut(&mut Pooled) -> Result<(), Refused>,
+    ) -> Result<Pooled> {
         let mut last = None;
-        for _ in 0..CHECKOUT_ATTEMPTS {
+        let mut attempts = 0;
+        while attempts < CHECKOUT_ATTEMPTS {
             let mut conn = self.inner.get()?;
-            match ensure_path(&mut conn, path, self.validate) {
+            if is_marked(&conn) {
+                discard(&mut conn);
+                continue;
+            }
+            attempts += 1;
+            match prove(&mut conn) {
                 Ok(()) => return Ok(conn),
-                Err(e @ (Error::SchemaNotFound { .. } | Error::InvalidSchemaName { .. })) => {
-                    return Err(e);
-                }
-                Err(e) => {
-                    // The path could not be set: this connection is not to be trusted.
-                    poison(&mut conn);
+                Err(Refused::Schema(e)) => return Err(e),
+                Err(Refused::Connection(e)) => {
+                    discard(&mut conn);
                     last = Some(e);
                 }
             }
         }
-        Err(last.unwrap_or_else(|| Error::Config("the pool could not set the path".into())))
+        Err(last.unwrap_or_else(|| Error::SessionState {
+            schema: path.schema().to_string(),
+            reason: "no connection of the pool passed the checkout",
+        }))
     }
 }
 
-/// Gives the pooled connection `path` unless it is known to have it already; then, when
-/// `validate`, checks the connection with r2d2's ping instead.
-fn ensure_path(conn: &mut Pooled, path: &SearchPath, validate: bool) -> Result<()> {
-    if known(conn).is_some_and(|k| k.as_sql_value() == path.as_sql_value()) {
-        if validate {
-            diesel::r2d2::R2D2Connection::ping(&mut **conn)
-                .map_err(|e| Error::db(path.schema().as_str(), e))?;
-        }
-        return Ok(());
-    }
-    switch(conn, path)
+/// Why a connection was not handed out.
+enum Refused {
+    /// The schema is missing or unusable: the caller's error; the connection is sound.
+    Schema(Error),
+    /// The connection is not to be trusted.
+    Connection(Error),
 }
 
-/// Who failed inside [`TenantPool::transaction`]: the caller's closure, or the pool.
-enum Began<E> {
-    User(E),
-    Ours(Error),
-}
-
-impl<E> From<Error> for Began<E> {
-    fn from(e: Error) -> Self {
-        Began::Ours(e)
-    }
-}
-
-/// Sets `path` and records it (or records "unknown" when inside a transaction, whose
-/// rollback would undo the `SET`).
-fn switch(conn: &mut Pooled, path: &SearchPath) -> Result<()> {
-    record(conn, None);
-    set_path(conn, path)?;
-    if in_transaction(conn) == Some(false) {
-        record(conn, Some(path.clone()));
-    }
-    Ok(())
-}
-
-fn known(conn: &Pooled) -> Option<&SearchPath> {
+/// Whether the connection was marked for discard.
+fn is_marked(conn: &Pooled) -> bool {
     r2d2::PooledConnection::extensions(conn)
-        .get::<KnownPath>()
-        .and_then(|k| k.0.as_ref())
-}
-
-fn record(conn: &mut Pooled, path: Option<SearchPath>) {
-    r2d2::PooledConnection::extensions_mut(conn).insert(KnownPath(path));
+        .get::<Discard>()
+        .is_some()
 }
 
 /// Whether Diesel has a transaction open; `None` when its transaction manager is broken.
@@ -340,9 +318,13 @@ fn in_transaction(conn: &mut PgConnection) -> Option<bool> {
         .map(|d| d.is_some())
 }
 
-/// Marks the connection broken, so that r2d2 discards it when it is returned.
-fn poison(conn: &mut Pooled) {
-    record(conn, None);
+/// Marks the connection for discard, for good, and tells r2d2 to destroy it when it returns.
+///
+/// Diesel clears its own "broken" flag after any statement that succeeds, so the mark lives
+/// in the connection's extensions, and the flag is raised again each time the connection goes
+/// back ([`TenantScope`]'s `Drop`) and whenever a checkout meets it.
+fn discard(conn: &mut Pooled) {
+    r2d2::PooledConnection::extensions_mut(conn).insert(Discard);
     AnsiTransactionManager::transaction_manager_status_mut(&mut **conn).set_in_error();
 }
 
@@ -376,13 +358,13 @@ impl r2d2::CustomizeConnection<PgConnection, diesel::r2d2::Error> for DisableSta
 /// A pooled connection with a schema's `search_path`, from [`TenantPool::scope`] (or the
 /// neutral path, from [`TenantPool::get`]). Derefs to [`PgConnection`].
 ///
-/// When it ends, the connection goes back to the pool remembering its path; the next
-/// checkout sets the path it wants before handing the connection out (nothing when it is
-/// the same). A scope that ends in a panic, or on a connection that broke, is discarded by
-/// the pool.
+/// When it ends, the connection goes back to the pool; whatever was done on it (a `SET`, a
+/// `SET ROLE`, a temporary table, a `BEGIN` left open) is reset or refused by the next
+/// checkout before anyone else uses it. A scope that ends in a panic, on a connection that
+/// broke, or after a failed [`nested`](Self::nested) restore is discarded by the pool.
 ///
-/// Do not change the path yourself on this connection (`SET search_path`): use
-/// [`nested`](Self::nested), which keeps the pool's record of the path right.
+/// To work in another schema for a while, use [`nested`](Self::nested), which restores this
+/// scope's path when it ends.
 ///
 /// ```no_run
 /// use diesel::RunQueryDsl;
@@ -407,7 +389,7 @@ impl TenantScope {
         self.path.schema()
     }
 
-    /// The scope's search path (what the pool set; `search_path()` through
+    /// The scope's search path (what the checkout set and proved; `search_path()` through
     /// [`SchemaConnection`](crate::SchemaConnection) asks the server).
     pub fn path(&self) -> &SearchPath {
         &self.path
@@ -423,9 +405,18 @@ impl TenantScope {
         NestedScope::enter(&mut self.conn, &self.config, &self.path, schema)
     }
 
-    /// Whether the connection was marked to be discarded (a path could not be restored).
+    /// Whether the connection was marked to be discarded (a path could not be restored); the
+    /// mark sticks whatever runs on the connection afterwards.
     pub fn is_poisoned(&mut self) -> bool {
-        in_transaction(&mut self.conn).is_none()
+        is_marked(&self.conn)
+    }
+}
+
+impl Drop for TenantScope {
+    fn drop(&mut self) {
+        if is_marked(&self.conn) {
+            discard(&mut self.conn);
+        }
     }
 }
 
@@ -454,8 +445,9 @@ impl fmt::Debug for TenantScope {
 /// A schema switch inside a [`TenantScope`] (or another nested scope); restores the outer
 /// path when it ends. Derefs to [`PgConnection`].
 ///
-/// If the outer path cannot be restored, the connection is marked broken and the pool
-/// discards it when the outer scope ends; [`finish`](Self::finish) reports that error.
+/// If the outer path cannot be restored, the connection is marked for discard (for good) and
+/// the pool destroys it when the outer scope ends; [`finish`](Self::finish) reports that
+/// error.
 pub struct NestedScope<'a> {
     conn: &'a mut Pooled,
     config: Config,
@@ -472,7 +464,7 @@ impl<'a> NestedScope<'a> {
         schema: &S,
     ) -> Result<Self> {
         let path = config.search_path(schema)?;
-        switch(conn, &path)?;
+        set_path(conn, &path)?;
         Ok(Self {
             conn,
             config: config.clone(),
@@ -508,12 +500,12 @@ impl<'a> NestedScope<'a> {
     fn restore(&mut self) -> Result<()> {
         self.done = true;
         if std::thread::panicking() {
-            poison(self.conn);
+            discard(self.conn);
             return Ok(());
         }
-        let restored = switch(self.conn, &self.outer);
+        let restored = set_path(self.conn, &self.outer);
         if restored.is_err() {
-            poison(self.conn);
+            discard(self.conn);
         }
         restored
     }

@@ -3,9 +3,10 @@
 use diesel::connection::SimpleConnection;
 use diesel::connection::{AnsiTransactionManager, TransactionManager};
 use diesel::prelude::*;
-use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use diesel::result::Error as DieselError;
 use diesel::sql_types::{Nullable, Text};
 
+use crate::checkout;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::name::SchemaName;
@@ -123,7 +124,7 @@ impl Config {
         E: From<Error>,
     {
         let path = self.search_path(schema)?;
-        local_transaction(conn, &path, f)
+        local_transaction(conn, &path, &checkout::plain_transaction_sql(&path), f)
     }
 }
 
@@ -138,7 +139,7 @@ impl Config {
 /// conn.activate(&"customer1")?;
 /// assert_eq!(conn.current_schema()?.as_deref(), Some("customer1"));
 /// conn.deactivate()?;
-/// assert_eq!(conn.search_path()?, "\"public\"");
+/// assert_eq!(conn.search_path()?, "\"public\", pg_temp");
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub trait SchemaConnection {
@@ -228,28 +229,32 @@ impl SchemaConnection for PgConnection {
     }
 }
 
-/// Sets the session path in one round trip; a missing schema leaves the path unchanged.
+/// Sets the session path in one round trip, proven by the value the statement returns; a
+/// missing or unusable schema leaves the path unchanged.
 pub(crate) fn set_path(conn: &mut PgConnection, path: &SearchPath) -> Result<()> {
-    conn.batch_execute(&path.set_session_sql())
-        .map_err(|e| map_path_error(path.schema(), e))
-}
-
-/// Turns PostgreSQL's "schema does not exist" into [`Error::SchemaNotFound`].
-pub(crate) fn map_path_error(schema: &SchemaName, e: DieselError) -> Error {
-    if let DieselError::DatabaseError(DatabaseErrorKind::Unknown, info) = &e
-        && info.message() == format!("schema \"{}\" does not exist", schema.as_str())
-    {
-        return Error::SchemaNotFound {
-            schema: schema.to_string(),
-        };
+    let probe =
+        checkout::probe(conn, path, true).map_err(|e| Error::db(path.schema().as_str(), e))?;
+    if let Some(refusal) = probe.refusal(path) {
+        return Err(refusal);
     }
-    Error::db(schema.as_str(), e)
+    if probe.set.as_deref() == Some(path.as_sql_value()) {
+        Ok(())
+    } else {
+        Err(Error::SessionState {
+            schema: path.schema().to_string(),
+            reason: "the server did not report the path that was set",
+        })
+    }
 }
 
-/// `BEGIN` + `SET LOCAL search_path` in one round trip, then `f`, then commit or roll back.
+/// Runs `f` in a transaction opened by `begin` (one message: `BEGIN`, the transaction's path
+/// for `path`, and its proof), then commits or rolls back. When `begin` fails, what failed is
+/// read from the server, never from the error's text: the schema's state, or an open
+/// transaction (then reported as [`Error::SessionState`]).
 pub(crate) fn local_transaction<T, E, F>(
     conn: &mut PgConnection,
     path: &SearchPath,
+    begin: &str,
     f: F,
 ) -> Result<T, E>
 where
@@ -257,15 +262,46 @@ where
     E: From<Error>,
 {
     let schema = path.schema();
-    if let Err(e) = AnsiTransactionManager::begin_transaction_sql(conn, &path.begin_local_sql()) {
-        // `BEGIN` ran but the path statement failed: the server-side transaction is aborted
-        // and Diesel does not know about it. End it before reporting.
-        if !matches!(e, DieselError::AlreadyInTransaction) {
-            let _ = conn.batch_execute("ROLLBACK");
-        }
-        return Err(map_path_error(schema, e).into());
+    if let Err(e) = AnsiTransactionManager::begin_transaction_sql(conn, begin) {
+        return Err(begin_failed(conn, path, e).into());
     }
-    // Mirrors `TransactionManager::transaction`, with our own `BEGIN`.
+    run_in_transaction(conn, schema, f)
+}
+
+/// What a failed `BEGIN` message means: Diesel's own "already in a transaction", or, after
+/// rolling back what the message opened, the schema's state as the server reports it.
+pub(crate) fn begin_failed(conn: &mut PgConnection, path: &SearchPath, e: DieselError) -> Error {
+    let schema = path.schema();
+    if matches!(e, DieselError::AlreadyInTransaction) {
+        return Error::SessionState {
+            schema: schema.to_string(),
+            reason: "Diesel already has a transaction open on this connection",
+        };
+    }
+    // The message's `BEGIN` ran and a later statement failed: end that transaction first.
+    if conn.batch_execute("ROLLBACK").is_err() {
+        return Error::db(schema.as_str(), e);
+    }
+    match checkout::probe(conn, path, false) {
+        Ok(p) => p.refusal(path).unwrap_or_else(|| Error::SessionState {
+            schema: schema.to_string(),
+            reason: "a transaction was already open on this connection (it has been rolled back)",
+        }),
+        Err(_) => Error::db(schema.as_str(), e),
+    }
+}
+
+/// Mirrors `TransactionManager::transaction` once the transaction is open: `f`, then commit
+/// on `Ok`, roll back on `Err` or panic.
+pub(crate) fn run_in_transaction<T, E, F>(
+    conn: &mut PgConnection,
+    schema: &SchemaName,
+    f: F,
+) -> Result<T, E>
+where
+    F: FnOnce(&mut PgConnection) -> Result<T, E>,
+    E: From<Error>,
+{
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&mut *conn)));
     match result {
         Ok(Ok(value)) => {

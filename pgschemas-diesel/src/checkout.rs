@@ -1,0 +1,204 @@
+//! The statements that hand out a connection: each resets what an earlier user may have left
+//! on the session, sets the path and proves the state the caller relies on, in one round
+//! trip; and the reading of the server's state when that proof fails.
+//!
+//! Every statement here runs through the simple query protocol as one message: PostgreSQL
+//! then stamps the message once, and `transaction_timestamp() = statement_timestamp()` holds
+//! exactly when the message itself began the transaction, that is, when no transaction was
+//! left open on the session. A failed proof raises an error and the whole message is rolled
+//! back; what failed is then read from values a second statement returns, never from the
+//! error's text. `docs/isolation.md` lists what each part covers and the test that proves it.
+
+use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
+use diesel::result::Error as DieselError;
+use diesel::sql_types::{Bool, Nullable, Text};
+
+use crate::error::Error;
+use crate::path::SearchPath;
+
+/// Returns the session to its state at connection: the login role (also ending any `SET
+/// ROLE`), every setting back to its default (custom `app.*` settings included), no open
+/// cursor, no listener, no temporary object, no sequence state. Prepared statements are kept:
+/// Diesel's statement cache lives there, and they re-plan under the new path.
+const RESET: &str = "RESET SESSION AUTHORIZATION; RESET ALL; CLOSE ALL; UNLISTEN *; \
+                     DISCARD TEMP; DISCARD SEQUENCES";
+
+/// The settings `diesel::PgConnection::establish` makes, restored after `RESET ALL`, and the
+/// release of every session-level advisory lock.
+const RESTORE: &str = "pg_catalog.set_config('TimeZone', 'UTC', false), \
+                       pg_catalog.set_config('client_encoding', 'UTF8', false), \
+                       pg_catalog.pg_advisory_unlock_all()";
+
+/// A condition that is true only when the active schema exists and the login role may use it,
+/// no transaction was open before this message, and no other role is in effect; otherwise it
+/// raises, which rolls the whole message back. The raised text is only for the server's log.
+fn guard(path: &SearchPath) -> String {
+    let schema = path.schema_literal();
+    format!(
+        "CASE WHEN pg_catalog.has_schema_privilege(pg_catalog.to_regnamespace({schema})::pg_catalog.oid, 'USAGE') \
+         AND pg_catalog.transaction_timestamp() = pg_catalog.statement_timestamp() \
+         AND current_user = session_user \
+         THEN true ELSE pg_catalog.concat('pgschemas_diesel: connection refused for schema ', {schema}, \
+         ': missing, not usable, or a transaction was left open')::pg_catalog.int4 = 0 END"
+    )
+}
+
+/// The session form's checkout: reset, restore, set the session path, prove.
+pub(crate) fn session_sql(path: &SearchPath) -> String {
+    format!(
+        "{RESET}; SELECT {RESTORE}, pg_catalog.set_config('search_path', {}, false) WHERE {}",
+        path.literal(),
+        guard(path),
+    )
+}
+
+/// The transaction form's checkout: reset, restore and prove in a transaction of their own,
+/// committed before the caller's begins, so that nothing the caller does (a raw `ROLLBACK`
+/// included) can bring the previous user's state back; the session path is left empty, so
+/// that a statement run after a raw `COMMIT` finds no tenant's or shared table; then `BEGIN`
+/// and the path for this transaction only.
+pub(crate) fn transaction_sql(path: &SearchPath) -> String {
+    format!(
+        "BEGIN; {RESET}; SELECT {RESTORE}, pg_catalog.set_config('search_path', '', false) WHERE {}; \
+         COMMIT; BEGIN; SELECT pg_catalog.set_config('search_path', {}, true)",
+        guard(path),
+        path.literal(),
+    )
+}
+
+/// `BEGIN` and the transaction's path on a connection the crate does not manage (a plain
+/// [`PgConnection`]): nothing of the session is reset, but the schema and the absence of an
+/// open transaction are proven as at a checkout.
+pub(crate) fn plain_transaction_sql(path: &SearchPath) -> String {
+    format!(
+        "BEGIN; SELECT pg_catalog.set_config('search_path', {}, true) WHERE {}",
+        path.literal(),
+        guard(path),
+    )
+}
+
+/// What the server says of a schema, read with bound values.
+#[derive(QueryableByName, Debug)]
+pub(crate) struct Probe {
+    /// The schema exists.
+    #[diesel(sql_type = Bool)]
+    pub(crate) found: bool,
+    /// The current role has `USAGE` on it.
+    #[diesel(sql_type = Bool)]
+    pub(crate) usable: bool,
+    /// The current role.
+    #[diesel(sql_type = Text)]
+    pub(crate) role: String,
+    /// The path now in effect when the probe was asked to set it and could.
+    #[diesel(sql_type = Nullable<Text>)]
+    pub(crate) set: Option<String>,
+}
+
+impl Probe {
+    /// The error this probe means for `path`, if any.
+    pub(crate) fn refusal(&self, path: &SearchPath) -> Option<Error> {
+        let schema = path.schema().to_string();
+        if !self.found {
+            Some(Error::SchemaNotFound { schema })
+        } else if !self.usable {
+            Some(Error::SchemaNotUsable {
+                schema,
+                role: self.role.clone(),
+            })
+        } else {
+            None
+        }
+    }
+}
+
+/// Reads whether `path`'s schema exists and is usable and, when `set` and it is, sets the
+/// session path to `path` in the same statement (a missing or unusable schema leaves the path
+/// as it was).
+pub(crate) fn probe(conn: &mut PgConnection, path: &SearchPath, set: bool) -> QueryResult<Probe> {
+    diesel::sql_query(
+        "SELECT s.oid IS NOT NULL AS found, \
+         COALESCE(pg_catalog.has_schema_privilege(s.oid, 'USAGE'), false) AS usable, \
+         current_user::text AS role, \
+         CASE WHEN $3 AND pg_catalog.has_schema_privilege(s.oid, 'USAGE') \
+         THEN pg_catalog.set_config('search_path', $2, false) END AS set \
+         FROM (SELECT pg_catalog.to_regnamespace($1)::pg_catalog.oid AS oid) s",
+    )
+    .bind::<Text, _>(path.schema().quoted())
+    .bind::<Text, _>(path.as_sql_value())
+    .bind::<Bool, _>(set)
+    .get_result(conn)
+}
+
+/// Why a checkout statement failed, read after the failure.
+pub(crate) enum Refusal {
+    /// The schema is missing or not usable: an error for the caller; the connection is sound
+    /// (its state was rolled back with the failed statement and will be reset again by the
+    /// next checkout).
+    Schema(Error),
+    /// The connection cannot be trusted (a transaction was left open, the backend is gone, or
+    /// the failure cannot be explained): it must be discarded.
+    Connection(Error),
+}
+
+/// Explains a failed checkout statement for `path`: ends the transaction the statement
+/// opened itself (`in_own_block`, the transaction form), resets the session in a statement of
+/// its own (which fails when a transaction the caller left open is still there, now aborted),
+/// then reads the schema's state with bound values.
+pub(crate) fn explain(
+    conn: &mut PgConnection,
+    path: &SearchPath,
+    failure: DieselError,
+    in_own_block: bool,
+) -> Refusal {
+    let schema = path.schema().as_str();
+    if in_own_block && conn.batch_execute("ROLLBACK").is_err() {
+        return Refusal::Connection(Error::db(schema, failure));
+    }
+    if conn
+        .batch_execute(&format!("{RESET}; SELECT {RESTORE}"))
+        .is_err()
+    {
+        return Refusal::Connection(Error::db(schema, failure));
+    }
+    match probe(conn, path, false) {
+        Ok(p) => match p.refusal(path) {
+            Some(e) => Refusal::Schema(e),
+            None => Refusal::Connection(Error::db(schema, failure)),
+        },
+        Err(_) => Refusal::Connection(Error::db(schema, failure)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::name::SchemaName;
+
+    fn path() -> SearchPath {
+        let n = |s: &str| SchemaName::new(s).unwrap_or_else(|e| panic!("{e}"));
+        SearchPath::new(n("t1"), [n("public")].iter())
+    }
+
+    #[test]
+    fn the_session_form_resets_before_it_proves() {
+        let sql = session_sql(&path());
+        assert!(sql.starts_with("RESET SESSION AUTHORIZATION; RESET ALL;"));
+        assert!(sql.contains(r#"set_config('search_path', '"t1", "public", pg_temp', false)"#));
+        assert!(sql.contains(r#"to_regnamespace('"t1"')"#));
+        assert_eq!(
+            sql.matches("; ").count(),
+            6,
+            "one message, seven statements"
+        );
+    }
+
+    #[test]
+    fn the_transaction_form_commits_the_reset_before_its_own_begin() {
+        let sql = transaction_sql(&path());
+        let commit = sql.find("COMMIT; BEGIN;").unwrap_or(0);
+        assert!(commit > sql.find("RESET ALL").unwrap_or(usize::MAX));
+        assert!(sql.ends_with(r#"set_config('search_path', '"t1", "public", pg_temp', true)"#));
+        assert!(sql[..commit].contains("set_config('search_path', '', false)"));
+    }
+}

@@ -8,6 +8,7 @@ mod cli;
 mod derive_ui;
 mod doctor;
 mod isolation;
+mod isolation_random;
 mod migrate;
 mod models;
 mod pgbouncer;

@@ -36,7 +36,7 @@ const CUSTOMERS_DDL: &str = "create table customers (id bigserial primary key, n
      insert into customers (name, email) select 'c' || g, 'c' || g || '@example.com' \
      from generate_series(1, 1000) g; analyze customers;";
 
-fn setup(bench: &Bench) -> TenantPool {
+fn setup(bench: &Bench) -> (TenantPool, String) {
     let url = bench.fresh_database("pgschemas_bench_w3");
     let mut conn = PgConnection::establish(&url).expect("connect");
     let mut script = format!("set search_path to public; {CUSTOMERS_DDL}");
@@ -46,8 +46,13 @@ fn setup(bench: &Bench) -> TenantPool {
         ));
     }
     conn.batch_execute(&script).expect("create tenants");
-    TenantPool::with_builder(url, Config::default(), r2d2::Pool::builder().max_size(1))
-        .expect("pool")
+    let pool = TenantPool::with_builder(
+        url.clone(),
+        Config::default(),
+        r2d2::Pool::builder().max_size(1),
+    )
+    .expect("pool");
+    (pool, url)
 }
 
 fn run(
@@ -68,24 +73,47 @@ fn run(
     started.elapsed().as_secs_f64()
 }
 
+/// The same loop on a plain r2d2 pool of Diesel connections (r2d2's `SELECT 1` at each
+/// checkout, the server's default path): what the loop costs without this crate.
+fn run_plain(pool: &r2d2::Pool<diesel::r2d2::ConnectionManager<PgConnection>>, n: u64) -> f64 {
+    let started = Instant::now();
+    for i in 0..n {
+        let mut conn = pool.get().expect("plain checkout");
+        let k = (i as i64 * 7919) % CUSTOMERS + 1;
+        let c: Customer = customers::table
+            .filter(customers::id.eq(k))
+            .first(&mut *conn)
+            .expect("customer");
+        assert_eq!(c.id, k);
+    }
+    started.elapsed().as_secs_f64()
+}
+
 fn tenant(i: u64) -> String {
     format!("t{}", i % TENANTS as u64)
 }
 
 const ROUNDS: u64 = 100;
 
-/// Runs W3, W3-same, W3-baseline and W3-tx in one go, interleaved in rounds so that a noisy
+/// Runs W3, W3-same, W3-baseline, W3-tx and W3-plain in one go, interleaved in rounds so that a noisy
 /// machine disturbs them alike; the ratios come from one run.
 pub fn all(bench: &Bench) {
-    let pool = setup(bench);
+    let (pool, url) = setup(bench);
     // Warm up every tenant's plan cache and the connection.
     run(&pool, 2 * TENANTS as u64, |p, i| {
         p.scope(&tenant(i)).expect("scope")
     });
 
+    let plain_pool = r2d2::Pool::builder()
+        .max_size(1)
+        .build(diesel::r2d2::ConnectionManager::<PgConnection>::new(url))
+        .expect("plain pool");
+    run_plain(&plain_pool, 2 * TENANTS as u64);
+
     let per_round = M / ROUNDS;
-    let (mut base, mut same, mut switching, mut tx) = (0.0, 0.0, 0.0, 0.0);
+    let (mut base, mut same, mut switching, mut tx, mut plain) = (0.0, 0.0, 0.0, 0.0, 0.0);
     for _ in 0..ROUNDS {
+        plain += run_plain(&plain_pool, per_round);
         base += run(&pool, per_round, |p, _| p.get().expect("get"));
         same += run(&pool, per_round, |p, _| p.scope(&"t0").expect("scope"));
         switching += run(&pool, per_round, |p, i| p.scope(&tenant(i)).expect("scope"));
@@ -128,5 +156,12 @@ pub fn all(bench: &Bench) {
         tx,
         "queries/s",
         &[("ratio_to_baseline", ratio(tx))],
+    );
+    report(
+        "W3-plain",
+        M,
+        plain,
+        "queries/s",
+        &[("ratio_to_baseline", ratio(plain))],
     );
 }

@@ -91,6 +91,12 @@ pub fn app_pool(db: &TestDatabase, roles: &mut Roles) -> (TenantPool, String) {
     (pool, login)
 }
 
+diesel::table! {
+    orders (tenant) {
+        tenant -> Text,
+    }
+}
+
 /// What a checkout sees: its rows and everything an earlier user could have left behind.
 #[derive(QueryableByName, Debug, PartialEq)]
 struct Seen {
@@ -163,6 +169,13 @@ fn assert_clean(pool: &TenantPool, login: &str, attack: &str) {
             .scope(&tenant)
             .unwrap_or_else(|e| panic!("after `{attack}`: scope of {tenant}: {e}"));
         expect(tenant, seen(&mut scope).unwrap(), "session form");
+        // A query from Diesel's statement cache (prepared once per connection) still works:
+        // a `DISCARD ALL` or `DEALLOCATE ALL` costs the connection, not the next caller.
+        let cached: Vec<String> = orders::table
+            .select(orders::tenant)
+            .load(&mut *scope)
+            .unwrap_or_else(|e| panic!("after `{attack}`: cached query in {tenant}: {e}"));
+        assert_eq!(cached, [tenant], "after `{attack}`");
         assert!(
             diesel::sql_query("select lastval()")
                 .execute(&mut *scope)
@@ -188,22 +201,22 @@ fn attacks(other_role: &str) -> Vec<(String, String)> {
         ),
         (sql("RESET ALL"), sql("reset all")),
         (sql("DISCARD ALL"), sql("discard all")),
+        (sql("DEALLOCATE ALL"), sql("deallocate all")),
         (sql("BEGIN left open"), sql("begin")),
         (
             sql("BEGIN left open after a path change"),
             sql("set search_path = tb; begin; set search_path = public"),
         ),
-        (
-            sql("a transaction left aborted"),
-            sql("begin; select 1/0"),
-        ),
+        (sql("a transaction left aborted"), sql("begin; select 1/0")),
         (
             sql("a temporary table shadowing the tenant's"),
             sql("create temp table orders as select * from orders"),
         ),
         (
             sql("a temporary table in pg_temp on the path"),
-            sql("create temp table orders (tenant text); insert into pg_temp.orders values ('temp'); set search_path = pg_temp, tb"),
+            sql(
+                "create temp table orders (tenant text); insert into pg_temp.orders values ('temp'); set search_path = pg_temp, tb",
+            ),
         ),
         (sql("SET ROLE"), format!("set role {other_role}")),
         (
@@ -225,7 +238,10 @@ fn attacks(other_role: &str) -> Vec<(String, String)> {
             sql("set default_transaction_read_only = on"),
         ),
         (sql("a statement timeout"), sql("set statement_timeout = 1")),
-        (sql("another time zone"), sql("set time zone 'Europe/Berlin'")),
+        (
+            sql("another time zone"),
+            sql("set time zone 'Europe/Berlin'"),
+        ),
         (sql("a sequence value"), sql("select nextval('public.ids')")),
         (
             sql("SET SESSION CHARACTERISTICS"),
@@ -389,9 +405,14 @@ fn a_schema_dropped_under_a_warm_connection_is_not_found() {
         assert_eq!(seen(&mut scope).unwrap().rows, Some(vec!["ta".to_owned()]));
         pid(&mut scope)
     };
-    db.connect().batch_execute("drop schema ta cascade").unwrap();
+    db.connect()
+        .batch_execute("drop schema ta cascade")
+        .unwrap();
     let err = pool.scope(&"ta").unwrap_err();
-    assert!(matches!(&err, Error::SchemaNotFound { schema } if schema == "ta"), "{err}");
+    assert!(
+        matches!(&err, Error::SchemaNotFound { schema } if schema == "ta"),
+        "{err}"
+    );
     let err = pool
         .transaction(&"ta", |conn| {
             diesel::sql_query("insert into orders values ('lost')")
@@ -401,8 +422,15 @@ fn a_schema_dropped_under_a_warm_connection_is_not_found() {
         .unwrap_err();
     assert!(matches!(&err, Error::SchemaNotFound { .. }), "{err}");
     let mut conn = pool.get().unwrap();
-    assert_eq!(pid(&mut conn), warm, "a missing schema does not cost the connection");
-    assert_eq!(seen(&mut conn).unwrap().rows, Some(vec!["public".to_owned()]));
+    assert_eq!(
+        pid(&mut conn),
+        warm,
+        "a missing schema does not cost the connection"
+    );
+    assert_eq!(
+        seen(&mut conn).unwrap().rows,
+        Some(vec!["public".to_owned()])
+    );
 }
 
 /// A schema the login role may not use is refused, not skipped (PostgreSQL would skip it on
@@ -425,9 +453,7 @@ fn a_schema_without_usage_is_refused() {
         matches!(&err, Error::SchemaNotUsable { schema, role } if schema == "ta" && *role == login),
         "{err}"
     );
-    let err = pool
-        .transaction(&"ta", |_| Ok::<_, Error>(()))
-        .unwrap_err();
+    let err = pool.transaction(&"ta", |_| Ok::<_, Error>(())).unwrap_err();
     assert!(matches!(&err, Error::SchemaNotUsable { .. }), "{err}");
     assert_eq!(
         seen(&mut pool.scope(&"tb").unwrap()).unwrap().rows,
@@ -466,7 +492,10 @@ fn a_discard_mark_sticks() {
     // The caller goes on: statements succeed again on the connection...
     scope.batch_execute("rollback").unwrap();
     assert_eq!(seen(&mut scope).unwrap().rows, Some(vec!["tb".to_owned()]));
-    assert!(scope.is_poisoned(), "the mark survives successful statements");
+    assert!(
+        scope.is_poisoned(),
+        "the mark survives successful statements"
+    );
     drop(scope);
     // ...and still, the connection never comes back.
     let mut conn = pool.scope(&"ta").unwrap();

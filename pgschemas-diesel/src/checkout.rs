@@ -30,11 +30,11 @@ const RESTORE: &str = "pg_catalog.set_config('TimeZone', 'UTC', false), \
                        pg_catalog.set_config('client_encoding', 'UTF8', false), \
                        pg_catalog.pg_advisory_unlock_all()";
 
-/// A condition that is true only when the active schema exists and the login role may use it,
-/// no transaction was open before this message, and no other role is in effect; otherwise it
-/// raises, which rolls the whole message back. The raised text is only for the server's log.
-fn guard(path: &SearchPath) -> String {
-    let schema = path.schema_literal();
+/// A condition that is true only when the active schema (`schema`, an SQL expression giving
+/// its quoted name) exists and the login role may use it, no transaction was open before this
+/// message, and no other role is in effect; otherwise it raises, which rolls the whole message
+/// back. The raised text is only for the server's log.
+fn guard(schema: &str) -> String {
     format!(
         "CASE WHEN pg_catalog.has_schema_privilege(pg_catalog.to_regnamespace({schema})::pg_catalog.oid, 'USAGE') \
          AND pg_catalog.transaction_timestamp() = pg_catalog.statement_timestamp() \
@@ -44,12 +44,28 @@ fn guard(path: &SearchPath) -> String {
     )
 }
 
-/// The session form's checkout: reset, restore, set the session path, prove.
+/// The name of the session form's prepared checkout statement.
+const CHECKOUT_STATEMENT: &str = "pgschemas_diesel_checkout";
+
+/// Prepares the session form's checkout on a new connection (once per connection): the
+/// restore, the path (`$1`) and the proof for the schema (`$2`), planned once. The statement
+/// is also a sentinel: `DISCARD ALL` or `DEALLOCATE ALL` removes it together with Diesel's own
+/// cached statements, and the next checkout then fails and discards the connection, instead
+/// of handing out one whose statement cache no longer exists on the server.
+pub(crate) fn prepare_sql() -> String {
+    format!(
+        "PREPARE {CHECKOUT_STATEMENT}(text, text) AS \
+         SELECT {RESTORE}, pg_catalog.set_config('search_path', $1, false) WHERE {}",
+        guard("$2")
+    )
+}
+
+/// The session form's checkout: reset, then the prepared restore, path and proof.
 pub(crate) fn session_sql(path: &SearchPath) -> String {
     format!(
-        "{RESET}; SELECT {RESTORE}, pg_catalog.set_config('search_path', {}, false) WHERE {}",
+        "{RESET}; EXECUTE {CHECKOUT_STATEMENT}({}, {})",
         path.literal(),
-        guard(path),
+        path.schema_literal(),
     )
 }
 
@@ -62,7 +78,7 @@ pub(crate) fn transaction_sql(path: &SearchPath) -> String {
     format!(
         "BEGIN; {RESET}; SELECT {RESTORE}, pg_catalog.set_config('search_path', '', false) WHERE {}; \
          COMMIT; BEGIN; SELECT pg_catalog.set_config('search_path', {}, true)",
-        guard(path),
+        guard(&path.schema_literal()),
         path.literal(),
     )
 }
@@ -74,7 +90,7 @@ pub(crate) fn plain_transaction_sql(path: &SearchPath) -> String {
     format!(
         "BEGIN; SELECT pg_catalog.set_config('search_path', {}, true) WHERE {}",
         path.literal(),
-        guard(path),
+        guard(&path.schema_literal()),
     )
 }
 

@@ -28,6 +28,12 @@ const CHECKOUT_ATTEMPTS: usize = 3;
 #[derive(Clone, Copy)]
 struct Discard;
 
+/// Recorded once the connection has the session form's checkout statement prepared; the
+/// record only picks the message, the server proves it (a missing statement fails the
+/// checkout, and the connection is discarded).
+#[derive(Clone, Copy)]
+struct Prepared;
+
 /// A pool of PostgreSQL connections over r2d2 that hands out connections with the right
 /// `search_path` and never lets a tenant's path reach another checkout.
 ///
@@ -254,6 +260,14 @@ impl TenantPool {
     fn checkout(&self, path: &SearchPath) -> Result<Pooled> {
         let sql = checkout::session_sql(path);
         self.take(path, |conn| {
+            if r2d2::PooledConnection::extensions(conn)
+                .get::<Prepared>()
+                .is_none()
+            {
+                conn.batch_execute(&checkout::prepare_sql())
+                    .map_err(|e| Refused::Connection(Error::db(path.schema().as_str(), e)))?;
+                r2d2::PooledConnection::extensions_mut(conn).insert(Prepared);
+            }
             conn.batch_execute(&sql)
                 .map_err(|e| match checkout::explain(conn, path, e, false) {
                     Refusal::Schema(e) => Refused::Schema(e),

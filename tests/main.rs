@@ -5,6 +5,7 @@
 mod activation;
 #[cfg(feature = "cli")]
 mod cli;
+mod clone_paths;
 mod derive_ui;
 mod doctor;
 mod isolation;

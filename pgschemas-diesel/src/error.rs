@@ -178,6 +178,25 @@ pub enum Error {
         reason: String,
     },
 
+    /// Cloning a schema was refused before anything was created, because definitions in the
+    /// source name the source schema where the clone cannot rewrite the name (a qualified name
+    /// in a function body, a string naming it, a `search_path` setting it cannot read): their
+    /// copies would still read or write the source. [`Provisioner`](crate::Provisioner) also
+    /// refuses, with this error, what [`CloneReport::warnings`](crate::CloneReport::warnings)
+    /// would list.
+    #[error(
+        "cannot clone schema {source_schema:?} into {schema:?}: {}; the copies would still reach {source_schema:?}: refer to the schema's own objects without its name (a clone's path finds its own)",
+        found.join("; ")
+    )]
+    CloneNamesSource {
+        /// The schema being cloned from.
+        source_schema: String,
+        /// The schema that would have been created.
+        schema: String,
+        /// Each definition that names the source, and how.
+        found: Vec<String>,
+    },
+
     /// A provisioning hook returned an error: the whole operation was rolled back.
     #[error("the {hook} hook failed for schema {schema:?}, so nothing was committed: {source}")]
     Hook {
@@ -289,6 +308,7 @@ impl Error {
             | Self::SchemaExists { schema }
             | Self::Protected { schema, .. }
             | Self::Clone { schema, .. }
+            | Self::CloneNamesSource { schema, .. }
             | Self::Hook { schema, .. } => Some(schema),
             Self::Database { schema, .. } => schema.as_deref(),
             Self::Migration(e) => Some(e.schema().as_str()),

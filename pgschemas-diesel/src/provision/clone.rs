@@ -5,8 +5,14 @@
 //! then run the definitions while the path is the destination alone, so the unqualified names
 //! land in the clone. The only text rewritten is the qualified name some `pg_get_*def`
 //! functions always print (functions, indexes, statistics), and only by matching the exact
-//! prefix PostgreSQL generates. The destination's name appears in one generated statement
-//! (the path), so a script read once can be replayed for any number of clones.
+//! prefix PostgreSQL generates. The destination's name appears in the path statement and in
+//! the `search_path` settings of functions that named the source there (`SET search_path FROM
+//! CURRENT`), which are rewritten to name the destination; the script keeps those places
+//! open, so a script read once can be replayed for any number of clones. What would still
+//! name the source after that (a qualified name in a function body, a string naming it) is
+//! refused before anything is created (see `refs`).
+
+mod refs;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write as _;
@@ -17,7 +23,7 @@ use diesel::sql_types::{Array, BigInt, Bool, Integer, Nullable, Oid, Text};
 
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::name::{SchemaName, quote_ident};
+use crate::name::{SchemaName, quote_literal};
 use crate::path::SearchPath;
 
 use super::txn::{
@@ -86,8 +92,13 @@ pub struct CloneReport {
     /// The migration versions the clone counts as applied (the source's ledger, copied even
     /// without data).
     pub migrations: Vec<String>,
-    /// Things copied verbatim that may still name the source schema (function bodies and
-    /// settings), for a person to check.
+    /// What was copied as written although it may still name the source schema, for a person
+    /// to check: a string with the source's name in a function body (dynamic SQL,
+    /// `set_config`), a `SET search_path` to it inside a body, a function setting other than
+    /// `search_path` naming it, a trigger passing it as an argument. Definitions that
+    /// certainly name it are refused instead ([`Error::CloneNamesSource`]), and
+    /// [`Provisioner`](crate::Provisioner), which has nobody to read this list, refuses
+    /// these too.
     pub warnings: Vec<String>,
 }
 
@@ -102,9 +113,20 @@ pub struct CloneReport {
 /// Everything happens in one transaction (a savepoint when `conn` is already in one): if any
 /// step fails, `dst` does not exist afterwards. The catalogs are read in about twenty
 /// queries; the DDL goes to the server as one script. Ownership and privileges are not
-/// copied: the clone belongs to the connected role. Function bodies are copied as written:
-/// one that names `src` explicitly still does in the clone, and the report's `warnings`
-/// list it. Requires PostgreSQL 14 or newer.
+/// copied: the clone belongs to the connected role. Requires PostgreSQL 14 or newer.
+///
+/// Names of `src`'s own objects come out unqualified and so point into the clone. A
+/// function's `search_path` setting that names `src` (what `SET search_path FROM CURRENT` in
+/// a migration of `src` stores) is set to the same path with `dst` in `src`'s place; its
+/// other settings are kept. What would still name `src` in the copy is refused before
+/// anything is created: a function body with a qualified name in `src` (`src.t`, `"src".t`,
+/// also inside a string), any other definition that PostgreSQL still prints with `src` (a
+/// string cast to `regclass`, a function of `src` shadowed by a built-in one), a
+/// `search_path` setting that cannot be read with certainty. What might name `src` but
+/// cannot be told for sure is copied as written and listed in the report's
+/// [`warnings`](CloneReport::warnings). The scan is lexical: a table, column alias or
+/// string value spelled like the source schema reads as a mention of it too, so a reference
+/// schema is best given a name that its definitions never use for anything else.
 ///
 /// # Errors
 ///
@@ -115,6 +137,8 @@ pub struct CloneReport {
 /// - [`Error::Clone`]: `src` holds something the clone cannot reproduce (partitioned,
 ///   inherited, typed or foreign tables, range/base types, aggregates, operators,
 ///   collations, text search objects, extensions installed into it); nothing was created;
+/// - [`Error::CloneNamesSource`]: definitions in `src` name `src` where the clone cannot
+///   rewrite it (each one listed); nothing was created;
 /// - [`Error::Database`].
 ///
 /// ```no_run
@@ -165,7 +189,7 @@ pub(crate) struct Template {
     /// What identifies the source's state: its OID and its ledger.
     pub(crate) fingerprint: Fingerprint,
     /// Everything after the path statement.
-    body: String,
+    body: Script,
     pub(crate) report: CloneReport,
 }
 
@@ -218,6 +242,19 @@ impl Fingerprint {
 }
 
 impl Template {
+    /// Refuses, for a clone nobody reviews (a tenant created by a
+    /// [`Provisioner`](crate::Provisioner)), what the report would only list as warnings.
+    pub(crate) fn refuse_warnings(&self, dst: &SchemaName) -> Result<()> {
+        if self.report.warnings.is_empty() {
+            return Ok(());
+        }
+        Err(Error::CloneNamesSource {
+            source_schema: self.source.to_string(),
+            schema: dst.to_string(),
+            found: self.report.warnings.clone(),
+        })
+    }
+
     /// Whether the source still matches this script (one round trip). `None`: the source
     /// is gone.
     pub(crate) fn is_current(&self, conn: &mut PgConnection) -> Result<Option<bool>> {
@@ -261,11 +298,110 @@ impl Template {
              SELECT pg_catalog.set_config('check_function_bodies', pg_catalog.current_setting('{CLONE_BODIES}'), true);\n\
              {restore_path}",
             set_local_path_sql(&dst.quoted()),
-            self.body,
+            self.body.render(dst),
         );
         conn.batch_execute(&script)
             .map_err(|e| Error::db(dst.as_str(), e))
     }
+}
+
+/// SQL with the places where the destination schema's name goes, so one script serves
+/// every clone.
+#[derive(Debug, Clone, Default)]
+struct Script {
+    parts: Vec<Part>,
+}
+
+#[derive(Debug, Clone)]
+enum Part {
+    Sql(String),
+    /// The destination's name as a string constant (an entry of a `SET search_path TO` list).
+    TargetLiteral,
+}
+
+impl Script {
+    fn push_sql(&mut self, sql: &str) {
+        match self.parts.last_mut() {
+            Some(Part::Sql(s)) => s.push_str(sql),
+            _ => self.parts.push(Part::Sql(sql.to_owned())),
+        }
+    }
+
+    fn push_target_literal(&mut self) {
+        self.parts.push(Part::TargetLiteral);
+    }
+
+    fn append(&mut self, other: &Script) {
+        for p in &other.parts {
+            match p {
+                Part::Sql(sql) => self.push_sql(sql),
+                Part::TargetLiteral => self.push_target_literal(),
+            }
+        }
+    }
+
+    fn render(&self, dst: &SchemaName) -> String {
+        let target = quote_literal(dst.as_str());
+        let mut out = String::new();
+        for p in &self.parts {
+            match p {
+                Part::Sql(sql) => out.push_str(sql),
+                Part::TargetLiteral => out.push_str(&target),
+            }
+        }
+        out
+    }
+}
+
+impl From<&str> for Script {
+    fn from(sql: &str) -> Self {
+        let mut s = Self::default();
+        s.push_sql(sql);
+        s
+    }
+}
+
+/// A function's definition, followed, when its `search_path` setting names the source, by
+/// the statement that sets it to the same path with the destination in the source's place.
+/// Other settings stay as the definition prints them. A `search_path` that cannot be read
+/// with certainty is refused through `findings`.
+fn function_script(
+    f: &FunctionRow,
+    def: String,
+    src: &SchemaName,
+    what: &str,
+    findings: &mut refs::Findings<'_>,
+) -> Script {
+    let mut script = Script::from(def.as_str());
+    for setting in f.settings.iter().flatten() {
+        let Some(("search_path", value)) = setting.split_once('=') else {
+            findings.setting(what, setting);
+            continue;
+        };
+        let Some(names) = refs::parse_path(value) else {
+            findings.unreadable_path(what, setting);
+            continue;
+        };
+        if !names.iter().any(|n| n == src.as_str()) {
+            continue;
+        }
+        // Right after the definition, before anything can call the function.
+        script.push_sql(&format!(
+            ";\nALTER {} {} SET search_path TO ",
+            f.keyword, f.signature
+        ));
+        for (i, n) in names.iter().enumerate() {
+            if i > 0 {
+                script.push_sql(", ");
+            }
+            if n == src.as_str() {
+                script.push_target_literal();
+            } else {
+                script.push_sql(&quote_literal(n));
+            }
+        }
+    }
+    script
 }
 
 // ---------------------------------------------------------------------------------------
@@ -278,10 +414,13 @@ struct Line {
     sql: String,
 }
 
+/// A statement and what it creates, for messages.
 #[derive(QueryableByName)]
-struct TypeRow {
+struct Labeled {
     #[diesel(sql_type = Text)]
     sql: String,
+    #[diesel(sql_type = Text)]
+    what: String,
 }
 
 #[derive(QueryableByName)]
@@ -402,6 +541,8 @@ struct PrefixedRow {
     qualified: String,
     #[diesel(sql_type = Text)]
     local: String,
+    #[diesel(sql_type = Text)]
+    what: String,
 }
 
 #[derive(QueryableByName)]
@@ -416,8 +557,18 @@ struct FunctionRow {
     local: String,
     #[diesel(sql_type = Text)]
     signature: String,
-    #[diesel(sql_type = Nullable<Text>)]
-    config: Option<String>,
+    /// `FUNCTION` or `PROCEDURE`.
+    #[diesel(sql_type = Text)]
+    keyword: String,
+    /// `proconfig`: the function's own settings, `name=value` each.
+    #[diesel(sql_type = Nullable<Array<Text>>)]
+    settings: Option<Vec<String>>,
+    /// `prosrc`: the body as written (empty for SQL-standard bodies, which the definition
+    /// prints).
+    #[diesel(sql_type = Text)]
+    body: String,
+    #[diesel(sql_type = Text)]
+    language: String,
 }
 
 #[derive(QueryableByName)]
@@ -526,14 +677,16 @@ SELECT CASE t.typtype
                WHERE co.oid = a.attcollation AND a.attcollation <> 0 AND a.attcollation <> at.typcollation), ''),
           ', ' ORDER BY a.attnum)
       FROM pg_catalog.pg_attribute a WHERE a.attrelid = t.typrelid AND a.attnum > 0 AND NOT a.attisdropped), '') || ')'
-  END AS sql
+  END AS sql,
+  CASE t.typtype WHEN 'd' THEN 'domain ' ELSE 'type ' END || quote_ident(t.typname) AS what
 FROM pg_catalog.pg_type t LEFT JOIN pg_catalog.pg_class r ON r.oid = t.typrelid
 WHERE t.typnamespace = $1 AND (t.typtype IN ('e', 'd') OR (t.typtype = 'c' AND r.relkind = 'c'))
 ORDER BY t.typtype <> 'e', t.oid";
 
 const DOMAIN_CONSTRAINTS: &str = "
 SELECT 'ALTER DOMAIN ' || quote_ident(t.typname) || ' ADD CONSTRAINT ' || quote_ident(co.conname) || ' '
-       || pg_catalog.pg_get_constraintdef(co.oid) AS sql
+       || pg_catalog.pg_get_constraintdef(co.oid) AS sql,
+       'constraint ' || quote_ident(co.conname) || ' of domain ' || quote_ident(t.typname) AS what
 FROM pg_catalog.pg_constraint co JOIN pg_catalog.pg_type t ON t.oid = co.contypid
 WHERE t.typnamespace = $1 AND co.contype = 'c' ORDER BY co.oid";
 
@@ -661,7 +814,8 @@ SELECT pg_catalog.pg_get_indexdef(x.indexrelid) AS def,
        'CREATE ' || CASE WHEN x.indisunique THEN 'UNIQUE ' ELSE '' END || 'INDEX ' || quote_ident(i.relname)
          || ' ON ' || quote_ident(n.nspname) || '.' || quote_ident(t.relname) || ' ' AS qualified,
        'CREATE ' || CASE WHEN x.indisunique THEN 'UNIQUE ' ELSE '' END || 'INDEX ' || quote_ident(i.relname)
-         || ' ON ' || quote_ident(t.relname) || ' ' AS local
+         || ' ON ' || quote_ident(t.relname) || ' ' AS local,
+       'index ' || quote_ident(i.relname) AS what
 FROM pg_catalog.pg_index x
 JOIN pg_catalog.pg_class i ON i.oid = x.indexrelid
 JOIN pg_catalog.pg_class t ON t.oid = x.indrelid
@@ -678,8 +832,10 @@ SELECT p.oid::int8 AS oid, pg_catalog.pg_get_functiondef(p.oid) AS def,
        'CREATE OR REPLACE ' || CASE p.prokind WHEN 'p' THEN 'PROCEDURE ' ELSE 'FUNCTION ' END
          || quote_ident(p.proname) || '(' AS local,
        quote_ident(p.proname) || '(' || pg_catalog.pg_get_function_identity_arguments(p.oid) || ')' AS signature,
-       array_to_string(p.proconfig, ', ') AS config
+       CASE p.prokind WHEN 'p' THEN 'PROCEDURE' ELSE 'FUNCTION' END AS keyword,
+       p.proconfig AS settings, p.prosrc AS body, l.lanname::text AS language
 FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+JOIN pg_catalog.pg_language l ON l.oid = p.prolang
 WHERE p.pronamespace = $1 AND p.prokind IN ('f', 'p', 'w')
 ORDER BY p.oid";
 
@@ -727,7 +883,8 @@ WHERE c.relnamespace = $1 AND NOT t.tgisinternal ORDER BY t.oid";
 
 const RULES: &str = "
 SELECT rtrim(pg_catalog.pg_get_ruledef(r.oid, true), ';')
-       || CASE WHEN r.ev_enabled = 'D' THEN '; ALTER TABLE ' || quote_ident(c.relname) || ' DISABLE RULE ' || quote_ident(r.rulename) ELSE '' END AS sql
+       || CASE WHEN r.ev_enabled = 'D' THEN '; ALTER TABLE ' || quote_ident(c.relname) || ' DISABLE RULE ' || quote_ident(r.rulename) ELSE '' END AS sql,
+       'rule ' || quote_ident(r.rulename) || ' on ' || quote_ident(c.relname) AS what
 FROM pg_catalog.pg_rewrite r JOIN pg_catalog.pg_class c ON c.oid = r.ev_class
 WHERE c.relnamespace = $1 AND r.rulename <> '_RETURN' ORDER BY r.oid";
 
@@ -739,14 +896,16 @@ SELECT 'CREATE POLICY ' || quote_ident(p.polname) || ' ON ' || quote_ident(c.rel
        || ' TO ' || CASE WHEN p.polroles = '{0}' THEN 'PUBLIC' ELSE (
             SELECT string_agg(quote_ident(r.rolname), ', ') FROM pg_catalog.pg_roles r WHERE r.oid = ANY (p.polroles)) END
        || coalesce(' USING (' || pg_catalog.pg_get_expr(p.polqual, p.polrelid) || ')', '')
-       || coalesce(' WITH CHECK (' || pg_catalog.pg_get_expr(p.polwithcheck, p.polrelid) || ')', '') AS sql
+       || coalesce(' WITH CHECK (' || pg_catalog.pg_get_expr(p.polwithcheck, p.polrelid) || ')', '') AS sql,
+       'policy ' || quote_ident(p.polname) || ' on ' || quote_ident(c.relname) AS what
 FROM pg_catalog.pg_policy p JOIN pg_catalog.pg_class c ON c.oid = p.polrelid
 WHERE c.relnamespace = $1 ORDER BY p.oid";
 
 const STATISTICS: &str = "
 SELECT pg_catalog.pg_get_statisticsobjdef(s.oid) AS def,
        'CREATE STATISTICS ' || quote_ident(n.nspname) || '.' || quote_ident(s.stxname) || ' ' AS qualified,
-       'CREATE STATISTICS ' || quote_ident(s.stxname) || ' ' AS local
+       'CREATE STATISTICS ' || quote_ident(s.stxname) || ' ' AS local,
+       'statistics object ' || quote_ident(s.stxname) AS what
 FROM pg_catalog.pg_statistic_ext s JOIN pg_catalog.pg_namespace n ON n.oid = s.stxnamespace
 WHERE s.stxnamespace = $1 ORDER BY s.oid";
 
@@ -889,8 +1048,8 @@ fn read_template(
     ))
     .map_err(Error::from)?;
 
-    let types: Vec<TypeRow> = load(conn, TYPES, nsp)?;
-    let domain_constraints: Vec<Line> = load(conn, DOMAIN_CONSTRAINTS, nsp)?;
+    let types: Vec<Labeled> = load(conn, TYPES, nsp)?;
+    let domain_constraints: Vec<Labeled> = load(conn, DOMAIN_CONSTRAINTS, nsp)?;
     let sequences: Vec<SequenceRow> = load(conn, SEQUENCES, nsp)?;
     let serials: Vec<SerialRow> = load(conn, SERIALS, nsp)?;
     let tables: Vec<TableRow> = load(conn, TABLES, nsp)?;
@@ -902,8 +1061,8 @@ fn read_template(
     let classes: Vec<ClassKind> = load(conn, CLASSES, nsp)?;
     let depends: Vec<DependRow> = load(conn, DEPENDENCIES, nsp)?;
     let triggers: Vec<TriggerRow> = load(conn, TRIGGERS, nsp)?;
-    let rules: Vec<Line> = load(conn, RULES, nsp)?;
-    let policies: Vec<Line> = load(conn, POLICIES, nsp)?;
+    let rules: Vec<Labeled> = load(conn, RULES, nsp)?;
+    let policies: Vec<Labeled> = load(conn, POLICIES, nsp)?;
     let statistics: Vec<PrefixedRow> = load(conn, STATISTICS, nsp)?;
     let comments: Vec<Line> = load(conn, COMMENTS, nsp)?;
     conn.batch_execute(&format!(
@@ -977,29 +1136,25 @@ fn read_template(
             .is_some_and(|p| p.iter().any(|oid| late_procs.contains(oid)))
     };
 
-    let mut function_sql: HashMap<i64, String> = HashMap::new();
+    // Whatever still names the source once printed with the source on the path is refused
+    // (or, where the clone cannot tell, reported) before anything is created.
+    let mut findings = refs::Findings::new(src);
+    let mut function_sql: HashMap<i64, Script> = HashMap::new();
     for f in &functions {
-        let def = unqualify(
-            &f.def,
-            &f.qualified,
-            &f.local,
-            &format!("function {}", f.signature),
-        )?;
-        if mentions(&def, src)
-            || f.config
-                .as_deref()
-                .is_some_and(|c| names_word(c, src.as_str()))
-        {
-            report.warnings.push(format!(
-                "function {} names schema {:?} in its body or settings; the clone's copy still does",
-                f.signature,
-                src.as_str()
-            ));
-        }
-        function_sql.insert(f.oid, def);
+        let what = format!("{} {}", f.keyword.to_ascii_lowercase(), f.signature);
+        let def = unqualify(&f.def, &f.qualified, &f.local, &what)?;
+        findings.definition(&what, &def);
+        findings.body(&what, &f.language, &f.body);
+        function_sql.insert(f.oid, function_script(f, def, src, &what, &mut findings));
     }
     let mut view_sql: HashMap<i64, String> = HashMap::new();
     for v in &views {
+        let kind = if v.kind == "m" {
+            "materialized view"
+        } else {
+            "view"
+        };
+        findings.definition(&format!("{kind} {}", v.name), &v.def);
         let def = v.def.trim_end().trim_end_matches(';');
         let with = v
             .options
@@ -1023,17 +1178,66 @@ fn read_template(
         };
         view_sql.insert(v.oid, sql);
     }
-    let node_sql = |n: &Node| -> Option<&String> {
+    let index_sql = indexes
+        .iter()
+        .map(|i| unqualify(&i.def, &i.qualified, &i.local, &i.what))
+        .collect::<Result<Vec<_>>>()?;
+    let statistics_sql = statistics
+        .iter()
+        .map(|st| unqualify(&st.def, &st.qualified, &st.local, &st.what))
+        .collect::<Result<Vec<_>>>()?;
+    let table_names: HashMap<i64, &str> = tables.iter().map(|t| (t.oid, t.name.as_str())).collect();
+    let table_name = |oid: &i64| table_names.get(oid).copied().unwrap_or("?");
+    for l in types
+        .iter()
+        .chain(&domain_constraints)
+        .chain(&rules)
+        .chain(&policies)
+    {
+        findings.definition(&l.what, &l.sql);
+    }
+    for c in &columns {
+        let what = format!("column {}.{}", table_name(&c.rel), c.name);
+        findings.definition(&what, &c.type_name);
+        if let Some(e) = &c.expr {
+            findings.definition(&what, e);
+        }
+    }
+    for c in &constraints {
+        findings.definition(
+            &format!("constraint {} on {}", c.name, table_name(&c.rel)),
+            &c.def,
+        );
+    }
+    for (sql, row) in index_sql
+        .iter()
+        .chain(&statistics_sql)
+        .zip(indexes.iter().chain(&statistics))
+    {
+        findings.definition(&row.what, sql);
+    }
+    for t in &triggers {
+        let what = format!("trigger {} on {}", t.name, t.tbl);
+        findings.definition(&what, &t.def);
+        findings.trigger(&what, &t.def);
+    }
+    report.warnings = findings.finish(dst)?;
+
+    let node_sql = |n: &Node| -> Option<Script> {
         match n {
-            Node::Proc(oid) => function_sql.get(oid),
-            Node::Rel(oid) => view_sql.get(oid),
+            Node::Proc(oid) => function_sql.get(oid).cloned(),
+            Node::Rel(oid) => view_sql.get(oid).map(|v| Script::from(v.as_str())),
         }
     };
 
-    let mut s = String::with_capacity(16 * 1024);
-    let push = |s: &mut String, stmt: &str| {
-        s.push_str(stmt);
-        s.push_str(";\n");
+    let mut s = Script::default();
+    let push = |s: &mut Script, stmt: &str| {
+        s.push_sql(stmt);
+        s.push_sql(";\n");
+    };
+    let push_script = |s: &mut Script, stmt: &Script| {
+        s.append(stmt);
+        s.push_sql(";\n");
     };
 
     // 1. Types, sequences, functions that need no table, domain constraints.
@@ -1053,7 +1257,7 @@ fn read_template(
     report.sequences = sequences.len();
     for n in order.iter().filter(|n| !late.contains(n)) {
         if let Some(sql) = node_sql(n) {
-            push(&mut s, sql);
+            push_script(&mut s, &sql);
         }
     }
     report.functions = functions.len();
@@ -1251,7 +1455,7 @@ fn read_template(
     // 4. Functions, views and materialized views that need the tables, in dependency order.
     for n in order.iter().filter(|n| late.contains(n)) {
         if let Some(sql) = node_sql(n) {
-            push(&mut s, sql);
+            push_script(&mut s, &sql);
         }
     }
 
@@ -1259,18 +1463,12 @@ fn read_template(
     for d in &deferred {
         push(&mut s, d);
     }
-    for i in &indexes {
-        push(
-            &mut s,
-            &unqualify(&i.def, &i.qualified, &i.local, "an index")?,
-        );
+    for i in &index_sql {
+        push(&mut s, i);
     }
     report.indexes = indexes.len();
-    for st in &statistics {
-        push(
-            &mut s,
-            &unqualify(&st.def, &st.qualified, &st.local, "a statistics object")?,
-        );
+    for st in &statistics_sql {
+        push(&mut s, st);
     }
     report.statistics = statistics.len();
     for a in &after_tables {
@@ -1355,26 +1553,6 @@ fn order_tables<'a>(tables: &'a [TableRow], constraints: &[ConstraintRow]) -> Ve
         .into_iter()
         .filter_map(|n| by_oid.get(&oid_of(&n)).copied())
         .collect()
-}
-
-/// Whether `text` names `schema` as a qualifier (`schema.` or `"schema".`).
-fn mentions(text: &str, schema: &SchemaName) -> bool {
-    let plain = format!("{}.", schema.as_str());
-    let quoted = format!("{}.", quote_ident(schema.as_str()));
-    text.contains(&quoted)
-        || text.match_indices(&plain).any(|(i, _)| {
-            i == 0
-                || !text[..i]
-                    .chars()
-                    .next_back()
-                    .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_' || c == '"')
-        })
-}
-
-/// Whether `word` appears in `text` as a whole identifier.
-fn names_word(text: &str, word: &str) -> bool {
-    text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-        .any(|w| w == word)
 }
 
 /// Kahn's algorithm, ties broken by kind then OID (creation order); members of a cycle, if
@@ -1470,18 +1648,5 @@ mod tests {
             )
             .is_none()
         );
-    }
-
-    #[test]
-    fn mentions_finds_qualifiers_only() -> Result<()> {
-        let s = SchemaName::new("src")?;
-        assert!(mentions("select * from src.t", &s));
-        assert!(mentions("select * from \"src\".t", &s));
-        assert!(mentions("src.t", &s));
-        assert!(!mentions("select * from mysrc.t", &s));
-        assert!(!mentions("select src from t", &s));
-        assert!(names_word("search_path=src, public", "src"));
-        assert!(!names_word("search_path=mysrc", "src"));
-        Ok(())
     }
 }

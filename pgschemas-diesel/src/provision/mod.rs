@@ -272,6 +272,13 @@ impl ProvisionerBuilder {
     /// does not exist, tenants are migrated; when it lags behind the migrations, the clone is
     /// migrated the rest of the way.
     ///
+    /// A clone is what [`clone_schema`] makes: functions whose `search_path` setting names the
+    /// reference get the tenant's path. Nobody reads a provisioned tenant's
+    /// [`CloneReport`], so what it would list as warnings (something in the reference that
+    /// may still name the reference, such as a string with its name in a function body) is
+    /// an error here, [`Error::CloneNamesSource`], and the tenant is not created: remove the
+    /// reference's name from those definitions, or turn cloning off to migrate tenants.
+    ///
     /// ```no_run
     /// # use diesel_migrations::{embed_migrations, EmbeddedMigrations};
     /// # const M: EmbeddedMigrations = embed_migrations!("../examples/migrations/tenant");
@@ -459,8 +466,10 @@ impl Provisioner {
     /// # Errors
     ///
     /// [`Error::InvalidSchemaName`], [`Error::NameClash`], [`Error::SchemaExists`],
-    /// [`Error::Migration`], [`Error::Clone`], [`Error::Hook`], `rows`' error (a database
-    /// error is given the schema's name), [`Error::Database`].
+    /// [`Error::Migration`], [`Error::Clone`], [`Error::CloneNamesSource`] (the reference
+    /// names itself where a clone would keep the name, or may: see
+    /// [`clone_from_reference`](ProvisionerBuilder::clone_from_reference)), [`Error::Hook`],
+    /// `rows`' error (a database error is given the schema's name), [`Error::Database`].
     ///
     /// ```no_run
     /// # fn demo(provisioner: &pgschemas_diesel::Provisioner, conn: &mut diesel::PgConnection) -> pgschemas_diesel::Result<()> {
@@ -687,6 +696,7 @@ impl Provisioner {
         let path = inner.config.search_path(name)?;
         match self.template(conn, name)? {
             Some(template) => {
+                template.refuse_warnings(name)?;
                 template.apply(conn, name, Some(&path))?;
                 let versions = migrate::versions(name, &*inner.migrations)?;
                 let applied = &template.report.migrations;

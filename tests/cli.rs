@@ -877,7 +877,7 @@ fn doctor_passes_a_healthy_setup_and_fails_a_broken_one() {
     assert!(!out.stdout.contains("[fail]"), "{out}");
     assert!(out.stdout.contains("[pass] migrations: "), "{out}");
     assert!(
-        out.stdout.contains("\n8 passed, 0 warned, 0 failed\n"),
+        out.stdout.contains("\n9 passed, 0 warned, 0 failed\n"),
         "{out}"
     );
 
@@ -895,7 +895,7 @@ fn doctor_passes_a_healthy_setup_and_fails_a_broken_one() {
         "[fail] tenant-schemas: tenant(s) without a schema: [\"ghost\"]\n       fix: ",
         "[warn] orphan-schemas: schema(s) with no tenant: [\"stray\"]\n       fix: ",
         "[fail] migrations: behind: tenant2 (1 pending)\n       fix: ",
-        "\n4 passed, 2 warned, 2 failed\n",
+        "\n5 passed, 2 warned, 2 failed\n",
     ] {
         assert!(
             out.stdout.contains(expected),

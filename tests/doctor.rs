@@ -61,7 +61,7 @@ fn a_healthy_setup_passes() {
     }
     let report = doctor(&mut conn, &config(), &Fixed(vec!["t1", "t2"]), &TENANT).unwrap();
     assert_eq!(report.worst(), CheckStatus::Pass, "{report}");
-    assert_eq!(report.checks.len(), 8);
+    assert_eq!(report.checks.len(), 9);
     assert!(
         report
             .get("migrations")

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod activation;
+mod bad_rows;
 #[cfg(feature = "cli")]
 mod cli;
 mod clone_paths;

@@ -1,5 +1,8 @@
 //! What the crate needs to know about dynamic tenants and their routes.
 
+use std::collections::HashMap;
+use std::fmt;
+
 use diesel::PgConnection;
 
 use crate::error::Result;
@@ -32,10 +35,119 @@ pub struct DomainRecord {
     pub redirect_to_primary: bool,
 }
 
+/// Which table a [`InvalidRow`] is in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
+pub enum RowKind {
+    /// A row of the tenant model.
+    Tenant,
+    /// A row of the domain model.
+    Domain,
+}
+
+impl fmt::Display for RowKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Tenant => "tenant",
+            Self::Domain => "domain",
+        })
+    }
+}
+
+/// A row of the tenant or domain table that cannot be used: a tenant whose stored schema
+/// name is not valid, a domain whose host or folder routing could never match, a domain of
+/// such a tenant (or of no tenant), a row that clashes with the configuration or another row.
+///
+/// One bad row never stops the others: routing, the [`Migrator`](crate::Migrator), the CLI
+/// and [`doctor`](crate::doctor) leave it out and report it (the
+/// [`RouteOptions::on_error`](crate::RouteOptions::on_error) callback receives it as
+/// [`Error::InvalidRow`](crate::Error::InvalidRow), a [`MigrationReport`](crate::MigrationReport)
+/// lists it in `invalid_rows`, `doctor` has an `invalid-rows` finding). `Display` is one line
+/// that names the row and says why it was left out.
+///
+/// ```
+/// use pgschemas_diesel::{InvalidRow, RowKind};
+///
+/// let row = InvalidRow::tenant("3", "Bad Name", r#"invalid schema name "Bad Name": it has a space"#);
+/// assert_eq!(row.kind, RowKind::Tenant);
+/// assert_eq!(
+///     row.to_string(),
+///     r#"tenant "3" left out: invalid schema name "Bad Name": it has a space"#,
+/// );
+/// let route = InvalidRow::domain("3", "bad.example.com", "its tenant is left out");
+/// assert_eq!(route.to_string(), r#"domain "bad.example.com" of tenant "3" left out: its tenant is left out"#);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub struct InvalidRow {
+    /// The table the row is in.
+    pub kind: RowKind,
+    /// The tenant's key as text ([`TenantRecord::id`]); for a domain row, its tenant's key.
+    pub tenant_id: String,
+    /// What names the row, as stored: a tenant's schema name, a domain's route (`domain` or
+    /// `domain/folder`).
+    pub value: String,
+    /// Why it was left out, in lower case; it names the offending value.
+    pub reason: String,
+}
+
+impl InvalidRow {
+    /// A tenant row, by its key and its schema name as stored.
+    ///
+    /// ```
+    /// let row = pgschemas_diesel::InvalidRow::tenant("3", "Bad Name", "it has a space");
+    /// assert_eq!(row.value, "Bad Name");
+    /// ```
+    pub fn tenant(
+        id: impl Into<String>,
+        schema_name: impl Into<String>,
+        reason: impl Into<String>,
+    ) -> Self {
+        Self {
+            kind: RowKind::Tenant,
+            tenant_id: id.into(),
+            value: schema_name.into(),
+            reason: reason.into(),
+        }
+    }
+
+    /// A domain row, by its tenant's key and its route (`domain` or `domain/folder`).
+    ///
+    /// ```
+    /// let row = pgschemas_diesel::InvalidRow::domain("3", "example.com/a b", "bad folder");
+    /// assert_eq!(row.tenant_id, "3");
+    /// ```
+    pub fn domain(
+        tenant_id: impl Into<String>,
+        route: impl Into<String>,
+        reason: impl Into<String>,
+    ) -> Self {
+        Self {
+            kind: RowKind::Domain,
+            tenant_id: tenant_id.into(),
+            value: route.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+impl fmt::Display for InvalidRow {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (id, value, reason) = (&self.tenant_id, &self.value, &self.reason);
+        // A tenant's reason names its schema name already.
+        match self.kind {
+            RowKind::Tenant => write!(f, "tenant {id:?} left out: {reason}"),
+            RowKind::Domain => write!(f, "domain {value:?} of tenant {id:?} left out: {reason}"),
+        }
+    }
+}
+
 /// The source of dynamic tenants and their domains: the user's own tables, through
 /// `#[derive(Tenant)]` / `#[derive(Domain)]`, or the ready-made default models.
 ///
 /// Object safe: routing, the migration executor and the CLI hold an `Arc<dyn Catalog>`.
+/// They read [`tenant_rows`](Self::tenant_rows), so that one bad row is left out and
+/// reported rather than a reason to stop.
 pub trait Catalog: Send + Sync + 'static {
     /// Every dynamic tenant, in any order.
     ///
@@ -43,8 +155,36 @@ pub trait Catalog: Send + Sync + 'static {
     ///
     /// [`Error::Database`](crate::Error::Database), or
     /// [`Error::InvalidSchemaName`](crate::Error::InvalidSchemaName) for a stored name that
-    /// is not valid.
+    /// is not valid (use [`tenant_rows`](Self::tenant_rows) to have the others anyway).
     fn tenants(&self, conn: &mut PgConnection) -> Result<Vec<TenantRecord>>;
+
+    /// Every dynamic tenant row, in any order: a record, or the [`InvalidRow`] a row that
+    /// cannot be used becomes. What routing, migrations, the CLI and `doctor` read.
+    ///
+    /// The default wraps [`tenants`](Self::tenants) (so one bad row fails the whole read);
+    /// [`ModelCatalog`](crate::ModelCatalog) returns each bad row as an [`InvalidRow`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Database`](crate::Error::Database): the rows could not be read at all.
+    ///
+    /// ```
+    /// use pgschemas_diesel::{Catalog, NoTenants};
+    /// # fn demo(conn: &mut diesel::PgConnection) -> pgschemas_diesel::Result<()> {
+    /// for row in NoTenants.tenant_rows(conn)? {
+    ///     match row {
+    ///         Ok(tenant) => println!("{}", tenant.schema),
+    ///         Err(bad) => eprintln!("{bad}"),
+    ///     }
+    /// }
+    /// # Ok(()) }
+    /// ```
+    fn tenant_rows(
+        &self,
+        conn: &mut PgConnection,
+    ) -> Result<Vec<std::result::Result<TenantRecord, InvalidRow>>> {
+        Ok(self.tenants(conn)?.into_iter().map(Ok).collect())
+    }
 
     /// Every domain route, in any order; empty when there is no domain model.
     ///
@@ -77,5 +217,53 @@ impl Catalog for NoTenants {
 
     fn watched_tables(&self) -> Vec<(String, String)> {
         Vec::new()
+    }
+}
+
+/// One read of a catalog: the usable tenants and the domains of those tenants, and the rows
+/// left out (tenant rows that are not valid, and the domains of those tenants), in the
+/// catalog's order.
+#[derive(Debug, Default)]
+pub(crate) struct CatalogRows {
+    pub(crate) tenants: Vec<TenantRecord>,
+    pub(crate) domains: Vec<DomainRecord>,
+    pub(crate) invalid: Vec<InvalidRow>,
+}
+
+impl CatalogRows {
+    /// Reads `catalog`'s tenants and domains on `conn`; a bad row is left out and listed in
+    /// `invalid`, never an error.
+    ///
+    /// # Errors
+    ///
+    /// The catalog's error when its rows cannot be read at all.
+    pub(crate) fn read(catalog: &dyn Catalog, conn: &mut PgConnection) -> Result<Self> {
+        let mut rows = Self::default();
+        let mut left_out: HashMap<String, String> = HashMap::new();
+        for row in catalog.tenant_rows(conn)? {
+            match row {
+                Ok(tenant) => rows.tenants.push(tenant),
+                Err(bad) => {
+                    left_out.insert(bad.tenant_id.clone(), bad.value.clone());
+                    rows.invalid.push(bad);
+                }
+            }
+        }
+        for domain in catalog.domains(conn)? {
+            match left_out.get(&domain.tenant_id) {
+                Some(schema_name) => rows.invalid.push(InvalidRow::domain(
+                    domain.tenant_id.clone(),
+                    crate::models::route_label(&domain.domain, domain.folder.as_deref()),
+                    format!("its tenant's row is left out (schema name {schema_name:?})"),
+                )),
+                None => rows.domains.push(domain),
+            }
+        }
+        Ok(rows)
+    }
+
+    /// The tenant rows left out.
+    pub(crate) fn invalid_tenants(&self) -> impl Iterator<Item = &InvalidRow> {
+        self.invalid.iter().filter(|r| r.kind == RowKind::Tenant)
     }
 }

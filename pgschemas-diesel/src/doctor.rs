@@ -8,11 +8,12 @@ use diesel::pg::Pg;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Bool, Text};
 
-use crate::catalog::Catalog;
+use crate::catalog::{Catalog, CatalogRows, InvalidRow, RowKind};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::lifecycle::list_schemas;
 use crate::migrate::{applied_versions, source_versions};
+use crate::routing::Routes;
 
 /// The outcome of one check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -97,6 +98,11 @@ impl fmt::Display for DoctorReport {
 ///   role could otherwise plant objects that every tenant's path resolves);
 /// - `default-search-path`: a fresh connection's path names no tenant schema, so nothing
 ///   outside the crate's pool sees a tenant's tables;
+/// - `invalid-rows`: every row of the tenant and domain tables can be used: no tenant whose
+///   stored schema name is not valid (it is neither served nor migrated: a failure), no
+///   domain whose host or folder cannot be routed, whose tenant is left out or unknown, or
+///   whose route another tenant has (it is not routed: a warning); the finding names each
+///   row;
 /// - `name-clashes`: no dynamic tenant is named like the shared schema, a static tenant, the
 ///   clone reference or an extra search path (case-insensitively);
 /// - `tenant-schemas`: every tenant has its schema;
@@ -110,7 +116,8 @@ impl fmt::Display for DoctorReport {
 ///
 /// # Errors
 ///
-/// [`Error::Database`] when a catalog query fails; problems found are findings, not errors.
+/// [`Error::Database`] when a catalog query fails; problems found (a bad row included) are
+/// findings, not errors.
 ///
 /// ```no_run
 /// use diesel::{Connection, PgConnection};
@@ -129,7 +136,8 @@ pub fn doctor(
     catalog: &dyn Catalog,
     tenant_migrations: &dyn MigrationSource<Pg>,
 ) -> Result<DoctorReport> {
-    let tenants = catalog.tenants(conn)?;
+    let rows = CatalogRows::read(catalog, conn)?;
+    let tenants = &rows.tenants;
     let schemas: BTreeSet<String> = list_schemas(conn)?.into_iter().collect();
     let shared = config.shared_schema().as_str();
     let mut tenant_like: Vec<String> = config
@@ -203,6 +211,8 @@ pub fn doctor(
             ),
         }
     });
+
+    checks.push(invalid_rows_check(config, &rows));
 
     // Dynamic names against the configuration's reserved names.
     let clashes: Vec<String> = tenants
@@ -280,6 +290,50 @@ pub fn doctor(
     checks.push(enum_check(conn, &tenant_like)?);
     checks.push(locks_check(conn, &tenant_like)?);
     Ok(DoctorReport { checks })
+}
+
+/// The rows the catalog read left out, and the domains routing leaves out (the tenants it
+/// leaves out clash with the configuration: `name-clashes` reports them).
+fn invalid_rows_check(config: &Config, rows: &CatalogRows) -> Check {
+    let routes = Routes::build(config, &rows.tenants, &rows.domains);
+    let invalid: Vec<&InvalidRow> = rows
+        .invalid
+        .iter()
+        .chain(
+            routes
+                .invalid_rows()
+                .iter()
+                .filter(|r| r.kind == RowKind::Domain),
+        )
+        .collect();
+    if invalid.is_empty() {
+        return pass(
+            "invalid-rows",
+            format!(
+                "all {} tenant row(s) and {} domain row(s) can be used",
+                rows.tenants.len(),
+                rows.domains.len()
+            ),
+        );
+    }
+    let summary: Vec<String> = invalid.iter().map(ToString::to_string).collect();
+    // A tenant left out is neither served nor migrated; a domain left out is one route less.
+    let status = if invalid.iter().any(|r| r.kind == RowKind::Tenant) {
+        CheckStatus::Fail
+    } else {
+        CheckStatus::Warn
+    };
+    Check {
+        name: "invalid-rows",
+        status,
+        summary: format!("row(s) that cannot be used: {}", summary.join("; ")),
+        fix: Some(
+            "correct or delete the rows: a schema name matches ^[a-z_][a-z0-9_]{0,62}$ (no pg_ \
+             prefix), a domain is a host name without scheme, port or path, a folder is one \
+             path segment, a domain belongs to an existing tenant"
+                .into(),
+        ),
+    }
 }
 
 fn pass(name: &'static str, summary: String) -> Check {

@@ -278,6 +278,11 @@ pub enum Error {
         "could not list the dynamic tenants ({0}); if the tenant tables do not exist yet, migrate the shared schema first"
     )]
     Catalog(Box<Error>),
+
+    /// A row of the tenant or domain table was left out because it cannot be used; the
+    /// others are served and migrated. Reported, never returned by a read of the catalog.
+    #[error("{0}")]
+    InvalidRow(crate::catalog::InvalidRow),
 }
 
 impl Error {
@@ -319,7 +324,8 @@ impl Error {
             | Self::Pool(_)
             | Self::Connection(_)
             | Self::UnknownReference { .. }
-            | Self::AmbiguousReference { .. } => None,
+            | Self::AmbiguousReference { .. }
+            | Self::InvalidRow(_) => None,
         }
     }
 }

@@ -54,7 +54,7 @@ mod provision;
 mod routing;
 mod schema;
 
-pub use catalog::{Catalog, DomainRecord, NoTenants, TenantRecord};
+pub use catalog::{Catalog, DomainRecord, InvalidRow, NoTenants, RowKind, TenantRecord};
 pub use config::{Config, ConfigBuilder, StaticTenant, StaticTenantBuilder};
 pub use doctor::{Check, CheckStatus, DoctorReport, doctor};
 pub use error::{Error, InvalidReason, Result};

@@ -16,7 +16,7 @@ use super::args::{
 use super::output::{Reporter, Table, duration, plural};
 use super::sql::{self, SqlResult};
 use super::tenancy::{NewTenantRows, SharedSource, Source, Tenancy};
-use crate::catalog::{DomainRecord, TenantRecord};
+use crate::catalog::{CatalogRows, DomainRecord, InvalidRow, TenantRecord};
 use crate::doctor::CheckStatus;
 use crate::error::Error;
 use crate::lifecycle::create_schema;
@@ -142,18 +142,10 @@ impl Ctx<'_> {
         )?)
     }
 
-    fn catalog(
-        &self,
-        conn: &mut PgConnection,
-    ) -> CliResult<(Vec<TenantRecord>, Vec<DomainRecord>)> {
-        let catalog = &self.tenancy.catalog;
-        let tenants = catalog
-            .tenants(conn)
-            .map_err(|e| Error::Catalog(Box::new(e)))?;
-        let domains = catalog
-            .domains(conn)
-            .map_err(|e| Error::Catalog(Box::new(e)))?;
-        Ok((tenants, domains))
+    /// The catalog's usable tenants and domains, and the rows left out.
+    fn catalog(&self, conn: &mut PgConnection) -> CliResult<CatalogRows> {
+        Ok(CatalogRows::read(&*self.tenancy.catalog, conn)
+            .map_err(|e| Error::Catalog(Box::new(e)))?)
     }
 
     /// Applies the pending shared migrations (creating the shared schema if needed), saying
@@ -236,6 +228,38 @@ impl RouteNames {
 
     fn label<'a>(&'a self, target: &'a Target) -> &'a str {
         self.route(target).unwrap_or(target.schema.as_str())
+    }
+}
+
+/// The rows left out of the catalog that `selection` misses: all of them when it takes every
+/// dynamic tenant, none when it names schemas.
+fn missed<'a>(selection: &Selection, rows: &'a CatalogRows) -> &'a [InvalidRow] {
+    if selection.takes_every_dynamic() {
+        &rows.invalid
+    } else {
+        &[]
+    }
+}
+
+/// Lists the rows left out, after the command's other output; a command that left rows out
+/// ends with exit status 1.
+fn write_left_out(out: &mut dyn Write, rows: &[InvalidRow]) -> io::Result<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    writeln!(out, "\nleft out (correct or delete these rows):")?;
+    for row in rows {
+        writeln!(out, "  {row}")?;
+    }
+    Ok(())
+}
+
+/// `, N rows left out` for a summary line, or nothing.
+fn left_out_note(rows: &[InvalidRow]) -> String {
+    if rows.is_empty() {
+        String::new()
+    } else {
+        format!(", {} left out", plural(rows.len(), "row"))
     }
 }
 
@@ -355,9 +379,9 @@ fn migrate(ctx: &mut Ctx<'_>, args: MigrateArgs) -> CliResult {
     })?;
 
     if plan {
-        print_plan(ctx, &result.schemas, result.duration)?;
+        print_plan(ctx, &result.schemas, &result.invalid_rows, result.duration)?;
     } else {
-        print_summary(ctx, &result.schemas, result.duration)?;
+        print_summary(ctx, &result.schemas, &result.invalid_rows, result.duration)?;
     }
     Ok(if result.is_success() {
         Outcome::Success
@@ -386,7 +410,12 @@ fn migration_names(tenancy: &Tenancy) -> HashMap<(bool, String), String> {
     names
 }
 
-fn print_plan(ctx: &mut Ctx<'_>, schemas: &[SchemaReport], took: Duration) -> CliResult<()> {
+fn print_plan(
+    ctx: &mut Ctx<'_>,
+    schemas: &[SchemaReport],
+    invalid: &[InvalidRow],
+    took: Duration,
+) -> CliResult<()> {
     let names = migration_names(ctx.tenancy);
     let out = &mut *ctx.out;
     let mut pending_total = 0;
@@ -407,18 +436,25 @@ fn print_plan(ctx: &mut Ctx<'_>, schemas: &[SchemaReport], took: Duration) -> Cl
         }
     }
     let failed = schemas.iter().filter(|s| s.error.is_some()).count();
+    write_left_out(out, invalid)?;
     writeln!(
         out,
-        "plan: {}, {} pending, {} failed, in {}; nothing was applied",
+        "plan: {}, {} pending, {} failed{}, in {}; nothing was applied",
         plural(schemas.len(), "schema"),
         plural(pending_total, "migration"),
         failed,
+        left_out_note(invalid),
         duration(took)
     )?;
     Ok(())
 }
 
-fn print_summary(ctx: &mut Ctx<'_>, schemas: &[SchemaReport], took: Duration) -> CliResult<()> {
+fn print_summary(
+    ctx: &mut Ctx<'_>,
+    schemas: &[SchemaReport],
+    invalid: &[InvalidRow],
+    took: Duration,
+) -> CliResult<()> {
     let out = &mut *ctx.out;
     // kind -> [schemas, ok, failed, skipped, applied]
     let mut by_kind: BTreeMap<SchemaKind, [usize; 5]> = BTreeMap::new();
@@ -480,15 +516,17 @@ fn print_summary(ctx: &mut Ctx<'_>, schemas: &[SchemaReport], took: Duration) ->
             skipped.join(", ")
         )?;
     }
+    write_left_out(out, invalid)?;
     writeln!(
         out,
-        "\nmigrated {} in {}: {} ok, {} failed, {} skipped, {} applied",
+        "\nmigrated {} in {}: {} ok, {} failed, {} skipped, {} applied{}",
         plural(total[0], "schema"),
         duration(took),
         total[1],
         total[2],
         total[3],
-        plural(total[4], "migration")
+        plural(total[4], "migration"),
+        left_out_note(invalid)
     )?;
     Ok(())
 }
@@ -517,13 +555,20 @@ fn cause(e: &MigrationError) -> String {
 fn whowill(ctx: &mut Ctx<'_>, args: &SelectArgs) -> CliResult {
     let selection = require_selection(args)?;
     let mut conn = ctx.connect()?;
-    let (tenants, domains) = ctx.catalog(&mut conn)?;
-    let targets = selection.resolve(&ctx.tenancy.config, &tenants, &domains)?;
-    let routes = RouteNames::new(ctx.tenancy, &tenants, &domains);
+    let rows = ctx.catalog(&mut conn)?;
+    let targets = selection.resolve(&ctx.tenancy.config, &rows.tenants, &rows.domains)?;
+    let routes = RouteNames::new(ctx.tenancy, &rows.tenants, &rows.domains);
     for t in &targets {
         writeln!(ctx.out, "{}", routes.label(t))?;
     }
-    Ok(Outcome::Success)
+    // Standard output is the list of routes alone.
+    let missed = missed(&selection, &rows);
+    write_left_out(ctx.err, missed)?;
+    Ok(if missed.is_empty() {
+        Outcome::Success
+    } else {
+        Outcome::Failed
+    })
 }
 
 fn versions(source: Option<&Source>) -> Option<BTreeSet<String>> {
@@ -533,18 +578,17 @@ fn versions(source: Option<&Source>) -> Option<BTreeSet<String>> {
 fn list(ctx: &mut Ctx<'_>, args: &ListArgs) -> CliResult {
     let tenancy = ctx.tenancy;
     let mut conn = ctx.connect()?;
-    let (tenants, domains) = ctx.catalog(&mut conn)?;
-    let targets = args
-        .select
-        .selection()
-        .resolve(&tenancy.config, &tenants, &domains)?;
+    let rows = ctx.catalog(&mut conn)?;
+    let (tenants, domains) = (&rows.tenants, &rows.domains);
+    let selection = args.select.selection();
+    let targets = selection.resolve(&tenancy.config, tenants, domains)?;
     let names: Vec<&str> = targets.iter().map(|t| t.schema.as_str()).collect();
     let states = applied_versions(&mut conn, &names)?;
     let shared_versions = versions(tenancy.shared_migrations.as_ref());
     let tenant_versions = versions(Some(&tenancy.tenant_migrations));
     let by_schema: HashMap<&str, &TenantRecord> =
         tenants.iter().map(|t| (t.schema.as_str(), t)).collect();
-    let routes = RouteNames::new(tenancy, &tenants, &domains);
+    let routes = RouteNames::new(tenancy, tenants, domains);
 
     let mut table = Table::new(&["schema", "kind", "tenant", "state", "route", "migrations"]);
     for t in &targets {
@@ -585,8 +629,19 @@ fn list(ctx: &mut Ctx<'_>, args: &ListArgs) -> CliResult {
         ]);
     }
     table.write(ctx.out, "")?;
-    writeln!(ctx.out, "{}", plural(targets.len(), "schema"))?;
-    Ok(Outcome::Success)
+    let missed = missed(&selection, &rows);
+    write_left_out(ctx.out, missed)?;
+    writeln!(
+        ctx.out,
+        "{}{}",
+        plural(targets.len(), "schema"),
+        left_out_note(missed)
+    )?;
+    Ok(if missed.is_empty() {
+        Outcome::Success
+    } else {
+        Outcome::Failed
+    })
 }
 
 // ---------------------------------------------------------------------------------------
@@ -836,10 +891,11 @@ fn run_sql(ctx: &mut Ctx<'_>, args: RunSqlArgs) -> CliResult {
     }
     let workers = workers(args.parallel);
     let pool = ctx.pool(workers)?;
-    let targets = {
+    let (targets, missed) = {
         let mut conn = pool.get()?;
-        let (tenants, domains) = ctx.catalog(&mut conn)?;
-        selection.resolve(&ctx.tenancy.config, &tenants, &domains)?
+        let rows = ctx.catalog(&mut conn)?;
+        let targets = selection.resolve(&ctx.tenancy.config, &rows.tenants, &rows.domains)?;
+        (targets, missed(&selection, &rows).to_vec())
     };
 
     let reporter = Reporter::new(ctx.progress, "running");
@@ -939,20 +995,24 @@ fn run_sql(ctx: &mut Ctx<'_>, args: RunSqlArgs) -> CliResult {
             skipped.join(", ")
         )?;
     }
+    write_left_out(out, &missed)?;
     writeln!(
         out,
-        "\nran on {} in {}: {} ok, {} failed, {} not started",
+        "\nran on {} in {}: {} ok, {} failed, {} not started{}",
         plural(targets.len(), "schema"),
         duration(started.elapsed()),
         ok,
         failures.len(),
-        skipped.len()
+        skipped.len(),
+        left_out_note(&missed)
     )?;
-    Ok(if failures.is_empty() && skipped.is_empty() {
-        Outcome::Success
-    } else {
-        Outcome::Failed
-    })
+    Ok(
+        if failures.is_empty() && skipped.is_empty() && missed.is_empty() {
+            Outcome::Success
+        } else {
+            Outcome::Failed
+        },
+    )
 }
 
 /// An error's message without the "database error in schema ..." prefix the line already

@@ -50,8 +50,14 @@
 //! each schema gets a plain line (`t1 ... ok (3 applied, 41 ms)`). A summary table ends the
 //! run, failures listed with schema, migration and error.
 //!
-//! **Exit status**: 0 on success, 1 when a schema, a check or the command failed, 2 for bad
-//! usage or a bad selection (no schema given, unknown or ambiguous reference).
+//! **Bad rows**: a row of the tenant or domain table that cannot be used (a schema name
+//! that is not valid, a domain of such a tenant) never stops a command: the others are
+//! migrated, listed or run on, and the rows left out are listed at the end (`whowill`: on
+//! standard error); `doctor` reports them in its `invalid-rows` check.
+//!
+//! **Exit status**: 0 on success, 1 when a schema, a check or the command failed or a
+//! selection that takes every dynamic tenant had to leave a bad row out, 2 for bad usage or a
+//! bad selection (no schema given, unknown or ambiguous reference).
 //!
 //! **Database**: `--database-url`, else the `DATABASE_URL` environment variable, else
 //! [`TenancyBuilder::database_url`].
@@ -86,7 +92,8 @@ use args::Cli;
 pub enum Outcome {
     /// Everything asked for was done (or, for `doctor`, no check failed).
     Success,
-    /// A schema, a check or the command failed; standard error says what.
+    /// A schema, a check or the command failed, or a bad catalog row was left out; the
+    /// output says what.
     Failed,
     /// The command line or the selection was wrong: nothing was done.
     Usage,

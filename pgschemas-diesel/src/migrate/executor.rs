@@ -12,7 +12,7 @@ use diesel::pg::Pg;
 use super::error::{MigrationError, MigrationErrorKind};
 use super::run::{Migrations, apply, load, pending_in};
 use super::selection::{MigrationSet, SchemaKind, Selection, Target};
-use crate::catalog::{Catalog, DomainRecord, TenantRecord};
+use crate::catalog::{Catalog, CatalogRows, InvalidRow};
 use crate::error::{Error, Result};
 use crate::lifecycle::{create_schema, schema_exists};
 use crate::name::SchemaName;
@@ -26,7 +26,10 @@ type ProgressFn = Arc<dyn Fn(&Progress<'_>) + Send + Sync>;
 /// connections in parallel.
 ///
 /// - **Selection**: a [`Selection`] (all, static, dynamic, tenant-like, references,
-///   exclusions) resolved against the configuration and the [`Catalog`]'s tenants.
+///   exclusions) resolved against the configuration and the [`Catalog`]'s tenants. A
+///   tenant row that cannot be migrated (its schema name is not valid) is left out and
+///   listed in the report's [`invalid_rows`](MigrationReport::invalid_rows); the others
+///   are migrated.
 /// - **Order**: the shared schema first, alone; then static tenants (declared order), the
 ///   clone reference, dynamic tenants by name, handed out in that order to the workers.
 /// - **Each schema** is migrated by [`migrate_schema`](crate::migrate_schema)'s rules: its
@@ -276,7 +279,8 @@ impl Migrator {
     }
 
     /// The schemas `selection` names, in run order, with the catalog's current tenants
-    /// (what `whowill` prints). Static tenants that do not migrate are included.
+    /// (what `whowill` prints). Static tenants that do not migrate are included; tenant
+    /// rows whose schema name is not valid are not.
     ///
     /// # Errors
     ///
@@ -291,14 +295,15 @@ impl Migrator {
     /// # Ok(()) }
     /// ```
     pub fn targets(&self, selection: &Selection) -> Result<Vec<Target>> {
-        let (tenants, domains) = self.load_catalog()?;
-        selection.resolve(self.pool.config(), &tenants, &domains)
+        let rows = self.load_catalog()?;
+        selection.resolve(self.pool.config(), &rows.tenants, &rows.domains)
     }
 
     /// Migrates the selected schemas and reports on each.
     ///
     /// The returned report says which schemas failed (and why), which were skipped after a
-    /// failure, and what each applied; an `Err` means the run could not start.
+    /// failure, what each applied, and which tenant rows were left out because they cannot
+    /// be migrated; an `Err` means the run could not start.
     ///
     /// # Errors
     ///
@@ -337,17 +342,9 @@ impl Migrator {
         self.execute(selection, Mode::Plan)
     }
 
-    fn load_catalog(&self) -> Result<(Vec<TenantRecord>, Vec<DomainRecord>)> {
+    fn load_catalog(&self) -> Result<CatalogRows> {
         let mut conn = self.pool.get()?;
-        let tenants = self
-            .catalog
-            .tenants(&mut conn)
-            .map_err(|e| Error::Catalog(Box::new(e)))?;
-        let domains = self
-            .catalog
-            .domains(&mut conn)
-            .map_err(|e| Error::Catalog(Box::new(e)))?;
-        Ok((tenants, domains))
+        CatalogRows::read(&*self.catalog, &mut conn).map_err(|e| Error::Catalog(Box::new(e)))
     }
 
     fn source(&self, set: MigrationSet) -> Option<&Source> {
@@ -368,9 +365,9 @@ impl Migrator {
         // listed and the shared schema is selected, migrate it first and look again (a plan
         // shows no dynamic tenants then).
         let mut early: Option<SchemaReport> = None;
-        let (tenants, domains) = match self.load_catalog() {
+        let rows = match self.load_catalog() {
             Ok(catalog) => catalog,
-            Err(_) if shared_selected && mode == Mode::Plan => (Vec::new(), Vec::new()),
+            Err(_) if shared_selected && mode == Mode::Plan => CatalogRows::default(),
             Err(_) if shared_selected => {
                 let shared = Target {
                     schema: config.shared_schema().clone(),
@@ -379,7 +376,12 @@ impl Migrator {
                 };
                 let report = self.run_alone(&shared, mode, 1);
                 if report.error.is_some() {
-                    return Ok(MigrationReport::new(vec![report], started, mode));
+                    return Ok(MigrationReport::new(
+                        vec![report],
+                        Vec::new(),
+                        started,
+                        mode,
+                    ));
                 }
                 early = Some(report);
                 self.load_catalog()?
@@ -387,8 +389,13 @@ impl Migrator {
             Err(e) => return Err(e),
         };
 
+        let invalid: Vec<InvalidRow> = if selection.takes_every_dynamic() {
+            rows.invalid_tenants().cloned().collect()
+        } else {
+            Vec::new()
+        };
         let mut targets: Vec<Target> = selection
-            .resolve(config, &tenants, &domains)?
+            .resolve(config, &rows.tenants, &rows.domains)?
             .into_iter()
             .filter(|t| self.source(t.migrations).is_some())
             .collect();
@@ -412,11 +419,11 @@ impl Migrator {
             reports.push(report);
             if failed {
                 reports.extend(rest.iter().map(SchemaReport::skipped));
-                return Ok(MigrationReport::new(reports, started, mode));
+                return Ok(MigrationReport::new(reports, invalid, started, mode));
             }
         }
         reports.extend(self.run_parallel(rest, mode, reports.len(), total));
-        Ok(MigrationReport::new(reports, started, mode))
+        Ok(MigrationReport::new(reports, invalid, started, mode))
     }
 
     /// Runs one target on its own connection (the shared schema, before the others).
@@ -753,11 +760,16 @@ impl SchemaReport {
 }
 
 /// The outcome of a [`Migrator`] run or plan: one [`SchemaReport`] per selected schema, in
-/// run order. `Display` prints a one-line summary.
+/// run order, and one [`InvalidRow`] per tenant row left out. `Display` prints a one-line
+/// summary, then the failures and the rows left out.
 #[derive(Debug)]
 pub struct MigrationReport {
     /// One entry per schema, in run order.
     pub schemas: Vec<SchemaReport>,
+    /// The tenant rows the selection takes (it takes every dynamic tenant) that cannot be
+    /// migrated: their schema name is not valid, so they have no schema to migrate. Each
+    /// names the row (its key and stored name); the other tenants were migrated.
+    pub invalid_rows: Vec<InvalidRow>,
     /// The whole run's wall time.
     pub duration: Duration,
     /// Whether this is a plan (nothing applied).
@@ -765,9 +777,15 @@ pub struct MigrationReport {
 }
 
 impl MigrationReport {
-    fn new(schemas: Vec<SchemaReport>, started: Instant, mode: Mode) -> Self {
+    fn new(
+        schemas: Vec<SchemaReport>,
+        invalid_rows: Vec<InvalidRow>,
+        started: Instant,
+        mode: Mode,
+    ) -> Self {
         Self {
             schemas,
+            invalid_rows,
             duration: started.elapsed(),
             plan: mode == Mode::Plan,
         }
@@ -791,7 +809,8 @@ impl MigrationReport {
         self.schemas.iter().filter(|s| s.skipped)
     }
 
-    /// Whether every selected schema was migrated (or planned).
+    /// Whether every selected schema was migrated (or planned) and no tenant row was left
+    /// out.
     ///
     /// ```no_run
     /// # fn demo(report: pgschemas_diesel::MigrationReport) -> Result<(), Box<dyn std::error::Error>> {
@@ -801,7 +820,7 @@ impl MigrationReport {
     /// # Ok(()) }
     /// ```
     pub fn is_success(&self) -> bool {
-        self.schemas.iter().all(SchemaReport::is_success)
+        self.schemas.iter().all(SchemaReport::is_success) && self.invalid_rows.is_empty()
     }
 
     /// Migrations applied (run) or pending (plan), over all schemas.
@@ -820,15 +839,23 @@ impl fmt::Display for MigrationReport {
         let verb = if self.plan { "pending" } else { "applied" };
         write!(
             f,
-            "{} schemas, {} migrations {verb}, {failed} failed, {skipped} skipped, in {:.1} s",
+            "{} schemas, {} migrations {verb}, {failed} failed, {skipped} skipped",
             self.schemas.len(),
             self.migration_count(),
-            self.duration.as_secs_f64()
         )?;
+        if !self.invalid_rows.is_empty() {
+            let n = self.invalid_rows.len();
+            let rows = if n == 1 { "row" } else { "rows" };
+            write!(f, ", {n} tenant {rows} left out")?;
+        }
+        write!(f, ", in {:.1} s", self.duration.as_secs_f64())?;
         for s in self.failed() {
             if let Some(e) = &s.error {
                 write!(f, "\n  {e}")?;
             }
+        }
+        for row in &self.invalid_rows {
+            write!(f, "\n  {row}")?;
         }
         Ok(())
     }

@@ -163,6 +163,12 @@ impl Selection {
             && self.schemas.is_empty()
     }
 
+    /// Whether the selection takes every dynamic tenant (so that a tenant row left out of
+    /// the catalog is one it misses).
+    pub(crate) fn takes_every_dynamic(&self) -> bool {
+        self.include_all || self.include_dynamic || self.include_tenant_like || self.is_empty()
+    }
+
     /// The schemas this selection names, in the order multi-schema commands run them: the
     /// shared schema, the static tenants in declared order, the clone reference, then the
     /// dynamic tenants sorted by schema name. Each schema appears once.

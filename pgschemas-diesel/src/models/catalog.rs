@@ -6,7 +6,7 @@ use std::marker::PhantomData;
 use diesel::PgConnection;
 
 use super::{DomainModel, TableName, TenantModel};
-use crate::catalog::{Catalog, DomainRecord, TenantRecord};
+use crate::catalog::{Catalog, DomainRecord, InvalidRow, TenantRecord};
 use crate::config::Config;
 use crate::error::Result;
 use crate::name::SchemaName;
@@ -154,6 +154,21 @@ where
 {
     fn tenants(&self, conn: &mut PgConnection) -> Result<Vec<TenantRecord>> {
         T::load_all(conn)?.iter().map(T::to_record).collect()
+    }
+
+    /// Each row whose schema name is not valid is an [`InvalidRow`] naming its key and the
+    /// stored name.
+    fn tenant_rows(
+        &self,
+        conn: &mut PgConnection,
+    ) -> Result<Vec<std::result::Result<TenantRecord, InvalidRow>>> {
+        Ok(T::load_all(conn)?
+            .iter()
+            .map(|t| {
+                t.to_record()
+                    .map_err(|e| InvalidRow::tenant(t.id_string(), t.schema_name(), e.to_string()))
+            })
+            .collect())
     }
 
     fn domains(&self, conn: &mut PgConnection) -> Result<Vec<DomainRecord>> {

@@ -1,5 +1,6 @@
 //! The live route table: a snapshot swapped atomically, kept fresh by `LISTEN/NOTIFY`.
 
+use std::collections::HashSet;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
@@ -11,7 +12,7 @@ use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::sql_types::{Bool, Integer, Text};
 
-use crate::catalog::Catalog;
+use crate::catalog::{Catalog, CatalogRows, InvalidRow};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::schema::set_path;
@@ -19,7 +20,8 @@ use crate::schema::set_path;
 use super::ROUTES_CHANNEL;
 use super::table::{Resolution, Routes};
 
-/// A callback that receives the listener's errors (for logging).
+/// A callback that receives the listener's errors and the catalog rows left out of the
+/// table (for logging).
 pub type ErrorHook = Arc<dyn Fn(&Error) + Send + Sync>;
 
 /// How a [`RouteTable`] keeps itself fresh.
@@ -148,6 +150,14 @@ impl RouteOptions {
     /// A callback for the listener's errors (a lost connection, a failed reload). The table
     /// keeps answering from its last snapshot meanwhile.
     ///
+    /// It also receives [`Error::InvalidRow`] for each catalog row a snapshot leaves out (a
+    /// tenant whose schema name is not valid, a domain that cannot be routed, ...; see
+    /// [`Routes::invalid_rows`]), once, when a snapshot first leaves it out: the other rows
+    /// are served, and the table keeps following changes. Called from the thread that
+    /// loaded the snapshot ([`RouteTable::start`] itself for the first), before the
+    /// snapshot's version is published; so the callback must not call
+    /// [`RouteTable::refresh`], which would wait for the load in progress.
+    ///
     /// ```
     /// let o = pgschemas_diesel::RouteOptions::default().on_error(|e| eprintln!("routing: {e}"));
     /// ```
@@ -205,8 +215,22 @@ impl Shared {
         self.changed.notify_all();
     }
 
-    /// Publishes a freshly loaded snapshot; returns its version.
+    /// Publishes a freshly loaded snapshot; returns its version. The rows it leaves out that
+    /// the current snapshot did not are reported first.
     fn store(&self, mut routes: Routes) -> u64 {
+        if let Some(hook) = self
+            .source
+            .as_ref()
+            .and_then(|s| s.options.on_error.as_ref())
+        {
+            let current = self.current.load();
+            let known: HashSet<&InvalidRow> = current.invalid_rows().iter().collect();
+            for row in routes.invalid_rows() {
+                if !known.contains(row) {
+                    hook(&Error::InvalidRow(row.clone()));
+                }
+            }
+        }
         let mut status = self.status();
         status.version += 1;
         status.reloads += 1;
@@ -346,6 +370,9 @@ impl RouteTable {
     /// - [`Error::Config`] when a watched table has no notify trigger (see
     ///   [`RouteOptions::check_triggers`]) or the listener thread cannot be spawned;
     /// - the catalog's errors ([`Error::Database`], ...) when the first load fails.
+    ///
+    /// A bad row of the catalog is no error: it is left out, and reported to
+    /// [`RouteOptions::on_error`]; the other tenants are served.
     ///
     /// ```no_run
     /// use std::sync::Arc;
@@ -560,14 +587,15 @@ fn listen(source: &Source) -> Result<(PgConnection, i32)> {
     Ok((conn, pid.pid))
 }
 
-/// One consistent read of the catalog (one repeatable-read snapshot), built into routes.
+/// One consistent read of the catalog (one repeatable-read snapshot), built into routes; a
+/// bad row is left out, never a reason to fail.
 fn load(conn: &mut PgConnection, source: &Source) -> Result<Routes> {
-    let (tenants, domains) = conn
+    let rows = conn
         .build_transaction()
         .read_only()
         .repeatable_read()
-        .run(|c| Ok::<_, Error>((source.catalog.tenants(c)?, source.catalog.domains(c)?)))?;
-    Ok(Routes::build(&source.config, &tenants, &domains))
+        .run(|c| CatalogRows::read(&*source.catalog, c))?;
+    Ok(Routes::from_rows(&source.config, &rows))
 }
 
 #[derive(QueryableByName)]

@@ -1,7 +1,7 @@
 //! The immutable route snapshot and the resolution algorithm.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// The route table's maps: foldhash, seeded per process (fast on short host strings, and
 /// not predictable from outside).
@@ -9,8 +9,9 @@ type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 use std::fmt;
 use std::sync::Arc;
 
-use crate::catalog::{DomainRecord, TenantRecord};
+use crate::catalog::{CatalogRows, DomainRecord, InvalidRow, TenantRecord};
 use crate::config::Config;
+use crate::models::route_label;
 use crate::name::SchemaName;
 
 use super::host::{first_segment, is_valid_folder, normalize_host, push_encoded, strip_folder};
@@ -334,8 +335,9 @@ impl Resolution {
 /// catalog changes; build one directly for tests or for a fixed set of tenants.
 ///
 /// Rows that cannot be routed (an invalid host or folder, a domain of an unknown tenant, a
-/// schema that clashes with the configuration, two rows claiming one route) are left out
-/// and described in [`warnings`](Self::warnings); they never make the build fail.
+/// schema that clashes with the configuration, two rows claiming one route) are left out,
+/// listed in [`invalid_rows`](Self::invalid_rows) and described in
+/// [`warnings`](Self::warnings); they never make the build fail.
 ///
 /// ```
 /// use pgschemas_diesel::{Config, DomainRecord, Resolution, Routes, SchemaName, StaticTenant, TenantRecord};
@@ -368,6 +370,7 @@ pub struct Routes {
     tenants: usize,
     routes: usize,
     warnings: Vec<String>,
+    invalid: Vec<InvalidRow>,
     pub(crate) version: u64,
 }
 
@@ -378,6 +381,7 @@ impl fmt::Debug for Routes {
             .field("tenants", &self.tenants)
             .field("routes", &self.routes)
             .field("warnings", &self.warnings.len())
+            .field("invalid_rows", &self.invalid.len())
             .finish()
     }
 }
@@ -398,6 +402,18 @@ impl Routes {
         let mut b = Builder::default();
         b.statics(config);
         b.dynamics(config, tenants, domains);
+        b.finish()
+    }
+
+    /// Builds the table from one read of the catalog: the rows the read left out come
+    /// first in [`invalid_rows`](Self::invalid_rows) and [`warnings`](Self::warnings).
+    pub(crate) fn from_rows(config: &Config, rows: &CatalogRows) -> Self {
+        let mut b = Builder::default();
+        for row in &rows.invalid {
+            b.leave_out(row.clone());
+        }
+        b.statics(config);
+        b.dynamics(config, &rows.tenants, &rows.domains);
         b.finish()
     }
 
@@ -513,7 +529,9 @@ impl Routes {
         self.tenants
     }
 
-    /// The rows left out of the table, and why (one line each).
+    /// The rows left out of the table, and why (one line each): the catalog rows of
+    /// [`invalid_rows`](Self::invalid_rows), and static tenants' domains that cannot be
+    /// routed.
     ///
     /// ```
     /// use pgschemas_diesel::{Config, DomainRecord, Routes};
@@ -522,10 +540,29 @@ impl Routes {
     ///     is_primary: true, redirect_to_primary: false,
     /// };
     /// let routes = Routes::build(&Config::default(), &[], &[orphan]);
-    /// assert!(routes.warnings()[0].contains("unknown tenant"));
+    /// assert!(routes.warnings()[0].contains("no tenant has this id"));
     /// ```
     pub fn warnings(&self) -> &[String] {
         &self.warnings
+    }
+
+    /// The catalog rows left out of the table: tenants whose schema name is not valid or
+    /// clashes with the configuration or another tenant, domains whose host or folder
+    /// cannot be routed, whose tenant is left out or unknown, or whose route another
+    /// tenant has.
+    ///
+    /// ```
+    /// use pgschemas_diesel::{Config, DomainRecord, RowKind, Routes};
+    /// let bad = DomainRecord {
+    ///     tenant_id: "9".into(), domain: "bad host.com".into(), folder: None,
+    ///     is_primary: true, redirect_to_primary: false,
+    /// };
+    /// let routes = Routes::build(&Config::default(), &[], &[bad]);
+    /// assert_eq!(routes.invalid_rows()[0].kind, RowKind::Domain);
+    /// assert_eq!(routes.invalid_rows()[0].value, "bad host.com");
+    /// ```
+    pub fn invalid_rows(&self) -> &[InvalidRow] {
+        &self.invalid
     }
 
     /// The generation of this snapshot in its [`RouteTable`](crate::RouteTable): 0 for a
@@ -623,6 +660,7 @@ struct Builder {
     tenants: usize,
     routes: usize,
     warnings: Vec<String>,
+    invalid: Vec<InvalidRow>,
 }
 
 /// A route being built: host, `/folder`, primary, redirecting.
@@ -702,47 +740,46 @@ impl Builder {
         let mut by_id: HashMap<&str, (&TenantRecord, Rows<'_>)> =
             HashMap::with_capacity(tenants.len());
         let mut schemas: HashMap<&str, &str> = HashMap::with_capacity(tenants.len());
+        let mut left_out: HashSet<&str> = HashSet::new();
         for t in tenants {
-            if let Err(e) = config.check_tenant_name(t.schema.as_str()) {
-                self.warn(format!("tenant {:?} left out: {e}", t.id));
+            let schema = t.schema.as_str();
+            let reason = if let Err(e) = config.check_tenant_name(schema) {
+                e.to_string()
+            } else if by_id.contains_key(t.id.as_str()) {
+                "the id is used twice".to_owned()
+            } else if let Some(other) = schemas.insert(schema, t.id.as_str()) {
+                schemas.insert(schema, other);
+                format!("schema {schema:?} already belongs to tenant {other:?}")
+            } else {
+                by_id.insert(t.id.as_str(), (t, Vec::new()));
                 continue;
-            }
-            if by_id.contains_key(t.id.as_str()) {
-                self.warn(format!("tenant {:?} left out: the id is used twice", t.id));
-                continue;
-            }
-            if let Some(other) = schemas.insert(t.schema.as_str(), t.id.as_str()) {
-                schemas.insert(t.schema.as_str(), other);
-                self.warn(format!(
-                    "tenant {:?} left out: schema {:?} already belongs to tenant {other:?}",
-                    t.id,
-                    t.schema.as_str()
-                ));
-                continue;
-            }
-            by_id.insert(t.id.as_str(), (t, Vec::new()));
+            };
+            left_out.insert(t.id.as_str());
+            self.leave_out(InvalidRow::tenant(t.id.as_str(), schema, reason));
         }
 
         let mut rows: Rows<'_> = Vec::with_capacity(domains.len());
         for d in domains {
-            let label = match &d.folder {
-                Some(f) if !f.is_empty() => format!("{}/{f}", d.domain),
-                _ => d.domain.clone(),
+            let leave_out = |reason: &str| {
+                InvalidRow::domain(
+                    d.tenant_id.as_str(),
+                    route_label(&d.domain, d.folder.as_deref()),
+                    reason,
+                )
             };
             if !by_id.contains_key(d.tenant_id.as_str()) {
-                self.warn(format!(
-                    "domain {label:?} left out: unknown tenant {:?}",
-                    d.tenant_id
-                ));
+                let reason = if left_out.contains(d.tenant_id.as_str()) {
+                    "its tenant is left out"
+                } else {
+                    "no tenant has this id"
+                };
+                self.leave_out(leave_out(reason));
                 continue;
             }
             let host = match normalize_domain(&d.domain) {
                 Ok(h) => h,
                 Err(why) => {
-                    self.warn(format!(
-                        "domain {label:?} of tenant {:?} left out: {why}",
-                        d.tenant_id
-                    ));
+                    self.leave_out(leave_out(why));
                     continue;
                 }
             };
@@ -750,9 +787,8 @@ impl Builder {
                 None | Some("") => None,
                 Some(f) if is_valid_folder(f) => Some(format!("/{f}")),
                 Some(_) => {
-                    self.warn(format!(
-                        "domain {label:?} of tenant {:?} left out: the folder must be one URL path segment of letters, digits, '-', '_', '.' or '~'",
-                        d.tenant_id
+                    self.leave_out(leave_out(
+                        "the folder must be one URL path segment of letters, digits, '-', '_', '.' or '~'",
                     ));
                     continue;
                 }
@@ -798,12 +834,14 @@ impl Builder {
             let folder: Option<Arc<str>> = folder.map(Arc::from);
             let route = (Arc::clone(&host), folder.clone());
             if let Some(owner) = taken.get(&route) {
-                self.warn(format!(
-                    "domain {:?} of tenant {:?} left out: the route {}{} already belongs to tenant {owner:?}",
-                    d.domain,
-                    t.id,
-                    host,
-                    folder.as_deref().unwrap_or("")
+                self.leave_out(InvalidRow::domain(
+                    t.id.as_str(),
+                    route_label(&d.domain, d.folder.as_deref()),
+                    format!(
+                        "the route {}{} already belongs to tenant {owner:?}",
+                        host,
+                        folder.as_deref().unwrap_or("")
+                    ),
                 ));
                 continue;
             }
@@ -871,6 +909,12 @@ impl Builder {
         self.warnings.push(message);
     }
 
+    /// A catalog row left out: listed, and described in the warnings.
+    fn leave_out(&mut self, row: InvalidRow) {
+        self.warnings.push(row.to_string());
+        self.invalid.push(row);
+    }
+
     fn finish(mut self) -> Routes {
         self.hosts.shrink_to_fit();
         for map in &mut self.folders {
@@ -899,6 +943,7 @@ impl Builder {
             tenants: self.tenants,
             routes: self.routes,
             warnings: self.warnings,
+            invalid: self.invalid,
             version: 0,
         }
     }

@@ -537,7 +537,7 @@ fn bad_rows_are_left_out_with_a_warning() {
         "tenant \"3\" left out: schema name \"public\" clashes with the shared schema",
         "tenant \"1\" left out: the id is used twice",
         "tenant \"4\" left out: schema \"tenant1\" already belongs to tenant \"1\"",
-        "domain \"orphan.localhost\" left out: unknown tenant \"9\"",
+        "domain \"orphan.localhost\" of tenant \"9\" left out: no tenant has this id",
         "already belongs to tenant \"1\"",
         "\"bad host.localhost\" of tenant \"5\" left out: not a valid host name",
         "\"port.localhost:8000\" of tenant \"5\" left out: a stored domain must not have a port",
@@ -560,6 +560,37 @@ fn bad_rows_are_left_out_with_a_warning() {
     assert_eq!(
         route(&routes, "tenant5.localhost", "/").map(|r| r.schema().to_string()),
         Some("tenant5".into())
+    );
+
+    // Each row left out is listed once, its warning its description.
+    let invalid = routes.invalid_rows();
+    assert_eq!(invalid.len(), 13, "{invalid:#?}");
+    let described: Vec<String> = invalid.iter().map(ToString::to_string).collect();
+    assert_eq!(described, routes.warnings());
+    // A domain of a tenant left out says so.
+    assert!(invalid.contains(&crate::InvalidRow::domain(
+        "2",
+        "www-dyn.localhost",
+        "its tenant is left out"
+    )));
+}
+
+#[test]
+fn rows_left_out_by_the_catalog_read_come_first() {
+    let rows = crate::catalog::CatalogRows {
+        tenants: vec![tenant("1", "tenant1")],
+        domains: vec![domain("1", "tenant1.localhost", None, true)],
+        invalid: vec![crate::InvalidRow::tenant("2", "Bad", "invalid schema name")],
+    };
+    let routes = Routes::from_rows(&sandbox(), &rows);
+    assert_eq!(routes.invalid_rows(), rows.invalid.as_slice());
+    assert_eq!(
+        routes.warnings(),
+        ["tenant \"2\" left out: invalid schema name"]
+    );
+    assert_eq!(
+        route(&routes, "tenant1.localhost", "/").map(|r| r.schema().to_string()),
+        Some("tenant1".into())
     );
 }
 

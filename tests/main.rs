@@ -7,6 +7,7 @@ mod activation;
 mod cli;
 mod derive_ui;
 mod doctor;
+mod drop;
 mod migrate;
 mod models;
 mod pgbouncer;

@@ -41,6 +41,7 @@ mod catalog;
 #[cfg(feature = "cli")]
 pub mod cli;
 mod config;
+mod dependents;
 mod doctor;
 mod error;
 mod lifecycle;

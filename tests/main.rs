@@ -16,4 +16,6 @@ mod provision;
 mod routing;
 #[cfg(feature = "axum")]
 mod routing_http;
+#[cfg(feature = "cli")]
+mod run_sql;
 mod testing_support;

@@ -116,3 +116,74 @@ fn a_broken_setup_is_diagnosed() {
     }
     assert_eq!(report.worst(), CheckStatus::Fail);
 }
+
+/// The path check reads the path a connection starts with, whatever the connection it is
+/// given has set since (a pool's connection, the CLI's).
+#[test]
+fn the_default_path_is_read_whatever_the_connection_set() {
+    let db = test_database!();
+    let mut conn = db.connect();
+    for s in ["www", "t1"] {
+        migrate(&mut conn, s);
+    }
+    conn.batch_execute(&format!(
+        "alter database {} set search_path = t1, public",
+        db.name()
+    ))
+    .unwrap();
+    let mut fresh = PgConnection::establish(db.url()).unwrap();
+    fresh.deactivate().unwrap();
+    let report = doctor(&mut fresh, &config(), &Fixed(vec!["t1"]), &TENANT).unwrap();
+    let check = report.get("default-search-path").unwrap();
+    assert_eq!(check.status, CheckStatus::Fail, "{report}");
+    assert!(check.summary.contains("(t1, public)"), "{report}");
+}
+
+/// `manage doctor` fails a database whose default path puts a tenant first.
+#[cfg(feature = "cli")]
+#[test]
+fn the_cli_doctor_fails_a_tenant_on_the_default_path() {
+    use pgschemas_diesel::cli::{self, Outcome, Tenancy};
+
+    let db = test_database!();
+    let tenancy = Tenancy::builder(config(), TENANT)
+        .default_models()
+        .database_url(db.url())
+        .build();
+    let run = |args: &[&str]| {
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let outcome = cli::run_from(
+            &tenancy,
+            std::iter::once("manage").chain(args.iter().copied()),
+            &mut out,
+            &mut err,
+        );
+        let text = format!(
+            "{}{}",
+            String::from_utf8(out).unwrap(),
+            String::from_utf8(err).unwrap()
+        );
+        (outcome, text)
+    };
+    assert_eq!(run(&["migrate"]).0, Outcome::Success);
+    let (outcome, text) = run(&["create-tenant", "t1", "--domain", "t1.localhost"]);
+    assert_eq!(outcome, Outcome::Success, "{text}");
+    let (outcome, text) = run(&["doctor"]);
+    assert_eq!(outcome, Outcome::Success, "{text}");
+    assert!(text.contains("[pass] default-search-path: "), "{text}");
+
+    let mut conn = db.connect();
+    conn.batch_execute(&format!(
+        "alter database {} set search_path = t1, public",
+        db.name()
+    ))
+    .unwrap();
+    let (outcome, text) = run(&["doctor"]);
+    assert_eq!(outcome, Outcome::Failed, "{text}");
+    assert!(
+        text.contains(
+            "[fail] default-search-path: a fresh connection's path (t1, public) names tenant schema(s) [\"t1\"]"
+        ),
+        "{text}"
+    );
+}

@@ -11,6 +11,7 @@ mod derive_ui;
 mod doctor;
 mod isolation;
 mod isolation_random;
+mod drop;
 mod migrate;
 mod models;
 mod pgbouncer;
@@ -19,4 +20,6 @@ mod provision;
 mod routing;
 #[cfg(feature = "axum")]
 mod routing_http;
+#[cfg(feature = "cli")]
+mod run_sql;
 mod testing_support;

@@ -96,7 +96,9 @@ impl fmt::Display for DoctorReport {
 ///
 /// - `shared-schema-create`: `CREATE` on the shared schema is not granted to `PUBLIC` (any
 ///   role could otherwise plant objects that every tenant's path resolves);
-/// - `default-search-path`: a fresh connection's path names no tenant schema, so nothing
+/// - `default-search-path`: a fresh connection's path (the `search_path` a connection starts
+///   with, from the server's, database's, role's and connection's settings; read as such on
+///   any connection, whatever path `conn` has set since) names no tenant schema, so nothing
 ///   outside the crate's pool sees a tenant's tables;
 /// - `invalid-rows`: every row of the tenant and domain tables can be used: no tenant whose
 ///   stored schema name is not valid (it is neither served nor migrated: a failure), no
@@ -179,9 +181,10 @@ pub fn doctor(
         )
     });
 
-    // The path a connection gets before the crate sets one.
+    // The path a connection gets before the crate sets one: the value `RESET` goes back to
+    // (server, database, role and connection settings), whatever `conn` has set since.
     let default_path: String = diesel::select(diesel::dsl::sql::<Text>(
-        "pg_catalog.current_setting('search_path')",
+        "(SELECT reset_val FROM pg_catalog.pg_settings WHERE name = 'search_path')",
     ))
     .get_result(conn)
     .map_err(Error::from)?;

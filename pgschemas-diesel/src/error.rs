@@ -140,8 +140,8 @@ pub enum Error {
         schema: String,
     },
 
-    /// An operation that would destroy a protected schema (the shared schema or a static
-    /// tenant) was refused; the `dangerous_` variant of the call does it anyway.
+    /// An operation that would destroy a protected schema (the shared schema, a static
+    /// tenant, the clone reference or an extra search path) was refused; the `dangerous_` variant of the call does it anyway.
     #[error(
         "refusing to {action} schema {schema:?}: it is {what}; use the dangerous_ variant if you really mean it"
     )]
@@ -152,6 +152,22 @@ pub enum Error {
         action: &'static str,
         /// Why it is protected, e.g. `the shared schema`.
         what: &'static str,
+    },
+
+    /// Dropping a schema was refused because objects outside it depend on objects inside it
+    /// (a view or foreign key of another schema, a column or function using one of its
+    /// types, an extension owning one of its objects): `DROP SCHEMA ... CASCADE` would drop
+    /// them too. Nothing was dropped.
+    #[error(
+        "refusing to drop schema {schema:?}: objects outside it would be dropped with it: {}; drop or change them first, or use the dangerous_ cascading variant to drop them too",
+        objects.join("; ")
+    )]
+    Dependents {
+        /// The schema that was not dropped.
+        schema: String,
+        /// The outside objects, each with its kind, schema-qualified name and what it depends
+        /// on, e.g. `view public.report (depends on table t1.orders)`.
+        objects: Vec<String>,
     },
 
     /// A database error, with the schema it concerns when one is known.
@@ -312,6 +328,7 @@ impl Error {
             | Self::TenantNotFound { schema }
             | Self::SchemaExists { schema }
             | Self::Protected { schema, .. }
+            | Self::Dependents { schema, .. }
             | Self::Clone { schema, .. }
             | Self::CloneNamesSource { schema, .. }
             | Self::Hook { schema, .. } => Some(schema),

@@ -42,6 +42,7 @@ mod checkout;
 #[cfg(feature = "cli")]
 pub mod cli;
 mod config;
+mod dependents;
 mod doctor;
 mod error;
 mod lifecycle;

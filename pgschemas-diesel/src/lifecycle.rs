@@ -2,10 +2,11 @@
 
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
-use diesel::result::Error as DieselError;
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel::sql_types::{Bool, Text};
 
 use crate::config::Config;
+use crate::dependents::{lock_relations, outside_dependents};
 use crate::error::{Error, Result};
 use crate::name::SchemaName;
 
@@ -64,7 +65,8 @@ pub fn list_schemas(conn: &mut PgConnection) -> Result<Vec<String>> {
 ///
 /// # Errors
 ///
-/// [`Error::SchemaExists`] when it exists already; [`Error::Database`].
+/// [`Error::SchemaExists`] when it exists already (also when another session created it at
+/// the same time); [`Error::Database`].
 ///
 /// ```no_run
 /// # use diesel::{Connection, PgConnection};
@@ -73,25 +75,45 @@ pub fn list_schemas(conn: &mut PgConnection) -> Result<Vec<String>> {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn create_schema(conn: &mut PgConnection, name: &SchemaName) -> Result<()> {
-    conn.batch_execute(&format!("CREATE SCHEMA {}", name.quoted()))
-        .map_err(|e| {
-            if message_is(&e, &format!("schema \"{}\" already exists", name.as_str())) {
-                Error::SchemaExists {
-                    schema: name.to_string(),
-                }
-            } else {
-                Error::db(name.as_str(), e)
-            }
-        })
+    let sql = format!("CREATE SCHEMA {}", name.quoted());
+    // In a transaction (a savepoint inside the caller's) so that the catalog can be read
+    // again after a failure.
+    let Err(e) = conn.transaction(|conn| conn.batch_execute(&sql)) else {
+        return Ok(());
+    };
+    // A concurrent creator's unique violation, or the schema is there after the failure.
+    let concurrent = matches!(
+        &e,
+        DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, info)
+            if info.constraint_name() == Some("pg_namespace_nspname_index")
+    );
+    if concurrent || matches!(schema_exists(conn, name), Ok(true)) {
+        return Err(Error::SchemaExists {
+            schema: name.to_string(),
+        });
+    }
+    Err(Error::db(name.as_str(), e))
 }
 
-/// Drops the schema and everything in it (`DROP SCHEMA ... CASCADE`), refusing the shared
-/// schema, the static tenants and the clone reference of `config`.
+/// Drops the schema and everything in it, refusing the schemas `config` reserves (the shared
+/// schema, the static tenants, the clone reference, the extra search paths) and refusing a
+/// schema that objects outside it depend on.
+///
+/// `DROP SCHEMA ... CASCADE` drops more than the schema: a view of another schema over one
+/// of its tables, a foreign key into it, a column or function using one of its types, an
+/// extension owning one of its objects. This reads `pg_depend` first and refuses with
+/// [`Error::Dependents`], naming those objects; nothing is dropped. The schema's tables and
+/// views are locked before the check (in one transaction with the drop), so no view or
+/// foreign key over them can appear in between.
+///
+/// Any other schema may be dropped: a dynamic tenant's, or one that belongs to nothing.
+/// [`dangerous_drop_schema`] drops a protected schema and the outside objects too.
 ///
 /// # Errors
 ///
-/// [`Error::Protected`] for a protected schema (compared case-insensitively);
-/// [`Error::SchemaNotFound`] when it does not exist; [`Error::Database`].
+/// [`Error::Protected`] for a reserved schema (compared case-insensitively);
+/// [`Error::Dependents`]; [`Error::SchemaNotFound`] when it does not exist;
+/// [`Error::Database`].
 ///
 /// ```no_run
 /// # use diesel::{Connection, PgConnection};
@@ -104,38 +126,42 @@ pub fn create_schema(conn: &mut PgConnection, name: &SchemaName) -> Result<()> {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn drop_schema(conn: &mut PgConnection, config: &Config, name: &SchemaName) -> Result<()> {
-    if let Some(what) = protected_as(config, name) {
-        return Err(Error::Protected {
+    refuse_protected(config, name)?;
+    drop_alone(conn, name, OnDependents::Refuse)
+}
+
+/// [`Error::Protected`] when `config` protects `name` from being dropped (compared
+/// case-insensitively).
+pub(crate) fn refuse_protected(config: &Config, name: &SchemaName) -> Result<()> {
+    match protected_as(config, name) {
+        Some(what) => Err(Error::Protected {
             schema: name.to_string(),
             action: "drop",
             what,
-        });
+        }),
+        None => Ok(()),
     }
-    dangerous_drop_schema(conn, name)
 }
 
 /// Why `config` protects `name` from being dropped, if it does (compared case-insensitively).
-pub(crate) fn protected_as(config: &Config, name: &SchemaName) -> Option<&'static str> {
-    if config.shared_schema().eq_ignore_case(name.as_str()) {
+fn protected_as(config: &Config, name: &SchemaName) -> Option<&'static str> {
+    let is = |other: &SchemaName| other.eq_ignore_case(name.as_str());
+    if is(config.shared_schema()) {
         Some("the shared schema")
-    } else if config
-        .static_tenants()
-        .iter()
-        .any(|t| t.name().eq_ignore_case(name.as_str()))
-    {
+    } else if config.static_tenants().iter().any(|t| is(t.name())) {
         Some("a static tenant")
-    } else if config
-        .clone_reference()
-        .is_some_and(|r| r.eq_ignore_case(name.as_str()))
-    {
+    } else if config.clone_reference().is_some_and(is) {
         Some("the clone reference")
+    } else if config.extra_search_paths().iter().any(is) {
+        Some("an extra search path")
     } else {
         None
     }
 }
 
-/// Drops any schema and everything in it, with no protection: the shared schema and static
-/// tenants included.
+/// Drops any schema and everything in it, with no protection: the shared schema, static
+/// tenants and extra search paths included, and the objects outside it that depend on its
+/// objects (`DROP SCHEMA ... CASCADE`).
 ///
 /// # Errors
 ///
@@ -148,18 +174,63 @@ pub(crate) fn protected_as(config: &Config, name: &SchemaName) -> Option<&'stati
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn dangerous_drop_schema(conn: &mut PgConnection, name: &SchemaName) -> Result<()> {
-    conn.batch_execute(&format!("DROP SCHEMA {} CASCADE", name.quoted()))
-        .map_err(|e| {
-            if message_is(&e, &format!("schema \"{}\" does not exist", name.as_str())) {
-                Error::SchemaNotFound {
-                    schema: name.to_string(),
-                }
-            } else {
-                Error::db(name.as_str(), e)
-            }
-        })
+    drop_alone(conn, name, OnDependents::Cascade)
 }
 
-fn message_is(e: &DieselError, message: &str) -> bool {
-    matches!(e, DieselError::DatabaseError(_, info) if info.message() == message)
+/// What a drop does about objects outside the schema that depend on objects inside it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OnDependents {
+    /// Refuse with [`Error::Dependents`].
+    Refuse,
+    /// Drop them too.
+    Cascade,
+}
+
+/// [`drop_in_transaction`] in a transaction of its own (a savepoint inside the caller's);
+/// a database error for a schema that is gone afterwards is [`Error::SchemaNotFound`].
+fn drop_alone(conn: &mut PgConnection, name: &SchemaName, on: OnDependents) -> Result<()> {
+    match conn.transaction(|conn| drop_in_transaction(conn, name, on)) {
+        Err(e @ Error::Database { .. }) => match schema_exists(conn, name) {
+            Ok(false) => Err(Error::SchemaNotFound {
+                schema: name.to_string(),
+            }),
+            _ => Err(e),
+        },
+        other => other,
+    }
+}
+
+/// Drops `name` with `CASCADE`, inside the caller's transaction; with
+/// [`OnDependents::Refuse`], after locking its relations and checking that nothing outside
+/// depends on it.
+///
+/// # Errors
+///
+/// [`Error::SchemaNotFound`] (read from the catalog, not from the drop's error);
+/// [`Error::Dependents`]; [`Error::Database`].
+pub(crate) fn drop_in_transaction(
+    conn: &mut PgConnection,
+    name: &SchemaName,
+    on: OnDependents,
+) -> Result<()> {
+    let exists = match on {
+        OnDependents::Refuse => lock_relations(conn, name)?,
+        OnDependents::Cascade => schema_exists(conn, name)?,
+    };
+    if !exists {
+        return Err(Error::SchemaNotFound {
+            schema: name.to_string(),
+        });
+    }
+    if on == OnDependents::Refuse {
+        let objects = outside_dependents(conn, name)?;
+        if !objects.is_empty() {
+            return Err(Error::Dependents {
+                schema: name.to_string(),
+                objects,
+            });
+        }
+    }
+    conn.batch_execute(&format!("DROP SCHEMA {} CASCADE", name.quoted()))
+        .map_err(|e| Error::db(name.as_str(), e))
 }

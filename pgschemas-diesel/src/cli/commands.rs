@@ -14,12 +14,13 @@ use super::args::{
     MigrateArgs, RunSqlArgs, SelectArgs,
 };
 use super::output::{Reporter, Table, duration, plural};
+use super::script;
 use super::sql::{self, SqlResult};
 use super::tenancy::{NewTenantRows, SharedSource, Source, Tenancy};
 use crate::catalog::{CatalogRows, DomainRecord, InvalidRow, TenantRecord};
 use crate::doctor::CheckStatus;
 use crate::error::Error;
-use crate::lifecycle::create_schema;
+use crate::lifecycle::{create_schema, list_schemas};
 use crate::migrate::{
     MigrationError, MigrationErrorKind, MigrationSet, Migrator, Progress, SchemaKind, SchemaReport,
     Selection, Target, applied_versions, migrate_schema, pending_migrations, source_versions,
@@ -886,15 +887,14 @@ fn run_sql(ctx: &mut Ctx<'_>, args: RunSqlArgs) -> CliResult {
     } else {
         args.sql
     };
-    if sql::split(&text).is_empty() {
-        return Err(CliError::Usage("the SQL is empty".to_owned()));
-    }
+    refuse_script(&text)?;
     let workers = workers(args.parallel);
     let pool = ctx.pool(workers)?;
     let (targets, missed) = {
         let mut conn = pool.get()?;
         let rows = ctx.catalog(&mut conn)?;
         let targets = selection.resolve(&ctx.tenancy.config, &rows.tenants, &rows.domains)?;
+        refuse_targets(&mut conn, &targets)?;
         (targets, missed(&selection, &rows).to_vec())
     };
 
@@ -940,10 +940,12 @@ fn run_sql(ctx: &mut Ctx<'_>, args: RunSqlArgs) -> CliResult {
                     let began = Instant::now();
                     let schema = target.schema.as_str();
                     let result = pool
-                        .transaction(&target.schema, |conn| {
-                            sql::run(conn, text).map_err(|e| Error::db(schema, e))
-                        })
-                        .map_err(|e| cause_of(&e, schema));
+                        .transaction(&target.schema, |conn| sql::run_guarded(conn, text))
+                        .map_err(|e| match e {
+                            sql::RunError::Database(e) => cause_of(&Error::db(schema, e), schema),
+                            sql::RunError::Crate(e) => cause_of(&e, schema),
+                            e @ sql::RunError::Escaped(_) => e.to_string(),
+                        });
                     if result.is_err() && !keep_going {
                         stop.store(true, Ordering::SeqCst);
                     }
@@ -1013,6 +1015,63 @@ fn run_sql(ctx: &mut Ctx<'_>, args: RunSqlArgs) -> CliResult {
             Outcome::Failed
         },
     )
+}
+
+/// Refuses an empty script, and one with a statement that would escape the transaction and
+/// search path each schema runs with ([`Statement::refusal`](script::Statement::refusal)),
+/// before anything runs.
+fn refuse_script(text: &str) -> CliResult<()> {
+    let statements = script::statements(text);
+    if statements.is_empty() {
+        return Err(CliError::Usage("the SQL is empty".to_owned()));
+    }
+    for (n, statement) in statements.iter().enumerate() {
+        if let Some(reason) = statement.refusal() {
+            return Err(CliError::Usage(format!(
+                "refusing to run the SQL: statement {} ({:?}) {reason}; run-sql runs the SQL \
+                 in one transaction per schema, with that schema's search path, and ends the \
+                 transaction itself: leave transaction control and search path or role \
+                 changes out of the script. Nothing was run",
+                n + 1,
+                excerpt(statement.text)
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The first line of a statement, at most 60 characters.
+fn excerpt(text: &str) -> String {
+    let line = text.lines().next().unwrap_or("");
+    match line.char_indices().nth(60) {
+        Some((at, _)) => format!("{}...", &line[..at]),
+        None if line.len() < text.len() => format!("{line}..."),
+        None => line.to_owned(),
+    }
+}
+
+/// Refuses a selection that names no schema, or schemas that do not exist, before anything
+/// runs.
+fn refuse_targets(conn: &mut PgConnection, targets: &[Target]) -> CliResult<()> {
+    if targets.is_empty() {
+        return Err(CliError::Usage(
+            "the selection names no schema (after exclusions); nothing was run".to_owned(),
+        ));
+    }
+    let existing: BTreeSet<String> = list_schemas(conn)?.into_iter().collect();
+    let missing: Vec<&str> = targets
+        .iter()
+        .map(|t| t.schema.as_str())
+        .filter(|s| !existing.contains(*s))
+        .collect();
+    if !missing.is_empty() {
+        return Err(CliError::Usage(format!(
+            "selected schema(s) that do not exist: {}; nothing was run (provision them, or \
+             exclude them with -x)",
+            missing.join(", ")
+        )));
+    }
+    Ok(())
 }
 
 /// An error's message without the "database error in schema ..." prefix the line already

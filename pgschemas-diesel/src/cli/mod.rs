@@ -46,6 +46,15 @@
 //! `migrate` and `list` take every schema when none is selected; `whowill` and `run-sql`
 //! refuse.
 //!
+//! **`run-sql`** runs the SQL in one transaction per schema, with that schema's search path,
+//! and commits it when the SQL succeeded. Before any schema runs, it refuses a selection that
+//! names no schema or a schema that does not exist, and a script with a statement that would
+//! leave that transaction or path: transaction control (`BEGIN`, `COMMIT`, `END`, `ROLLBACK`,
+//! `SAVEPOINT`, `PREPARE TRANSACTION`, ...), `SET`/`RESET` of the search path or the role,
+//! `DISCARD`, `DEALLOCATE` (words inside literals, dollar quotes, quoted identifiers and
+//! comments do not count). A path change it cannot see (`set_config('search_path', ...)`)
+//! fails that schema and rolls it back.
+//!
 //! **Output**: when standard error is a terminal, long work shows a progress bar; otherwise
 //! each schema gets a plain line (`t1 ... ok (3 applied, 41 ms)`). A summary table ends the
 //! run, failures listed with schema, migration and error.
@@ -57,7 +66,8 @@
 //!
 //! **Exit status**: 0 on success, 1 when a schema, a check or the command failed or a
 //! selection that takes every dynamic tenant had to leave a bad row out, 2 for bad usage or a
-//! bad selection (no schema given, unknown or ambiguous reference).
+//! bad selection (no schema given, unknown or ambiguous reference, for `run-sql` also a
+//! selection of no existing schema, or a refused script): then nothing was run.
 //!
 //! **Database**: `--database-url`, else the `DATABASE_URL` environment variable, else
 //! [`TenancyBuilder::database_url`].
@@ -65,6 +75,7 @@
 mod args;
 mod commands;
 mod output;
+mod script;
 mod sql;
 mod tenancy;
 

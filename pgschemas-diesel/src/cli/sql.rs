@@ -5,6 +5,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Nullable, Text};
 
 use super::output::{Table, plural};
+use super::script::split;
 
 /// What a schema's run of the SQL gave.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -95,6 +96,81 @@ pub(crate) fn run(conn: &mut PgConnection, sql: &str) -> QueryResult<SqlResult> 
     }
 }
 
+/// A transaction-local setting holding the search path a schema's run started with.
+const STARTED_WITH: &str = "pgschemas.run_sql_path";
+
+/// Why a schema's run of the SQL failed.
+#[derive(Debug)]
+pub(crate) enum RunError {
+    /// A statement failed; the transaction rolls back.
+    Database(diesel::result::Error),
+    /// The pool could not give a connection with the schema's path.
+    Crate(crate::Error),
+    /// The SQL left the schema's transaction or path (the statements the script check does
+    /// not see, such as `set_config('search_path', ...)`): what it means is in the message.
+    Escaped(String),
+}
+
+impl std::fmt::Display for RunError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Database(e) => write!(f, "{e}"),
+            Self::Crate(e) => write!(f, "{e}"),
+            Self::Escaped(m) => f.write_str(m),
+        }
+    }
+}
+
+impl From<crate::Error> for RunError {
+    fn from(e: crate::Error) -> Self {
+        Self::Crate(e)
+    }
+}
+
+impl From<diesel::result::Error> for RunError {
+    fn from(e: diesel::result::Error) -> Self {
+        Self::Database(e)
+    }
+}
+
+#[derive(QueryableByName)]
+struct Paths {
+    #[diesel(sql_type = Text)]
+    now: String,
+    #[diesel(sql_type = Nullable<Text>)]
+    started: Option<String>,
+}
+
+/// [`run`], inside the schema's transaction, checking afterwards that the SQL left both in
+/// place: still in the transaction (a transaction-local setting written before is still
+/// there) and still on the path it started with. Otherwise [`RunError::Escaped`]: a path
+/// change is rolled back with everything else; an ended transaction is reported as what
+/// it is (its first part committed).
+pub(crate) fn run_guarded(conn: &mut PgConnection, sql: &str) -> Result<SqlResult, RunError> {
+    conn.batch_execute(&format!(
+        "SELECT pg_catalog.set_config('{STARTED_WITH}', pg_catalog.current_setting('search_path'), true)"
+    ))?;
+    let result = run(conn, sql)?;
+    let paths: Paths = diesel::sql_query(format!(
+        "SELECT pg_catalog.current_setting('search_path') AS now, \
+         NULLIF(pg_catalog.current_setting('{STARTED_WITH}', true), '') AS started"
+    ))
+    .get_result(conn)?;
+    match paths.started {
+        None => Err(RunError::Escaped(format!(
+            "the SQL ended this schema's transaction: what ran before that was committed, the \
+             rest ran outside it with the search path {}",
+            paths.now
+        ))),
+        Some(started) if started != paths.now => Err(RunError::Escaped(format!(
+            "the SQL changed the search path from {started} to {}; everything it did in this \
+             schema was rolled back",
+            paths.now
+        ))),
+        Some(_) => Ok(result),
+    }
+}
+
 /// `SHOW x` as a query (a `SHOW` cannot be a subquery): `SHOW ALL` reads `pg_settings`, `SHOW
 /// name` reads `current_setting('name')` into a column named after the setting.
 fn show_as_select(statement: &str) -> String {
@@ -139,106 +215,6 @@ fn rows(conn: &mut PgConnection, query: &str) -> QueryResult<SqlResult> {
     Ok(SqlResult::Rows { columns, rows })
 }
 
-/// The statements of `sql`, split at top-level semicolons (not in quotes, dollar quotes or
-/// comments), trimmed, without their semicolon; statements holding only comments are left
-/// out.
-pub(crate) fn split(sql: &str) -> Vec<&str> {
-    let bytes = sql.as_bytes();
-    let mut out = Vec::new();
-    let mut start = 0;
-    let mut i = 0;
-    let mut has_code = false;
-    while i < bytes.len() {
-        let c = bytes[i];
-        match c {
-            b'-' if bytes.get(i + 1) == Some(&b'-') => {
-                while i < bytes.len() && bytes[i] != b'\n' {
-                    i += 1;
-                }
-                continue;
-            }
-            b'/' if bytes.get(i + 1) == Some(&b'*') => {
-                let mut depth = 0usize;
-                while i < bytes.len() {
-                    if bytes[i] == b'/' && bytes.get(i + 1) == Some(&b'*') {
-                        depth += 1;
-                        i += 2;
-                    } else if bytes[i] == b'*' && bytes.get(i + 1) == Some(&b'/') {
-                        depth -= 1;
-                        i += 2;
-                        if depth == 0 {
-                            break;
-                        }
-                    } else {
-                        i += 1;
-                    }
-                }
-                continue;
-            }
-            b'\'' => {
-                has_code = true;
-                let escapes = i > 0 && matches!(bytes[i - 1], b'e' | b'E');
-                i += 1;
-                while i < bytes.len() {
-                    if escapes && bytes[i] == b'\\' {
-                        i += 2;
-                    } else if bytes[i] == b'\'' {
-                        if bytes.get(i + 1) == Some(&b'\'') {
-                            i += 2;
-                        } else {
-                            break;
-                        }
-                    } else {
-                        i += 1;
-                    }
-                }
-            }
-            b'"' => {
-                has_code = true;
-                i += 1;
-                while i < bytes.len() && bytes[i] != b'"' {
-                    i += 1;
-                }
-            }
-            b'$' if i == 0 || !is_ident(bytes[i - 1]) => {
-                has_code = true;
-                let tag_end = bytes[i + 1..]
-                    .iter()
-                    .position(|b| !is_ident(*b))
-                    .map(|p| i + 1 + p);
-                if let Some(end) = tag_end
-                    && bytes[end] == b'$'
-                    && !bytes.get(i + 1).is_some_and(u8::is_ascii_digit)
-                {
-                    let tag = &sql[i..=end];
-                    match sql[end + 1..].find(tag) {
-                        Some(p) => i = end + 1 + p + tag.len() - 1,
-                        None => i = bytes.len(),
-                    }
-                }
-            }
-            b';' => {
-                if has_code {
-                    out.push(sql[start..i].trim());
-                }
-                start = i + 1;
-                has_code = false;
-            }
-            c if !c.is_ascii_whitespace() => has_code = true,
-            _ => {}
-        }
-        i += 1;
-    }
-    if has_code {
-        out.push(sql[start..].trim());
-    }
-    out
-}
-
-fn is_ident(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b == b'_' || b >= 0x80
-}
-
 /// `statement` without its leading whitespace and comments.
 fn skip_comments(statement: &str) -> &str {
     let mut rest = statement;
@@ -273,39 +249,6 @@ pub(crate) fn first_keyword(statement: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn statements_split_at_top_level_semicolons() {
-        let cases: &[(&str, &[&str])] = &[
-            ("select 1", &["select 1"]),
-            ("select 1;", &["select 1"]),
-            ("  select 1 ; -- done\n", &["select 1"]),
-            ("select 1; select 2", &["select 1", "select 2"]),
-            ("select ';'", &["select ';'"]),
-            ("select 'it''s; ok'", &["select 'it''s; ok'"]),
-            (r"select E'a\'; b'", &[r"select E'a\'; b'"]),
-            ("select \"a;b\" from t", &["select \"a;b\" from t"]),
-            ("select $$a;b$$", &["select $$a;b$$"]),
-            (
-                "create function f() returns int as $body$ select 1; $body$ language sql; select f()",
-                &[
-                    "create function f() returns int as $body$ select 1; $body$ language sql",
-                    "select f()",
-                ],
-            ),
-            ("select $1; select 2", &["select $1", "select 2"]),
-            ("-- only a comment;\n", &[]),
-            (
-                "/* a; /* nested; */ b; */ select 1",
-                &["/* a; /* nested; */ b; */ select 1"],
-            ),
-            ("", &[]),
-            (";;", &[]),
-        ];
-        for (sql, expected) in cases {
-            assert_eq!(split(sql), *expected, "{sql:?}");
-        }
-    }
 
     #[test]
     fn show_becomes_a_query() {

@@ -13,7 +13,7 @@ use diesel::pg::Pg;
 
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::lifecycle::{dangerous_drop_schema, protected_as, schema_exists};
+use crate::lifecycle::{OnDependents, drop_in_transaction, refuse_protected, schema_exists};
 use crate::name::SchemaName;
 
 pub use clone::{CloneReport, clone_schema};
@@ -542,11 +542,21 @@ impl Provisioner {
     /// `rows` runs and the schema is kept (django-pgschemas' rule: data is not dropped
     /// unless asked).
     ///
+    /// Only a dynamic tenant's schema is dropped: never one the configuration reserves (the
+    /// shared schema, a static tenant, the clone reference, an extra search path: the names
+    /// [`Config::check_tenant_name`] refuses to a new tenant), and never together with
+    /// objects outside it. When a view, foreign key, column, function or extension of
+    /// another schema depends on the tenant's objects, the drop is refused with
+    /// [`Error::Dependents`] naming them ([`dangerous_drop_tenant_cascade`](Self::dangerous_drop_tenant_cascade)
+    /// drops them too). Whether the schema belongs to a tenant row is `rows`' to say: it
+    /// runs in the same transaction, so an error from it (the CLI's: no tenant has this
+    /// schema) keeps the schema.
+    ///
     /// # Errors
     ///
-    /// [`Error::InvalidSchemaName`]; [`Error::Protected`] when the schema is the shared
-    /// schema, a static tenant or the clone reference; [`Error::Hook`]; `rows`' error;
-    /// [`Error::Database`]. Nothing is changed on error.
+    /// [`Error::InvalidSchemaName`]; [`Error::Protected`] for a reserved schema;
+    /// [`Error::Dependents`]; [`Error::Hook`]; `rows`' error; [`Error::Database`]. Nothing
+    /// is changed on error.
     ///
     /// ```no_run
     /// # fn demo(provisioner: &pgschemas_diesel::Provisioner, conn: &mut diesel::PgConnection) -> pgschemas_diesel::Result<()> {
@@ -569,15 +579,56 @@ impl Provisioner {
     where
         F: FnOnce(&mut PgConnection) -> Result<T>,
     {
+        let drop = force || self.0.auto_drop_schema;
+        self.drop_tenant_with(conn, schema, drop, OnDependents::Refuse, rows)
+    }
+
+    /// [`drop_tenant`](Self::drop_tenant), always dropping the schema, and with it every
+    /// object outside it that depends on its objects (`DROP SCHEMA ... CASCADE`): a view of
+    /// the shared schema over a tenant table, a foreign key into it, another tenant's view,
+    /// an extension owning one of its objects. The reserved schemas are still refused.
+    ///
+    /// # Errors
+    ///
+    /// As [`drop_tenant`](Self::drop_tenant), without [`Error::Dependents`].
+    ///
+    /// ```no_run
+    /// # fn demo(provisioner: &pgschemas_diesel::Provisioner, conn: &mut diesel::PgConnection) -> pgschemas_diesel::Result<()> {
+    /// use diesel::RunQueryDsl;
+    ///
+    /// provisioner.dangerous_drop_tenant_cascade(conn, "customer1", |conn| {
+    ///     diesel::sql_query("delete from tenants where schema_name = 'customer1'").execute(conn)?;
+    ///     Ok(())
+    /// })?;
+    /// # Ok(()) }
+    /// ```
+    pub fn dangerous_drop_tenant_cascade<T, F>(
+        &self,
+        conn: &mut PgConnection,
+        schema: &str,
+        rows: F,
+    ) -> Result<Dropped<T>>
+    where
+        F: FnOnce(&mut PgConnection) -> Result<T>,
+    {
+        self.drop_tenant_with(conn, schema, true, OnDependents::Cascade, rows)
+    }
+
+    fn drop_tenant_with<T, F>(
+        &self,
+        conn: &mut PgConnection,
+        schema: &str,
+        drop: bool,
+        on: OnDependents,
+        rows: F,
+    ) -> Result<Dropped<T>>
+    where
+        F: FnOnce(&mut PgConnection) -> Result<T>,
+    {
         let inner = &*self.0;
         let name = SchemaName::new(schema)?;
-        let drop = force || inner.auto_drop_schema;
-        if drop && let Some(what) = protected_as(&inner.config, &name) {
-            return Err(Error::Protected {
-                schema: name.to_string(),
-                action: "drop",
-                what,
-            });
+        if drop {
+            refuse_protected(&inner.config, &name)?;
         }
         let first = format!(
             "{}; {}",
@@ -592,7 +643,7 @@ impl Provisioner {
                 let mut schema_dropped = false;
                 if drop && schema_exists(conn, &name)? {
                     run_hook(&inner.before_drop, "before_drop", conn, &name)?;
-                    dangerous_drop_schema(conn, &name)?;
+                    drop_in_transaction(conn, &name, on)?;
                     schema_dropped = true;
                 }
                 let value = rows(conn).map_err(in_schema(&name))?;

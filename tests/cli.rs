@@ -802,12 +802,12 @@ fn run_sql_runs_on_each_selected_schema() {
     let lines = out.lines();
     assert_eq!(
         lines[1..3],
-        ["    search_path", "    \"www\", \"public\""],
+        ["    search_path", "    \"www\", \"public\", pg_temp"],
         "{out}"
     );
     assert_eq!(
         lines[4..6],
-        ["    search_path", "    \"tenant2\", \"public\""],
+        ["    search_path", "    \"tenant2\", \"public\", pg_temp"],
         "{out}"
     );
 

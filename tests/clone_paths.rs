@@ -65,7 +65,7 @@ fn audited_reference(conn: &mut PgConnection) {
         .unwrap();
     assert_eq!(
         settings(conn, "sample.audit_item()"),
-        r#"search_path="sample", "public";work_mem=1MB"#,
+        r#"search_path="sample", "public", pg_temp;work_mem=1MB"#,
         "the reference's function stores the path it was migrated with"
     );
 }
@@ -104,11 +104,11 @@ fn assert_writes_stay_in(conn: &mut PgConnection, schema: &str) {
     assert_eq!(count(conn, "select count(*) as n from sample.items"), 1);
     assert_eq!(
         settings(conn, &format!("{schema}.audit_item()")),
-        format!("search_path={schema}, public;work_mem=1MB")
+        format!("search_path={schema}, public, pg_temp;work_mem=1MB")
     );
     assert_eq!(
         settings(conn, &format!("{schema}.add_item(text)")),
-        format!("search_path={schema}, public")
+        format!("search_path={schema}, public, pg_temp")
     );
 }
 

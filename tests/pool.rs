@@ -427,3 +427,47 @@ fn an_enum_in_the_shared_schema_works_across_switches() {
         }
     }
 }
+
+diesel::table! {
+    shadowed (v) {
+        v -> Text,
+    }
+}
+
+/// Setting the same path again at every checkout does not invalidate Diesel's cached plans:
+/// PostgreSQL re-plans a cached statement only when the path's schemas differ from the ones
+/// it was planned under. Observable here because a plan made before `s1.shadowed` existed
+/// keeps reading `public.shadowed` until the path really changes.
+#[test]
+fn setting_the_same_path_again_keeps_cached_plans() {
+    let db = test_database!();
+    let mut admin = db.connect();
+    admin
+        .batch_execute(
+            "create schema s1; create schema s2;
+             create table public.shadowed (v text); insert into public.shadowed values ('public');",
+        )
+        .unwrap();
+    let pool = TenantPool::with_builder(
+        db.url(),
+        Config::default(),
+        r2d2::Pool::builder().max_size(1),
+    )
+    .unwrap();
+    let read = |tenant: &str| -> Vec<String> {
+        let mut scope = pool.scope(&tenant).unwrap();
+        shadowed::table
+            .select(shadowed::v)
+            .load(&mut *scope)
+            .unwrap()
+    };
+    assert_eq!(read("s1"), ["public"]);
+    admin
+        .batch_execute("create table s1.shadowed (v text); insert into s1.shadowed values ('s1');")
+        .unwrap();
+    // Same path at the next checkout: the cached plan is kept (it still reads public's).
+    assert_eq!(read("s1"), ["public"], "the plan was not invalidated");
+    // Another path in between: the plan is made again, and finds s1's table.
+    assert_eq!(read("s2"), ["public"]);
+    assert_eq!(read("s1"), ["s1"]);
+}

@@ -188,7 +188,7 @@ fn a_path_change_the_check_cannot_see_is_rolled_back() {
     );
     assert!(
         run.out.contains("tenant1 ... FAILED (") && run.out.contains(
-            "the SQL changed the search path from \"tenant1\", \"public\" to public; everything it did in this schema was rolled back"
+            "the SQL changed the search path from \"tenant1\", \"public\", pg_temp to public; everything it did in this schema was rolled back"
         ),
         "{run}"
     );

@@ -200,8 +200,14 @@ mod tests {
     fn the_session_form_resets_before_it_proves() {
         let sql = session_sql(&path());
         assert!(sql.starts_with("RESET SESSION AUTHORIZATION; RESET ALL;"));
-        assert!(sql.contains(r#"set_config('search_path', '"t1", "public", pg_temp', false)"#));
-        assert!(sql.contains(r#"to_regnamespace('"t1"')"#));
+        assert!(
+            sql.ends_with(
+                r#"EXECUTE pgschemas_diesel_checkout('"t1", "public", pg_temp', '"t1"')"#
+            )
+        );
+        let prepared = prepare_sql();
+        assert!(prepared.contains("set_config('search_path', $1, false)"));
+        assert!(prepared.contains("to_regnamespace($2)"));
         assert_eq!(
             sql.matches("; ").count(),
             6,

@@ -642,7 +642,7 @@ mod tests {
         );
         assert_eq!(
             c.search_path(&"public")?.as_sql_value(),
-            r#""public", "ext1", "ext2""#
+            r#""public", "ext1", "ext2", pg_temp"#
         );
         assert!(c.search_path(&"Bad").is_err());
         Ok(())

@@ -15,4 +15,5 @@ mod provision;
 mod routing;
 #[cfg(feature = "axum")]
 mod routing_http;
+mod soak;
 mod testing_support;

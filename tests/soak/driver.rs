@@ -11,7 +11,6 @@
 //! every read checks the tags and its own rows' count, and a final direct look checks every
 //! tenant's rows one by one.
 
-use std::fmt;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Once};
@@ -26,10 +25,15 @@ use pgschemas_diesel::testing::{PgBouncer, PoolMode, url_with_database};
 use pgschemas_diesel::{Config, DisableStatementCache, Error, TenantPool};
 use rand::Rng;
 
+#[path = "chaos.rs"]
+mod chaos;
 #[path = "oracle.rs"]
 mod oracle;
 
-use self::oracle::{Oracle, Tally};
+pub use self::oracle::{Outcome, Tally};
+
+use self::chaos::chaos;
+use self::oracle::Oracle;
 
 /// Rows each tenant (and `public`) starts with, `n` = 1..=SEED.
 const SEED: i64 = 5;
@@ -68,73 +72,6 @@ impl Settings {
             time_budget,
             kill_every: 50,
         }
-    }
-}
-
-/// What a soak run did and found.
-#[derive(Debug)]
-pub struct Outcome {
-    /// The run's size.
-    pub settings: Settings,
-    /// Wall time of the client threads.
-    pub seconds: f64,
-    /// Everything the client threads counted, merged.
-    pub tally: Tally,
-    /// Backends the chaos thread terminated.
-    pub kills: u64,
-    /// Threads that did not finish by the deadline, with what they were doing.
-    pub hung: Vec<String>,
-}
-
-impl Outcome {
-    /// Every reason this run failed: wrong rows, count mismatches, errors a killed backend
-    /// cannot explain, stray panics, hung threads.
-    pub fn failures(&self) -> Vec<String> {
-        let t = &self.tally;
-        let mut out = Vec::new();
-        if t.wrong_rows > 0 {
-            out.push(format!("{} wrong rows", t.wrong_rows));
-        }
-        if t.count_mismatches > 0 {
-            out.push(format!("{} count mismatches", t.count_mismatches));
-        }
-        if t.unexpected > 0 {
-            out.push(format!("{} unexpected errors or panics", t.unexpected));
-        }
-        out.extend(self.hung.iter().map(|h| format!("hung: {h}")));
-        out.extend(t.details.iter().cloned());
-        out
-    }
-}
-
-impl fmt::Display for Outcome {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let s = &self.settings;
-        let t = &self.tally;
-        write!(
-            f,
-            "soak: {} transactions in {:.1} s ({} threads, {} server connections, {} tenants): \
-             {} reads, {} writes committed, {} rolled back by Err, {} by panic; errors {:?}; \
-             {} in doubt ({} had committed); {} backends killed; {} wrong rows, {} count \
-             mismatches, {} unexpected, {} hung threads",
-            t.transactions,
-            self.seconds,
-            s.threads,
-            s.server_connections,
-            s.tenants,
-            t.reads,
-            t.writes,
-            t.rolled_back_err,
-            t.rolled_back_panic,
-            t.errors,
-            t.in_doubt,
-            t.in_doubt_committed,
-            self.kills,
-            t.wrong_rows,
-            t.count_mismatches,
-            t.unexpected,
-            self.hung.len(),
-        )
     }
 }
 
@@ -483,59 +420,6 @@ fn classify(e: &Failure) -> (String, bool) {
         },
         other => (format!("{other:?}"), false),
     }
-}
-
-/// Kills one of PgBouncer's server backends (sometimes all of them) after every `every`
-/// transactions, until the clients are finished; returns how many it killed.
-fn chaos(shared: &Shared, admin_url: &str, database: &str, every: u64) -> u64 {
-    let mut rng = rand::rng();
-    let mut conn = None;
-    let mut kills = 0;
-    let mut next = every;
-    while !shared.finished.load(Ordering::Relaxed) {
-        if shared.done.load(Ordering::Relaxed) < next {
-            thread::sleep(Duration::from_millis(1));
-            continue;
-        }
-        let c = match &mut conn {
-            Some(c) => c,
-            None => conn.insert(
-                PgConnection::establish(admin_url)
-                    .unwrap_or_else(|e| panic!("chaos cannot connect: {e}")),
-            ),
-        };
-        let limit: i64 = if rng.random_ratio(1, 4) { 1_000 } else { 1 };
-        match kill(c, database, limit) {
-            Ok(0) => thread::sleep(Duration::from_millis(1)),
-            Ok(k) => {
-                kills += k;
-                next += every;
-            }
-            Err(e) => panic!("chaos cannot kill backends: {e}"),
-        }
-    }
-    kills
-}
-
-/// Terminates up to `limit` randomly chosen backends of `database` other than the soak's own.
-fn kill(conn: &mut PgConnection, database: &str, limit: i64) -> QueryResult<u64> {
-    #[derive(QueryableByName)]
-    struct Killed {
-        #[diesel(sql_type = BigInt)]
-        killed: i64,
-    }
-    let k = diesel::sql_query(
-        "select count(*) filter (where pg_terminate_backend(pid)) as killed from ( \
-           select pid from pg_stat_activity \
-           where datname = $1 and backend_type = 'client backend' and state is not null \
-             and application_name <> $2 and pid <> pg_backend_pid() \
-           order by random() limit $3) s",
-    )
-    .bind::<Text, _>(database)
-    .bind::<Text, _>(ORACLE_APP)
-    .bind::<BigInt, _>(limit)
-    .get_result::<Killed>(conn)?;
-    Ok(k.killed as u64)
 }
 
 fn create_schemas(conn: &mut PgConnection, tenants: &[String]) {

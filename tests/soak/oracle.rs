@@ -1,14 +1,83 @@
-//! What the soak counts, and the direct connection that says what is really on disk.
+//! What the soak counts and reports, and the direct connection that says what is really on
+//! disk.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
 
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
 
-use super::{Failure, SEED, classify};
+use super::{Failure, SEED, Settings, classify};
 
 /// Failure details kept for the report; the counts go on past it.
 const MAX_DETAILS: usize = 20;
+
+/// What a soak run did and found.
+#[derive(Debug)]
+pub struct Outcome {
+    /// The run's size.
+    pub settings: Settings,
+    /// Wall time of the client threads.
+    pub seconds: f64,
+    /// Everything the client threads counted, merged.
+    pub tally: Tally,
+    /// Backends the chaos thread terminated.
+    pub kills: u64,
+    /// Threads that did not finish by the deadline, with what they were doing.
+    pub hung: Vec<String>,
+}
+
+impl Outcome {
+    /// Every reason this run failed: wrong rows, count mismatches, errors a killed backend
+    /// cannot explain, stray panics, hung threads.
+    pub fn failures(&self) -> Vec<String> {
+        let t = &self.tally;
+        let mut out = Vec::new();
+        if t.wrong_rows > 0 {
+            out.push(format!("{} wrong rows", t.wrong_rows));
+        }
+        if t.count_mismatches > 0 {
+            out.push(format!("{} count mismatches", t.count_mismatches));
+        }
+        if t.unexpected > 0 {
+            out.push(format!("{} unexpected errors or panics", t.unexpected));
+        }
+        out.extend(self.hung.iter().map(|h| format!("hung: {h}")));
+        out.extend(t.details.iter().cloned());
+        out
+    }
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = &self.settings;
+        let t = &self.tally;
+        write!(
+            f,
+            "soak: {} transactions in {:.1} s ({} threads, {} server connections, {} tenants): \
+             {} reads, {} writes committed, {} rolled back by Err, {} by panic; errors {:?}; \
+             {} in doubt ({} had committed); {} backends killed; {} wrong rows, {} count \
+             mismatches, {} unexpected, {} hung threads",
+            t.transactions,
+            self.seconds,
+            s.threads,
+            s.server_connections,
+            s.tenants,
+            t.reads,
+            t.writes,
+            t.rolled_back_err,
+            t.rolled_back_panic,
+            t.errors,
+            t.in_doubt,
+            t.in_doubt_committed,
+            self.kills,
+            t.wrong_rows,
+            t.count_mismatches,
+            t.unexpected,
+            self.hung.len(),
+        )
+    }
+}
 
 /// Counts of one client thread, or of all of them merged.
 #[derive(Debug, Default)]

@@ -22,4 +22,5 @@ mod routing;
 mod routing_http;
 #[cfg(feature = "cli")]
 mod run_sql;
+mod soak;
 mod testing_support;

@@ -1,6 +1,7 @@
 //! The benchmark runner: `cargo run --release --example bench -- <workload|all>`.
 //!
-//! Runs the workloads of the project's benchmark definition (W1, W1c, W2, W3, W4) against the
+//! Runs the workloads of the project's benchmark definition (W1, W1c, W2, W3, W4), and the
+//! fault soak behind PgBouncer (`soak`, `SOAK_TRANSACTIONS` for a quick run), against the
 //! PostgreSQL server at `DATABASE_URL` (default `postgres://postgres@127.0.0.1:5432/postgres`),
 //! each in a fresh database, and prints one JSON object per line:
 //! `{"workload": .., "n": .., "seconds": .., "rate": .., "unit": ..}` plus workload-specific fields.
@@ -8,6 +9,7 @@
 use std::time::Instant;
 
 mod common;
+mod soak;
 mod w1;
 mod w2;
 mod w3;
@@ -30,6 +32,7 @@ fn workloads() -> Vec<Workload> {
         ("W2-par4", w2::par4),
         ("W3", w3::all),
         ("W4", w4::all),
+        ("soak", soak::soak),
     ]
 }
 

@@ -71,7 +71,7 @@ impl Counter {
                 if !sql.starts_with("SELECT 1 ") && sql != "SELECT 1" {
                     c.all.fetch_add(1, Ordering::SeqCst);
                 }
-                if sql.contains("search_path") || sql.contains("pgschemas_diesel_checkout") {
+                if sql.contains("search_path") {
                     c.path.fetch_add(1, Ordering::SeqCst);
                 }
             }

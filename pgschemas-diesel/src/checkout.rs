@@ -44,28 +44,23 @@ fn guard(schema: &str) -> String {
     )
 }
 
-/// The name of the session form's prepared checkout statement.
-const CHECKOUT_STATEMENT: &str = "pgschemas_diesel_checkout";
+/// The name of the session form's sentinel, a prepared statement made once per connection.
+const SENTINEL: &str = "pgschemas_diesel_sentinel";
 
-/// Prepares the session form's checkout on a new connection (once per connection): the
-/// restore, the path (`$1`) and the proof for the schema (`$2`), planned once. The statement
-/// is also a sentinel: `DISCARD ALL` or `DEALLOCATE ALL` removes it together with Diesel's own
-/// cached statements, and the next checkout then fails and discards the connection, instead
-/// of handing out one whose statement cache no longer exists on the server.
+/// Prepares the session form's sentinel on a new connection (once per connection): `DISCARD
+/// ALL` or `DEALLOCATE ALL` removes it together with Diesel's own cached statements, and the
+/// next checkout, which runs it, then fails and discards the connection, instead of handing
+/// out one whose statement cache no longer exists on the server.
 pub(crate) fn prepare_sql() -> String {
-    format!(
-        "PREPARE {CHECKOUT_STATEMENT}(text, text) AS \
-         SELECT {RESTORE}, pg_catalog.set_config('search_path', $1, false) WHERE {}",
-        guard("$2")
-    )
+    format!("PREPARE {SENTINEL} AS SELECT")
 }
 
-/// The session form's checkout: reset, then the prepared restore, path and proof.
+/// The session form's checkout: reset, the sentinel, then restore, path and proof.
 pub(crate) fn session_sql(path: &SearchPath) -> String {
     format!(
-        "{RESET}; EXECUTE {CHECKOUT_STATEMENT}({}, {})",
+        "{RESET}; EXECUTE {SENTINEL}; SELECT {RESTORE}, pg_catalog.set_config('search_path', {}, false) WHERE {}",
         path.literal(),
-        path.schema_literal(),
+        guard(&path.schema_literal()),
     )
 }
 
@@ -200,18 +195,14 @@ mod tests {
     fn the_session_form_resets_before_it_proves() {
         let sql = session_sql(&path());
         assert!(sql.starts_with("RESET SESSION AUTHORIZATION; RESET ALL;"));
-        assert!(
-            sql.ends_with(
-                r#"EXECUTE pgschemas_diesel_checkout('"t1", "public", pg_temp', '"t1"')"#
-            )
-        );
-        let prepared = prepare_sql();
-        assert!(prepared.contains("set_config('search_path', $1, false)"));
-        assert!(prepared.contains("to_regnamespace($2)"));
+        assert!(sql.contains("; EXECUTE pgschemas_diesel_sentinel; SELECT"));
+        assert!(sql.contains(r#"set_config('search_path', '"t1", "public", pg_temp', false)"#));
+        assert!(sql.contains(r#"to_regnamespace('"t1"')"#));
+        assert_eq!(prepare_sql(), "PREPARE pgschemas_diesel_sentinel AS SELECT");
         assert_eq!(
             sql.matches("; ").count(),
-            6,
-            "one message, seven statements"
+            7,
+            "one message, eight statements"
         );
     }
 

@@ -28,8 +28,8 @@ const CHECKOUT_ATTEMPTS: usize = 3;
 #[derive(Clone, Copy)]
 struct Discard;
 
-/// Recorded once the connection has the session form's checkout statement prepared; the
-/// record only picks the message, the server proves it (a missing statement fails the
+/// Recorded once the connection has the session form's sentinel statement prepared; the
+/// record only picks the message, the server proves it (a missing sentinel fails the
 /// checkout, and the connection is discarded).
 #[derive(Clone, Copy)]
 struct Prepared;

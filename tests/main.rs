@@ -8,6 +8,7 @@ mod cli;
 mod derive_ui;
 mod doctor;
 mod migrate;
+mod migrate_path;
 mod models;
 mod pgbouncer;
 mod pool;

@@ -7,6 +7,7 @@ mod activation;
 mod cli;
 mod derive_ui;
 mod doctor;
+mod locale;
 mod migrate;
 mod migrate_path;
 mod models;

@@ -124,18 +124,18 @@ fn is_unreachable(error: &ConnectionError) -> bool {
     }
 }
 
-fn first_line(text: &str) -> &str {
+pub(crate) fn first_line(text: &str) -> &str {
     text.lines().next().unwrap_or("").trim()
 }
 
 /// `initdb` and `pg_ctl`, from the same installation.
-struct PgBinaries {
-    initdb: PathBuf,
-    pg_ctl: PathBuf,
+pub(crate) struct PgBinaries {
+    pub(crate) initdb: PathBuf,
+    pub(crate) pg_ctl: PathBuf,
 }
 
 impl PgBinaries {
-    fn find() -> Option<PgBinaries> {
+    pub(crate) fn find() -> Option<PgBinaries> {
         // Debian keeps them out of PATH, one directory per major version: prefer the newest.
         let mut versioned: Vec<(u32, PathBuf)> = fs::read_dir("/usr/lib/postgresql")
             .into_iter()

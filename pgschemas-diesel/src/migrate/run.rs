@@ -12,7 +12,6 @@ use diesel::sql_types::{Array, Bool, Integer, Nullable, Text};
 use super::error::{MigrationError, MigrationErrorKind};
 use crate::config::Config;
 use crate::name::{SchemaName, quote_literal};
-use crate::schema::set_path;
 
 /// The first key of the advisory lock a schema's migration run holds (the second is
 /// `hashtext(<schema name>)`), so that two processes never migrate one schema at once.
@@ -48,7 +47,10 @@ where
 /// applied, in order (empty when the schema was up to date).
 ///
 /// - The search path is `<schema>, <shared>, <extras>` while the migrations run, then the
-///   connection's previous path is put back. A schema that does not exist is an error
+///   connection's previous path is put back. Inside a Diesel transaction the switch is
+///   transaction-local (`SET LOCAL`): the transaction gets its own path back, and the
+///   session's path is untouched, so it is the same after the transaction ends as before
+///   it began. A schema that does not exist is an error
 ///   ([`MigrationErrorKind::SchemaNotFound`]) and nothing is written anywhere; a schema
 ///   PostgreSQL would not create objects in (`current_schema()` is another one, as when the
 ///   role lacks `USAGE` on it) is refused before anything runs.
@@ -109,32 +111,59 @@ where
         .search_path(schema)
         .map_err(|e| MigrationError::from_crate(schema, e))?;
     let in_transaction = transaction_depth(conn, schema)?;
+    // Inside a transaction this is the transaction's value (perhaps a `SET LOCAL` of the
+    // caller's); the session's own value is not touched below, so it is what comes back
+    // when the caller's transaction ends.
     let previous: String = diesel::select(diesel::dsl::sql::<Text>(
         "pg_catalog.current_setting('search_path')",
     ))
     .get_result(conn)
     .map_err(|e| MigrationError::db(schema, e))?;
-    set_path(conn, &path).map_err(|e| MigrationError::from_crate(schema, e))?;
+    if !switch_path(conn, path.as_sql_value(), Some(schema), in_transaction)
+        .map_err(|e| MigrationError::db(schema, e))?
+    {
+        return Err(MigrationError::new(
+            schema,
+            MigrationErrorKind::SchemaNotFound,
+        ));
+    }
 
     let result = apply(conn, schema, &list);
 
-    let restored = diesel::select(
-        diesel::dsl::sql::<Text>("pg_catalog.set_config('search_path', ")
-            .bind::<Text, _>(&previous)
-            .sql(", false)"),
-    )
-    .get_result::<String>(conn);
-    let Err(restore) = restored else {
+    let Err(restore) = switch_path(conn, &previous, None, in_transaction) else {
         return result;
     };
     if !in_transaction {
         // The tenant path would outlive the call: never let this connection be reused as if
-        // it had its old path. (Inside a transaction, its rollback undoes the switch.)
+        // it had its old path. (Inside a transaction, the path is transaction-local.)
         AnsiTransactionManager::transaction_manager_status_mut(conn).set_in_error();
     }
     Err(result
         .err()
         .unwrap_or_else(|| MigrationError::db(schema, restore)))
+}
+
+/// Sets the `search_path` to `value`: for the transaction only (`SET LOCAL`) when `local`,
+/// so that the session's value is what the transaction ends with, else for the session.
+/// With `schema`, only when that schema exists; returns whether the path was set.
+fn switch_path(
+    conn: &mut PgConnection,
+    value: &str,
+    schema: Option<&SchemaName>,
+    local: bool,
+) -> QueryResult<bool> {
+    let schema = schema.map(SchemaName::quoted);
+    let set = diesel::dsl::sql::<Nullable<Text>>("(SELECT pg_catalog.set_config('search_path', ")
+        .bind::<Text, _>(value)
+        .sql(", ")
+        .bind::<Bool, _>(local)
+        .sql(") WHERE ")
+        .bind::<Nullable<Text>, _>(schema.as_deref())
+        .sql("::text IS NULL OR pg_catalog.to_regnamespace(")
+        .bind::<Nullable<Text>, _>(schema.as_deref())
+        .sql(") IS NOT NULL)");
+    let set: Option<String> = diesel::select(set).get_result(conn)?;
+    Ok(set.is_some())
 }
 
 /// The migrations of `migrations` not yet applied to `schema`, by version, in order; nothing

@@ -20,8 +20,8 @@ pub use clone::{CloneReport, clone_schema};
 
 use clone::Template;
 use txn::{
-    atomic, create_schema_sql, in_schema, lock_sql, map_create_error, set_local_path_sql,
-    shared_lock_sql,
+    atomic, create_schema_sql, in_schema, lock_sql, map_create_error, map_db_error,
+    set_local_path_sql, shared_lock_sql,
 };
 
 /// The error a provisioning hook returns to veto the operation; anything that converts
@@ -126,9 +126,13 @@ fn create_migrated(
         String::new()
     };
     let first = format!("{}; {drop}{}", lock_sql(name), create_schema_sql(name));
-    atomic(conn, &first, map_create_error(name), |conn| {
-        migrate::apply_all_fresh(conn, &path, source).map(|_| ())
-    })
+    let apply = |conn: &mut PgConnection| migrate::apply_all_fresh(conn, &path, source).map(|_| ());
+    if recreate {
+        // the schema may well exist: a failed drop is no "already exists"
+        atomic(conn, &first, map_db_error(name), apply)
+    } else {
+        atomic(conn, &first, map_create_error(name), apply)
+    }
 }
 
 /// Creates and drops dynamic tenants so that each operation commits whole or leaves nothing:
@@ -494,16 +498,11 @@ impl Provisioner {
         let name = inner.config.check_tenant_name(schema)?;
         let neutral = set_local_path_sql(inner.config.neutral_path().as_sql_value());
         if !inner.auto_create_schema {
-            return atomic(
-                conn,
-                &neutral,
-                |e| Error::db(name.as_str(), e),
-                |conn| {
-                    let value = rows(conn).map_err(in_schema(&name))?;
-                    run_hook(&inner.needs_sync, "needs_sync", conn, &name)?;
-                    Ok(value)
-                },
-            );
+            return atomic(conn, &neutral, map_db_error(&name), |conn| {
+                let value = rows(conn).map_err(in_schema(&name))?;
+                run_hook(&inner.needs_sync, "needs_sync", conn, &name)?;
+                Ok(value)
+            });
         }
         let first = format!("{}; {neutral}", self.create_sql(&name));
         atomic(conn, &first, map_create_error(&name), |conn| {
@@ -635,24 +634,19 @@ impl Provisioner {
             lock_sql(&name),
             set_local_path_sql(inner.config.neutral_path().as_sql_value())
         );
-        atomic(
-            conn,
-            &first,
-            |e| Error::db(name.as_str(), e),
-            |conn| {
-                let mut schema_dropped = false;
-                if drop && schema_exists(conn, &name)? {
-                    run_hook(&inner.before_drop, "before_drop", conn, &name)?;
-                    drop_in_transaction(conn, &name, on)?;
-                    schema_dropped = true;
-                }
-                let value = rows(conn).map_err(in_schema(&name))?;
-                Ok(Dropped {
-                    value,
-                    schema_dropped,
-                })
-            },
-        )
+        atomic(conn, &first, map_db_error(&name), |conn| {
+            let mut schema_dropped = false;
+            if drop && schema_exists(conn, &name)? {
+                run_hook(&inner.before_drop, "before_drop", conn, &name)?;
+                drop_in_transaction(conn, &name, on)?;
+                schema_dropped = true;
+            }
+            let value = rows(conn).map_err(in_schema(&name))?;
+            Ok(Dropped {
+                value,
+                schema_dropped,
+            })
+        })
     }
 
     /// [`create_reference`] with this provisioner's configuration and migrations.

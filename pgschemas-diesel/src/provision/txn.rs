@@ -5,6 +5,7 @@ use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 
 use crate::error::{Error, Result};
+use crate::lifecycle::schema_exists;
 use crate::migrate::MIGRATION_LOCK_CLASS;
 use crate::name::{SchemaName, quote_literal};
 
@@ -48,11 +49,12 @@ pub(crate) fn set_local_path_sql(value: &str) -> String {
 /// round trip. Inside an open transaction it uses a savepoint instead, so the caller's
 /// transaction decides. Commits when `f` returns `Ok`; rolls back on `Err` or panic.
 ///
-/// Errors of `first` go through `map_first`.
+/// Errors of `first` go through `map_first`, once the transaction (or savepoint) is rolled
+/// back, so that it can read the catalog on the same connection.
 pub(crate) fn atomic<T>(
     conn: &mut PgConnection,
     first: &str,
-    map_first: impl FnOnce(DieselError) -> Error,
+    map_first: impl FnOnce(&mut PgConnection, DieselError) -> Error,
     f: impl FnOnce(&mut PgConnection) -> Result<T>,
 ) -> Result<T> {
     let depth = AnsiTransactionManager::transaction_manager_status_mut(conn)
@@ -61,8 +63,7 @@ pub(crate) fn atomic<T>(
     if depth.is_some() {
         // A savepoint keeps `SET LOCAL` settings when it is released: put the caller's path
         // back afterwards.
-        let mut map_first = Some(map_first);
-        return conn.transaction(|conn| {
+        let result = conn.transaction(|conn| {
             let save = format!(
                 "SELECT pg_catalog.set_config('{SAVED_PATH}', pg_catalog.current_setting('search_path'), true)"
             );
@@ -71,15 +72,16 @@ pub(crate) fn atomic<T>(
             } else {
                 format!("{save}; {first}")
             };
-            conn.batch_execute(&first).map_err(|e| match map_first.take() {
-                Some(map) => map(e),
-                None => Error::from(e),
-            })?;
-            let value = f(conn)?;
+            conn.batch_execute(&first).map_err(Nested::First)?;
+            let value = f(conn).map_err(Nested::Other)?;
             conn.batch_execute(&format!(
                 "SELECT pg_catalog.set_config('search_path', pg_catalog.current_setting('{SAVED_PATH}'), true)"
             ))?;
             Ok(value)
+        });
+        return result.map_err(|e| match e {
+            Nested::First(e) => map_first(conn, e),
+            Nested::Other(e) => e,
         });
     }
     let begin = if first.is_empty() {
@@ -93,7 +95,7 @@ pub(crate) fn atomic<T>(
         if !matches!(e, DieselError::AlreadyInTransaction) {
             let _ = conn.batch_execute("ROLLBACK");
         }
-        return Err(map_first(e));
+        return Err(map_first(conn, e));
     }
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&mut *conn)));
     match result {
@@ -114,18 +116,40 @@ pub(crate) fn atomic<T>(
     }
 }
 
-/// Maps the errors of `CREATE SCHEMA` (and of the statements sent with it) for `schema`:
-/// "already exists", and the unique violation a concurrent creator gets, become
-/// [`Error::SchemaExists`].
-pub(crate) fn map_create_error(schema: &SchemaName) -> impl FnOnce(DieselError) -> Error + '_ {
-    move |e| {
+/// How a savepoint of [`atomic`] failed: in its first statements, or later.
+enum Nested {
+    First(DieselError),
+    Other(Error),
+}
+
+impl From<DieselError> for Nested {
+    fn from(e: DieselError) -> Self {
+        Self::Other(Error::from(e))
+    }
+}
+
+/// Maps the errors of `CREATE SCHEMA` (and of the statements sent with it) for `schema`,
+/// after the transaction has been rolled back: [`Error::SchemaExists`] when the schema is
+/// there, else [`Error::Database`].
+///
+/// PostgreSQL reports an existing schema as `duplicate_schema` (42P06), which Diesel does
+/// not name, and a concurrent creator as a unique violation of `pg_namespace_nspname_index`;
+/// the message is translated, so the catalog, read again, decides.
+pub(crate) fn map_create_error(
+    schema: &SchemaName,
+) -> impl FnOnce(&mut PgConnection, DieselError) -> Error + '_ {
+    move |conn, e| {
         let exists = match &e {
-            DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, info) => {
-                info.constraint_name() == Some("pg_namespace_nspname_index")
+            DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, info)
+                if info.constraint_name() == Some("pg_namespace_nspname_index") =>
+            {
+                true
             }
-            DieselError::DatabaseError(_, info) => {
-                info.message() == format!("schema \"{}\" already exists", schema.as_str())
-            }
+            DieselError::DatabaseError(
+                DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
+                _,
+            ) => false,
+            DieselError::DatabaseError(..) => schema_exists(conn, schema).unwrap_or(false),
             _ => false,
         };
         if exists {
@@ -136,6 +160,14 @@ pub(crate) fn map_create_error(schema: &SchemaName) -> impl FnOnce(DieselError) 
             Error::db(schema.as_str(), e)
         }
     }
+}
+
+/// Maps the errors of a transaction's first statements for `schema` to
+/// [`Error::Database`].
+pub(crate) fn map_db_error(
+    schema: &SchemaName,
+) -> impl FnOnce(&mut PgConnection, DieselError) -> Error + '_ {
+    move |_, e| Error::db(schema.as_str(), e)
 }
 
 /// Attaches `schema` to a database error that names none.

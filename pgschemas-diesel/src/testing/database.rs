@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use diesel::result::DatabaseErrorKind;
+use diesel::sql_types::Bool;
 use diesel::{Connection, PgConnection, RunQueryDsl};
 
 use super::server::server_url;
@@ -82,19 +84,43 @@ impl TestDatabase {
     /// assert!(db.name().starts_with("test_my_crate_tests_signup_creates_a_schema_"));
     /// ```
     pub fn new(name_hint: &str) -> TestDatabase {
-        let server_url = server_url();
+        TestDatabase::on(&server_url(), name_hint)
+    }
+
+    /// Creates an empty database named after `name_hint` on the server of `server_url` (an
+    /// admin URL whose role can create databases), dropping a leftover of the same name
+    /// first.
+    ///
+    /// Tests normally call [`test_database!(server: url)`](crate::test_database), which
+    /// passes the test's path as the hint; use it with a server of your own, such as
+    /// [`localized_server_url`](crate::testing::localized_server_url).
+    ///
+    /// # Panics
+    ///
+    /// Panics when the server does not accept the connection, or when the database cannot
+    /// be created, for example because the role lacks `CREATEDB`.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use pgschemas_diesel::testing::{TestDatabase, localized_server_url};
+    ///
+    /// let db = TestDatabase::on(&localized_server_url("de"), "answers_in_german");
+    /// assert_eq!(db.name(), "test_answers_in_german");
+    /// ```
+    pub fn on(server_url: &str, name_hint: &str) -> TestDatabase {
         let name = database_name(name_hint);
-        let mut admin = PgConnection::establish(&server_url).unwrap_or_else(|e| {
+        let mut admin = PgConnection::establish(server_url).unwrap_or_else(|e| {
             panic!(
                 "cannot connect to {} to create test database {name}: {e}",
-                redact_password(&server_url)
+                redact_password(server_url)
             )
         });
         create_database(&mut admin, &name);
         TestDatabase {
-            url: url_with_database(&server_url, &name),
+            url: url_with_database(server_url, &name),
             name,
-            server_url,
+            server_url: server_url.to_owned(),
         }
     }
 
@@ -189,6 +215,11 @@ fn drop_database(admin: &mut PgConnection, name: &str) -> diesel::QueryResult<us
 
 /// Drops a leftover of `name`, then creates it; retries when a concurrent run of the same
 /// test races for the name, or when the template is briefly busy.
+///
+/// PostgreSQL's messages are translated, so failures are told apart by what the server
+/// reports otherwise: a role that cannot create databases (read from `pg_roles`) is told so
+/// at once; a lost connection is not retried; any other database error is retried a few
+/// times before it is reported.
 fn create_database(admin: &mut PgConnection, name: &str) {
     let create = format!("CREATE DATABASE {}", quote_identifier(name));
     for attempt in 1..=CREATE_ATTEMPTS {
@@ -198,25 +229,40 @@ fn create_database(admin: &mut PgConnection, name: &str) {
             Ok(_) => return,
             Err(error) => error,
         };
-        let message = error.to_string();
-        let transient = [
-            "already exists",
-            "duplicate key value",
-            "is being accessed by other users",
-            "does not exist",
-        ]
-        .iter()
-        .any(|needle| message.contains(needle));
-        if !transient || attempt == CREATE_ATTEMPTS {
-            let hint = if message.contains("permission denied") {
-                "\nhint: the role in DATABASE_URL needs CREATEDB (`ALTER ROLE ... CREATEDB`)"
-            } else {
-                ""
-            };
-            panic!("cannot create test database {name}: {message}{hint}");
+        if may_create_databases(admin) == Some(false) {
+            panic!(
+                "cannot create test database {name}: {error}
+hint: the role in DATABASE_URL                  needs CREATEDB (`ALTER ROLE ... CREATEDB`)"
+            );
+        }
+        if !is_retryable(&error) || attempt == CREATE_ATTEMPTS {
+            panic!("cannot create test database {name}: {error}");
         }
         std::thread::sleep(Duration::from_millis(50 * u64::from(attempt)));
     }
+}
+
+/// Whether creating a database may succeed when tried again: any error the server sent
+/// (a concurrent creator or dropper of the same name, a template in use), not a lost
+/// connection or a client-side failure.
+fn is_retryable(error: &diesel::result::Error) -> bool {
+    match error {
+        diesel::result::Error::DatabaseError(kind, _) => !matches!(
+            kind,
+            DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand
+        ),
+        _ => false,
+    }
+}
+
+/// Whether the connected role may create databases, as `pg_roles` says; `None` when that
+/// cannot be read.
+fn may_create_databases(admin: &mut PgConnection) -> Option<bool> {
+    diesel::select(diesel::dsl::sql::<Bool>(
+        "(SELECT rolcreatedb OR rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user)",
+    ))
+    .get_result(admin)
+    .ok()
 }
 
 fn quote_identifier(name: &str) -> String {
@@ -281,7 +327,9 @@ fn fnv1a_64(bytes: &[u8]) -> u64 {
 /// The name hint is the path of the enclosing function, for example
 /// `integration::tenants::creates_a_schema`, so each test gets its own database and a kept
 /// database tells which test failed. Pass a suffix to create more than one database in the
-/// same test: `test_database!("replica")`.
+/// same test: `test_database!("replica")`. The database is on the server of
+/// [`server_url`](crate::testing::server_url), or on another one given as
+/// `test_database!(server: url)` (and `test_database!(server: url, "replica")`).
 ///
 /// # Panics
 ///
@@ -303,11 +351,30 @@ fn fnv1a_64(bytes: &[u8]) -> u64 {
 ///     let target = pgschemas_diesel::test_database!("target");
 ///     assert_ne!(source.name(), target.name());
 /// }
+///
+/// #[test]
+/// fn works_on_a_server_answering_in_german() {
+///     let german = pgschemas_diesel::testing::localized_server_url("de");
+///     let db = pgschemas_diesel::test_database!(server: german);
+///     let mut conn = db.connect();
+/// }
 /// ```
 #[macro_export]
 macro_rules! test_database {
     () => {
         $crate::testing::TestDatabase::new($crate::__test_function_path!())
+    };
+    (server: $server_url:expr) => {
+        $crate::testing::TestDatabase::on(
+            ::std::convert::AsRef::<str>::as_ref(&$server_url),
+            $crate::__test_function_path!(),
+        )
+    };
+    (server: $server_url:expr, $suffix:expr) => {
+        $crate::testing::TestDatabase::on(
+            ::std::convert::AsRef::<str>::as_ref(&$server_url),
+            &::std::format!("{}::{}", $crate::__test_function_path!(), $suffix),
+        )
     };
     ($suffix:expr) => {
         $crate::testing::TestDatabase::new(&::std::format!(

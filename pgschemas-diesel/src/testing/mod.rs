@@ -8,6 +8,8 @@
 //! - [`TestDatabase`], usually made by [`test_database!`](crate::test_database), is a fresh
 //!   database named after the test: dropped when the test passes, kept (and named on stderr)
 //!   when it fails. Tests never share a database, so they can run in parallel.
+//! - [`localized_server_url`] starts a throwaway cluster whose server writes its messages in
+//!   another language (`"de"`), to prove that errors are not told apart by their text.
 //! - [`PgBouncer`] starts a private PgBouncer in front of a database, to test behaviour behind
 //!   a pooler in transaction mode.
 //!
@@ -33,12 +35,14 @@
 //! ```
 
 mod database;
+mod localized;
 mod pgbouncer;
 mod process;
 mod server;
 mod url;
 
 pub use self::database::TestDatabase;
+pub use self::localized::localized_server_url;
 pub use self::pgbouncer::{PgBouncer, PoolMode};
 pub use self::server::server_url;
 pub use self::url::url_with_database;

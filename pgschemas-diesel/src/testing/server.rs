@@ -2,7 +2,8 @@
 
 use std::ffi::OsStr;
 use std::fs;
-use std::io::Write;
+use std::io::{self, Write};
+use std::net::{TcpStream, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -10,10 +11,13 @@ use std::time::Duration;
 use diesel::{Connection, ConnectionError, PgConnection};
 
 use super::process::{self, LockFile};
-use super::url::redact_password;
+use super::url::{ServerAddress, redact_password};
 
 /// The server used when `DATABASE_URL` is not set.
 const DEFAULT_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+/// How long probing a server's address may take.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The port a throwaway cluster prefers; another free port is used when it is taken.
 const PREFERRED_PORT: u16 = 54329;
@@ -72,7 +76,7 @@ fn find_server() -> String {
         Err(error) => error,
     };
     let shown = redact_password(&url);
-    if !is_unreachable(&error) {
+    if !is_unreachable(&url, &error) {
         panic!(
             "cannot use the PostgreSQL server at {shown} for tests: {}\nhint: set DATABASE_URL \
              to a server and role that can create databases",
@@ -110,32 +114,66 @@ fn find_server() -> String {
     }
 }
 
-/// Whether `error` means that no server listens, as opposed to a server that said no.
-fn is_unreachable(error: &ConnectionError) -> bool {
-    match error {
-        ConnectionError::BadConnection(message) => [
-            "Connection refused",
-            "No such file or directory",
-            "Is the server running",
-        ]
-        .iter()
-        .any(|needle| message.contains(needle)),
-        _ => false,
+/// Whether `error` means that no server listens at `url`, as opposed to a server that said
+/// no. libpq's messages are translated (with the client's locale), so the address is probed
+/// instead: nothing accepts a connection there (refused, or no socket file).
+fn is_unreachable(url: &str, error: &ConnectionError) -> bool {
+    if !matches!(error, ConnectionError::BadConnection(_)) {
+        return false;
     }
+    let Ok(address) = ServerAddress::parse(url) else {
+        return false;
+    };
+    nothing_listens(&address)
 }
 
-fn first_line(text: &str) -> &str {
+/// Whether every address `address` names refuses connections or has no socket file.
+fn nothing_listens(address: &ServerAddress) -> bool {
+    let refused = |e: &io::Error| {
+        matches!(
+            e.kind(),
+            io::ErrorKind::ConnectionRefused | io::ErrorKind::NotFound
+        )
+    };
+    if address.host.is_empty() || address.host.starts_with('/') {
+        #[cfg(unix)]
+        {
+            // libpq's default socket directory: Debian's, then upstream's
+            let dirs: Vec<&str> = if address.host.is_empty() {
+                vec!["/var/run/postgresql", "/tmp"]
+            } else {
+                vec![address.host.as_str()]
+            };
+            return dirs.iter().all(|dir| {
+                let socket = Path::new(dir).join(format!(".s.PGSQL.{}", address.port));
+                std::os::unix::net::UnixStream::connect(socket).is_err_and(|e| refused(&e))
+            });
+        }
+        #[cfg(not(unix))]
+        return false;
+    }
+    let Ok(targets) = (address.host.as_str(), address.port).to_socket_addrs() else {
+        return false;
+    };
+    let targets: Vec<_> = targets.collect();
+    !targets.is_empty()
+        && targets.iter().all(|target| {
+            TcpStream::connect_timeout(target, PROBE_TIMEOUT).is_err_and(|e| refused(&e))
+        })
+}
+
+pub(crate) fn first_line(text: &str) -> &str {
     text.lines().next().unwrap_or("").trim()
 }
 
 /// `initdb` and `pg_ctl`, from the same installation.
-struct PgBinaries {
-    initdb: PathBuf,
-    pg_ctl: PathBuf,
+pub(crate) struct PgBinaries {
+    pub(crate) initdb: PathBuf,
+    pub(crate) pg_ctl: PathBuf,
 }
 
 impl PgBinaries {
-    fn find() -> Option<PgBinaries> {
+    pub(crate) fn find() -> Option<PgBinaries> {
         // Debian keeps them out of PATH, one directory per major version: prefer the newest.
         let mut versioned: Vec<(u32, PathBuf)> = fs::read_dir("/usr/lib/postgresql")
             .into_iter()
@@ -311,29 +349,30 @@ mod tests {
 
     #[test]
     fn tells_refused_connections_from_refusing_servers() {
-        let refused = ConnectionError::BadConnection(
-            "connection to server at \"127.0.0.1\", port 5432 failed: Connection refused\n\tIs \
-             the server running on that host and accepting TCP/IP connections?\n"
-                .to_owned(),
+        // libpq's message is translated: only the address decides
+        let refused = || ConnectionError::BadConnection("Verbindung verweigert\n".to_owned());
+        let listener = std::net::TcpListener::bind(("127.0.0.1", 0)).unwrap();
+        let listening = listener.local_addr().unwrap().port();
+        let free = process::free_port().unwrap();
+        let url = |port: u16| format!("postgres://postgres@127.0.0.1:{port}/postgres");
+        assert!(is_unreachable(&url(free), &refused()));
+        assert!(!is_unreachable(&url(listening), &refused()));
+        // a server that answered with an error is never unreachable
+        let bad_url = ConnectionError::InvalidConnectionUrl("x".to_owned());
+        assert!(!is_unreachable(&url(free), &bad_url));
+
+        let socket_dir = process::unique_temp_dir("pgschemas-diesel-probe").unwrap();
+        let socket_url = format!(
+            "postgres://postgres@/postgres?host={}&port={free}",
+            socket_dir.display()
         );
-        let no_socket = ConnectionError::BadConnection(
-            "connection to server on socket \"/tmp/.s.PGSQL.5432\" failed: No such file or \
-             directory\n"
-                .to_owned(),
-        );
-        let auth = ConnectionError::BadConnection(
-            "connection to server at \"127.0.0.1\", port 5432 failed: FATAL:  password \
-             authentication failed for user \"x\"\n"
-                .to_owned(),
-        );
-        let no_db = ConnectionError::BadConnection(
-            "connection to server at \"127.0.0.1\", port 5432 failed: FATAL:  database \"nope\" \
-             does not exist\n"
-                .to_owned(),
-        );
-        assert!(is_unreachable(&refused));
-        assert!(is_unreachable(&no_socket));
-        assert!(!is_unreachable(&auth));
-        assert!(!is_unreachable(&no_db));
+        assert!(is_unreachable(&socket_url, &refused()));
+        #[cfg(unix)]
+        {
+            let socket = socket_dir.join(format!(".s.PGSQL.{free}"));
+            let _listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+            assert!(!is_unreachable(&socket_url, &refused()));
+        }
+        fs::remove_dir_all(&socket_dir).unwrap();
     }
 }

@@ -83,7 +83,7 @@ fn activating_a_missing_schema_is_schema_not_found() {
         config.transaction(&mut conn, &"missing", |_| Ok::<_, Error>(())),
         "missing",
     );
-    assert_eq!(conn.search_path().unwrap(), "\"t1\", \"public\"");
+    assert_eq!(conn.search_path().unwrap(), "\"t1\", \"public\", pg_temp");
 }
 
 #[test]

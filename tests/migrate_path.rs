@@ -119,7 +119,7 @@ fn migrating_in_a_tenant_transaction_keeps_the_session_path() {
         .transaction(&mut conn, &"a", |conn| {
             let applied = migrate_schema(conn, &config, &name("a"), &TENANT)?;
             // the transaction's own path is back too
-            assert_eq!(search_path(conn), "\"a\", \"public\"");
+            assert_eq!(search_path(conn), "\"a\", \"public\", pg_temp");
             Ok::<_, Error>(applied)
         })
         .unwrap();

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod activation;
+mod attack;
 mod bad_rows;
 #[cfg(feature = "cli")]
 mod cli;

@@ -37,10 +37,10 @@ const RESTORE: &str = "pg_catalog.set_config('TimeZone', 'UTC', false), \
 fn guard(schema: &str) -> String {
     format!(
         "CASE WHEN pg_catalog.has_schema_privilege(pg_catalog.to_regnamespace({schema})::pg_catalog.oid, 'USAGE') \
-         AND pg_catalog.transaction_timestamp() = pg_catalog.statement_timestamp() \
-         AND current_user = session_user \
+         AND pg_catalog.transaction_timestamp() OPERATOR(pg_catalog.=) pg_catalog.statement_timestamp() \
+         AND current_user OPERATOR(pg_catalog.=) session_user \
          THEN true ELSE pg_catalog.concat('pgschemas_diesel: connection refused for schema ', {schema}, \
-         ': missing, not usable, or a transaction was left open')::pg_catalog.int4 = 0 END"
+         ': missing, not usable, or a transaction was left open')::pg_catalog.int4 OPERATOR(pg_catalog.=) 0 END"
     )
 }
 
@@ -55,10 +55,13 @@ pub(crate) fn prepare_sql() -> String {
     format!("PREPARE {SENTINEL} AS SELECT")
 }
 
-/// The session form's checkout: reset, the sentinel, then restore, path and proof.
+/// The session form's checkout: the sentinel (first, so that whatever a statement of that
+/// name does is reset after it), the reset, then restore, path and proof. Every operator is
+/// written `OPERATOR(pg_catalog.=)`: the reset puts the role's default path in effect, which
+/// may name a schema with operators of its own.
 pub(crate) fn session_sql(path: &SearchPath) -> String {
     format!(
-        "{RESET}; EXECUTE {SENTINEL}; SELECT {RESTORE}, pg_catalog.set_config('search_path', {}, false) WHERE {}",
+        "EXECUTE {SENTINEL}; {RESET}; SELECT {RESTORE}, pg_catalog.set_config('search_path', {}, false) WHERE {}",
         path.literal(),
         guard(&path.schema_literal()),
     )
@@ -194,8 +197,10 @@ mod tests {
     #[test]
     fn the_session_form_resets_before_it_proves() {
         let sql = session_sql(&path());
-        assert!(sql.starts_with("RESET SESSION AUTHORIZATION; RESET ALL;"));
-        assert!(sql.contains("; EXECUTE pgschemas_diesel_sentinel; SELECT"));
+        assert!(sql.starts_with(
+            "EXECUTE pgschemas_diesel_sentinel; RESET SESSION AUTHORIZATION; RESET ALL;"
+        ));
+        assert!(!sql.contains(" = "), "no unqualified operator");
         assert!(sql.contains(r#"set_config('search_path', '"t1", "public", pg_temp', false)"#));
         assert!(sql.contains(r#"to_regnamespace('"t1"')"#));
         assert_eq!(prepare_sql(), "PREPARE pgschemas_diesel_sentinel AS SELECT");

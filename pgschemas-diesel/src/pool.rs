@@ -247,7 +247,9 @@ impl TenantPool {
                     Refusal::Schema(e) => Refused::Schema(e),
                     Refusal::Connection(e) => Refused::Connection(e),
                 }
-            })
+            })?;
+            drain_notifications(conn);
+            Ok(())
         })?;
         let result = run_in_transaction(&mut conn, path.schema(), f);
         if in_transaction(&mut conn) != Some(false) {
@@ -268,11 +270,14 @@ impl TenantPool {
                     .map_err(|e| Refused::Connection(Error::db(path.schema().as_str(), e)))?;
                 r2d2::PooledConnection::extensions_mut(conn).insert(Prepared);
             }
-            conn.batch_execute(&sql)
-                .map_err(|e| match checkout::explain(conn, path, e, false) {
+            conn.batch_execute(&sql).map_err(|e| {
+                match checkout::explain(conn, path, e, false) {
                     Refusal::Schema(e) => Refused::Schema(e),
                     Refusal::Connection(e) => Refused::Connection(e),
-                })
+                }
+            })?;
+            drain_notifications(conn);
+            Ok(())
         })
     }
 
@@ -315,6 +320,13 @@ enum Refused {
     Schema(Error),
     /// The connection is not to be trusted.
     Connection(Error),
+}
+
+/// Drops the notifications libpq holds for this connection: they were sent for an earlier
+/// user's `LISTEN` (the checkout's `UNLISTEN *` stops new ones). Reads only what has
+/// arrived; no round trip.
+fn drain_notifications(conn: &mut PgConnection) {
+    for _ in conn.notifications_iter() {}
 }
 
 /// Whether the connection was marked for discard.

@@ -324,9 +324,11 @@ enum Refused {
 
 /// Drops the notifications libpq holds for this connection: they were sent for an earlier
 /// user's `LISTEN` (the checkout's `UNLISTEN *` stops new ones). Reads only what has
-/// arrived; no round trip.
+/// arrived; no round trip. Diesel's iterator yields an error for ever once the socket is
+/// gone, so the first error ends the drain (the caller's first statement then fails).
 fn drain_notifications(conn: &mut PgConnection) {
-    for _ in conn.notifications_iter() {}
+    let mut notifications = conn.notifications_iter();
+    while let Some(Ok(_)) = notifications.next() {}
 }
 
 /// Whether the connection was marked for discard.

@@ -136,9 +136,11 @@ impl Ctx<'_> {
         Ok(TenantPool::with_builder(
             self.url()?,
             self.tenancy.config.clone(),
+            // Every connection is made before the pool is handed out (r2d2's default
+            // `min_idle`): a connection still being made on r2d2's thread when the command
+            // ends and the process exits can crash libpq's TLS teardown.
             r2d2::Pool::builder()
                 .max_size(size)
-                .min_idle(Some(0))
                 .connection_timeout(Duration::from_secs(30)),
         )?)
     }

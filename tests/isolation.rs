@@ -97,6 +97,20 @@ diesel::table! {
     }
 }
 
+/// A pool of size 1 connecting as the test server's (superuser) role.
+fn superuser_pool(url: &str) -> TenantPool {
+    TenantPool::with_builder(url, Config::default(), r2d2::Pool::builder().max_size(1)).unwrap()
+}
+
+/// The backend serving `conn`.
+fn pid(conn: &mut PgConnection) -> i32 {
+    diesel::select(diesel::dsl::sql::<diesel::sql_types::Integer>(
+        "pg_backend_pid()",
+    ))
+    .get_result(conn)
+    .unwrap()
+}
+
 /// What a checkout sees: its rows and everything an earlier user could have left behind.
 #[derive(QueryableByName, Debug, PartialEq)]
 struct Seen {
@@ -308,12 +322,7 @@ fn set_session_authorization_does_not_survive_as_superuser() {
     three_orders(&mut db.connect());
     let mut roles = Roles::new(&db);
     let other = roles.create("iso_other", "");
-    let pool = TenantPool::with_builder(
-        db.url(),
-        Config::default(),
-        r2d2::Pool::builder().max_size(1),
-    )
-    .unwrap();
+    let pool = superuser_pool(db.url());
     let mut scope = pool.scope(&"ta").unwrap();
     let login: String = diesel::select(diesel::dsl::sql::<Text>("current_user::text"))
         .get_result(&mut *scope)
@@ -336,12 +345,7 @@ fn set_session_authorization_does_not_survive_as_superuser() {
 fn the_crates_own_activate_inside_a_scope_does_not_survive() {
     let db = test_database!();
     three_orders(&mut db.connect());
-    let pool = TenantPool::with_builder(
-        db.url(),
-        Config::default(),
-        r2d2::Pool::builder().max_size(1),
-    )
-    .unwrap();
+    let pool = superuser_pool(db.url());
     let mut scope = pool.scope(&"ta").unwrap();
     scope.activate(&"tb").unwrap();
     drop(scope);
@@ -360,12 +364,7 @@ fn the_crates_own_activate_inside_a_scope_does_not_survive() {
 fn a_temporary_table_never_shadows_a_tenant_table() {
     let db = test_database!();
     three_orders(&mut db.connect());
-    let pool = TenantPool::with_builder(
-        db.url(),
-        Config::default(),
-        r2d2::Pool::builder().max_size(1),
-    )
-    .unwrap();
+    let pool = superuser_pool(db.url());
     let mut scope = pool.scope(&"ta").unwrap();
     scope
         .batch_execute("create temp table orders as select * from orders")
@@ -387,19 +386,7 @@ fn a_temporary_table_never_shadows_a_tenant_table() {
 fn a_schema_dropped_under_a_warm_connection_is_not_found() {
     let db = test_database!();
     three_orders(&mut db.connect());
-    let pool = TenantPool::with_builder(
-        db.url(),
-        Config::default(),
-        r2d2::Pool::builder().max_size(1),
-    )
-    .unwrap();
-    let pid = |conn: &mut PgConnection| -> i32 {
-        diesel::select(diesel::dsl::sql::<diesel::sql_types::Integer>(
-            "pg_backend_pid()",
-        ))
-        .get_result(conn)
-        .unwrap()
-    };
+    let pool = superuser_pool(db.url());
     let warm = {
         let mut scope = pool.scope(&"ta").unwrap();
         assert_eq!(seen(&mut scope).unwrap().rows, Some(vec!["ta".to_owned()]));
@@ -467,19 +454,7 @@ fn a_schema_without_usage_is_refused() {
 fn a_discard_mark_sticks() {
     let db = test_database!();
     three_orders(&mut db.connect());
-    let pool = TenantPool::with_builder(
-        db.url(),
-        Config::default(),
-        r2d2::Pool::builder().max_size(1),
-    )
-    .unwrap();
-    let pid = |conn: &mut PgConnection| -> i32 {
-        diesel::select(diesel::dsl::sql::<diesel::sql_types::Integer>(
-            "pg_backend_pid()",
-        ))
-        .get_result(conn)
-        .unwrap()
-    };
+    let pool = superuser_pool(db.url());
     let mut scope = pool.scope(&"ta").unwrap();
     let marked = pid(&mut scope);
     {
@@ -509,12 +484,7 @@ fn a_discard_mark_sticks() {
 fn statements_after_a_raw_commit_in_the_transaction_form_find_nothing() {
     let db = test_database!();
     three_orders(&mut db.connect());
-    let pool = TenantPool::with_builder(
-        db.url(),
-        Config::default(),
-        r2d2::Pool::builder().max_size(1),
-    )
-    .unwrap();
+    let pool = superuser_pool(db.url());
     // A previous checkout on tb leaves tb's session path behind.
     drop(pool.scope(&"tb").unwrap());
     let result = pool.transaction(&"ta", |conn| {

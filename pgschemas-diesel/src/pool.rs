@@ -242,12 +242,8 @@ impl TenantPool {
         let path = self.config.search_path(schema)?;
         let begin = checkout::transaction_sql(&path);
         let mut conn = self.take(&path, |conn| {
-            AnsiTransactionManager::begin_transaction_sql(&mut **conn, &begin).map_err(|e| {
-                match checkout::explain(conn, &path, e, true) {
-                    Refusal::Schema(e) => Refused::Schema(e),
-                    Refusal::Connection(e) => Refused::Connection(e),
-                }
-            })?;
+            AnsiTransactionManager::begin_transaction_sql(&mut **conn, &begin)
+                .map_err(|e| checkout::explain(conn, &path, e, true))?;
             drain_notifications(conn);
             Ok(())
         })?;
@@ -267,15 +263,11 @@ impl TenantPool {
                 .is_none()
             {
                 conn.batch_execute(&checkout::prepare_sql())
-                    .map_err(|e| Refused::Connection(Error::db(path.schema().as_str(), e)))?;
+                    .map_err(|e| Refusal::Connection(Error::db(path.schema().as_str(), e)))?;
                 r2d2::PooledConnection::extensions_mut(conn).insert(Prepared);
             }
-            conn.batch_execute(&sql).map_err(|e| {
-                match checkout::explain(conn, path, e, false) {
-                    Refusal::Schema(e) => Refused::Schema(e),
-                    Refusal::Connection(e) => Refused::Connection(e),
-                }
-            })?;
+            conn.batch_execute(&sql)
+                .map_err(|e| checkout::explain(conn, path, e, false))?;
             drain_notifications(conn);
             Ok(())
         })
@@ -287,7 +279,7 @@ impl TenantPool {
     fn take(
         &self,
         path: &SearchPath,
-        mut prove: impl FnMut(&mut Pooled) -> Result<(), Refused>,
+        mut prove: impl FnMut(&mut Pooled) -> Result<(), Refusal>,
     ) -> Result<Pooled> {
         let mut last = None;
         let mut attempts = 0;
@@ -300,8 +292,8 @@ impl TenantPool {
             attempts += 1;
             match prove(&mut conn) {
                 Ok(()) => return Ok(conn),
-                Err(Refused::Schema(e)) => return Err(e),
-                Err(Refused::Connection(e)) => {
+                Err(Refusal::Schema(e)) => return Err(e),
+                Err(Refusal::Connection(e)) => {
                     discard(&mut conn);
                     last = Some(e);
                 }
@@ -312,14 +304,6 @@ impl TenantPool {
             reason: "no connection of the pool passed the checkout",
         }))
     }
-}
-
-/// Why a connection was not handed out.
-enum Refused {
-    /// The schema is missing or unusable: the caller's error; the connection is sound.
-    Schema(Error),
-    /// The connection is not to be trusted.
-    Connection(Error),
 }
 
 /// Drops the notifications libpq holds for this connection: they were sent for an earlier

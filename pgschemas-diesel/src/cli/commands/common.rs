@@ -1,5 +1,5 @@
-//! What several commands share: the selection, the worker count, the routes they print, the
-//! rows left out of the catalog, the end of a multi-schema run's output.
+//! What several commands share: the selection, the routes they print, the rows left out of
+//! the catalog, the end of a multi-schema run's output.
 
 use std::collections::{BTreeSet, HashMap};
 use std::io::{self, Write};
@@ -9,7 +9,7 @@ use crate::catalog::{CatalogRows, DomainRecord, InvalidRow, TenantRecord};
 use crate::cli::Outcome;
 use crate::cli::args::SelectArgs;
 use crate::cli::output::{Table, plural};
-use crate::cli::tenancy::{Source, Tenancy};
+use crate::cli::tenancy::{SharedSource, Tenancy};
 use crate::migrate::{SchemaKind, Selection, Target, source_versions};
 
 /// The selection of a command that refuses to take every schema by default.
@@ -24,18 +24,9 @@ pub(super) fn require_selection(args: &SelectArgs) -> CliResult<Selection> {
     Ok(selection)
 }
 
-/// The threads `--parallel` asks for: 1 without it, one per CPU when given no number.
-pub(super) fn workers(parallel: Option<usize>) -> usize {
-    match parallel {
-        None => 1,
-        Some(0) => std::thread::available_parallelism().map_or(1, |n| n.get()),
-        Some(n) => n,
-    }
-}
-
 /// The versions of a migration set, when it is configured and can be read.
-pub(super) fn versions(source: Option<&Source>) -> Option<BTreeSet<String>> {
-    source_versions(&**source?).ok()
+pub(super) fn versions(source: Option<&SharedSource>) -> Option<BTreeSet<String>> {
+    source_versions(source?).ok()
 }
 
 /// Success when `ok`, else a failure (the output says what).

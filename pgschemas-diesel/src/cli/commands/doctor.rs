@@ -1,10 +1,7 @@
 //! `doctor`: the checks before going live, one line each, then the counts.
 
-use std::sync::Arc;
-
 use super::common::success_if;
 use super::{CliError, CliResult, Ctx};
-use crate::cli::tenancy::SharedSource;
 use crate::doctor::CheckStatus;
 
 pub(super) fn doctor(ctx: &mut Ctx<'_>) -> CliResult {
@@ -14,7 +11,7 @@ pub(super) fn doctor(ctx: &mut Ctx<'_>) -> CliResult {
         &mut conn,
         &tenancy.config,
         &*tenancy.catalog,
-        &SharedSource(Arc::clone(&tenancy.tenant_migrations)),
+        &tenancy.tenant_migrations,
     )
     .map_err(|e| CliError::Failed(format!("the checks could not run: {e}")))?;
     let mut counts = [0usize; 3];

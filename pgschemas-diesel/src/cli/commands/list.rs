@@ -5,16 +5,16 @@ use std::collections::{BTreeSet, HashMap};
 use super::common::{RouteNames, left_out_note, missed, success_if, versions, write_left_out};
 use super::{CliResult, Ctx};
 use crate::catalog::TenantRecord;
-use crate::cli::args::ListArgs;
+use crate::cli::args::SelectArgs;
 use crate::cli::output::{Table, plural};
 use crate::migrate::{MigrationSet, SchemaKind, applied_versions};
 
-pub(super) fn list(ctx: &mut Ctx<'_>, args: &ListArgs) -> CliResult {
+pub(super) fn list(ctx: &mut Ctx<'_>, args: &SelectArgs) -> CliResult {
     let tenancy = ctx.tenancy;
     let mut conn = ctx.connect()?;
     let rows = ctx.catalog(&mut conn)?;
     let (tenants, domains) = (&rows.tenants, &rows.domains);
-    let selection = args.select.selection();
+    let selection = args.selection();
     let targets = selection.resolve(&tenancy.config, tenants, domains)?;
     let names: Vec<&str> = targets.iter().map(|t| t.schema.as_str()).collect();
     let states = applied_versions(&mut conn, &names)?;

@@ -6,22 +6,23 @@ use std::io::{self, Write};
 use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
-use super::common::{
-    left_out_note, success_if, workers, write_failed, write_left_out, write_not_started,
-};
+use diesel::migration::MigrationSource;
+
+use super::common::{left_out_note, success_if, write_failed, write_left_out, write_not_started};
 use super::{CliResult, Ctx};
 use crate::catalog::InvalidRow;
 use crate::cli::args::MigrateArgs;
 use crate::cli::output::{Reporter, Table, duration, plural};
-use crate::cli::tenancy::{SharedSource, Source, Tenancy};
+use crate::cli::tenancy::{SharedSource, Tenancy};
 use crate::migrate::{MigrationError, Migrator, Progress, SchemaKind, SchemaReport};
+use crate::parallel::Workers;
 use crate::pool::TenantPool;
 
 pub(super) fn migrate(ctx: &mut Ctx<'_>, args: MigrateArgs) -> CliResult {
-    let workers = workers(args.parallel);
-    let pool = ctx.pool(workers)?;
+    let workers = Workers::from(args.workers);
+    let pool = ctx.pool(workers.count)?;
     let (tx, rx) = mpsc::channel::<Event>();
-    let migrator = migrator(ctx.tenancy, pool, workers, args.keep_going, tx)?;
+    let migrator = migrator(ctx.tenancy, pool, workers, tx)?;
     let selection = args.select.selection();
     let plan = args.plan;
     let reporter = Reporter::new(ctx.progress, if plan { "planning" } else { "migrating" });
@@ -61,20 +62,19 @@ pub(super) fn migrate(ctx: &mut Ctx<'_>, args: MigrateArgs) -> CliResult {
 fn migrator(
     tenancy: &Tenancy,
     pool: TenantPool,
-    workers: usize,
-    keep_going: bool,
+    workers: Workers,
     events: mpsc::Sender<Event>,
 ) -> CliResult<Migrator> {
     let mut builder = Migrator::builder(pool, Arc::clone(&tenancy.catalog))
-        .tenant_migrations(SharedSource(Arc::clone(&tenancy.tenant_migrations)))
-        .workers(workers)
-        .keep_going(keep_going)
+        .tenant_migrations(tenancy.tenant_migrations.clone())
+        .workers(workers.count)
+        .keep_going(workers.keep_going)
         .on_progress(move |p| {
             // The receiver lives until the run ends.
             let _ = events.send(Event::from(p));
         });
     if let Some(shared) = &tenancy.shared_migrations {
-        builder = builder.shared_migrations(SharedSource(Arc::clone(shared)));
+        builder = builder.shared_migrations(shared.clone());
     }
     Ok(builder.build()?)
 }
@@ -150,7 +150,7 @@ fn follow(
 /// Version -> full migration name, for both sets.
 fn migration_names(tenancy: &Tenancy) -> HashMap<(bool, String), String> {
     let mut names = HashMap::new();
-    let sets: [(bool, Option<&Source>); 2] = [
+    let sets: [(bool, Option<&SharedSource>); 2] = [
         (true, tenancy.shared_migrations.as_ref()),
         (false, Some(&tenancy.tenant_migrations)),
     ];

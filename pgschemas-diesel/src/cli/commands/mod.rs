@@ -13,7 +13,6 @@ mod run_sql;
 mod whowill;
 
 use std::io::{self, Write};
-use std::sync::Arc;
 use std::time::Duration;
 
 use diesel::prelude::*;
@@ -21,7 +20,7 @@ use diesel::prelude::*;
 use super::Outcome;
 use super::args::Command;
 use super::output::plural;
-use super::tenancy::{SharedSource, Tenancy};
+use super::tenancy::Tenancy;
 use crate::catalog::CatalogRows;
 use crate::error::Error;
 use crate::lifecycle::create_schema;
@@ -148,12 +147,11 @@ impl Ctx<'_> {
     /// Applies the pending shared migrations (creating the shared schema if needed), saying
     /// so; nothing when there are none or no shared migrations are configured.
     fn ensure_shared_migrated(&mut self, conn: &mut PgConnection) -> CliResult<()> {
-        let Some(shared) = &self.tenancy.shared_migrations else {
+        let Some(source) = &self.tenancy.shared_migrations else {
             return Ok(());
         };
-        let source = SharedSource(Arc::clone(shared));
         let schema = self.tenancy.config.shared_schema();
-        match pending_migrations(conn, schema, &source) {
+        match pending_migrations(conn, schema, source) {
             Ok(pending) if pending.is_empty() => return Ok(()),
             Ok(_) => {}
             Err(e) if matches!(e.kind(), MigrationErrorKind::SchemaNotFound) => {
@@ -161,7 +159,7 @@ impl Ctx<'_> {
             }
             Err(e) => return Err(e.into()),
         }
-        let applied = migrate_schema(conn, &self.tenancy.config, schema, &source)?;
+        let applied = migrate_schema(conn, &self.tenancy.config, schema, source)?;
         writeln!(
             self.out,
             "shared schema {:?}: {} applied first",

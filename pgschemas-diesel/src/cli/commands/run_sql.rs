@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use diesel::PgConnection;
 
 use super::common::{
-    left_out_note, missed, require_selection, success_if, workers, write_failed, write_left_out,
+    left_out_note, missed, require_selection, success_if, write_failed, write_left_out,
     write_not_started,
 };
 use super::{CliError, CliResult, Ctx};
@@ -27,10 +27,7 @@ pub(super) fn run_sql(ctx: &mut Ctx<'_>, args: RunSqlArgs) -> CliResult {
     let selection = require_selection(&args.select)?;
     let text = read_sql(args.sql)?;
     refuse_script(&text)?;
-    let workers = Workers {
-        count: workers(args.parallel),
-        keep_going: args.keep_going,
-    };
+    let workers = Workers::from(args.workers);
     let pool = ctx.pool(workers.count)?;
     let (targets, missed) = resolve(ctx, &pool, &selection)?;
     let started = Instant::now();

@@ -49,6 +49,7 @@ mod lifecycle;
 mod migrate;
 pub mod models;
 mod name;
+mod parallel;
 mod path;
 mod pool;
 mod provision;

@@ -3,6 +3,7 @@
 use clap::{Args, Parser, Subcommand};
 
 use crate::migrate::Selection;
+use crate::parallel::Workers;
 
 /// Manage the schemas and tenants of a schema-per-tenant PostgreSQL database.
 #[derive(Debug, Parser)]
@@ -30,7 +31,7 @@ pub(crate) enum Command {
     /// name), one per line, in run order.
     Whowill(SelectArgs),
     /// List the selected schemas (all when none is selected): kind, tenant, state, migrations.
-    List(ListArgs),
+    List(SelectArgs),
     /// Create the clone reference schema and apply every tenant migration to it.
     CreateReference(CreateReferenceArgs),
     /// Copy schema <SOURCE> (tables, data, sequences, indexes, constraints, views, functions,
@@ -90,25 +91,41 @@ impl SelectArgs {
     }
 }
 
-#[derive(Debug, Args)]
-pub(crate) struct MigrateArgs {
-    #[command(flatten)]
-    pub(crate) select: SelectArgs,
-    /// Migrate N schemas at once (`--parallel` alone: one per CPU). Default 1.
+/// How a command that runs on many schemas works through them.
+#[derive(Debug, Clone, Copy, Default, Args)]
+pub(crate) struct WorkersArgs {
+    /// Work on N schemas at once (`--parallel` alone: one per CPU). Default 1.
     #[arg(long, value_name = "N", num_args = 0..=1, default_missing_value = "0")]
     pub(crate) parallel: Option<usize>,
     /// Go on with the other schemas after one fails (default: stop at the first failure).
     #[arg(long)]
     pub(crate) keep_going: bool,
-    /// Show the pending migrations of each schema; apply nothing, create nothing.
-    #[arg(long)]
-    pub(crate) plan: bool,
+}
+
+impl From<WorkersArgs> for Workers {
+    /// One thread without `--parallel`, one per CPU with `--parallel` alone.
+    fn from(args: WorkersArgs) -> Self {
+        let count = match args.parallel {
+            None => 1,
+            Some(0) => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            Some(n) => n,
+        };
+        Self {
+            count,
+            keep_going: args.keep_going,
+        }
+    }
 }
 
 #[derive(Debug, Args)]
-pub(crate) struct ListArgs {
+pub(crate) struct MigrateArgs {
     #[command(flatten)]
     pub(crate) select: SelectArgs,
+    #[command(flatten)]
+    pub(crate) workers: WorkersArgs,
+    /// Show the pending migrations of each schema; apply nothing, create nothing.
+    #[arg(long)]
+    pub(crate) plan: bool,
 }
 
 #[derive(Debug, Args)]
@@ -164,10 +181,6 @@ pub(crate) struct RunSqlArgs {
     pub(crate) sql: String,
     #[command(flatten)]
     pub(crate) select: SelectArgs,
-    /// Run on N schemas at once (`--parallel` alone: one per CPU). Default 1.
-    #[arg(long, value_name = "N", num_args = 0..=1, default_missing_value = "0")]
-    pub(crate) parallel: Option<usize>,
-    /// Go on with the other schemas after one fails (default: stop at the first failure).
-    #[arg(long)]
-    pub(crate) keep_going: bool,
+    #[command(flatten)]
+    pub(crate) workers: WorkersArgs,
 }

@@ -14,13 +14,20 @@ use crate::models::{DefaultDomain, DefaultTenant, NewDomain, NewTenant, TenantMo
 use crate::name::SchemaName;
 use crate::provision::Provisioner;
 
-/// A migration source shared between the migrator, the provisioner and `doctor`.
-pub(crate) type Source = Arc<dyn MigrationSource<Pg> + Send + Sync>;
-
-/// An [`Arc`]'d migration source that is itself a [`MigrationSource`], so that one embedded
-/// set serves every command.
+/// A migration source shared between the migrator, the provisioner and `doctor`: an
+/// [`Arc`]'d source that is itself a [`MigrationSource`], so that one embedded set serves
+/// every command.
 #[derive(Clone)]
-pub(crate) struct SharedSource(pub(crate) Source);
+pub(crate) struct SharedSource(Arc<dyn MigrationSource<Pg> + Send + Sync>);
+
+impl SharedSource {
+    fn new<M>(migrations: M) -> Self
+    where
+        M: MigrationSource<Pg> + Send + Sync + 'static,
+    {
+        Self(Arc::new(migrations))
+    }
+}
 
 impl MigrationSource<Pg> for SharedSource {
     fn migrations(&self) -> diesel::migration::Result<Vec<Box<dyn Migration<Pg>>>> {
@@ -59,8 +66,8 @@ pub struct Tenancy {
     pub(crate) database_url: Option<String>,
     pub(crate) config: Config,
     pub(crate) catalog: Arc<dyn Catalog>,
-    pub(crate) shared_migrations: Option<Source>,
-    pub(crate) tenant_migrations: Source,
+    pub(crate) shared_migrations: Option<SharedSource>,
+    pub(crate) tenant_migrations: SharedSource,
     pub(crate) rows: Option<Arc<dyn TenantRows>>,
     pub(crate) provisioner: Option<Provisioner>,
 }
@@ -101,7 +108,7 @@ impl Tenancy {
                 config,
                 catalog: Arc::new(NoTenants),
                 shared_migrations: None,
-                tenant_migrations: Arc::new(tenant_migrations),
+                tenant_migrations: SharedSource::new(tenant_migrations),
                 rows: None,
                 provisioner: None,
             },
@@ -125,11 +132,9 @@ impl Tenancy {
     pub(crate) fn provisioner(&self) -> Result<Provisioner> {
         match &self.provisioner {
             Some(p) => Ok(p.clone()),
-            None => Provisioner::builder(
-                self.config.clone(),
-                SharedSource(Arc::clone(&self.tenant_migrations)),
-            )
-            .build(),
+            None => {
+                Provisioner::builder(self.config.clone(), self.tenant_migrations.clone()).build()
+            }
         }
     }
 }
@@ -215,7 +220,7 @@ impl TenancyBuilder {
     where
         M: MigrationSource<Pg> + Send + Sync + 'static,
     {
-        self.inner.shared_migrations = Some(Arc::new(migrations));
+        self.inner.shared_migrations = Some(SharedSource::new(migrations));
         self
     }
 

@@ -1,8 +1,9 @@
 //! Migrating many schemas: selection, order, parallel workers, fail-fast, plan, reports.
 
+use std::convert::Infallible;
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use diesel::connection::{AnsiTransactionManager, TransactionManager};
@@ -16,6 +17,7 @@ use crate::catalog::{Catalog, CatalogRows, InvalidRow};
 use crate::error::{Error, Result};
 use crate::lifecycle::{create_schema, schema_exists};
 use crate::name::SchemaName;
+use crate::parallel::Workers;
 use crate::pool::{TenantPool, TenantScope};
 
 type Source = Arc<dyn MigrationSource<Pg> + Send + Sync>;
@@ -451,46 +453,39 @@ impl Migrator {
         done_before: usize,
         total: usize,
     ) -> Vec<SchemaReport> {
-        let next = AtomicUsize::new(0);
         let done = AtomicUsize::new(done_before);
-        let stop = AtomicBool::new(false);
-        let slots: Mutex<Vec<Option<SchemaReport>>> =
-            Mutex::new((0..targets.len()).map(|_| None).collect());
-        let workers = self.workers.min(targets.len());
-
-        std::thread::scope(|scope| {
-            for _ in 0..workers {
-                scope.spawn(|| {
-                    let mut conn = None;
-                    let mut lists = Lists::default();
-                    loop {
-                        if stop.load(Ordering::SeqCst) {
-                            break;
-                        }
-                        let i = next.fetch_add(1, Ordering::SeqCst);
-                        let Some(target) = targets.get(i) else { break };
-                        self.notify(&Progress::Started {
-                            target,
-                            done: done.load(Ordering::SeqCst),
-                            total,
-                        });
-                        let report = self.one(&mut conn, &mut lists, target, mode);
-                        if report.error.is_some() && !self.keep_going {
-                            stop.store(true, Ordering::SeqCst);
-                        }
-                        let finished = done.fetch_add(1, Ordering::SeqCst) + 1;
-                        self.notify(&Progress::Finished {
-                            report: &report,
-                            done: finished,
-                            total,
-                        });
-                        slots.lock().unwrap_or_else(PoisonError::into_inner)[i] = Some(report);
-                    }
+        let mut slots: Vec<Option<SchemaReport>> = (0..targets.len()).map(|_| None).collect();
+        let workers = Workers {
+            count: self.workers,
+            keep_going: self.keep_going,
+        };
+        let collected: Result<(), Infallible> = workers.run(
+            targets,
+            || (None, Lists::default()),
+            |(conn, lists), target, fail_fast| {
+                self.notify(&Progress::Started {
+                    target,
+                    done: done.load(Ordering::SeqCst),
+                    total,
                 });
-            }
-        });
-
-        let slots = slots.into_inner().unwrap_or_else(PoisonError::into_inner);
+                let report = self.one(conn, lists, target, mode);
+                if report.error.is_some() {
+                    fail_fast.failed();
+                }
+                let finished = done.fetch_add(1, Ordering::SeqCst) + 1;
+                self.notify(&Progress::Finished {
+                    report: &report,
+                    done: finished,
+                    total,
+                });
+                report
+            },
+            |i, report| {
+                slots[i] = Some(report);
+                Ok(())
+            },
+        );
+        let Ok(()) = collected;
         slots
             .into_iter()
             .zip(targets)

@@ -1,0 +1,82 @@
+//! `list`: the selected schemas in a table: kind, tenant, state, route, migrations.
+
+use std::collections::{BTreeSet, HashMap};
+
+use super::common::{RouteNames, left_out_note, missed, success_if, versions, write_left_out};
+use super::{CliResult, Ctx};
+use crate::catalog::TenantRecord;
+use crate::cli::args::SelectArgs;
+use crate::cli::output::{Table, plural};
+use crate::migrate::{MigrationSet, SchemaKind, applied_versions};
+
+pub(super) fn list(ctx: &mut Ctx<'_>, args: &SelectArgs) -> CliResult {
+    let tenancy = ctx.tenancy;
+    let mut conn = ctx.connect()?;
+    let rows = ctx.catalog(&mut conn)?;
+    let (tenants, domains) = (&rows.tenants, &rows.domains);
+    let selection = args.selection();
+    let targets = selection.resolve(&tenancy.config, tenants, domains)?;
+    let names: Vec<&str> = targets.iter().map(|t| t.schema.as_str()).collect();
+    let states = applied_versions(&mut conn, &names)?;
+    let shared_versions = versions(tenancy.shared_migrations.as_ref());
+    let tenant_versions = versions(Some(&tenancy.tenant_migrations));
+    let by_schema: HashMap<&str, &TenantRecord> =
+        tenants.iter().map(|t| (t.schema.as_str(), t)).collect();
+    let routes = RouteNames::new(tenancy, tenants, domains);
+
+    let mut table = Table::new(&["schema", "kind", "tenant", "state", "route", "migrations"]);
+    for t in &targets {
+        let tenant = by_schema
+            .get(t.schema.as_str())
+            .filter(|_| t.kind == SchemaKind::Dynamic);
+        let expected = match t.migrations {
+            MigrationSet::Shared => shared_versions.as_ref(),
+            MigrationSet::Tenant => tenant_versions.as_ref(),
+            MigrationSet::None => None,
+        };
+        let applied = states.get(t.schema.as_str()).map(Option::as_ref);
+        table.row(vec![
+            t.schema.to_string(),
+            t.kind.to_string(),
+            tenant.map_or("-".to_owned(), |r| r.id.clone()),
+            tenant
+                .map_or("-", |r| if r.active { "active" } else { "suspended" })
+                .to_owned(),
+            routes.route(t).unwrap_or("-").to_owned(),
+            migration_state(applied, expected),
+        ]);
+    }
+    table.write(ctx.out, "")?;
+    let missed = missed(&selection, &rows);
+    write_left_out(ctx.out, missed)?;
+    writeln!(
+        ctx.out,
+        "{}{}",
+        plural(targets.len(), "schema"),
+        left_out_note(missed)
+    )?;
+    Ok(success_if(missed.is_empty()))
+}
+
+/// The migrations column: how the versions `applied` (`None`: no schema, `Some(None)`: no
+/// ledger) compare with those `expected` (`None`: the schema takes no migrations).
+fn migration_state(
+    applied: Option<Option<&BTreeSet<String>>>,
+    expected: Option<&BTreeSet<String>>,
+) -> String {
+    match (applied, expected) {
+        (None, _) => "schema missing".to_owned(),
+        (Some(_), None) => "-".to_owned(),
+        (Some(None), Some(expected)) => format!("not migrated ({} pending)", expected.len()),
+        (Some(Some(applied)), Some(expected)) => {
+            let pending = expected.difference(applied).count();
+            let unknown = applied.difference(expected).count();
+            match (pending, unknown) {
+                (0, 0) => format!("up to date ({})", expected.len()),
+                (p, 0) => format!("{p} pending"),
+                (0, u) => format!("{u} unknown to this build"),
+                (p, u) => format!("{p} pending, {u} unknown to this build"),
+            }
+        }
+    }
+}

@@ -44,8 +44,8 @@ pub use report::{Check, CheckStatus, DoctorReport};
 ///
 /// # Errors
 ///
-/// [`Error::Database`] when a catalog query fails; problems found (a bad row included) are
-/// findings, not errors.
+/// [`Error::Database`](crate::Error::Database) when a catalog query fails; problems found (a
+/// bad row included) are findings, not errors.
 ///
 /// ```no_run
 /// use diesel::{Connection, PgConnection};

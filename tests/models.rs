@@ -14,8 +14,9 @@ use pgschemas_diesel::models::{
 };
 use pgschemas_diesel::{
     Catalog, Config, Domain, DomainModel, DomainRecord, Error, ModelCatalog, NewDomain, NoDomains,
-    ROUTES_CHANNEL, SchemaConnection, SchemaName, TableName, Tenant, TenantModel, TenantRecord,
-    add_domain, install_route_triggers, primary_domain, set_primary_domain, test_database,
+    ROUTES_CHANNEL, Resolution, Routes, SchemaConnection, SchemaName, StaticTenant, TableName,
+    Tenant, TenantModel, TenantRecord, add_domain, install_route_triggers, primary_domain,
+    set_primary_domain, test_database,
 };
 
 fn migrated(conn: &mut PgConnection) {
@@ -459,6 +460,68 @@ fn domain_rules_on_the_default_model() {
     assert_eq!(
         primary_domain::<DefaultDomain>(&mut conn, &t2.id).unwrap(),
         None
+    );
+}
+
+/// An internationalised domain is stored, configured and routed in its A-label form, the form
+/// browsers send: its Unicode form is refused by `add_domain` and by the configuration, and a
+/// row that holds it anyway (written with plain SQL) is left out of routing and reported.
+#[test]
+fn a_unicode_domain_is_refused_everywhere_and_never_routed() {
+    let db = test_database!();
+    let mut conn = db.connect();
+    migrated(&mut conn);
+    let t1 = new_tenant(&mut conn, "tenant1");
+
+    let err = add_domain::<DefaultDomain>(&mut conn, &t1.id, NewDomain::new("Bücher.example"))
+        .unwrap_err();
+    assert!(matches!(err, Error::InvalidDomain { .. }), "{err}");
+    assert!(err.to_string().contains("xn--"), "{err}");
+    let err = Config::builder()
+        .static_tenant(StaticTenant::builder("www").domain("bücher.example"))
+        .build()
+        .unwrap_err();
+    assert!(matches!(err, Error::Config(_)), "{err}");
+    assert!(err.to_string().contains("xn--"), "{err}");
+
+    // Its A-label is stored and routed, from whatever case the request has.
+    let stored: DefaultDomain =
+        add_domain(&mut conn, &t1.id, NewDomain::new("XN--Bcher-KVA.example")).unwrap();
+    assert_eq!(stored.domain, "xn--bcher-kva.example");
+    let t2 = new_tenant(&mut conn, "tenant2");
+    diesel::sql_query("insert into domains (tenant_id, domain, is_primary) values ($1, $2, true)")
+        .bind::<diesel::sql_types::BigInt, _>(t2.id)
+        .bind::<diesel::sql_types::Text, _>("bücher.test")
+        .execute(&mut conn)
+        .unwrap();
+
+    let catalog = default_catalog();
+    let routes = Routes::build(
+        &Config::default(),
+        &catalog.tenants(&mut conn).unwrap(),
+        &catalog.domains(&mut conn).unwrap(),
+    );
+    let schema = |host: &str| match routes.resolve(host, "/") {
+        Resolution::Route(r) => Some(r.schema().to_string()),
+        _ => None,
+    };
+    assert_eq!(schema("xn--bcher-kva.example").as_deref(), Some("tenant1"));
+    assert_eq!(
+        schema("XN--BCHER-KVA.example:8000").as_deref(),
+        Some("tenant1")
+    );
+    assert_eq!(schema("bücher.example"), None);
+    assert_eq!(schema("bücher.test"), None);
+    let left_out: Vec<String> = routes
+        .invalid_rows()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(left_out.len(), 1, "{left_out:?}");
+    assert!(
+        left_out[0].starts_with(r#"domain "bücher.test" of tenant"#)
+            && left_out[0].contains("xn--"),
+        "{left_out:?}"
     );
 }
 

@@ -5,6 +5,7 @@ use std::fmt;
 
 use diesel::PgConnection;
 
+use crate::domain::route_label;
 use crate::error::Result;
 use crate::name::SchemaName;
 
@@ -92,7 +93,7 @@ pub struct InvalidRow {
 }
 
 impl InvalidRow {
-    /// A tenant row, by its key and its schema name as stored.
+    /// A tenant row, by its key, its schema name as stored and why it is left out.
     ///
     /// ```
     /// let row = pgschemas_diesel::InvalidRow::tenant("3", "Bad Name", "it has a space");
@@ -100,33 +101,29 @@ impl InvalidRow {
     /// ```
     pub fn tenant(
         id: impl Into<String>,
-        schema_name: impl Into<String>,
-        reason: impl Into<String>,
+        schema: impl Into<String>,
+        why: impl Into<String>,
     ) -> Self {
-        Self {
-            kind: RowKind::Tenant,
-            tenant_id: id.into(),
-            value: schema_name.into(),
-            reason: reason.into(),
-        }
+        Self::new(RowKind::Tenant, id.into(), schema.into(), why.into())
     }
 
-    /// A domain row, by its tenant's key and its route (`domain` or `domain/folder`).
+    /// A domain row, by its tenant's key, its route (`domain` or `domain/folder`) and why it
+    /// is left out.
     ///
     /// ```
     /// let row = pgschemas_diesel::InvalidRow::domain("3", "example.com/a b", "bad folder");
     /// assert_eq!(row.tenant_id, "3");
     /// ```
-    pub fn domain(
-        tenant_id: impl Into<String>,
-        route: impl Into<String>,
-        reason: impl Into<String>,
-    ) -> Self {
+    pub fn domain(id: impl Into<String>, route: impl Into<String>, why: impl Into<String>) -> Self {
+        Self::new(RowKind::Domain, id.into(), route.into(), why.into())
+    }
+
+    fn new(kind: RowKind, tenant_id: String, value: String, reason: String) -> Self {
         Self {
-            kind: RowKind::Domain,
-            tenant_id: tenant_id.into(),
-            value: route.into(),
-            reason: reason.into(),
+            kind,
+            tenant_id,
+            value,
+            reason,
         }
     }
 }
@@ -253,7 +250,7 @@ impl CatalogRows {
             match left_out.get(&domain.tenant_id) {
                 Some(schema_name) => rows.invalid.push(InvalidRow::domain(
                     domain.tenant_id.clone(),
-                    crate::models::route_label(&domain.domain, domain.folder.as_deref()),
+                    route_label(&domain.domain, domain.folder.as_deref()),
                     format!("its tenant's row is left out (schema name {schema_name:?})"),
                 )),
                 None => rows.domains.push(domain),

@@ -229,7 +229,7 @@ pub enum Error {
     /// all tenants.
     #[error(
         "route {:?} is taken by tenant {tenant_id}; remove it there first, or choose another domain or folder",
-        crate::models::route_label(domain, folder.as_deref())
+        crate::domain::route_label(domain, folder.as_deref())
     )]
     DomainTaken {
         /// The domain, lower case.

@@ -44,6 +44,7 @@ pub mod cli;
 mod config;
 mod dependents;
 mod doctor;
+mod domain;
 mod error;
 mod lifecycle;
 mod migrate;

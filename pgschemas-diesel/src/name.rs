@@ -97,29 +97,25 @@ impl SchemaName {
 
 /// Quotes an identifier for SQL, doubling embedded quotes.
 pub(crate) fn quote_ident(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        if c == '"' {
-            out.push('"');
-        }
-        out.push(c);
-    }
-    out.push('"');
-    out
+    quote(s, '"')
 }
 
 /// Quotes a string as an SQL literal, doubling embedded single quotes.
 pub(crate) fn quote_literal(s: &str) -> String {
+    quote(s, '\'')
+}
+
+/// `s` between two `q`s, each `q` inside doubled.
+fn quote(s: &str, q: char) -> String {
     let mut out = String::with_capacity(s.len() + 2);
-    out.push('\'');
+    out.push(q);
     for c in s.chars() {
-        if c == '\'' {
-            out.push('\'');
+        if c == q {
+            out.push(q);
         }
         out.push(c);
     }
-    out.push('\'');
+    out.push(q);
     out
 }
 

@@ -67,7 +67,6 @@ pub use defaults::{
     DefaultDomain, DefaultTenant, NewTenant, SHARED_MIGRATIONS, TenantStatus, default_catalog,
 };
 pub use notify::{ROUTES_CHANNEL, install_route_triggers, route_trigger_sql};
-pub(crate) use rules::route_label;
 pub use rules::{NewDomain, absolute_url, add_domain, primary_domain, set_primary_domain};
 
 /// A table's SQL name, as its Diesel `table!` declares it.

@@ -4,16 +4,15 @@ use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel::{Connection, PgConnection};
 
 use super::DomainModel;
+use crate::domain::{route_label, stored_domain, stored_folder};
 use crate::error::{Error, Result};
-
-/// The longest host name DNS allows.
-const MAX_DOMAIN_LEN: usize = 253;
 
 /// A route to add to a tenant with [`add_domain`].
 ///
-/// The domain is stored in lower case. An empty folder means none. `is_primary` defaults to
-/// `false` (django-pgschemas defaults to `true`); the tenant's first domain becomes primary
-/// anyway.
+/// The domain is stored in lower case; it is an ASCII host name, so an internationalised
+/// domain is given in its A-label form (`xn--...`, what browsers send). An empty folder means
+/// none. `is_primary` defaults to `false` (django-pgschemas defaults to `true`); the tenant's
+/// first domain becomes primary anyway.
 ///
 /// ```
 /// use pgschemas_diesel::NewDomain;
@@ -86,57 +85,22 @@ impl NewDomain {
         self
     }
 
-    /// The route as stored: the domain trimmed and in lower case, an empty folder as `None`;
-    /// an error for a domain or folder routing could never match.
+    /// The route as stored: the domain trimmed, in ASCII lower case and without a trailing
+    /// dot, an empty folder as `None`; an error for a domain or folder routing could never
+    /// match (the rules of `crate::domain`, shared with the configuration and routing).
     fn normalized(&self) -> Result<Self> {
-        let domain = self.domain.trim().to_lowercase();
-        let folder = self.folder.clone().filter(|f| !f.is_empty());
-        let invalid = |reason: &str| Error::InvalidDomain {
+        let invalid = |reason: String| Error::InvalidDomain {
             domain: route_label(&self.domain, self.folder.as_deref()),
-            reason: reason.to_owned(),
+            reason,
         };
-        if domain.is_empty() {
-            return Err(invalid("the domain is empty"));
-        }
-        if domain.len() > MAX_DOMAIN_LEN {
-            return Err(invalid("the domain is longer than 253 characters"));
-        }
-        if let Some(c) = domain
-            .chars()
-            .find(|c| !(c.is_alphanumeric() || matches!(c, '.' | '-' | '_')))
-        {
-            return Err(invalid(&format!(
-                "the domain contains {c:?}; give the host only, without scheme, port or path"
-            )));
-        }
-        if domain.starts_with("www.") {
-            return Err(invalid(
-                "routing strips one leading `www.` from request hosts, so this route could never match; store the domain without it",
-            ));
-        }
-        if let Some(folder) = &folder
-            && let Some(c) = folder
-                .chars()
-                .find(|c| !(c.is_alphanumeric() || matches!(c, '-' | '_')))
-        {
-            return Err(invalid(&format!(
-                "the folder contains {c:?}; a folder is one path segment of letters, digits, `-` and `_`"
-            )));
-        }
+        let domain = stored_domain(&self.domain).map_err(|f| invalid(f.to_string()))?;
+        let folder = stored_folder(self.folder.as_deref()).map_err(|f| invalid(f.to_string()))?;
         Ok(Self {
             domain,
             folder,
             is_primary: self.is_primary,
             redirect_to_primary: self.redirect_to_primary,
         })
-    }
-}
-
-/// `domain/folder` or `domain`, as messages show a route.
-pub(crate) fn route_label(domain: &str, folder: Option<&str>) -> String {
-    match folder {
-        Some(folder) if !folder.is_empty() => format!("{domain}/{folder}"),
-        _ => domain.to_owned(),
     }
 }
 
@@ -150,11 +114,12 @@ pub(crate) fn route_label(domain: &str, folder: Option<&str>) -> String {
 /// - `(domain, folder)` is unique across all tenants: a taken route is
 ///   [`Error::DomainTaken`], naming the route and its tenant.
 ///
-/// The domain is stored in lower case.
+/// The domain is stored in lower case, without a trailing dot.
 ///
 /// # Errors
 ///
-/// [`Error::InvalidDomain`] for a domain or folder routing could never match,
+/// [`Error::InvalidDomain`] for a domain or folder routing could never match (a Unicode
+/// domain among them: give its `xn--` form),
 /// [`Error::DomainTaken`], [`Error::Database`].
 ///
 /// ```no_run
@@ -330,6 +295,12 @@ mod tests {
         .normalized()
         .unwrap();
         assert_eq!(n.folder, None);
+        let n = NewDomain::new("XN--Bcher-KVA.example.")
+            .folder("a.b~c")
+            .normalized()
+            .unwrap();
+        assert_eq!(n.domain, "xn--bcher-kva.example");
+        assert_eq!(n.folder.as_deref(), Some("a.b~c"));
 
         for (route, needle) in [
             (NewDomain::new(""), "empty"),
@@ -339,6 +310,10 @@ mod tests {
             (NewDomain::new("a.com/x"), "'/'"),
             (NewDomain::new("www.a.com"), "www."),
             (NewDomain::new("a.com").folder("x/y"), "'/'"),
+            (NewDomain::new("bücher.example"), "xn--"),
+            (NewDomain::new("ws_tenant3.localhost"), "'_'"),
+            (NewDomain::new("a.com").folder("acmé"), "'é'"),
+            (NewDomain::new("a.com").folder(".."), "`..`"),
         ] {
             let err = route.normalized().unwrap_err();
             assert!(matches!(err, Error::InvalidDomain { .. }), "{err}");

@@ -4,9 +4,9 @@
 //! [`RouteTable`] holds the current snapshot, answers from memory and swaps in a new one when
 //! PostgreSQL notifies a change. The `axum` feature adds a tower layer on top.
 
-mod host;
 mod live;
 mod table;
+mod target;
 
 #[cfg(feature = "axum")]
 pub mod layer;

@@ -11,10 +11,10 @@ use std::sync::Arc;
 
 use crate::catalog::{CatalogRows, DomainRecord, InvalidRow, TenantRecord};
 use crate::config::Config;
-use crate::models::route_label;
+use crate::domain::{is_valid_folder, normalize_host, route_host, route_label};
 use crate::name::SchemaName;
 
-use super::host::{first_segment, is_valid_folder, normalize_host, push_encoded, strip_folder};
+use super::target::{first_segment, push_encoded, strip_folder};
 
 /// The longest header value header routing looks at.
 const MAX_HEADER_LEN: usize = 255;
@@ -637,17 +637,6 @@ fn lower(s: &str) -> impl Iterator<Item = u8> + '_ {
     s.bytes().map(|b| b.to_ascii_lowercase())
 }
 
-/// Normalises a configured or stored domain the way request hosts are normalised; a port
-/// is refused.
-fn normalize_domain(domain: &str) -> Result<String, &'static str> {
-    let mut storage = None;
-    match normalize_host(domain.as_bytes(), &mut storage) {
-        Ok((host, None)) => Ok(host.to_owned()),
-        Ok((_, Some(_))) => Err("a stored domain must not have a port"),
-        Err(()) => Err("not a valid host name"),
-    }
-}
-
 /// Domain rows: normalised host, folder, the record.
 type Rows<'a> = Vec<(String, Option<String>, &'a DomainRecord)>;
 
@@ -701,7 +690,7 @@ impl Builder {
                     } else {
                         "domain"
                     };
-                    let host = match normalize_domain(domain) {
+                    let host = match route_host(domain) {
                         Ok(h) => h,
                         Err(why) => {
                             self.warn(format!(
@@ -776,7 +765,7 @@ impl Builder {
                 self.leave_out(leave_out(reason));
                 continue;
             }
-            let host = match normalize_domain(&d.domain) {
+            let host = match route_host(&d.domain) {
                 Ok(h) => h,
                 Err(why) => {
                     self.leave_out(leave_out(why));

@@ -1,0 +1,278 @@
+//! [`ConfigBuilder`]: every configuration rule, checked once when the configuration is built.
+
+use std::sync::Arc;
+
+use super::static_tenant::{Taken, check_aliases};
+use super::{Config, Inner, StaticTenant, StaticTenantBuilder};
+use crate::error::{Error, Result};
+use crate::name::SchemaName;
+use crate::path::SearchPath;
+
+/// Builds a [`Config`]; everything is validated in [`ConfigBuilder::build`].
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct ConfigBuilder {
+    shared: String,
+    extra: Vec<String>,
+    statics: Vec<StaticTenantBuilder>,
+    clone_reference: Option<String>,
+}
+
+impl ConfigBuilder {
+    /// The defaults: shared schema `public`, nothing else.
+    pub(super) fn new() -> Self {
+        Self {
+            shared: "public".to_owned(),
+            extra: Vec::new(),
+            statics: Vec::new(),
+            clone_reference: None,
+        }
+    }
+
+    /// Sets the shared schema (default `public`).
+    ///
+    /// ```
+    /// let config = pgschemas_diesel::Config::builder().shared_schema("shared").build()?;
+    /// assert_eq!(config.shared_schema().as_str(), "shared");
+    /// # Ok::<(), pgschemas_diesel::Error>(())
+    /// ```
+    pub fn shared_schema(mut self, name: impl Into<String>) -> Self {
+        self.shared = name.into();
+        self
+    }
+
+    /// Appends a schema to every search path, after the shared schema (for extensions such
+    /// as PostGIS installed in their own schema).
+    ///
+    /// ```
+    /// let config = pgschemas_diesel::Config::builder().extra_search_path("extensions").build()?;
+    /// # Ok::<(), pgschemas_diesel::Error>(())
+    /// ```
+    pub fn extra_search_path(mut self, name: impl Into<String>) -> Self {
+        self.extra.push(name.into());
+        self
+    }
+
+    /// Declares a static tenant.
+    ///
+    /// ```
+    /// use pgschemas_diesel::{Config, StaticTenant};
+    /// let config = Config::builder().static_tenant(StaticTenant::builder("blog").domain("blog.localhost")).build()?;
+    /// # Ok::<(), pgschemas_diesel::Error>(())
+    /// ```
+    pub fn static_tenant(mut self, tenant: StaticTenantBuilder) -> Self {
+        self.statics.push(tenant);
+        self
+    }
+
+    /// Names the reference schema that new tenants can be cloned from.
+    ///
+    /// ```
+    /// let config = pgschemas_diesel::Config::builder().clone_reference("sample").build()?;
+    /// # Ok::<(), pgschemas_diesel::Error>(())
+    /// ```
+    pub fn clone_reference(mut self, name: impl Into<String>) -> Self {
+        self.clone_reference = Some(name.into());
+        self
+    }
+
+    /// Validates everything and builds the configuration.
+    ///
+    /// # Errors
+    ///
+    /// - [`Error::InvalidSchemaName`] for an invalid shared schema, static tenant, clone
+    ///   reference or extra search path name;
+    /// - [`Error::NameClash`] when a static tenant, the clone reference or an extra search path
+    ///   is named like the shared schema or like one another (case-insensitively);
+    /// - [`Error::Config`] for a domain that is not a host name (empty, with a scheme, port,
+    ///   path or leading `www.`, with `_`, or a Unicode domain instead of its `xn--` form), a
+    ///   domain or header alias used twice.
+    ///
+    /// ```
+    /// use pgschemas_diesel::{Config, Error, StaticTenant};
+    ///
+    /// let err = Config::builder().static_tenant(StaticTenant::builder("public")).build().unwrap_err();
+    /// assert!(matches!(err, Error::NameClash { .. }));
+    /// assert!(err.to_string().contains("shared schema"));
+    /// ```
+    pub fn build(self) -> Result<Config> {
+        let shared = SchemaName::new(&self.shared)?;
+        let mut claims = Claims::new(&shared);
+        let statics = check_statics(self.statics, &mut claims)?;
+        let clone_reference = match &self.clone_reference {
+            Some(r) => Some(claims.claim(r, format!("the clone reference {r:?}"))?),
+            None => None,
+        };
+        let mut extra = Vec::with_capacity(self.extra.len());
+        for e in &self.extra {
+            extra.push(claims.claim(e, format!("the extra search path {e:?}"))?);
+        }
+        let neutral = SearchPath::neutral(shared.clone(), extra.iter());
+        Ok(Config(Arc::new(Inner {
+            shared,
+            extra,
+            statics,
+            clone_reference,
+            neutral,
+        })))
+    }
+}
+
+/// The static tenants checked in order: each name claimed, its domains and alias checked
+/// against the tenants before it, then the aliases against every name.
+fn check_statics(
+    builders: Vec<StaticTenantBuilder>,
+    claims: &mut Claims,
+) -> Result<Vec<StaticTenant>> {
+    let mut taken = Taken::default();
+    let mut statics = Vec::with_capacity(builders.len());
+    for t in builders {
+        let name = claims.claim(t.name(), format!("the static tenant {:?}", t.name()))?;
+        statics.push(t.check(name, &mut taken)?);
+    }
+    check_aliases(&statics)?;
+    Ok(statics)
+}
+
+/// The schema names claimed so far, each with what claimed it (`the shared schema "public"`).
+struct Claims(Vec<(SchemaName, String)>);
+
+impl Claims {
+    fn new(shared: &SchemaName) -> Self {
+        Self(vec![(
+            shared.clone(),
+            format!("the shared schema {:?}", shared.as_str()),
+        )])
+    }
+
+    /// Checks `name` and claims it for `what`, unless a name claimed before is the same
+    /// (case-insensitively).
+    fn claim(&mut self, name: &str, what: String) -> Result<SchemaName> {
+        let name = SchemaName::new(name)?;
+        if let Some((_, with)) = self.0.iter().find(|(n, _)| n.eq_ignore_case(name.as_str())) {
+            return Err(Error::NameClash {
+                schema: name.to_string(),
+                with: with.clone(),
+            });
+        }
+        self.0.push((name.clone(), what));
+        Ok(name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::{Config, ConfigBuilder, StaticTenant};
+    use crate::error::Result;
+
+    fn err(b: ConfigBuilder) -> String {
+        b.build().unwrap_err().to_string()
+    }
+
+    // django-pgschemas' start-up checks (checks.py), as configuration errors.
+    #[test]
+    fn startup_errors() {
+        let cases: Vec<(ConfigBuilder, &str)> = vec![
+            (
+                Config::builder().shared_schema("Public"),
+                "invalid schema name \"Public\"",
+            ),
+            (
+                Config::builder().static_tenant(StaticTenant::builder("public")),
+                "clashes with the shared schema",
+            ),
+            (
+                Config::builder().static_tenant(StaticTenant::builder("pg_www")),
+                "invalid schema name \"pg_www\"",
+            ),
+            (
+                Config::builder()
+                    .static_tenant(StaticTenant::builder("www"))
+                    .clone_reference("www"),
+                "clashes with the static tenant \"www\"",
+            ),
+            (
+                Config::builder().clone_reference("public"),
+                "clashes with the shared schema",
+            ),
+            (
+                Config::builder()
+                    .static_tenant(StaticTenant::builder("www"))
+                    .extra_search_path("www"),
+                "\"www\" clashes with the static tenant",
+            ),
+            (
+                Config::builder()
+                    .clone_reference("sample")
+                    .extra_search_path("sample"),
+                "clashes with the clone reference",
+            ),
+            (
+                Config::builder().extra_search_path("public"),
+                "clashes with the shared schema",
+            ),
+            (
+                Config::builder()
+                    .static_tenant(StaticTenant::builder("www"))
+                    .static_tenant(StaticTenant::builder("www")),
+                "clashes with the static tenant",
+            ),
+        ];
+        for (builder, needle) in cases {
+            let m = err(builder);
+            assert!(m.contains(needle), "{m}");
+        }
+    }
+
+    #[test]
+    fn domain_errors() {
+        let m = err(Config::builder().static_tenant(StaticTenant::builder("www").domain("")));
+        assert!(m.contains("is not a domain"), "{m}");
+        let m =
+            err(Config::builder()
+                .static_tenant(StaticTenant::builder("www").domain("http://x.com/a")));
+        assert!(m.contains("is not a domain"), "{m}");
+        let m = err(Config::builder()
+            .static_tenant(StaticTenant::builder("www").domain("a.com"))
+            .static_tenant(StaticTenant::builder("blog").domain("A.com")));
+        assert!(m.contains("declared twice"), "{m}");
+        let m = err(Config::builder()
+            .static_tenant(StaticTenant::builder("www").header("x"))
+            .static_tenant(StaticTenant::builder("blog").header("x")));
+        assert!(m.contains("used twice"), "{m}");
+        // The rules of a domain route: ASCII only, no `_`, no leading `www.`.
+        for (domain, needle) in [
+            ("bücher.example", "xn--"),
+            ("ws_tenant3.localhost", "'_'"),
+            ("www.mydomain.com", "www."),
+            ("a..b", "empty label"),
+        ] {
+            let m =
+                err(Config::builder().static_tenant(StaticTenant::builder("www").domain(domain)));
+            assert!(m.contains("is not a domain") && m.contains(needle), "{m}");
+            let m = err(Config::builder()
+                .static_tenant(StaticTenant::builder("www").fallback_domain(domain)));
+            assert!(m.contains("is not a domain") && m.contains(needle), "{m}");
+        }
+        let m = err(Config::builder()
+            .static_tenant(StaticTenant::builder("www").domain("a.com"))
+            .static_tenant(StaticTenant::builder("blog").domain("A.com.")));
+        assert!(m.contains("declared twice"), "{m}");
+    }
+
+    #[test]
+    fn domains_are_normalized() -> Result<()> {
+        let c = Config::builder()
+            .static_tenant(
+                StaticTenant::builder("www")
+                    .domain(" LocalHost. ")
+                    .fallback_domain("Tenants.LOCALHOST")
+                    .domain("XN--Bcher-KVA.example"),
+            )
+            .build()?;
+        let www = c.static_tenant("www").expect("declared");
+        assert_eq!(www.domains(), ["localhost", "xn--bcher-kva.example"]);
+        assert_eq!(www.fallback_domains(), ["tenants.localhost"]);
+        Ok(())
+    }
+}

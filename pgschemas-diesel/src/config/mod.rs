@@ -1,0 +1,280 @@
+//! Configuration: the shared schema, extra search paths, static tenants, the clone reference.
+//!
+//! [`Config`] is the built, immutable configuration; [`ConfigBuilder`] (in `builder`) checks
+//! every rule when it builds one; [`StaticTenant`] (in `static_tenant`) describes a schema
+//! fixed in configuration and checks its domains and header alias.
+
+mod builder;
+mod static_tenant;
+
+use std::sync::{Arc, OnceLock};
+
+use crate::error::{Error, Result};
+use crate::name::SchemaName;
+use crate::path::SearchPath;
+use crate::schema::Schema;
+
+pub use builder::ConfigBuilder;
+pub use static_tenant::{StaticTenant, StaticTenantBuilder};
+
+#[derive(Debug)]
+struct Inner {
+    shared: SchemaName,
+    extra: Vec<SchemaName>,
+    statics: Vec<StaticTenant>,
+    clone_reference: Option<SchemaName>,
+    neutral: SearchPath,
+}
+
+/// The tenancy configuration: cheap to clone, immutable once built.
+///
+/// ```
+/// use pgschemas_diesel::{Config, StaticTenant};
+///
+/// let config = Config::builder()
+///     .extra_search_path("extensions")
+///     .static_tenant(StaticTenant::builder("www").domain("localhost"))
+///     .clone_reference("sample")
+///     .build()?;
+/// assert_eq!(config.shared_schema().as_str(), "public");
+/// assert_eq!(config.neutral_path().as_sql_value(), r#""public", "extensions", pg_temp"#);
+/// # Ok::<(), pgschemas_diesel::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct Config(Arc<Inner>);
+
+static GLOBAL: OnceLock<Config> = OnceLock::new();
+
+impl Default for Config {
+    /// The shared schema `public`, no extra search paths, no static tenants, no clone reference.
+    fn default() -> Self {
+        Self::builder()
+            .build()
+            .unwrap_or_else(|_| unreachable!("the default configuration is valid"))
+    }
+}
+
+impl Config {
+    /// Starts a configuration with the defaults (shared schema `public`).
+    ///
+    /// ```
+    /// let config = pgschemas_diesel::Config::builder().build()?;
+    /// # Ok::<(), pgschemas_diesel::Error>(())
+    /// ```
+    pub fn builder() -> ConfigBuilder {
+        ConfigBuilder::new()
+    }
+
+    /// Makes this the process-wide configuration used by [`Schema::activate`] and the
+    /// [`SchemaConnection`](crate::SchemaConnection) methods on a plain connection.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] when a different configuration was installed already.
+    ///
+    /// ```
+    /// let config = pgschemas_diesel::Config::builder().build()?;
+    /// config.clone().install()?;
+    /// config.install()?; // the same configuration again is fine
+    /// # Ok::<(), pgschemas_diesel::Error>(())
+    /// ```
+    pub fn install(self) -> Result<&'static Config> {
+        let installed = GLOBAL.get_or_init(|| self.clone());
+        if Arc::ptr_eq(&installed.0, &self.0) || installed.same_as(&self) {
+            Ok(installed)
+        } else {
+            Err(Error::Config(
+                "a different configuration was installed already; install it once, at start-up"
+                    .to_owned(),
+            ))
+        }
+    }
+
+    /// The installed configuration, or the default one when none was installed.
+    ///
+    /// ```
+    /// assert_eq!(pgschemas_diesel::Config::global().shared_schema().as_str(), "public");
+    /// ```
+    pub fn global() -> &'static Config {
+        static DEFAULT: OnceLock<Config> = OnceLock::new();
+        GLOBAL
+            .get()
+            .unwrap_or_else(|| DEFAULT.get_or_init(Config::default))
+    }
+
+    fn same_as(&self, other: &Config) -> bool {
+        let (a, b) = (&self.0, &other.0);
+        a.shared == b.shared
+            && a.extra == b.extra
+            && a.statics == b.statics
+            && a.clone_reference == b.clone_reference
+    }
+
+    /// The shared schema (default `public`): shared tables live there.
+    pub fn shared_schema(&self) -> &SchemaName {
+        &self.0.shared
+    }
+
+    /// Schemas appended to every search path, after the shared schema.
+    pub fn extra_search_paths(&self) -> &[SchemaName] {
+        &self.0.extra
+    }
+
+    /// The static tenants, in the order they were declared.
+    pub fn static_tenants(&self) -> &[StaticTenant] {
+        &self.0.statics
+    }
+
+    /// The static tenant named `name`, if any.
+    ///
+    /// ```
+    /// use pgschemas_diesel::{Config, StaticTenant};
+    /// let config = Config::builder().static_tenant(StaticTenant::builder("www")).build()?;
+    /// assert!(config.static_tenant("www").is_some());
+    /// assert!(config.static_tenant("blog").is_none());
+    /// # Ok::<(), pgschemas_diesel::Error>(())
+    /// ```
+    pub fn static_tenant(&self, name: &str) -> Option<&StaticTenant> {
+        self.0.statics.iter().find(|t| t.name().as_str() == name)
+    }
+
+    /// The reference schema that new tenants may be cloned from, if configured.
+    pub fn clone_reference(&self) -> Option<&SchemaName> {
+        self.0.clone_reference.as_ref()
+    }
+
+    /// The search path for `schema`: `<schema>, <shared>, <extras...>`, deduplicated.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidSchemaName`] when the schema's name is not valid.
+    ///
+    /// ```
+    /// let config = pgschemas_diesel::Config::default();
+    /// assert_eq!(config.search_path(&"tenant1")?.as_sql_value(), r#""tenant1", "public", pg_temp"#);
+    /// assert_eq!(config.search_path(&"public")?.as_sql_value(), r#""public", pg_temp"#);
+    /// # Ok::<(), pgschemas_diesel::Error>(())
+    /// ```
+    pub fn search_path<S: Schema + ?Sized>(&self, schema: &S) -> Result<SearchPath> {
+        let name = SchemaName::new(schema.schema_name())?;
+        if name == self.0.shared {
+            return Ok(self.0.neutral.clone());
+        }
+        Ok(SearchPath::new(
+            name,
+            std::iter::once(&self.0.shared).chain(&self.0.extra),
+        ))
+    }
+
+    /// The neutral search path, used when no tenant is active: `<shared>, <extras...>`.
+    pub fn neutral_path(&self) -> &SearchPath {
+        &self.0.neutral
+    }
+
+    /// Validates `name` as the schema of a new dynamic tenant: a valid name that does not
+    /// clash (case-insensitively) with the shared schema, a static tenant, the clone
+    /// reference or an extra search path.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidSchemaName`] or [`Error::NameClash`].
+    ///
+    /// ```
+    /// use pgschemas_diesel::{Config, Error, StaticTenant};
+    ///
+    /// let config = Config::builder().static_tenant(StaticTenant::builder("www")).build()?;
+    /// assert!(config.check_tenant_name("customer1").is_ok());
+    /// assert!(matches!(config.check_tenant_name("www"), Err(Error::NameClash { .. })));
+    /// assert!(matches!(config.check_tenant_name("public"), Err(Error::NameClash { .. })));
+    /// # Ok::<(), pgschemas_diesel::Error>(())
+    /// ```
+    pub fn check_tenant_name(&self, name: &str) -> Result<SchemaName> {
+        if let Some(with) = self.reserved_as(name) {
+            return Err(Error::NameClash {
+                schema: name.to_owned(),
+                with,
+            });
+        }
+        SchemaName::new(name)
+    }
+
+    /// What `name` clashes with among the configuration's reserved names, if anything.
+    fn reserved_as(&self, name: &str) -> Option<String> {
+        let inner = &self.0;
+        if inner.shared.eq_ignore_case(name) {
+            return Some(format!("the shared schema {:?}", inner.shared.as_str()));
+        }
+        if let Some(t) = inner.statics.iter().find(|t| t.name().eq_ignore_case(name)) {
+            return Some(format!("the static tenant {:?}", t.name().as_str()));
+        }
+        if let Some(r) = inner
+            .clone_reference
+            .as_ref()
+            .filter(|r| r.eq_ignore_case(name))
+        {
+            return Some(format!("the clone reference {:?}", r.as_str()));
+        }
+        if let Some(e) = inner.extra.iter().find(|e| e.eq_ignore_case(name)) {
+            return Some(format!("the extra search path {:?}", e.as_str()));
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults() {
+        let c = Config::default();
+        assert_eq!(c.shared_schema().as_str(), "public");
+        assert!(c.extra_search_paths().is_empty());
+        assert!(c.static_tenants().is_empty());
+        assert!(c.clone_reference().is_none());
+        assert_eq!(c.neutral_path().as_sql_value(), "\"public\", pg_temp");
+    }
+
+    #[test]
+    fn tenant_name_checks_are_case_insensitive() -> Result<()> {
+        let c = Config::builder()
+            .static_tenant(StaticTenant::builder("www"))
+            .clone_reference("sample")
+            .extra_search_path("ext")
+            .build()?;
+        for (name, with) in [
+            ("www", "static tenant"),
+            ("WWW", "static tenant"),
+            ("Public", "shared schema"),
+            ("SAMPLE", "clone reference"),
+            ("ext", "extra search path"),
+        ] {
+            let m = c.check_tenant_name(name).unwrap_err().to_string();
+            assert!(m.contains(with), "{name}: {m}");
+        }
+        assert!(matches!(
+            c.check_tenant_name("Tenant1"),
+            Err(Error::InvalidSchemaName { .. })
+        ));
+        assert_eq!(c.check_tenant_name("tenant1")?.as_str(), "tenant1");
+        Ok(())
+    }
+
+    #[test]
+    fn search_path_order_and_dedup() -> Result<()> {
+        let c = Config::builder()
+            .extra_search_path("ext1")
+            .extra_search_path("ext2")
+            .build()?;
+        assert_eq!(
+            c.search_path(&"t1")?.as_sql_value(),
+            r#""t1", "public", "ext1", "ext2", pg_temp"#
+        );
+        assert_eq!(
+            c.search_path(&"public")?.as_sql_value(),
+            r#""public", "ext1", "ext2", pg_temp"#
+        );
+        assert!(c.search_path(&"Bad").is_err());
+        Ok(())
+    }
+}

@@ -1,0 +1,111 @@
+//! Checks worth running before going live: `doctor`, one function per check (in `checks`),
+//! reported as [`Check`]s (in `report`).
+
+mod checks;
+mod report;
+
+use std::collections::BTreeSet;
+
+use diesel::migration::MigrationSource;
+use diesel::pg::Pg;
+use diesel::prelude::*;
+
+use crate::catalog::{Catalog, CatalogRows};
+use crate::config::Config;
+use crate::error::Result;
+use crate::lifecycle::list_schemas;
+
+pub use report::{Check, CheckStatus, DoctorReport};
+
+/// Runs the checks a deployment wants to pass before going live, on the database `conn` is
+/// connected to:
+///
+/// - `shared-schema-create`: `CREATE` on the shared schema is not granted to `PUBLIC` (any
+///   role could otherwise plant objects that every tenant's path resolves);
+/// - `default-search-path`: a fresh connection's path (the `search_path` a connection starts
+///   with, from the server's, database's, role's and connection's settings; read as such on
+///   any connection, whatever path `conn` has set since) names no tenant schema, so nothing
+///   outside the crate's pool sees a tenant's tables;
+/// - `invalid-rows`: every row of the tenant and domain tables can be used: no tenant whose
+///   stored schema name is not valid (it is neither served nor migrated: a failure), no
+///   domain whose host or folder cannot be routed, whose tenant is left out or unknown, or
+///   whose route another tenant has (it is not routed: a warning); the finding names each
+///   row;
+/// - `name-clashes`: no dynamic tenant is named like the shared schema, a static tenant, the
+///   clone reference or an extra search path (case-insensitively);
+/// - `tenant-schemas`: every tenant has its schema;
+/// - `orphan-schemas`: every schema belongs to a tenant, a static tenant, the shared schema,
+///   the clone reference or an extra search path;
+/// - `migrations`: no tenant schema is behind (or ahead of) the tenant migrations;
+/// - `enum-types`: no enum type is defined inside a tenant schema (Diesel caches type OIDs per
+///   connection: keep enums in the shared schema);
+/// - `max-locks`: `max_locks_per_transaction` against the largest tenant's relations, and
+///   the shared lock table against all tenants' relations.
+///
+/// # Errors
+///
+/// [`Error::Database`](crate::Error::Database) when a catalog query fails; problems found (a
+/// bad row included) are findings, not errors.
+///
+/// ```no_run
+/// use diesel::{Connection, PgConnection};
+/// use pgschemas_diesel::{Config, NoTenants};
+///
+/// const MIGRATIONS: diesel_migrations::EmbeddedMigrations =
+///     diesel_migrations::embed_migrations!("../examples/migrations/tenant");
+/// let mut conn = PgConnection::establish("postgres://postgres@127.0.0.1/app")?;
+/// let report = pgschemas_diesel::doctor(&mut conn, &Config::default(), &NoTenants, &MIGRATIONS)?;
+/// print!("{report}");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn doctor(
+    conn: &mut PgConnection,
+    config: &Config,
+    catalog: &dyn Catalog,
+    tenant_migrations: &dyn MigrationSource<Pg>,
+) -> Result<DoctorReport> {
+    let facts = Facts::read(conn, config, catalog)?;
+    let checks = vec![
+        checks::shared_schema_create(conn, config)?,
+        checks::default_search_path(conn, &facts)?,
+        checks::invalid_rows(config, &facts.rows),
+        checks::name_clashes(config, &facts.rows),
+        checks::tenant_schemas(&facts),
+        checks::orphan_schemas(config, &facts),
+        checks::migrations(conn, &facts, tenant_migrations)?,
+        checks::enum_types(conn, &facts)?,
+        checks::max_locks(conn, &facts)?,
+    ];
+    Ok(DoctorReport { checks })
+}
+
+/// What the checks look at, read once: the catalog's rows and the database's schemas.
+struct Facts {
+    /// The catalog's usable tenants and domains, and the rows left out.
+    rows: CatalogRows,
+    /// Every schema in the database.
+    schemas: BTreeSet<String>,
+    /// The schemas that hold the tenant migrations: the static tenants that migrate, the
+    /// clone reference, the dynamic tenants.
+    tenant_like: Vec<String>,
+}
+
+impl Facts {
+    fn read(conn: &mut PgConnection, config: &Config, catalog: &dyn Catalog) -> Result<Self> {
+        let rows = CatalogRows::read(catalog, conn)?;
+        let schemas: BTreeSet<String> = list_schemas(conn)?.into_iter().collect();
+        let mut tenant_like: Vec<String> = config
+            .static_tenants()
+            .iter()
+            .filter(|t| t.migrate())
+            .map(|t| t.name().to_string())
+            .collect();
+        tenant_like.extend(config.clone_reference().map(|r| r.to_string()));
+        tenant_like.extend(rows.tenants.iter().map(|t| t.schema.to_string()));
+        Ok(Self {
+            rows,
+            schemas,
+            tenant_like,
+        })
+    }
+}

@@ -402,11 +402,12 @@ pub(super) fn parse_path(value: &str) -> Option<Vec<String>> {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::LazyLock;
+
     use super::*;
 
-    fn s() -> SchemaName {
-        SchemaName::new("sample").unwrap_or_else(|e| panic!("{e}"))
-    }
+    static SAMPLE: LazyLock<SchemaName> =
+        LazyLock::new(|| SchemaName::new("sample").unwrap_or_else(|e| panic!("{e}")));
 
     #[test]
     fn qualifiers_are_found_in_any_spelling() {
@@ -422,7 +423,7 @@ mod tests {
             "v sample.audit.id%TYPE;",
             "execute 'execute ''select 1 from sample.t'''",
         ] {
-            assert!(qualifies(text, &s()), "{text}");
+            assert!(qualifies(text, &SAMPLE), "{text}");
         }
     }
 
@@ -440,27 +441,27 @@ mod tests {
             "select $1.sample",
             "SET search_path TO 'sample', 'public'",
         ] {
-            assert!(!qualifies(text, &s()), "{text}");
+            assert!(!qualifies(text, &SAMPLE), "{text}");
         }
     }
 
     #[test]
     fn names_in_strings_and_path_changes_are_found() {
-        assert!(in_strings("execute format('%I.t', 'sample')", &s()));
+        assert!(in_strings("execute format('%I.t', 'sample')", &SAMPLE));
         assert!(in_strings(
             "perform set_config('search_path', 'Sample, public', true)",
-            &s()
+            &SAMPLE
         ));
         assert!(!in_strings(
             "select sample from t where x = 'samples'",
-            &s()
+            &SAMPLE
         ));
         assert!(sets_path_to(
             "set local search_path to sample, public",
-            &s()
+            &SAMPLE
         ));
-        assert!(!sets_path_to("select sample from t", &s()));
-        assert!(!sets_path_to("set search_path to other", &s()));
+        assert!(!sets_path_to("select sample from t", &SAMPLE));
+        assert!(!sets_path_to("set search_path to other", &SAMPLE));
     }
 
     #[test]

@@ -1,0 +1,188 @@
+//! Creating a tenant: its rows, its schema (cloned from the reference or migrated) and the
+//! hooks, in one transaction.
+
+use std::sync::{Arc, PoisonError};
+
+use diesel::PgConnection;
+
+use crate::error::Result;
+use crate::name::SchemaName;
+
+#[cfg(doc)]
+use super::ProvisionerBuilder;
+use super::clone::Template;
+use super::hooks::run_hook;
+use super::txn::{
+    atomic, create_schema_sql, in_schema, lock_sql, map_create_error, map_db_error,
+    set_local_path_sql, shared_lock_sql,
+};
+use super::{Provisioner, migrate};
+#[cfg(doc)]
+use crate::{Config, Error};
+
+impl Provisioner {
+    /// Creates a dynamic tenant in one transaction: `rows` writes the tenant's rows (its
+    /// tenant row, its domains: any model), then the schema is created, migrated (or cloned
+    /// from the reference) and the [`after_sync`](ProvisionerBuilder::after_sync) hook runs.
+    /// Everything commits together or nothing does: a bad name, a clash, a failing
+    /// migration, a vetoing hook or a lost connection leaves no row, no domain and no schema.
+    ///
+    /// The name is checked with [`Config::check_tenant_name`] before anything is sent.
+    /// `rows` runs with the neutral path (the shared schema first). Two concurrent
+    /// creations of the same schema serialize on its lock: the second gets
+    /// [`Error::SchemaExists`]. Inside a transaction of the caller, this runs in a savepoint
+    /// and the caller's transaction decides.
+    ///
+    /// With `auto_create_schema` off, only `rows` and the
+    /// [`needs_sync`](ProvisionerBuilder::needs_sync) hook run.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidSchemaName`], [`Error::NameClash`], [`Error::SchemaExists`],
+    /// [`Error::Migration`], [`Error::Clone`], [`Error::CloneNamesSource`] (the reference
+    /// names itself where a clone would keep the name, or may: see
+    /// [`clone_from_reference`](ProvisionerBuilder::clone_from_reference)), [`Error::Hook`],
+    /// `rows`' error (a database error is given the schema's name), [`Error::Database`].
+    ///
+    /// ```no_run
+    /// # fn demo(provisioner: &pgschemas_diesel::Provisioner, conn: &mut diesel::PgConnection) -> pgschemas_diesel::Result<()> {
+    /// use diesel::RunQueryDsl;
+    ///
+    /// let id: i64 = provisioner.create_tenant(conn, "customer1", |conn| {
+    ///     #[derive(diesel::QueryableByName)]
+    ///     struct Id { #[diesel(sql_type = diesel::sql_types::BigInt)] id: i64 }
+    ///     let row: Id = diesel::sql_query(
+    ///         "insert into tenants (schema_name) values ('customer1') returning id",
+    ///     )
+    ///     .get_result(conn)?;
+    ///     Ok(row.id)
+    /// })?;
+    /// # Ok(()) }
+    /// ```
+    pub fn create_tenant<T, F>(&self, conn: &mut PgConnection, schema: &str, rows: F) -> Result<T>
+    where
+        F: FnOnce(&mut PgConnection) -> Result<T>,
+    {
+        let inner = &*self.0;
+        let name = inner.options.config.check_tenant_name(schema)?;
+        let neutral = set_local_path_sql(inner.options.config.neutral_path().as_sql_value());
+        if !inner.options.auto_create_schema {
+            return atomic(conn, &neutral, map_db_error(&name), |conn| {
+                let value = rows(conn).map_err(in_schema(&name))?;
+                run_hook(&inner.options.hooks.needs_sync, "needs_sync", conn, &name)?;
+                Ok(value)
+            });
+        }
+        let first = format!("{}; {neutral}", self.create_sql(&name));
+        atomic(conn, &first, map_create_error(&name), |conn| {
+            let value = rows(conn).map_err(in_schema(&name))?;
+            self.sync(conn, &name)?;
+            Ok(value)
+        })
+    }
+
+    /// Creates, migrates (or clones) and hooks the schema of a tenant whose rows already
+    /// exist (created with `auto_create_schema` off, or whose schema was lost), in one
+    /// transaction. On failure the schema is not created; the rows are untouched either way.
+    ///
+    /// # Errors
+    ///
+    /// As [`create_tenant`](Self::create_tenant), without `rows`.
+    ///
+    /// ```no_run
+    /// # fn demo(provisioner: &pgschemas_diesel::Provisioner, conn: &mut diesel::PgConnection) -> pgschemas_diesel::Result<()> {
+    /// provisioner.provision_existing(conn, "customer1")?;
+    /// # Ok(()) }
+    /// ```
+    pub fn provision_existing(&self, conn: &mut PgConnection, schema: &str) -> Result<()> {
+        let name = self.0.options.config.check_tenant_name(schema)?;
+        atomic(
+            conn,
+            &self.create_sql(&name),
+            map_create_error(&name),
+            |conn| self.sync(conn, &name),
+        )
+    }
+
+    /// The statements that open a schema's creation: its lock, the reference's shared lock
+    /// when cloning, `CREATE SCHEMA`.
+    fn create_sql(&self, name: &SchemaName) -> String {
+        let mut sql = lock_sql(name);
+        if let Some(reference) = self.reference() {
+            sql.push_str("; ");
+            sql.push_str(&shared_lock_sql(reference));
+        }
+        sql.push_str("; ");
+        sql.push_str(&create_schema_sql(name));
+        sql
+    }
+
+    /// The reference to clone from, when cloning is on.
+    fn reference(&self) -> Option<&SchemaName> {
+        let inner = &*self.0;
+        inner
+            .clone_from_reference
+            .then(|| inner.options.config.clone_reference())
+            .flatten()
+    }
+
+    /// Fills the freshly created `name`: clone or migrate, then the `after_sync` hook, which
+    /// runs with the tenant's path.
+    fn sync(&self, conn: &mut PgConnection, name: &SchemaName) -> Result<()> {
+        let inner = &*self.0;
+        let path = inner.options.config.search_path(name)?;
+        match self.template(conn, name)? {
+            Some(template) => {
+                template.refuse_warnings(name)?;
+                template.apply(conn, name, Some(&path))?;
+                let versions = migrate::versions(name, &*inner.options.migrations)?;
+                let applied = &template.report.migrations;
+                if versions.iter().any(|v| !applied.contains(v)) {
+                    migrate::run_pending(
+                        conn,
+                        &inner.options.config,
+                        &path,
+                        &*inner.options.migrations,
+                    )?;
+                }
+            }
+            None => {
+                migrate::apply_all_fresh(conn, &path, &*inner.options.migrations)?;
+            }
+        }
+        run_hook(&inner.options.hooks.after_sync, "after_sync", conn, name)
+    }
+
+    /// The reference's clone script when cloning is on and the reference exists: the cached
+    /// one if the reference has not changed, else read again.
+    fn template(&self, conn: &mut PgConnection, dst: &SchemaName) -> Result<Option<Arc<Template>>> {
+        let inner = &*self.0;
+        let Some(reference) = self.reference() else {
+            return Ok(None);
+        };
+        let cached = inner
+            .template
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        if let Some(t) = cached {
+            match t.is_current(conn)? {
+                Some(true) => return Ok(Some(t)),
+                Some(false) => {}
+                None => {
+                    self.clear_clone_cache();
+                    return Ok(None);
+                }
+            }
+        }
+        let Some(t) = Template::read(conn, reference, dst, inner.options.clone_data)? else {
+            return Ok(None);
+        };
+        let t = Arc::new(t);
+        *inner
+            .template
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(Arc::clone(&t));
+        Ok(Some(t))
+    }
+}

@@ -1,0 +1,149 @@
+//! Dropping a tenant: its rows, and its schema when asked, in one transaction.
+
+use diesel::PgConnection;
+
+use crate::error::Result;
+use crate::lifecycle::{OnDependents, drop_in_transaction, refuse_protected, schema_exists};
+use crate::name::SchemaName;
+
+use super::Provisioner;
+#[cfg(doc)]
+use super::ProvisionerBuilder;
+use super::hooks::run_hook;
+use super::txn::{atomic, in_schema, lock_sql, map_db_error, set_local_path_sql};
+#[cfg(doc)]
+use crate::{Config, Error};
+
+/// What [`Provisioner::drop_tenant`] did.
+///
+/// ```no_run
+/// # fn demo(p: &pgschemas_diesel::Provisioner, conn: &mut diesel::PgConnection) -> pgschemas_diesel::Result<()> {
+/// let dropped = p.drop_tenant(conn, "customer1", true, |_conn| Ok(()))?;
+/// assert!(dropped.schema_dropped);
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Dropped<T> {
+    /// What the row-deleting closure returned.
+    pub value: T,
+    /// Whether the schema was dropped (it is kept unless forced or `auto_drop_schema` is on,
+    /// and there is nothing to drop when it does not exist).
+    pub schema_dropped: bool,
+}
+
+impl Provisioner {
+    /// Deletes a dynamic tenant in one transaction: when `force` or `auto_drop_schema` is
+    /// on and the schema exists, the [`before_drop`](ProvisionerBuilder::before_drop) hook
+    /// runs and the schema is dropped; then `rows` deletes the tenant's rows. Otherwise only
+    /// `rows` runs and the schema is kept (django-pgschemas' rule: data is not dropped
+    /// unless asked).
+    ///
+    /// Only a dynamic tenant's schema is dropped: never one the configuration reserves (the
+    /// shared schema, a static tenant, the clone reference, an extra search path: the names
+    /// [`Config::check_tenant_name`] refuses to a new tenant), and never together with
+    /// objects outside it. When a view, foreign key, column, function or extension of
+    /// another schema depends on the tenant's objects, the drop is refused with
+    /// [`Error::Dependents`] naming them ([`dangerous_drop_tenant_cascade`](Self::dangerous_drop_tenant_cascade)
+    /// drops them too). Whether the schema belongs to a tenant row is `rows`' to say: it
+    /// runs in the same transaction, so an error from it (the CLI's: no tenant has this
+    /// schema) keeps the schema.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidSchemaName`]; [`Error::Protected`] for a reserved schema;
+    /// [`Error::Dependents`]; [`Error::Hook`]; `rows`' error; [`Error::Database`]. Nothing
+    /// is changed on error.
+    ///
+    /// ```no_run
+    /// # fn demo(provisioner: &pgschemas_diesel::Provisioner, conn: &mut diesel::PgConnection) -> pgschemas_diesel::Result<()> {
+    /// use diesel::RunQueryDsl;
+    ///
+    /// let dropped = provisioner.drop_tenant(conn, "customer1", true, |conn| {
+    ///     diesel::sql_query("delete from tenants where schema_name = 'customer1'").execute(conn)?;
+    ///     Ok(())
+    /// })?;
+    /// assert!(dropped.schema_dropped);
+    /// # Ok(()) }
+    /// ```
+    pub fn drop_tenant<T, F>(
+        &self,
+        conn: &mut PgConnection,
+        schema: &str,
+        force: bool,
+        rows: F,
+    ) -> Result<Dropped<T>>
+    where
+        F: FnOnce(&mut PgConnection) -> Result<T>,
+    {
+        let drop = force || self.0.options.auto_drop_schema;
+        self.drop_tenant_with(conn, schema, drop, OnDependents::Refuse, rows)
+    }
+
+    /// [`drop_tenant`](Self::drop_tenant), always dropping the schema, and with it every
+    /// object outside it that depends on its objects (`DROP SCHEMA ... CASCADE`): a view of
+    /// the shared schema over a tenant table, a foreign key into it, another tenant's view,
+    /// an extension owning one of its objects. The reserved schemas are still refused.
+    ///
+    /// # Errors
+    ///
+    /// As [`drop_tenant`](Self::drop_tenant), without [`Error::Dependents`].
+    ///
+    /// ```no_run
+    /// # fn demo(provisioner: &pgschemas_diesel::Provisioner, conn: &mut diesel::PgConnection) -> pgschemas_diesel::Result<()> {
+    /// use diesel::RunQueryDsl;
+    ///
+    /// provisioner.dangerous_drop_tenant_cascade(conn, "customer1", |conn| {
+    ///     diesel::sql_query("delete from tenants where schema_name = 'customer1'").execute(conn)?;
+    ///     Ok(())
+    /// })?;
+    /// # Ok(()) }
+    /// ```
+    pub fn dangerous_drop_tenant_cascade<T, F>(
+        &self,
+        conn: &mut PgConnection,
+        schema: &str,
+        rows: F,
+    ) -> Result<Dropped<T>>
+    where
+        F: FnOnce(&mut PgConnection) -> Result<T>,
+    {
+        self.drop_tenant_with(conn, schema, true, OnDependents::Cascade, rows)
+    }
+
+    fn drop_tenant_with<T, F>(
+        &self,
+        conn: &mut PgConnection,
+        schema: &str,
+        drop: bool,
+        on: OnDependents,
+        rows: F,
+    ) -> Result<Dropped<T>>
+    where
+        F: FnOnce(&mut PgConnection) -> Result<T>,
+    {
+        let inner = &*self.0;
+        let name = SchemaName::new(schema)?;
+        if drop {
+            refuse_protected(&inner.options.config, &name)?;
+        }
+        let first = format!(
+            "{}; {}",
+            lock_sql(&name),
+            set_local_path_sql(inner.options.config.neutral_path().as_sql_value())
+        );
+        atomic(conn, &first, map_db_error(&name), |conn| {
+            let mut schema_dropped = false;
+            if drop && schema_exists(conn, &name)? {
+                run_hook(&inner.options.hooks.before_drop, "before_drop", conn, &name)?;
+                drop_in_transaction(conn, &name, on)?;
+                schema_dropped = true;
+            }
+            let value = rows(conn).map_err(in_schema(&name))?;
+            Ok(Dropped {
+                value,
+                schema_dropped,
+            })
+        })
+    }
+}

@@ -1,0 +1,158 @@
+//! The clone reference: the schema new tenants are cloned from, created from the tenant
+//! migrations.
+
+use std::sync::PoisonError;
+
+use diesel::PgConnection;
+use diesel::migration::MigrationSource;
+use diesel::pg::Pg;
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+
+use super::txn::{atomic, create_schema_sql, lock_sql, map_create_error, map_db_error};
+use super::{Provisioner, migrate};
+
+/// Creates the configured clone reference schema and applies every tenant migration to it,
+/// in one transaction (so it exists fully migrated, or not at all).
+///
+/// # Errors
+///
+/// [`Error::Config`] when no clone reference is configured; [`Error::SchemaExists`];
+/// [`Error::Migration`] (naming the migration); [`Error::Database`].
+///
+/// ```no_run
+/// # use diesel::{Connection, PgConnection};
+/// use diesel_migrations::{embed_migrations, EmbeddedMigrations};
+/// use pgschemas_diesel::{create_reference, Config};
+///
+/// // In your crate: embed_migrations!("migrations/tenant")
+/// const TENANT_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../examples/migrations/tenant");
+///
+/// let config = Config::builder().clone_reference("sample").build()?;
+/// let mut conn = PgConnection::establish("postgres://postgres@127.0.0.1/app")?;
+/// create_reference(&mut conn, &config, TENANT_MIGRATIONS)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn create_reference<M: MigrationSource<Pg>>(
+    conn: &mut PgConnection,
+    config: &Config,
+    migrations: M,
+) -> Result<()> {
+    migrate_reference(conn, config, &migrations, false)
+}
+
+/// Drops the configured clone reference (if it exists) and creates it again from the tenant
+/// migrations, in one transaction: if anything fails, the old reference is still there.
+///
+/// # Errors
+///
+/// [`Error::Config`] when no clone reference is configured; [`Error::Migration`];
+/// [`Error::Database`].
+///
+/// ```no_run
+/// # use diesel::{Connection, PgConnection};
+/// # use diesel_migrations::{embed_migrations, EmbeddedMigrations};
+/// # const TENANT_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../examples/migrations/tenant");
+/// let config = pgschemas_diesel::Config::builder().clone_reference("sample").build()?;
+/// let mut conn = PgConnection::establish("postgres://postgres@127.0.0.1/app")?;
+/// pgschemas_diesel::recreate_reference(&mut conn, &config, TENANT_MIGRATIONS)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn recreate_reference<M: MigrationSource<Pg>>(
+    conn: &mut PgConnection,
+    config: &Config,
+    migrations: M,
+) -> Result<()> {
+    migrate_reference(conn, config, &migrations, true)
+}
+
+/// Creates the configured clone reference (dropping it first when `recreate`) and applies
+/// every migration of `source`, in one transaction, under the reference's migration lock.
+fn migrate_reference(
+    conn: &mut PgConnection,
+    config: &Config,
+    source: &dyn MigrationSource<Pg>,
+    recreate: bool,
+) -> Result<()> {
+    let name = config.clone_reference().ok_or_else(|| {
+        Error::Config(
+            "no clone reference is configured; set one with ConfigBuilder::clone_reference".into(),
+        )
+    })?;
+    let path = config.search_path(name)?;
+    let drop = if recreate {
+        format!("DROP SCHEMA IF EXISTS {} CASCADE; ", name.quoted())
+    } else {
+        String::new()
+    };
+    let first = format!("{}; {drop}{}", lock_sql(name), create_schema_sql(name));
+    let apply = |conn: &mut PgConnection| migrate::apply_all_fresh(conn, &path, source).map(|_| ());
+    if recreate {
+        // the schema may well exist: a failed drop is no "already exists"
+        atomic(conn, &first, map_db_error(name), apply)
+    } else {
+        atomic(conn, &first, map_create_error(name), apply)
+    }
+}
+
+impl Provisioner {
+    /// [`create_reference`] with this provisioner's configuration and migrations.
+    ///
+    /// # Errors
+    ///
+    /// As [`create_reference`].
+    ///
+    /// ```no_run
+    /// # fn demo(provisioner: &pgschemas_diesel::Provisioner, conn: &mut diesel::PgConnection) -> pgschemas_diesel::Result<()> {
+    /// provisioner.create_reference(conn)?;
+    /// # Ok(()) }
+    /// ```
+    pub fn create_reference(&self, conn: &mut PgConnection) -> Result<()> {
+        self.migrate_reference(conn, false)
+    }
+
+    /// [`recreate_reference`] with this provisioner's configuration and migrations.
+    ///
+    /// # Errors
+    ///
+    /// As [`recreate_reference`].
+    ///
+    /// ```no_run
+    /// # fn demo(provisioner: &pgschemas_diesel::Provisioner, conn: &mut diesel::PgConnection) -> pgschemas_diesel::Result<()> {
+    /// provisioner.recreate_reference(conn)?;
+    /// # Ok(()) }
+    /// ```
+    pub fn recreate_reference(&self, conn: &mut PgConnection) -> Result<()> {
+        self.migrate_reference(conn, true)
+    }
+
+    /// Forgets the cached clone script of the reference schema, so the next clone reads the
+    /// catalogs again. The cache already notices a recreated reference and any change to
+    /// its migration ledger; call this after changing the reference by other means.
+    ///
+    /// ```no_run
+    /// # fn demo(provisioner: &pgschemas_diesel::Provisioner) {
+    /// provisioner.clear_clone_cache();
+    /// # }
+    /// ```
+    pub fn clear_clone_cache(&self) {
+        *self
+            .0
+            .template
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = None;
+    }
+
+    /// [`migrate_reference`] with this provisioner's configuration and migrations, after
+    /// forgetting the cached clone script.
+    fn migrate_reference(&self, conn: &mut PgConnection, recreate: bool) -> Result<()> {
+        self.clear_clone_cache();
+        migrate_reference(
+            conn,
+            &self.0.options.config,
+            &*self.0.options.migrations,
+            recreate,
+        )
+    }
+}

@@ -57,7 +57,7 @@ use crate::error::{Error, Result};
 use crate::pool::{TenantPool, TenantScope};
 
 use super::live::RouteTable;
-use super::table::{Resolution, Route, Via};
+use super::route::{Resolution, Route, Via};
 
 struct Settings {
     table: RouteTable,

@@ -18,7 +18,8 @@ use crate::error::{Error, Result};
 use crate::schema::set_path;
 
 use super::ROUTES_CHANNEL;
-use super::table::{Resolution, Routes};
+use super::route::Resolution;
+use super::snapshot::Routes;
 
 /// A callback that receives the listener's errors and the catalog rows left out of the
 /// table (for logging).

@@ -6,6 +6,8 @@
 
 mod host;
 mod live;
+mod route;
+mod snapshot;
 mod table;
 
 #[cfg(feature = "axum")]
@@ -15,6 +17,7 @@ pub mod layer;
 mod tests;
 
 pub use live::{ErrorHook, RouteOptions, RouteTable, RouteTableStatus};
-pub use table::{Redirect, Resolution, Route, Routes, Suspended, Via};
+pub use route::{Redirect, Resolution, Route, Suspended, Via};
+pub use snapshot::Routes;
 
 pub(crate) use crate::models::ROUTES_CHANNEL;

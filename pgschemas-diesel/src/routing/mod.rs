@@ -5,9 +5,13 @@
 //! PostgreSQL notifies a change. The `axum` feature adds a tower layer on top.
 
 mod host;
+mod listener;
 mod live;
+mod load;
+mod options;
 mod route;
 mod snapshot;
+mod state;
 mod table;
 
 #[cfg(feature = "axum")]
@@ -16,8 +20,10 @@ pub mod layer;
 #[cfg(test)]
 mod tests;
 
-pub use live::{ErrorHook, RouteOptions, RouteTable, RouteTableStatus};
+pub use live::RouteTable;
+pub use options::{ErrorHook, RouteOptions};
 pub use route::{Redirect, Resolution, Route, Suspended, Via};
 pub use snapshot::Routes;
+pub use state::RouteTableStatus;
 
 pub(crate) use crate::models::ROUTES_CHANNEL;

@@ -91,10 +91,12 @@ impl RouteTable {
     ///
     /// # Errors
     ///
-    /// - [`Error::Connection`] when the database cannot be reached;
-    /// - [`Error::Config`] when a watched table has no notify trigger (see
+    /// - [`Error::Connection`](crate::Error::Connection) when the database cannot be
+    ///   reached;
+    /// - [`Error::Config`](crate::Error::Config) when a watched table has no notify trigger (see
     ///   [`RouteOptions::check_triggers`]) or the listener thread cannot be spawned;
-    /// - the catalog's errors ([`Error::Database`], ...) when the first load fails.
+    /// - the catalog's errors ([`Error::Database`](crate::Error::Database), ...) when the first
+    ///   load fails.
     ///
     /// A bad row of the catalog is no error: it is left out, and reported to
     /// [`RouteOptions::on_error`]; the other tenants are served.
@@ -199,7 +201,8 @@ impl RouteTable {
     ///
     /// # Errors
     ///
-    /// [`Error::Connection`] or the catalog's errors; the table keeps its current snapshot.
+    /// [`Error::Connection`](crate::Error::Connection) or the catalog's errors; the table keeps
+    /// its current snapshot.
     /// A [`fixed`](Self::fixed) table has nothing to reload: its version is returned.
     ///
     /// ```no_run

@@ -124,9 +124,9 @@ impl RouteOptions {
         reconnect_max(max: Duration) => reconnect_max = max.max(Duration::from_millis(50));
 
         /// Whether [`RouteTable::start`](crate::RouteTable::start) checks that every table of
-        /// [`Catalog::watched_tables`](crate::Catalog::watched_tables) has an enabled trigger notifying the
-        /// [`ROUTES_CHANNEL`](crate::ROUTES_CHANNEL) (default `true`). Without one, changes reach
-        /// the table only at the next full reload.
+        /// [`Catalog::watched_tables`](crate::Catalog::watched_tables) has an enabled trigger
+        /// notifying the [`ROUTES_CHANNEL`](crate::ROUTES_CHANNEL) (default `true`). Without one,
+        /// changes reach the table only at the next full reload.
         ///
         /// ```
         /// let o = pgschemas_diesel::RouteOptions::default().check_triggers(false);
@@ -137,13 +137,14 @@ impl RouteOptions {
     /// A callback for the listener's errors (a lost connection, a failed reload). The table
     /// keeps answering from its last snapshot meanwhile.
     ///
-    /// It also receives [`Error::InvalidRow`] for each catalog row a snapshot leaves out (a
-    /// tenant whose schema name is not valid, a domain that cannot be routed, ...; see
-    /// [`Routes::invalid_rows`](crate::Routes::invalid_rows)), once, when a snapshot first leaves it out: the other rows
-    /// are served, and the table keeps following changes. Called from the thread that
-    /// loaded the snapshot ([`RouteTable::start`](crate::RouteTable::start) itself for the first), before the
-    /// snapshot's version is published; so the callback must not call
-    /// [`RouteTable::refresh`](crate::RouteTable::refresh), which would wait for the load in progress.
+    /// It also receives [`Error::InvalidRow`] for each catalog row a snapshot leaves out (a tenant
+    /// whose schema name is not valid, a domain that cannot be routed, ...; see
+    /// [`Routes::invalid_rows`](crate::Routes::invalid_rows)), once, when a snapshot first leaves
+    /// it out: the other rows are served, and the table keeps following changes. Called from the
+    /// thread that loaded the snapshot ([`RouteTable::start`](crate::RouteTable::start) itself for
+    /// the first), before the snapshot's version is published; so the callback must not call
+    /// [`RouteTable::refresh`](crate::RouteTable::refresh), which would wait for the load in
+    /// progress.
     ///
     /// ```
     /// let o = pgschemas_diesel::RouteOptions::default().on_error(|e| eprintln!("routing: {e}"));

@@ -94,7 +94,8 @@ impl Route {
         &self.tenant.schema
     }
 
-    /// The catalog id of a dynamic tenant ([`TenantRecord::id`](crate::TenantRecord::id)); `None` for a static tenant.
+    /// The catalog id of a dynamic tenant ([`TenantRecord::id`](crate::TenantRecord::id)); `None`
+    /// for a static tenant.
     pub fn tenant_id(&self) -> Option<&str> {
         self.tenant.id.as_deref()
     }

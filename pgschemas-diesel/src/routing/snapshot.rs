@@ -53,8 +53,8 @@ impl Default for HostSlot {
     }
 }
 
-/// An immutable route table: every static tenant from the [`Config`](crate::Config), every dynamic tenant
-/// and domain from the catalog, indexed for allocation-free lookups.
+/// An immutable route table: every static tenant from the [`Config`](crate::Config), every dynamic
+/// tenant and domain from the catalog, indexed for allocation-free lookups.
 ///
 /// Usually held by a [`RouteTable`](crate::RouteTable), which swaps in a new one when the
 /// catalog changes; build one directly for tests or for a fixed set of tenants.

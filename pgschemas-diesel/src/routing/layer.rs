@@ -54,10 +54,11 @@ use pin_project_lite::pin_project;
 use tower::{Layer, Service};
 
 use crate::error::{Error, Result};
+use crate::name::SchemaName;
 use crate::pool::{TenantPool, TenantScope};
 
 use super::live::RouteTable;
-use super::table::{Resolution, Route, Via};
+use super::route::{Resolution, Route, Via};
 
 struct Settings {
     table: RouteTable,
@@ -410,10 +411,8 @@ impl TenantDb {
         F: FnOnce(&mut TenantScope) -> Result<T> + Send + 'static,
         T: Send + 'static,
     {
-        let pool = self.pool.clone();
-        let schema = self.route.schema().clone();
-        blocking(move || {
-            let mut scope = pool.scope(&schema)?;
+        self.blocking(move |pool, schema| {
+            let mut scope = pool.scope(schema)?;
             f(&mut scope)
         })
         .await
@@ -445,19 +444,25 @@ impl TenantDb {
         F: FnOnce(&mut PgConnection) -> Result<T> + Send + 'static,
         T: Send + 'static,
     {
+        self.blocking(move |pool, schema| pool.transaction(schema, f))
+            .await
+    }
+
+    /// Runs `job` with the pool and the tenant's schema on tokio's blocking pool.
+    async fn blocking<T, J>(&self, job: J) -> Result<T>
+    where
+        J: FnOnce(&TenantPool, &SchemaName) -> Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
         let pool = self.pool.clone();
         let schema = self.route.schema().clone();
-        blocking(move || pool.transaction(&schema, f)).await
-    }
-}
-
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
-    match tokio::task::spawn_blocking(f).await {
-        Ok(result) => result,
-        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-        Err(e) => Err(Error::Config(format!(
-            "the blocking task running the tenant's database work was cancelled: {e}"
-        ))),
+        match tokio::task::spawn_blocking(move || job(&pool, &schema)).await {
+            Ok(result) => result,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(e) => Err(Error::Config(format!(
+                "the blocking task running the tenant's database work was cancelled: {e}"
+            ))),
+        }
     }
 }
 

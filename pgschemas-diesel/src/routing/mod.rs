@@ -4,7 +4,13 @@
 //! [`RouteTable`] holds the current snapshot, answers from memory and swaps in a new one when
 //! PostgreSQL notifies a change. The `axum` feature adds a tower layer on top.
 
+mod listener;
 mod live;
+mod load;
+mod options;
+mod route;
+mod snapshot;
+mod state;
 mod table;
 mod target;
 
@@ -14,7 +20,10 @@ pub mod layer;
 #[cfg(test)]
 mod tests;
 
-pub use live::{ErrorHook, RouteOptions, RouteTable, RouteTableStatus};
-pub use table::{Redirect, Resolution, Route, Routes, Suspended, Via};
+pub use live::RouteTable;
+pub use options::{ErrorHook, RouteOptions};
+pub use route::{Redirect, Resolution, Route, Suspended, Via};
+pub use snapshot::Routes;
+pub use state::RouteTableStatus;
 
 pub(crate) use crate::models::ROUTES_CHANNEL;

@@ -2,8 +2,6 @@
 
 use std::collections::HashMap;
 use std::ffi::OsStr;
-use std::fs;
-use std::io::Write;
 use std::path::Path;
 use std::process::{ChildStdin, Stdio};
 use std::sync::{Mutex, OnceLock, PoisonError};
@@ -12,8 +10,9 @@ use std::time::{Duration, Instant};
 use diesel::connection::SimpleConnection;
 use diesel::{Connection, PgConnection};
 
+use super::cluster::PgBinaries;
 use super::process;
-use super::server::{PgBinaries, first_line};
+use super::server::first_line;
 
 /// How often starting the server on a fresh free port is tried.
 const START_ATTEMPTS: u32 = 3;
@@ -100,7 +99,12 @@ fn start(language: &str) -> Result<Localized, String> {
     process::give_to_postgres(&base)?;
     let watchdog = spawn_watchdog(&binaries, &base)?;
     let data = base.join("data");
-    init(&binaries, &base, &data)?;
+    binaries.init(
+        &base,
+        &data,
+        "pgschemas-diesel localized throwaway cluster",
+        "",
+    )?;
     let url = start_server(&binaries, &data, &base.join("server.log"), language)?;
     speak(&url, language)?;
     Ok(Localized {
@@ -144,37 +148,6 @@ fn spawn_watchdog(binaries: &PgBinaries, base: &Path) -> Result<ChildStdin, Stri
         .ok_or_else(|| "the cleanup watchdog has no stdin".to_owned())
 }
 
-fn init(binaries: &PgBinaries, base: &Path, data: &Path) -> Result<(), String> {
-    process::run(
-        process::postgres_command(
-            &binaries.initdb,
-            [
-                OsStr::new("-D"),
-                data.as_os_str(),
-                OsStr::new("--username=postgres"),
-                OsStr::new("--auth=trust"),
-                OsStr::new("--encoding=UTF8"),
-                OsStr::new("--no-sync"),
-            ],
-        )
-        .current_dir(base),
-        "initdb",
-    )?;
-    let socket_dir = base.display().to_string().replace('\'', "''");
-    let conf = data.join("postgresql.conf");
-    let mut file = fs::OpenOptions::new()
-        .append(true)
-        .open(&conf)
-        .map_err(|e| format!("cannot open {}: {e}", conf.display()))?;
-    write!(
-        file,
-        "\n# pgschemas-diesel localized throwaway cluster\nlisten_addresses = '127.0.0.1'\n\
-         unix_socket_directories = '{socket_dir}'\nfsync = off\nsynchronous_commit = off\n\
-         full_page_writes = off\n"
-    )
-    .map_err(|e| format!("cannot write {}: {e}", conf.display()))
-}
-
 /// Starts the server with `LANGUAGE=<language>` on a free port; returns its admin URL.
 fn start_server(
     binaries: &PgBinaries,
@@ -186,25 +159,10 @@ fn start_server(
     for _ in 0..START_ATTEMPTS {
         // another process may take the port before the server binds it: try another
         let port = process::free_port()?;
-        let options = format!("-p {port}");
         let started = process::run(
-            process::postgres_command(
-                &binaries.pg_ctl,
-                [
-                    OsStr::new("start"),
-                    OsStr::new("-w"),
-                    OsStr::new("-t"),
-                    OsStr::new("60"),
-                    OsStr::new("-D"),
-                    data.as_os_str(),
-                    OsStr::new("-l"),
-                    log.as_os_str(),
-                    OsStr::new("-o"),
-                    OsStr::new(&options),
-                ],
-            )
-            .env("LANGUAGE", language)
-            .current_dir(data.parent().unwrap_or(data)),
+            binaries
+                .start_command(data, log, port)
+                .env("LANGUAGE", language),
             "pg_ctl start",
         );
         match started {
@@ -227,6 +185,22 @@ fn speak(url: &str, language: &str) -> Result<(), String> {
     let mut admin = PgConnection::establish(url)
         .map_err(|e| format!("cannot connect to {url}: {}", first_line(&e.to_string())))?;
     let untranslated = division_by_zero(&mut admin, Some("C"))?;
+    let locale = translating_locale(&mut admin, language, &untranslated)?;
+    // two statements: ALTER SYSTEM cannot run in the implicit transaction of a batch
+    admin
+        .batch_execute(&format!("ALTER SYSTEM SET lc_messages = '{locale}'"))
+        .and_then(|()| admin.batch_execute("SELECT pg_catalog.pg_reload_conf()"))
+        .map_err(|e| format!("cannot set lc_messages = '{locale}': {e}"))?;
+    await_translation(url, &locale, &untranslated)
+}
+
+/// The first candidate locale under which the server's messages differ from
+/// `untranslated`.
+fn translating_locale(
+    admin: &mut PgConnection,
+    language: &str,
+    untranslated: &str,
+) -> Result<String, String> {
     // gettext honours LANGUAGE under any locale but C/POSIX; the language's own locale
     // works too where it is generated
     let own = language.split(['_', '@']).next().unwrap_or(language);
@@ -241,20 +215,20 @@ fn speak(url: &str, language: &str) -> Result<(), String> {
         format!("{own}_{region}.utf8"),
     ];
     let chosen = candidates.iter().find(|locale| {
-        division_by_zero(&mut admin, Some(locale)).is_ok_and(|message| message != untranslated)
+        division_by_zero(admin, Some(locale)).is_ok_and(|message| message != untranslated)
     });
-    let Some(locale) = chosen else {
-        return Err(format!(
+    chosen.cloned().ok_or_else(|| {
+        format!(
             "the server does not translate its messages into {language:?} under any of the \
              locales {candidates:?}; install PostgreSQL's translations (on Debian they come \
              with the postgresql-NN package) or generate one of those locales"
-        ));
-    };
-    // two statements: ALTER SYSTEM cannot run in the implicit transaction of a batch
-    admin
-        .batch_execute(&format!("ALTER SYSTEM SET lc_messages = '{locale}'"))
-        .and_then(|()| admin.batch_execute("SELECT pg_catalog.pg_reload_conf()"))
-        .map_err(|e| format!("cannot set lc_messages = '{locale}': {e}"))?;
+        )
+    })
+}
+
+/// Waits until a new connection's messages differ from `untranslated`, after the reload
+/// that set `lc_messages = locale`.
+fn await_translation(url: &str, locale: &str, untranslated: &str) -> Result<(), String> {
     let deadline = Instant::now() + RELOAD_TIMEOUT;
     loop {
         let mut fresh = PgConnection::establish(url)

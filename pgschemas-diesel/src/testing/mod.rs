@@ -34,8 +34,10 @@
 //! }
 //! ```
 
+mod cluster;
 mod database;
 mod localized;
+mod naming;
 mod pgbouncer;
 mod process;
 mod server;

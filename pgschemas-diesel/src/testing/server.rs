@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use diesel::{Connection, ConnectionError, PgConnection};
 
+use super::cluster::PgBinaries;
 use super::process::{self, LockFile};
 use super::url::{ServerAddress, redact_password};
 
@@ -166,37 +167,6 @@ pub(crate) fn first_line(text: &str) -> &str {
     text.lines().next().unwrap_or("").trim()
 }
 
-/// `initdb` and `pg_ctl`, from the same installation.
-pub(crate) struct PgBinaries {
-    pub(crate) initdb: PathBuf,
-    pub(crate) pg_ctl: PathBuf,
-}
-
-impl PgBinaries {
-    pub(crate) fn find() -> Option<PgBinaries> {
-        // Debian keeps them out of PATH, one directory per major version: prefer the newest.
-        let mut versioned: Vec<(u32, PathBuf)> = fs::read_dir("/usr/lib/postgresql")
-            .into_iter()
-            .flatten()
-            .flatten()
-            .filter_map(|entry| {
-                let version = entry.file_name().to_str()?.parse().ok()?;
-                Some((version, entry.path().join("bin")))
-            })
-            .collect();
-        versioned.sort_by_key(|(version, _)| std::cmp::Reverse(*version));
-        let extra: Vec<PathBuf> = versioned.into_iter().map(|(_, dir)| dir).collect();
-        let initdb = process::find_binary("initdb", &extra)?;
-        // pg_ctl must match initdb's version: look next to it first
-        let pg_ctl = initdb
-            .parent()
-            .map(|dir| dir.join("pg_ctl"))
-            .filter(|path| path.is_file())
-            .or_else(|| process::find_binary("pg_ctl", &extra))?;
-        Some(PgBinaries { initdb, pg_ctl })
-    }
-}
-
 struct Cluster {
     url: String,
     data_dir: PathBuf,
@@ -256,32 +226,12 @@ fn init_cluster(binaries: &PgBinaries, base: &Path, data: &Path) -> Result<(), S
     }
     fs::create_dir_all(base).map_err(|e| format!("cannot create {}: {e}", base.display()))?;
     process::give_to_postgres(base)?;
-    process::run(
-        process::postgres_command(
-            &binaries.initdb,
-            [
-                OsStr::new("-D"),
-                data.as_os_str(),
-                OsStr::new("--username=postgres"),
-                OsStr::new("--auth=trust"),
-                OsStr::new("--encoding=UTF8"),
-                OsStr::new("--no-sync"),
-            ],
-        )
-        .current_dir(base),
-        "initdb",
-    )?;
-    let socket_dir = base.display().to_string().replace('\'', "''");
-    let settings = format!(
-        "\n# pgschemas-diesel throwaway cluster\nlisten_addresses = '127.0.0.1'\n\
-         unix_socket_directories = '{socket_dir}'\nmax_connections = 200\nfsync = off\n\
-         synchronous_commit = off\nfull_page_writes = off\n"
-    );
-    let conf = data.join("postgresql.conf");
-    let mut text =
-        fs::read_to_string(&conf).map_err(|e| format!("cannot read {}: {e}", conf.display()))?;
-    text.push_str(&settings);
-    fs::write(&conf, text).map_err(|e| format!("cannot write {}: {e}", conf.display()))
+    binaries.init(
+        base,
+        data,
+        "pgschemas-diesel throwaway cluster",
+        "max_connections = 200\n",
+    )
 }
 
 /// The port of the cluster in `data` if it runs.
@@ -312,27 +262,7 @@ fn start_cluster(binaries: &PgBinaries, data: &Path, log: &Path) -> Result<u16, 
     } else {
         process::free_port()?
     };
-    let options = format!("-p {port}");
-    process::run(
-        process::postgres_command(
-            &binaries.pg_ctl,
-            [
-                OsStr::new("start"),
-                OsStr::new("-w"),
-                OsStr::new("-t"),
-                OsStr::new("60"),
-                OsStr::new("-D"),
-                data.as_os_str(),
-                OsStr::new("-l"),
-                log.as_os_str(),
-                OsStr::new("-o"),
-                OsStr::new(&options),
-            ],
-        )
-        .current_dir(data.parent().unwrap_or(data)),
-        "pg_ctl start",
-    )
-    .map_err(|e| {
+    process::run(&mut binaries.start_command(data, log, port), "pg_ctl start").map_err(|e| {
         format!(
             "{e}\nserver log ({}):\n{}\nhint: remove {} to start over",
             log.display(),

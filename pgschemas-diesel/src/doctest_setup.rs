@@ -154,8 +154,12 @@ impl DoctestDatabase {
     ///
     /// When no connection can be made.
     pub fn pool(&self) -> TenantPool {
+        self.pool_with(Config::default())
+    }
+
+    fn pool_with(&self, config: Config) -> TenantPool {
         let builder = r2d2::Pool::builder().max_size(2);
-        TenantPool::with_builder(self.url(), Config::default(), builder)
+        TenantPool::with_builder(self.url(), config, builder)
             .unwrap_or_else(|e| panic!("doctest setup: pool: {e}"))
     }
 
@@ -182,12 +186,7 @@ impl DoctestDatabase {
             .static_tenant(StaticTenant::builder(schema).domain(HOST))
             .build()
             .unwrap_or_else(|e| panic!("doctest setup: config: {e}"));
-        let pool = TenantPool::with_builder(
-            self.url(),
-            config.clone(),
-            r2d2::Pool::builder().max_size(2),
-        )
-        .unwrap_or_else(|e| panic!("doctest setup: pool: {e}"));
+        let pool = self.pool_with(config.clone());
         let router = axum::Router::new()
             .route("/", axum::routing::get(handler))
             .with_state(pool);

@@ -166,12 +166,10 @@ pub fn run(tenancy: Tenancy) -> ExitCode {
 /// use pgschemas_diesel::cli::{self, Outcome, Tenancy};
 /// # use pgschemas_diesel::Config;
 /// # const M: diesel_migrations::EmbeddedMigrations = diesel_migrations::embed_migrations!("../examples/migrations/tenant");
-/// let tenancy = Tenancy::builder(Config::default(), M)
-///     .default_models()
-///     .database_url(database_url)
-///     .build();
+/// let tenancy = Tenancy::builder(Config::default(), M).default_models().build();
 /// let (mut out, mut err) = (Vec::new(), Vec::new());
-/// let outcome = cli::run_from(&tenancy, ["manage", "whowill", "--all"], &mut out, &mut err);
+/// let args = ["manage", "whowill", "--all", "--database-url", database_url];
+/// let outcome = cli::run_from(&tenancy, args, &mut out, &mut err);
 /// assert_eq!(outcome, Outcome::Success, "{}", String::from_utf8_lossy(&err));
 /// assert!(String::from_utf8_lossy(&out).contains("acme.example.com"));
 /// ```

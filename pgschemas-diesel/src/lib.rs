@@ -6,14 +6,15 @@
 //! never leaks a tenant's path to another checkout, and in transaction-scoped form that is
 //! correct behind PgBouncer's transaction pooling.
 //!
-//! ```no_run
+//! ```
+//! # let db = pgschemas_diesel::doctest_setup::database().notes(&["customer1", "customer2"]); let database_url = db.url();
 //! use diesel::RunQueryDsl;
 //! use pgschemas_diesel::{Config, StaticTenant, TenantPool};
 //!
 //! let config = Config::builder()
 //!     .static_tenant(StaticTenant::builder("www").domain("localhost"))
 //!     .build()?;
-//! let pool = TenantPool::new("postgres://postgres@127.0.0.1/app", config)?;
+//! let pool = TenantPool::new(database_url, config)?;
 //!
 //! // Session form: a pooled connection whose search_path is "customer1", "public".
 //! let mut conn = pool.scope(&"customer1")?;
@@ -21,10 +22,11 @@
 //! drop(conn);
 //!
 //! // Transaction form: BEGIN + SET LOCAL in one round trip; safe behind PgBouncer.
-//! pool.transaction(&"customer2", |conn| {
-//!     diesel::sql_query("insert into notes (body) values ('hi')").execute(conn)?;
-//!     Ok::<_, pgschemas_diesel::Error>(())
+//! let updated = pool.transaction(&"customer2", |conn| {
+//!     diesel::sql_query("update notes set body = 'hi'").execute(conn)
+//!         .map_err(pgschemas_diesel::Error::from)
 //! })?;
+//! assert_eq!(updated, 0); // customer1's note is not in customer2's table
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
@@ -89,6 +91,10 @@ pub use schema::{Schema, SchemaConnection};
 
 #[cfg(feature = "testing")]
 pub mod testing;
+
+#[cfg(feature = "testing")]
+#[doc(hidden)]
+pub mod doctest_setup;
 
 #[cfg(feature = "axum")]
 pub use routing::layer as axum;

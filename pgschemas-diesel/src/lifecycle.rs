@@ -16,11 +16,13 @@ use crate::name::SchemaName;
 ///
 /// [`Error::Database`].
 ///
-/// ```no_run
+/// ```
+/// # let db = pgschemas_diesel::doctest_setup::database(); let database_url = db.url();
 /// # use diesel::{Connection, PgConnection};
-/// let mut conn = PgConnection::establish("postgres://postgres@127.0.0.1/postgres")?;
+/// let mut conn = PgConnection::establish(database_url)?;
 /// let name = pgschemas_diesel::SchemaName::new("public")?;
 /// assert!(pgschemas_diesel::schema_exists(&mut conn, &name)?);
+/// assert!(!pgschemas_diesel::schema_exists(&mut conn, &pgschemas_diesel::SchemaName::new("customer1")?)?);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn schema_exists(conn: &mut PgConnection, name: &SchemaName) -> Result<bool> {
@@ -39,11 +41,12 @@ pub fn schema_exists(conn: &mut PgConnection, name: &SchemaName) -> Result<bool>
 ///
 /// [`Error::Database`].
 ///
-/// ```no_run
+/// ```
+/// # let db = pgschemas_diesel::doctest_setup::database().schemas(&["customer1"]); let database_url = db.url();
 /// # use diesel::{Connection, PgConnection};
-/// let mut conn = PgConnection::establish("postgres://postgres@127.0.0.1/postgres")?;
+/// let mut conn = PgConnection::establish(database_url)?;
 /// let schemas = pgschemas_diesel::list_schemas(&mut conn)?;
-/// assert!(schemas.iter().any(|s| s == "public"));
+/// assert_eq!(schemas, ["customer1", "public"]);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn list_schemas(conn: &mut PgConnection) -> Result<Vec<String>> {
@@ -68,10 +71,15 @@ pub fn list_schemas(conn: &mut PgConnection) -> Result<Vec<String>> {
 /// [`Error::SchemaExists`] when it exists already (also when another session created it at
 /// the same time); [`Error::Database`].
 ///
-/// ```no_run
+/// ```
+/// # let db = pgschemas_diesel::doctest_setup::database(); let database_url = db.url();
 /// # use diesel::{Connection, PgConnection};
-/// let mut conn = PgConnection::establish("postgres://postgres@127.0.0.1/postgres")?;
-/// pgschemas_diesel::create_schema(&mut conn, &pgschemas_diesel::SchemaName::new("customer1")?)?;
+/// use pgschemas_diesel::{Error, SchemaName, create_schema};
+///
+/// let mut conn = PgConnection::establish(database_url)?;
+/// let customer1 = SchemaName::new("customer1")?;
+/// create_schema(&mut conn, &customer1)?;
+/// assert!(matches!(create_schema(&mut conn, &customer1), Err(Error::SchemaExists { .. })));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn create_schema(conn: &mut PgConnection, name: &SchemaName) -> Result<()> {
@@ -115,14 +123,17 @@ pub fn create_schema(conn: &mut PgConnection, name: &SchemaName) -> Result<()> {
 /// [`Error::Dependents`]; [`Error::SchemaNotFound`] when it does not exist;
 /// [`Error::Database`].
 ///
-/// ```no_run
-/// # use diesel::{Connection, PgConnection};
-/// # let mut conn = PgConnection::establish("postgres://postgres@127.0.0.1/postgres")?;
-/// use pgschemas_diesel::{drop_schema, Config, Error, SchemaName};
+/// ```
+/// # let db = pgschemas_diesel::doctest_setup::database().notes(&["customer1"]); let mut conn = db.connect();
+/// use pgschemas_diesel::{drop_schema, schema_exists, Config, Error, SchemaName};
 ///
 /// let config = Config::default();
 /// let public = SchemaName::new("public")?;
 /// assert!(matches!(drop_schema(&mut conn, &config, &public), Err(Error::Protected { .. })));
+///
+/// let customer1 = SchemaName::new("customer1")?;
+/// drop_schema(&mut conn, &config, &customer1)?; // a tenant's schema, and its tables
+/// assert!(!schema_exists(&mut conn, &customer1)?);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn drop_schema(conn: &mut PgConnection, config: &Config, name: &SchemaName) -> Result<()> {
@@ -167,10 +178,13 @@ fn protected_as(config: &Config, name: &SchemaName) -> Option<&'static str> {
 ///
 /// [`Error::SchemaNotFound`] when it does not exist; [`Error::Database`].
 ///
-/// ```no_run
-/// # use diesel::{Connection, PgConnection};
-/// # let mut conn = PgConnection::establish("postgres://postgres@127.0.0.1/postgres")?;
-/// pgschemas_diesel::dangerous_drop_schema(&mut conn, &pgschemas_diesel::SchemaName::new("www")?)?;
+/// ```
+/// # let db = pgschemas_diesel::doctest_setup::database().notes(&["www"]); let mut conn = db.connect();
+/// use pgschemas_diesel::{SchemaName, dangerous_drop_schema, schema_exists};
+///
+/// let www = SchemaName::new("www")?; // a static tenant's schema, say: drop_schema refuses it
+/// dangerous_drop_schema(&mut conn, &www)?;
+/// assert!(!schema_exists(&mut conn, &www)?);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn dangerous_drop_schema(conn: &mut PgConnection, name: &SchemaName) -> Result<()> {

@@ -50,15 +50,17 @@ struct Prepared;
 /// one tried; one marked for discard is never handed out again. `docs/isolation.md` lists
 /// every threat and the test that covers it.
 ///
-/// ```no_run
+/// ```
+/// # let db = pgschemas_diesel::doctest_setup::database().notes(&["customer1"]); let database_url = db.url();
 /// use diesel::RunQueryDsl;
-/// use pgschemas_diesel::{Config, TenantPool};
+/// use pgschemas_diesel::{Config, SchemaConnection, TenantPool};
 ///
-/// let pool = TenantPool::new("postgres://postgres@127.0.0.1/app", Config::default())?;
+/// let pool = TenantPool::new(database_url, Config::default())?;
 /// let mut conn = pool.scope(&"customer1")?; // search_path = "customer1", "public"
 /// diesel::sql_query("insert into notes (body) values ('hello')").execute(&mut *conn)?;
 /// drop(conn);
 /// let mut plain = pool.get()?; // search_path = "public" again
+/// assert_eq!(plain.current_schema()?.as_deref(), Some("public"));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Clone)]
@@ -83,11 +85,10 @@ impl TenantPool {
     ///
     /// [`Error::Pool`] when no connection can be made within r2d2's timeout.
     ///
-    /// ```no_run
-    /// let pool = pgschemas_diesel::TenantPool::new(
-    ///     "postgres://postgres@127.0.0.1/app",
-    ///     pgschemas_diesel::Config::default(),
-    /// )?;
+    /// ```
+    /// # let db = pgschemas_diesel::doctest_setup::database(); let database_url = db.url();
+    /// let pool = pgschemas_diesel::TenantPool::new(database_url, pgschemas_diesel::Config::default())?;
+    /// assert_eq!(pool.max_size(), 10);
     /// # Ok::<(), pgschemas_diesel::Error>(())
     /// ```
     pub fn new(database_url: impl Into<String>, config: Config) -> Result<Self> {
@@ -104,14 +105,16 @@ impl TenantPool {
     ///
     /// [`Error::Pool`] when no connection can be made within the builder's timeout.
     ///
-    /// ```no_run
+    /// ```
+    /// # let db = pgschemas_diesel::doctest_setup::database(); let database_url = db.url();
     /// use pgschemas_diesel::{Config, TenantPool};
     ///
     /// let pool = TenantPool::with_builder(
-    ///     "postgres://postgres@127.0.0.1/app",
+    ///     database_url,
     ///     Config::default(),
     ///     r2d2::Pool::builder().max_size(4),
     /// )?;
+    /// assert_eq!(pool.max_size(), 4);
     /// # Ok::<(), pgschemas_diesel::Error>(())
     /// ```
     pub fn with_builder(
@@ -130,12 +133,14 @@ impl TenantPool {
     /// `test_on_check_out` setting is kept (build it with `test_on_check_out(false)`, or use
     /// [`with_builder`](Self::with_builder), to save r2d2's extra `SELECT 1` per checkout).
     ///
-    /// ```no_run
+    /// ```
+    /// # let db = pgschemas_diesel::doctest_setup::database(); let database_url = db.url();
     /// use diesel::r2d2::ConnectionManager;
     /// use pgschemas_diesel::{Config, TenantPool};
     ///
-    /// let r2d2 = r2d2::Pool::builder().build(ConnectionManager::new("postgres://postgres@127.0.0.1/app"))?;
+    /// let r2d2 = r2d2::Pool::builder().max_size(3).build(ConnectionManager::new(database_url))?;
     /// let pool = TenantPool::from_r2d2(r2d2, Config::default());
+    /// assert_eq!(pool.max_size(), 3);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn from_r2d2(pool: r2d2::Pool<Manager>, config: Config) -> Self {
@@ -167,10 +172,11 @@ impl TenantPool {
     /// [`Error::Pool`]; [`Error::SchemaNotFound`] / [`Error::SchemaNotUsable`] for the shared
     /// schema; [`Error::Database`] when no connection passes the checkout's proof.
     ///
-    /// ```no_run
-    /// # fn demo(pool: pgschemas_diesel::TenantPool) -> Result<(), Box<dyn std::error::Error>> {
+    /// ```
+    /// # let db = pgschemas_diesel::doctest_setup::database(); let pool = db.pool();
     /// let mut conn = pool.get()?;
-    /// # Ok(()) }
+    /// assert_eq!(conn.schema().as_str(), "public");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn get(&self) -> Result<TenantScope> {
         let path = self.config.neutral_path().clone();
@@ -192,11 +198,12 @@ impl TenantPool {
     /// exist; [`Error::SchemaNotUsable`] when the login role has no `USAGE` on it;
     /// [`Error::Pool`]; [`Error::Database`] when no connection passes the proof.
     ///
-    /// ```no_run
-    /// # fn demo(pool: pgschemas_diesel::TenantPool) -> Result<(), Box<dyn std::error::Error>> {
+    /// ```
+    /// # let db = pgschemas_diesel::doctest_setup::database().notes(&["customer1"]); let pool = db.pool();
     /// let mut conn = pool.scope(&"customer1")?;
     /// assert_eq!(conn.schema().as_str(), "customer1");
-    /// # Ok(()) }
+    /// assert!(matches!(pool.scope(&"nobody"), Err(pgschemas_diesel::Error::SchemaNotFound { .. })));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn scope<S: Schema + ?Sized>(&self, schema: &S) -> Result<TenantScope> {
         let path = self.config.search_path(schema)?;
@@ -224,14 +231,17 @@ impl TenantPool {
     /// [`Error::SchemaNotUsable`] (then `f` does not run), [`Error::Pool`],
     /// [`Error::Database`].
     ///
-    /// ```no_run
+    /// ```
+    /// # let db = pgschemas_diesel::doctest_setup::database().notes(&["customer1"]); let pool = db.pool();
     /// use diesel::RunQueryDsl;
-    /// # fn demo(pool: pgschemas_diesel::TenantPool) -> Result<(), Box<dyn std::error::Error>> {
+    ///
     /// let rows = pool.transaction(&"customer1", |conn| {
+    ///     diesel::sql_query("insert into notes (body) values ('hello')").execute(conn)?;
     ///     diesel::sql_query("update notes set body = upper(body)").execute(conn)
     ///         .map_err(pgschemas_diesel::Error::from)
     /// })?;
-    /// # Ok(()) }
+    /// assert_eq!(rows, 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn transaction<S, T, E, F>(&self, schema: &S, f: F) -> Result<T, E>
     where
@@ -346,14 +356,23 @@ fn discard(conn: &mut Pooled) {
 /// Needed behind PgBouncer in transaction pooling mode before version 1.21, which does not
 /// support named prepared statements: Diesel then sends every query as an unnamed statement.
 ///
-/// ```no_run
+/// ```
+/// # use pgschemas_diesel::testing::{PgBouncer, PoolMode, server_url};
+/// # let db = pgschemas_diesel::doctest_setup::database().notes(&["customer1"]);
+/// # let bouncer = PgBouncer::start(&server_url(), db.name(), PoolMode::Transaction, 2); let pgbouncer_url = bouncer.url();
+/// use diesel::RunQueryDsl;
 /// use pgschemas_diesel::{Config, DisableStatementCache, TenantPool};
 ///
 /// let pool = TenantPool::with_builder(
-///     "postgres://postgres@127.0.0.1:6432/app",
+///     pgbouncer_url, // PgBouncer in transaction pooling mode
 ///     Config::default(),
 ///     r2d2::Pool::builder().connection_customizer(Box::new(DisableStatementCache)),
 /// )?;
+/// let rows = pool.transaction(&"customer1", |conn| {
+///     diesel::sql_query("insert into notes (body) values ('hello')").execute(conn)
+///         .map_err(pgschemas_diesel::Error::from)
+/// })?;
+/// assert_eq!(rows, 1);
 /// # Ok::<(), pgschemas_diesel::Error>(())
 /// ```
 #[derive(Debug, Clone, Copy, Default)]
@@ -378,16 +397,20 @@ impl r2d2::CustomizeConnection<PgConnection, diesel::r2d2::Error> for DisableSta
 /// To work in another schema for a while, use [`nested`](Self::nested), which restores this
 /// scope's path when it ends.
 ///
-/// ```no_run
+/// ```
+/// # let db = pgschemas_diesel::doctest_setup::database().notes(&["customer1", "customer2"]); let pool = db.pool();
 /// use diesel::RunQueryDsl;
-/// # fn demo(pool: pgschemas_diesel::TenantPool) -> Result<(), Box<dyn std::error::Error>> {
+/// use pgschemas_diesel::SchemaConnection;
+///
 /// let mut scope = pool.scope(&"customer1")?;
-/// diesel::sql_query("select 1").execute(&mut *scope)?;
+/// diesel::sql_query("insert into notes (body) values ('hello')").execute(&mut *scope)?;
 /// {
 ///     let mut inner = scope.nested(&"customer2")?;
-///     diesel::sql_query("select 1").execute(&mut *inner)?;
+///     let rows = diesel::sql_query("select 1 from notes").execute(&mut *inner)?;
+///     assert_eq!(rows, 0); // customer2's notes
 /// } // back to customer1
-/// # Ok(()) }
+/// assert_eq!(scope.current_schema()?.as_deref(), Some("customer1"));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct TenantScope {
     conn: Pooled,

@@ -15,13 +15,15 @@ use crate::path::SearchPath;
 /// Anything that names a schema: a [`SchemaName`], a [`StaticTenant`](crate::StaticTenant),
 /// a string, or the user's own tenant model (through `#[derive(Tenant)]`).
 ///
-/// ```no_run
+/// ```
+/// # let db = pgschemas_diesel::doctest_setup::database().notes(&["customer1"]); let database_url = db.url();
 /// use diesel::{Connection, PgConnection};
-/// use pgschemas_diesel::{Schema, SchemaName};
+/// use pgschemas_diesel::{Schema, SchemaConnection, SchemaName};
 ///
-/// let mut conn = PgConnection::establish("postgres://postgres@127.0.0.1/postgres")?;
+/// let mut conn = PgConnection::establish(database_url)?;
 /// let tenant = SchemaName::new("customer1")?;
 /// tenant.activate(&mut conn)?; // search_path = "customer1", "public"
+/// assert_eq!(conn.current_schema()?.as_deref(), Some("customer1"));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub trait Schema {
@@ -75,11 +77,16 @@ impl Config {
     ///
     /// As [`Schema::activate`].
     ///
-    /// ```no_run
+    /// ```
+    /// # let db = pgschemas_diesel::doctest_setup::database().notes(&["customer1"]); let database_url = db.url();
     /// # use diesel::{Connection, PgConnection};
+    /// use pgschemas_diesel::{Error, SchemaConnection};
+    ///
     /// let config = pgschemas_diesel::Config::default();
-    /// let mut conn = PgConnection::establish("postgres://postgres@127.0.0.1/postgres")?;
+    /// let mut conn = PgConnection::establish(database_url)?;
     /// config.activate(&mut conn, &"customer1")?;
+    /// assert!(matches!(config.activate(&mut conn, &"nobody"), Err(Error::SchemaNotFound { .. })));
+    /// assert_eq!(conn.current_schema()?.as_deref(), Some("customer1")); // unchanged
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn activate<S: Schema + ?Sized>(&self, conn: &mut PgConnection, schema: &S) -> Result<()> {
@@ -107,14 +114,18 @@ impl Config {
     /// `f`'s error; [`Error::SchemaNotFound`] (nothing runs), [`Error::Database`] when
     /// `BEGIN` or `COMMIT` fails, converted into `E`.
     ///
-    /// ```no_run
+    /// ```
+    /// # let db = pgschemas_diesel::doctest_setup::database().notes(&["customer1"]); let database_url = db.url();
     /// # use diesel::{Connection, PgConnection, RunQueryDsl};
     /// let config = pgschemas_diesel::Config::default();
-    /// let mut conn = PgConnection::establish("postgres://postgres@127.0.0.1/postgres")?;
+    /// let mut conn = PgConnection::establish(database_url)?;
     /// let n = config.transaction(&mut conn, &"customer1", |conn| {
     ///     diesel::sql_query("insert into notes (body) values ('hi')").execute(conn)
     ///         .map_err(pgschemas_diesel::Error::from)
     /// })?;
+    /// assert_eq!(n, 1);
+    /// // the path ended with the transaction: no `notes` outside it
+    /// assert!(diesel::sql_query("select 1 from notes").execute(&mut conn).is_err());
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn transaction<S, T, E, F>(&self, conn: &mut PgConnection, schema: &S, f: F) -> Result<T, E>
@@ -131,11 +142,12 @@ impl Config {
 /// Schema switching on a plain [`PgConnection`], with the [installed](Config::install)
 /// configuration (or the default one).
 ///
-/// ```no_run
+/// ```
+/// # let db = pgschemas_diesel::doctest_setup::database().notes(&["customer1"]); let database_url = db.url();
 /// use diesel::{Connection, PgConnection};
 /// use pgschemas_diesel::SchemaConnection;
 ///
-/// let mut conn = PgConnection::establish("postgres://postgres@127.0.0.1/postgres")?;
+/// let mut conn = PgConnection::establish(database_url)?;
 /// conn.activate(&"customer1")?;
 /// assert_eq!(conn.current_schema()?.as_deref(), Some("customer1"));
 /// conn.deactivate()?;

@@ -5,6 +5,7 @@
 //! [`run`], so that the commands know your tenants:
 //!
 //! ```no_run
+//! // `no_run`: `cli::run` reads this process's command line; `run_from` runs in tests
 //! use diesel_migrations::{EmbeddedMigrations, embed_migrations};
 //! use pgschemas_diesel::cli::{self, Tenancy};
 //! use pgschemas_diesel::{Config, StaticTenant};
@@ -137,6 +138,7 @@ impl From<Outcome> for ExitCode {
 /// A progress bar is shown for long work when standard error is a terminal.
 ///
 /// ```no_run
+/// // `no_run`: it reads this process's command line ([`run_from`] runs in tests)
 /// # use pgschemas_diesel::{Config, cli::{self, Tenancy}};
 /// # const M: diesel_migrations::EmbeddedMigrations = diesel_migrations::embed_migrations!("../examples/migrations/tenant");
 /// fn main() -> std::process::ExitCode {
@@ -159,18 +161,17 @@ pub fn run(tenancy: Tenancy) -> ExitCode {
 /// `tenancy`, writing results to `out` and errors to `err`: for embedding the CLI in a larger
 /// program, or testing it. Never shows a progress bar.
 ///
-/// ```no_run
+/// ```
+/// # let db = pgschemas_diesel::doctest_setup::database().models().tenant("acme", &["acme.example.com"]); let database_url = db.url();
 /// use pgschemas_diesel::cli::{self, Outcome, Tenancy};
 /// # use pgschemas_diesel::Config;
 /// # const M: diesel_migrations::EmbeddedMigrations = diesel_migrations::embed_migrations!("../examples/migrations/tenant");
-/// let tenancy = Tenancy::builder(Config::default(), M)
-///     .default_models()
-///     .database_url("postgres://postgres@127.0.0.1/app")
-///     .build();
+/// let tenancy = Tenancy::builder(Config::default(), M).default_models().build();
 /// let (mut out, mut err) = (Vec::new(), Vec::new());
-/// let outcome = cli::run_from(&tenancy, ["manage", "whowill", "--all"], &mut out, &mut err);
+/// let args = ["manage", "whowill", "--all", "--database-url", database_url];
+/// let outcome = cli::run_from(&tenancy, args, &mut out, &mut err);
 /// assert_eq!(outcome, Outcome::Success, "{}", String::from_utf8_lossy(&err));
-/// print!("{}", String::from_utf8_lossy(&out));
+/// assert!(String::from_utf8_lossy(&out).contains("acme.example.com"));
 /// ```
 pub fn run_from<I, T>(
     tenancy: &Tenancy,

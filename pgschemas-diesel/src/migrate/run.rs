@@ -85,16 +85,19 @@ where
 /// the previous path cannot be restored, the connection is marked broken (a pool discards
 /// it) and the error says so.
 ///
-/// ```no_run
+/// ```
+/// # let db = pgschemas_diesel::doctest_setup::database().schemas(&["t1"]); let database_url = db.url();
 /// use diesel::{Connection, PgConnection};
 /// use diesel_migrations::{EmbeddedMigrations, embed_migrations};
 /// use pgschemas_diesel::{Config, SchemaName, migrate_schema};
 ///
 /// const TENANT: EmbeddedMigrations = embed_migrations!("../examples/migrations/tenant");
 ///
-/// let mut conn = PgConnection::establish("postgres://postgres@127.0.0.1/app")?;
-/// let applied = migrate_schema(&mut conn, &Config::default(), &SchemaName::new("t1")?, &TENANT)?;
-/// println!("applied {applied:?}"); // ["20240101000001", ...]
+/// let mut conn = PgConnection::establish(database_url)?;
+/// let t1 = SchemaName::new("t1")?;
+/// let applied = migrate_schema(&mut conn, &Config::default(), &t1, &TENANT)?;
+/// assert_eq!(applied[0], "20240101000001");
+/// assert!(migrate_schema(&mut conn, &Config::default(), &t1, &TENANT)?.is_empty()); // up to date
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn migrate_schema<S>(
@@ -175,17 +178,21 @@ fn switch_path(
 /// [`SchemaNotFound`](MigrationErrorKind::SchemaNotFound),
 /// [`Source`](MigrationErrorKind::Source), [`Database`](MigrationErrorKind::Database).
 ///
-/// ```no_run
+/// ```
+/// # let db = pgschemas_diesel::doctest_setup::database().schemas(&["t1"]); let database_url = db.url();
 /// use diesel::{Connection, PgConnection};
 /// use pgschemas_diesel::{SchemaName, pending_migrations};
 ///
 /// const TENANT: diesel_migrations::EmbeddedMigrations =
 ///     diesel_migrations::embed_migrations!("../examples/migrations/tenant");
 ///
-/// let mut conn = PgConnection::establish("postgres://postgres@127.0.0.1/app")?;
+/// let mut conn = PgConnection::establish(database_url)?;
+/// let mut lines = Vec::new();
 /// for version in pending_migrations(&mut conn, &SchemaName::new("t1")?, &TENANT)? {
-///     println!("t1 would apply {version}");
+///     lines.push(format!("t1 would apply {version}"));
 /// }
+/// assert_eq!(lines.len(), 5);
+/// assert_eq!(lines[0], "t1 would apply 20240101000001");
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn pending_migrations<S>(

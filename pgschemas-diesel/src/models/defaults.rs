@@ -20,13 +20,17 @@ use crate::{Domain, Tenant};
 /// With another shared schema, declare your own models with `#[derive(Tenant)]` and
 /// `#[derive(Domain)]`.
 ///
-/// ```no_run
+/// ```
+/// # let db = pgschemas_diesel::doctest_setup::database(); let database_url = db.url();
 /// use diesel::{Connection, PgConnection};
 /// use diesel_migrations::MigrationHarness;
-/// use pgschemas_diesel::models::SHARED_MIGRATIONS;
+/// use pgschemas_diesel::TenantModel;
+/// use pgschemas_diesel::models::{DefaultTenant, SHARED_MIGRATIONS};
 ///
-/// let mut conn = PgConnection::establish("postgres://postgres@127.0.0.1/app")?;
+/// let mut conn = PgConnection::establish(database_url)?;
 /// conn.run_pending_migrations(SHARED_MIGRATIONS)?;
+/// assert!(!conn.has_pending_migration(SHARED_MIGRATIONS)?);
+/// assert!(DefaultTenant::load_all(&mut conn)?.is_empty());
 /// # Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
 /// ```
 pub const SHARED_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/shared");
@@ -61,14 +65,16 @@ impl IsActive for TenantStatus {
 
 /// A row of `public.tenants`, the default tenant model.
 ///
-/// ```no_run
+/// ```
+/// # let db = pgschemas_diesel::doctest_setup::database().models(); let database_url = db.url();
 /// use diesel::{Connection, PgConnection};
 /// use pgschemas_diesel::{SchemaName, TenantModel};
 /// use pgschemas_diesel::models::{DefaultTenant, NewTenant};
 ///
-/// let mut conn = PgConnection::establish("postgres://postgres@127.0.0.1/app")?;
+/// let mut conn = PgConnection::establish(database_url)?;
 /// let acme = DefaultTenant::insert(&mut conn, &NewTenant::new(&SchemaName::new("acme")?, "Acme"))?;
 /// assert_eq!(acme.schema_name, "acme");
+/// assert!(acme.is_active());
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Identifiable, Tenant)]
@@ -94,16 +100,16 @@ impl DefaultTenant {
     ///
     /// Diesel's error.
     ///
-    /// ```no_run
+    /// ```
+    /// # let db = pgschemas_diesel::doctest_setup::database().models().tenant("acme", &[]); let database_url = db.url();
     /// use diesel::{Connection, PgConnection};
     /// use pgschemas_diesel::TenantModel;
     /// use pgschemas_diesel::models::{DefaultTenant, TenantStatus};
     ///
-    /// let mut conn = PgConnection::establish("postgres://postgres@127.0.0.1/app")?;
-    /// if let Some(acme) = DefaultTenant::find_by_schema_name(&mut conn, "acme")? {
-    ///     let acme = acme.set_status(&mut conn, TenantStatus::Suspended)?;
-    ///     assert!(!acme.is_active());
-    /// }
+    /// let mut conn = PgConnection::establish(database_url)?;
+    /// let acme = DefaultTenant::find_by_schema_name(&mut conn, "acme")?.ok_or("no tenant acme")?;
+    /// let acme = acme.set_status(&mut conn, TenantStatus::Suspended)?;
+    /// assert!(!acme.is_active());
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn set_status(&self, conn: &mut PgConnection, status: TenantStatus) -> QueryResult<Self> {
@@ -169,14 +175,17 @@ impl NewTenant {
 /// A row of `public.domains`, the default domain model. Add routes with
 /// [`add_domain`](crate::add_domain), which applies the domain rules.
 ///
-/// ```no_run
+/// ```
+/// # let db = pgschemas_diesel::doctest_setup::database().models().tenant("acme", &[]); let database_url = db.url();
 /// use diesel::{Connection, PgConnection};
-/// use pgschemas_diesel::{DomainModel, NewDomain, add_domain};
-/// use pgschemas_diesel::models::DefaultDomain;
+/// use pgschemas_diesel::{DomainModel, NewDomain, TenantModel, add_domain};
+/// use pgschemas_diesel::models::{DefaultDomain, DefaultTenant};
 ///
-/// let mut conn = PgConnection::establish("postgres://postgres@127.0.0.1/app")?;
-/// let route: DefaultDomain = add_domain(&mut conn, &1, NewDomain::new("acme.example.com"))?;
+/// let mut conn = PgConnection::establish(database_url)?;
+/// let acme = DefaultTenant::find_by_schema_name(&mut conn, "acme")?.ok_or("no tenant acme")?;
+/// let route: DefaultDomain = add_domain(&mut conn, &acme.id, NewDomain::new("acme.example.com"))?;
 /// assert_eq!(route.absolute_url("/login"), "//acme.example.com/login");
+/// assert!(route.is_primary); // its first route
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(

@@ -4,9 +4,11 @@
 //!
 //! Bring your own tables:
 //!
-//! ```no_run
+//! ```
+//! # let db = pgschemas_diesel::doctest_setup::database().sql("CREATE TABLE orgs (id bigserial PRIMARY KEY, slug text NOT NULL UNIQUE, title text NOT NULL); CREATE TABLE hosts (id bigserial PRIMARY KEY, org_id bigint NOT NULL REFERENCES orgs, host text NOT NULL, folder text, is_primary bool NOT NULL DEFAULT false, redirect_to_primary bool NOT NULL DEFAULT false)");
+//! # let database_url = db.url();
 //! use diesel::prelude::*;
-//! use pgschemas_diesel::{Domain, DomainModel, ModelCatalog, NewDomain, Tenant, TenantModel};
+//! use pgschemas_diesel::{Catalog, Domain, DomainModel, ModelCatalog, NewDomain, Tenant, TenantModel};
 //!
 //! diesel::table! {
 //!     orgs (id) { id -> Int8, slug -> Text, title -> Text }
@@ -31,12 +33,14 @@
 //!     is_primary: bool, redirect_to_primary: bool,
 //! }
 //!
-//! let mut conn = PgConnection::establish("postgres://postgres@127.0.0.1/app")?;
+//! let mut conn = PgConnection::establish(database_url)?;
 //! let org = Org::insert(&mut conn, (orgs::slug.eq("acme"), orgs::title.eq("Acme")))?;
 //! let host: Host = pgschemas_diesel::add_domain(&mut conn, &org.id, NewDomain::new("acme.example.com"))?;
 //! assert!(host.is_primary); // a tenant's first domain becomes its primary domain
 //!
 //! let catalog = ModelCatalog::<Org, Host>::new(); // what routing and migrations read
+//! let tenants = catalog.tenants(&mut conn)?;
+//! assert_eq!(tenants[0].schema.as_str(), "acme");
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
@@ -166,17 +170,19 @@ impl<T: IsActive + ?Sized> IsActive for &T {
 /// tuple of them. The bound of [`TenantModel::insert`] and [`DomainModel::insert`];
 /// implemented for every such value, never by hand.
 ///
-/// ```no_run
+/// ```
+/// # let db = pgschemas_diesel::doctest_setup::database().models(); let database_url = db.url();
 /// use diesel::prelude::*;
 /// use pgschemas_diesel::TenantModel;
 /// use pgschemas_diesel::models::DefaultTenant;
 /// use pgschemas_diesel::models::schema::tenants;
 ///
-/// let mut conn = PgConnection::establish("postgres://postgres@127.0.0.1/app")?;
+/// let mut conn = PgConnection::establish(database_url)?;
 /// let acme = DefaultTenant::insert(
 ///     &mut conn,
 ///     (tenants::schema_name.eq("acme"), tenants::name.eq("Acme")),
 /// )?;
+/// assert_eq!((acme.schema_name.as_str(), acme.name.as_str()), ("acme", "Acme"));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[diagnostic::on_unimplemented(
@@ -219,15 +225,18 @@ where
 /// connection's `search_path`, so call these on a connection with the neutral path (or a
 /// tenant path whose schema has no table of that name).
 ///
-/// ```no_run
+/// ```
+/// # let db = pgschemas_diesel::doctest_setup::database().models().tenant("acme", &[]).tenant("globex", &[]); let database_url = db.url();
 /// use diesel::{Connection, PgConnection};
 /// use pgschemas_diesel::TenantModel;
 /// use pgschemas_diesel::models::DefaultTenant;
 ///
-/// let mut conn = PgConnection::establish("postgres://postgres@127.0.0.1/app")?;
+/// let mut conn = PgConnection::establish(database_url)?;
+/// let mut lines = Vec::new();
 /// for tenant in DefaultTenant::load_all(&mut conn)? {
-///     println!("{} -> {}", tenant.id_string(), tenant.schema_name);
+///     lines.push(format!("{} -> {}", tenant.id_string(), tenant.schema_name));
 /// }
+/// assert_eq!(lines, ["1 -> acme", "2 -> globex"]);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub trait TenantModel: Schema + Selectable<Pg> + Sized {
@@ -322,15 +331,19 @@ pub trait TenantModel: Schema + Selectable<Pg> + Sized {
 /// others, a primary never redirects, `(domain, folder)` is unique) are applied by
 /// [`add_domain`] and [`set_primary_domain`], not by the raw [`insert`](Self::insert).
 ///
-/// ```no_run
+/// ```
+/// # let db = pgschemas_diesel::doctest_setup::database().models().tenant("acme", &["acme.example.com", "example.com/acme"]); let database_url = db.url();
 /// use diesel::{Connection, PgConnection};
-/// use pgschemas_diesel::DomainModel;
-/// use pgschemas_diesel::models::DefaultDomain;
+/// use pgschemas_diesel::{DomainModel, TenantModel};
+/// use pgschemas_diesel::models::{DefaultDomain, DefaultTenant};
 ///
-/// let mut conn = PgConnection::establish("postgres://postgres@127.0.0.1/app")?;
-/// for route in DefaultDomain::load_for_tenant(&mut conn, &1)? {
-///     println!("{}", route.absolute_url("/"));
+/// let mut conn = PgConnection::establish(database_url)?;
+/// let acme = DefaultTenant::find_by_schema_name(&mut conn, "acme")?.ok_or("no tenant acme")?;
+/// let mut urls = Vec::new();
+/// for route in DefaultDomain::load_for_tenant(&mut conn, &acme.id)? {
+///     urls.push(route.absolute_url("/"));
 /// }
+/// assert_eq!(urls, ["//acme.example.com/", "//example.com/acme/"]);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub trait DomainModel: Selectable<Pg> + Sized {

@@ -48,12 +48,18 @@ pub fn route_trigger_sql(schema: &str, table: &str) -> String {
 ///
 /// [`Error::Database`] (a missing table, or no right to create triggers on it).
 ///
-/// ```no_run
-/// use diesel::{Connection, PgConnection};
+/// ```
+/// # let db = pgschemas_diesel::doctest_setup::database().models(); let database_url = db.url();
+/// use diesel::{Connection, PgConnection, RunQueryDsl};
 /// use pgschemas_diesel::install_route_triggers;
 ///
-/// let mut conn = PgConnection::establish("postgres://postgres@127.0.0.1/app")?;
+/// let mut conn = PgConnection::establish(database_url)?;
 /// install_route_triggers(&mut conn, &pgschemas_diesel::models::default_catalog())?;
+///
+/// diesel::sql_query("LISTEN pgschemas_routes").execute(&mut conn)?;
+/// diesel::sql_query("DELETE FROM public.domains").execute(&mut conn)?;
+/// let changed = conn.notifications_iter().next().ok_or("no notification")??;
+/// assert_eq!((changed.channel.as_str(), changed.payload.as_str()), ("pgschemas_routes", "domains"));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn install_route_triggers(conn: &mut PgConnection, catalog: &dyn Catalog) -> Result<()> {

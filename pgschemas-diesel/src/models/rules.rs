@@ -122,18 +122,21 @@ impl NewDomain {
 /// domain among them: give its `xn--` form),
 /// [`Error::DomainTaken`], [`Error::Database`].
 ///
-/// ```no_run
+/// ```
+/// # let db = pgschemas_diesel::doctest_setup::database().models().tenant("acme", &[]); let database_url = db.url();
 /// use diesel::{Connection, PgConnection};
-/// use pgschemas_diesel::{NewDomain, add_domain};
-/// use pgschemas_diesel::models::DefaultDomain;
+/// use pgschemas_diesel::{DomainModel, NewDomain, TenantModel, add_domain};
+/// use pgschemas_diesel::models::{DefaultDomain, DefaultTenant};
 ///
-/// let mut conn = PgConnection::establish("postgres://postgres@127.0.0.1/app")?;
-/// let tenant_id = 1_i64;
+/// let mut conn = PgConnection::establish(database_url)?;
+/// let tenant_id = DefaultTenant::find_by_schema_name(&mut conn, "acme")?.ok_or("no tenant acme")?.id;
 /// let first: DefaultDomain = add_domain(&mut conn, &tenant_id, NewDomain::new("acme.example.com"))?;
 /// assert!(first.is_primary);
 /// let folder: DefaultDomain =
 ///     add_domain(&mut conn, &tenant_id, NewDomain::new("example.com").folder("acme").primary(true))?;
-/// assert!(folder.is_primary); // and acme.example.com is no longer primary
+/// assert!(folder.is_primary);
+/// let primary = DefaultDomain::find_primary(&mut conn, &tenant_id)?.ok_or("no primary")?;
+/// assert_eq!(primary.id, folder.id); // acme.example.com is no longer primary
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn add_domain<D: DomainModel>(
@@ -181,17 +184,19 @@ pub fn add_domain<D: DomainModel>(
 ///
 /// [`Error::Database`].
 ///
-/// ```no_run
+/// ```
+/// # let db = pgschemas_diesel::doctest_setup::database().models().tenant("acme", &["acme.example.com", "example.com/acme"]); let database_url = db.url();
 /// use diesel::{Connection, PgConnection};
-/// use pgschemas_diesel::{DomainModel, set_primary_domain};
-/// use pgschemas_diesel::models::DefaultDomain;
+/// use pgschemas_diesel::{DomainModel, TenantModel, set_primary_domain};
+/// use pgschemas_diesel::models::{DefaultDomain, DefaultTenant};
 ///
-/// let mut conn = PgConnection::establish("postgres://postgres@127.0.0.1/app")?;
-/// let routes = DefaultDomain::load_for_tenant(&mut conn, &1)?;
-/// if let Some(last) = routes.last() {
-///     let primary = set_primary_domain(&mut conn, last)?;
-///     assert!(primary.is_primary && !primary.redirect_to_primary);
-/// }
+/// let mut conn = PgConnection::establish(database_url)?;
+/// let acme = DefaultTenant::find_by_schema_name(&mut conn, "acme")?.ok_or("no tenant acme")?;
+/// let routes = DefaultDomain::load_for_tenant(&mut conn, &acme.id)?; // the primary first
+/// let last = routes.last().ok_or("no routes")?;
+/// let primary = set_primary_domain(&mut conn, last)?;
+/// assert!(primary.is_primary && !primary.redirect_to_primary);
+/// assert_eq!(primary.folder.as_deref(), Some("acme"));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn set_primary_domain<D: DomainModel>(conn: &mut PgConnection, route: &D) -> Result<D> {
@@ -207,15 +212,16 @@ pub fn set_primary_domain<D: DomainModel>(conn: &mut PgConnection, route: &D) ->
 ///
 /// [`Error::Database`].
 ///
-/// ```no_run
+/// ```
+/// # let db = pgschemas_diesel::doctest_setup::database().models().tenant("acme", &["acme.example.com"]); let database_url = db.url();
 /// use diesel::{Connection, PgConnection};
-/// use pgschemas_diesel::{DomainModel, primary_domain};
-/// use pgschemas_diesel::models::DefaultDomain;
+/// use pgschemas_diesel::{DomainModel, TenantModel, primary_domain};
+/// use pgschemas_diesel::models::{DefaultDomain, DefaultTenant};
 ///
-/// let mut conn = PgConnection::establish("postgres://postgres@127.0.0.1/app")?;
-/// if let Some(primary) = primary_domain::<DefaultDomain>(&mut conn, &1)? {
-///     println!("{}", primary.absolute_url("/login"));
-/// }
+/// let mut conn = PgConnection::establish(database_url)?;
+/// let acme = DefaultTenant::find_by_schema_name(&mut conn, "acme")?.ok_or("no tenant acme")?;
+/// let primary = primary_domain::<DefaultDomain>(&mut conn, &acme.id)?.ok_or("no primary route")?;
+/// assert_eq!(primary.absolute_url("/login"), "//acme.example.com/login");
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn primary_domain<D: DomainModel>(

@@ -7,15 +7,17 @@
 //! unqualified custom type is resolved through the `search_path` at first use and cached per
 //! connection, which breaks as soon as the connection switches tenants).
 //!
-//! ```no_run
+//! ```
+//! # let db = pgschemas_diesel::doctest_setup::database().models().tenant("acme", &["acme.example.com"]); let database_url = db.url();
 //! use diesel::prelude::*;
 //! use pgschemas_diesel::models::schema::{domains, tenants};
 //!
-//! let mut conn = PgConnection::establish("postgres://postgres@127.0.0.1/app")?;
+//! let mut conn = PgConnection::establish(database_url)?;
 //! let routes: Vec<(String, String)> = domains::table
 //!     .inner_join(tenants::table)
 //!     .select((tenants::schema_name, domains::domain))
 //!     .load(&mut conn)?;
+//! assert_eq!(routes, [("acme".to_string(), "acme.example.com".to_string())]);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 

@@ -17,10 +17,12 @@
 //! Wrap the whole `Router` (not `Router::layer`, which runs after routing): the folder
 //! prefix must be stripped *before* the router matches the path.
 //!
-//! ```no_run
-//! use axum::{Router, routing::get, ServiceExt};
+//! ```
+//! use std::sync::Arc;
+//! use axum::{Router, body::Body, extract::Request, routing::get, ServiceExt};
 //! use pgschemas_diesel::axum::{TenancyLayer, TenantDb};
-//! use pgschemas_diesel::{Route, RouteTable, TenantPool};
+//! use pgschemas_diesel::models::default_catalog;
+//! use pgschemas_diesel::{Config, Route, RouteOptions, RouteTable, TenantPool};
 //! use tower::Layer;
 //!
 //! async fn home(route: Route, db: TenantDb) -> String {
@@ -28,12 +30,26 @@
 //!     format!("hello from {schema}, see {}", route.url("/profile/"))
 //! }
 //!
-//! # async fn serve(table: RouteTable, pool: TenantPool) -> std::io::Result<()> {
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let db = pgschemas_diesel::doctest_setup::database().models().tenant("acme", &["example.com/acme"]); let database_url = db.url();
+//! let config = Config::default();
+//! let table = RouteTable::start(database_url, config.clone(), Arc::new(default_catalog()), RouteOptions::default())?;
+//! let pool = TenantPool::new(database_url, config)?;
+//!
 //! let router = Router::new().route("/", get(home)).with_state(pool);
 //! let app = TenancyLayer::new(table).layer(router);
+//!
+//! // What the server answers to `GET http://example.com/acme/` (the router sees `/`):
+//! let request = Request::get("/acme/").header("host", "example.com").body(Body::empty())?;
+//! let response = tower::ServiceExt::oneshot(app.clone(), request).await?;
+//! let body = axum::body::to_bytes(response.into_body(), usize::MAX).await?;
+//! assert_eq!(body, "hello from acme, see /acme/profile/");
+//!
+//! # let _serve = async || -> std::io::Result<()> { // compiled, not run: it listens for ever
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
-//! axum::serve(listener, ServiceExt::<axum::extract::Request>::into_make_service(app)).await
-//! # }
+//! axum::serve(listener, ServiceExt::<Request>::into_make_service(app)).await?;
+//! # Ok(()) };
+//! # Ok(()) }
 //! ```
 
 use std::convert::Infallible;
@@ -356,7 +372,7 @@ impl<S: Send + Sync> OptionalFromRequestParts<S> for Route {
 /// Takes connections from the router's state: any state `S` with `TenantPool: FromRef<S>`
 /// (the pool itself, or your own state with an `impl FromRef<AppState> for TenantPool`).
 ///
-/// ```no_run
+/// ```
 /// use diesel::RunQueryDsl;
 /// use pgschemas_diesel::axum::TenantDb;
 ///
@@ -369,6 +385,8 @@ impl<S: Send + Sync> OptionalFromRequestParts<S> for Route {
 ///         .await;
 ///     format!("{n:?}")
 /// }
+/// # let setup = pgschemas_diesel::doctest_setup::database().notes(&["customer1"]);
+/// # assert_eq!(setup.get(count, "customer1"), "Ok(0)");
 /// ```
 #[derive(Clone)]
 pub struct TenantDb {
@@ -401,10 +419,14 @@ impl TenantDb {
     ///
     /// Resumes `f`'s panic in the calling task.
     ///
-    /// ```no_run
-    /// # async fn f(db: pgschemas_diesel::axum::TenantDb) -> pgschemas_diesel::Result<()> {
+    /// ```
+    /// # use pgschemas_diesel::axum::TenantDb;
+    /// # async fn schema_of(db: TenantDb) -> pgschemas_diesel::Result<String> {
     /// let schema = db.run(|conn| Ok(conn.schema().to_string())).await?;
-    /// # Ok(()) }
+    /// # Ok(schema) }
+    /// # async fn handler(db: TenantDb) -> String { schema_of(db).await.unwrap_or_else(|e| e.to_string()) }
+    /// # let setup = pgschemas_diesel::doctest_setup::database().notes(&["customer1"]);
+    /// # assert_eq!(setup.get(handler, "customer1"), "customer1");
     /// ```
     pub async fn run<T, F>(&self, f: F) -> Result<T>
     where
@@ -430,14 +452,18 @@ impl TenantDb {
     ///
     /// Resumes `f`'s panic in the calling task.
     ///
-    /// ```no_run
+    /// ```
     /// use diesel::RunQueryDsl;
-    /// # async fn f(db: pgschemas_diesel::axum::TenantDb) -> pgschemas_diesel::Result<()> {
+    /// # use pgschemas_diesel::axum::TenantDb;
+    /// # async fn add_note(db: TenantDb) -> pgschemas_diesel::Result<usize> {
     /// db.transaction(|conn| {
     ///     diesel::sql_query("insert into notes (body) values ('hi')").execute(conn)?;
     ///     Ok(())
     /// }).await?;
-    /// # Ok(()) }
+    /// # db.run(|conn| Ok(diesel::sql_query("select 1 from notes").execute(&mut **conn)?)).await }
+    /// # async fn handler(db: TenantDb) -> String { format!("{:?}", add_note(db).await) }
+    /// # let setup = pgschemas_diesel::doctest_setup::database().notes(&["customer1"]);
+    /// # assert_eq!(setup.get(handler, "customer1"), "Ok(1)"); // committed
     /// ```
     pub async fn transaction<T, F>(&self, f: F) -> Result<T>
     where

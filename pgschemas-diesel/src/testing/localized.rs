@@ -56,7 +56,7 @@ struct Localized {
 ///
 /// # Examples
 ///
-/// ```no_run
+/// ```
 /// use diesel::prelude::*;
 ///
 /// let german = pgschemas_diesel::testing::localized_server_url("de");

@@ -22,16 +22,19 @@
 //!
 //! # Examples
 //!
-//! ```no_run
+//! ```
 //! use diesel::prelude::*;
 //!
-//! #[test]
-//! fn tenants_get_their_own_schema() -> QueryResult<()> {
-//!     let db = pgschemas_diesel::test_database!();
+//! // #[test]: in your crate's tests
+//! fn tenants_get_their_own_schema() -> Result<(), Box<dyn std::error::Error>> {
+//!     let db = pgschemas_diesel::test_database!(); // named after this function
 //!     let mut conn = db.connect();
 //!     diesel::sql_query("CREATE SCHEMA tenant_a").execute(&mut conn)?;
+//!     assert_eq!(pgschemas_diesel::list_schemas(&mut conn)?, ["public", "tenant_a"]);
 //!     Ok(())
 //! }
+//! # tenants_get_their_own_schema()?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
 mod cluster;

@@ -68,26 +68,33 @@ impl fmt::Display for PoolMode {
 /// connection through such a PgBouncer must disable its statement cache, which makes Diesel
 /// send every query as an unnamed statement in one round trip:
 ///
-/// ```no_run
+/// ```
 /// use diesel::connection::CacheSize;
 /// use diesel::prelude::*;
 ///
-/// # let url = "";
+/// # use pgschemas_diesel::testing::{PgBouncer, PoolMode, server_url};
+/// # let db = pgschemas_diesel::doctest_setup::database();
+/// # let bouncer = PgBouncer::start(&server_url(), db.name(), PoolMode::Transaction, 2); let url = bouncer.url();
 /// let mut conn = PgConnection::establish(url)?;
 /// conn.set_prepared_statement_cache_size(CacheSize::Disabled);
-/// # Ok::<(), diesel::ConnectionError>(())
+/// # let one: i32 = diesel::select(1.into_sql::<diesel::sql_types::Integer>()).get_result(&mut conn)?;
+/// # assert_eq!(one, 1);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 ///
 /// `diesel::sql_query` is never cached, so it works either way.
 ///
 /// # Examples
 ///
-/// ```no_run
+/// ```
 /// use diesel::connection::CacheSize;
 /// use diesel::prelude::*;
 /// use pgschemas_diesel::testing::{PgBouncer, PoolMode, TestDatabase, server_url};
 ///
+/// # let db = pgschemas_diesel::doctest_setup::database();
+/// # /*
 /// let db = TestDatabase::new("pgbouncer_example");
+/// # */
 /// // 10 clients may share 2 server connections
 /// let bouncer = PgBouncer::start(&server_url(), db.name(), PoolMode::Transaction, 2);
 ///
@@ -121,11 +128,12 @@ impl PgBouncer {
     ///
     /// # Examples
     ///
-    /// ```no_run
+    /// ```
     /// use pgschemas_diesel::testing::{PgBouncer, PoolMode, server_url};
     ///
     /// let bouncer = PgBouncer::start(&server_url(), "postgres", PoolMode::Session, 5);
     /// println!("PgBouncer listens at {}", bouncer.url());
+    /// assert!(bouncer.url().ends_with("/postgres"));
     /// ```
     pub fn start(
         server_url: &str,
@@ -190,13 +198,14 @@ impl PgBouncer {
     ///
     /// # Examples
     ///
-    /// ```no_run
+    /// ```
     /// use diesel::prelude::*;
     /// use pgschemas_diesel::testing::{PgBouncer, PoolMode, server_url};
     ///
     /// let bouncer = PgBouncer::start(&server_url(), "postgres", PoolMode::Session, 5);
-    /// let conn = PgConnection::establish(bouncer.url())?;
-    /// # Ok::<(), diesel::ConnectionError>(())
+    /// let mut conn = PgConnection::establish(bouncer.url())?;
+    /// diesel::sql_query("SELECT 1").execute(&mut conn)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn url(&self) -> &str {
         &self.url
@@ -206,7 +215,7 @@ impl PgBouncer {
     ///
     /// # Examples
     ///
-    /// ```no_run
+    /// ```
     /// use pgschemas_diesel::testing::{PgBouncer, PoolMode, server_url};
     ///
     /// let bouncer = PgBouncer::start(&server_url(), "postgres", PoolMode::Session, 5);

@@ -46,7 +46,7 @@ const PREFERRED_PORT: u16 = 54329;
 ///
 /// # Examples
 ///
-/// ```no_run
+/// ```
 /// use diesel::prelude::*;
 /// use diesel::sql_types::Text;
 ///
@@ -60,6 +60,7 @@ const PREFERRED_PORT: u16 = 54329;
 /// let mut conn = PgConnection::establish(&url)?;
 /// let row: Version = diesel::sql_query("SELECT version()").get_result(&mut conn)?;
 /// println!("testing against {}", row.version);
+/// assert!(row.version.starts_with("PostgreSQL "));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn server_url() -> String {

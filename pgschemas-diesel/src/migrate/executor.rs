@@ -5,18 +5,19 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use diesel::connection::{AnsiTransactionManager, TransactionManager};
 use diesel::migration::MigrationSource;
 use diesel::pg::Pg;
 
 use super::error::{MigrationError, MigrationErrorKind};
-use super::run::{Migrations, apply, load, pending_in};
+use super::list::{Migrations, load, versions};
+use super::run::{apply, pending_in};
 use super::selection::{MigrationSet, SchemaKind, Selection, Target};
 use crate::catalog::{Catalog, CatalogRows, InvalidRow};
 use crate::error::{Error, Result};
 use crate::lifecycle::{create_schema, schema_exists};
 use crate::name::SchemaName;
 use crate::pool::{TenantPool, TenantScope};
+use crate::transaction;
 
 type Source = Arc<dyn MigrationSource<Pg> + Send + Sync>;
 type ProgressFn = Arc<dyn Fn(&Progress<'_>) + Send + Sync>;
@@ -565,10 +566,7 @@ impl Migrator {
                             && matches!(target.kind, SchemaKind::Shared | SchemaKind::Static)
                             && matches!(e.kind(), MigrationErrorKind::SchemaNotFound) =>
                     {
-                        Ok(list
-                            .iter()
-                            .map(|m| m.name().version().to_string())
-                            .collect())
+                        Ok(versions(list))
                     }
                     other => other,
                 }
@@ -588,8 +586,7 @@ impl Migrator {
                     // Whatever failed, the session may not be as the pool believes (a
                     // migration outside a transaction may have changed the path, or ended the
                     // session): discard the connection rather than reuse it.
-                    AnsiTransactionManager::transaction_manager_status_mut(&mut *conn)
-                        .set_in_error();
+                    transaction::mark_broken(&mut conn);
                 }
                 result
             }

@@ -17,9 +17,9 @@ use diesel::sql_types::{Bool, Nullable, Text};
 use crate::error::Error;
 use crate::path::SearchPath;
 
-/// The call that sets the `search_path` to `value`, an SQL expression (a quoted literal, or
-/// a function reading it): for the transaction only (`SET LOCAL`) when `local`, else for the
-/// session.
+/// The call that sets the `search_path` to `value`, an SQL expression (a quoted literal, a
+/// bound parameter, a function reading it): for the transaction only (`SET LOCAL`) when
+/// `local`, else for the session.
 pub(crate) fn set_path_call(value: &str, local: bool) -> String {
     format!("pg_catalog.set_config('search_path', {value}, {local})")
 }
@@ -137,14 +137,15 @@ impl Probe {
 /// session path to `path` in the same statement (a missing or unusable schema leaves the path
 /// as it was).
 pub(crate) fn probe(conn: &mut PgConnection, path: &SearchPath, set: bool) -> QueryResult<Probe> {
-    diesel::sql_query(
+    diesel::sql_query(format!(
         "SELECT s.oid IS NOT NULL AS found, \
          COALESCE(pg_catalog.has_schema_privilege(s.oid, 'USAGE'), false) AS usable, \
          current_user::text AS role, \
          CASE WHEN $3 AND pg_catalog.has_schema_privilege(s.oid, 'USAGE') \
-         THEN pg_catalog.set_config('search_path', $2, false) END AS set \
+         THEN {} END AS set \
          FROM (SELECT pg_catalog.to_regnamespace($1)::pg_catalog.oid AS oid) s",
-    )
+        set_path_call("$2", false)
+    ))
     .bind::<Text, _>(path.schema().quoted())
     .bind::<Text, _>(path.as_sql_value())
     .bind::<Bool, _>(set)

@@ -9,6 +9,7 @@ use super::error::{MigrationError, MigrationErrorKind};
 use super::ledger::{applied_in, ledger_table};
 use super::list::{load, versions};
 use super::lock::SchemaLock;
+use crate::checkout::set_path_call;
 use crate::config::Config;
 use crate::name::SchemaName;
 use crate::transaction;
@@ -122,18 +123,22 @@ fn switch_path(
     schema: Option<&SchemaName>,
     local: bool,
 ) -> QueryResult<bool> {
-    let schema = schema.map(SchemaName::quoted);
-    let set = diesel::dsl::sql::<Nullable<Text>>("(SELECT pg_catalog.set_config('search_path', ")
-        .bind::<Text, _>(value)
-        .sql(", ")
-        .bind::<Bool, _>(local)
-        .sql(") WHERE ")
-        .bind::<Nullable<Text>, _>(schema.as_deref())
-        .sql("::text IS NULL OR pg_catalog.to_regnamespace(")
-        .bind::<Nullable<Text>, _>(schema.as_deref())
-        .sql(") IS NOT NULL)");
-    let set: Option<String> = diesel::select(set).get_result(conn)?;
-    Ok(set.is_some())
+    let row: Switched = diesel::sql_query(format!(
+        "SELECT (SELECT {} WHERE $2::text IS NULL \
+         OR pg_catalog.to_regnamespace($2) IS NOT NULL) AS set",
+        set_path_call("$1", local)
+    ))
+    .bind::<Text, _>(value)
+    .bind::<Nullable<Text>, _>(schema.map(SchemaName::quoted))
+    .get_result(conn)?;
+    Ok(row.set.is_some())
+}
+
+/// What [`switch_path`] reads back: the path now set, if it was.
+#[derive(QueryableByName)]
+struct Switched {
+    #[diesel(sql_type = Nullable<Text>)]
+    set: Option<String>,
 }
 
 /// The migrations of `migrations` not yet applied to `schema`, by version, in order; nothing

@@ -17,6 +17,13 @@ use diesel::sql_types::{Bool, Nullable, Text};
 use crate::error::Error;
 use crate::path::SearchPath;
 
+/// The call that sets the `search_path` to `value`, an SQL expression (a quoted literal, a
+/// bound parameter, a function reading it): for the transaction only (`SET LOCAL`) when
+/// `local`, else for the session.
+pub(crate) fn set_path_call(value: &str, local: bool) -> String {
+    format!("pg_catalog.set_config('search_path', {value}, {local})")
+}
+
 /// Returns the session to its state at connection: the login role (also ending any `SET
 /// ROLE`), every setting back to its default (custom `app.*` settings included), no open
 /// cursor, no listener, no temporary object, no sequence state. Prepared statements are kept:
@@ -61,8 +68,8 @@ pub(crate) fn prepare_sql() -> String {
 /// may name a schema with operators of its own.
 pub(crate) fn session_sql(path: &SearchPath) -> String {
     format!(
-        "EXECUTE {SENTINEL}; {RESET}; SELECT {RESTORE}, pg_catalog.set_config('search_path', {}, false) WHERE {}",
-        path.literal(),
+        "EXECUTE {SENTINEL}; {RESET}; SELECT {RESTORE}, {} WHERE {}",
+        set_path_call(&path.literal(), false),
         guard(&path.schema_literal()),
     )
 }
@@ -74,10 +81,10 @@ pub(crate) fn session_sql(path: &SearchPath) -> String {
 /// and the path for this transaction only.
 pub(crate) fn transaction_sql(path: &SearchPath) -> String {
     format!(
-        "BEGIN; {RESET}; SELECT {RESTORE}, pg_catalog.set_config('search_path', '', false) WHERE {}; \
-         COMMIT; BEGIN; SELECT pg_catalog.set_config('search_path', {}, true)",
+        "BEGIN; {RESET}; SELECT {RESTORE}, {} WHERE {}; COMMIT; BEGIN; SELECT {}",
+        set_path_call("''", false),
         guard(&path.schema_literal()),
-        path.literal(),
+        set_path_call(&path.literal(), true),
     )
 }
 
@@ -86,8 +93,8 @@ pub(crate) fn transaction_sql(path: &SearchPath) -> String {
 /// open transaction are proven as at a checkout.
 pub(crate) fn plain_transaction_sql(path: &SearchPath) -> String {
     format!(
-        "BEGIN; SELECT pg_catalog.set_config('search_path', {}, true) WHERE {}",
-        path.literal(),
+        "BEGIN; SELECT {} WHERE {}",
+        set_path_call(&path.literal(), true),
         guard(&path.schema_literal()),
     )
 }
@@ -130,14 +137,15 @@ impl Probe {
 /// session path to `path` in the same statement (a missing or unusable schema leaves the path
 /// as it was).
 pub(crate) fn probe(conn: &mut PgConnection, path: &SearchPath, set: bool) -> QueryResult<Probe> {
-    diesel::sql_query(
+    diesel::sql_query(format!(
         "SELECT s.oid IS NOT NULL AS found, \
          COALESCE(pg_catalog.has_schema_privilege(s.oid, 'USAGE'), false) AS usable, \
          current_user::text AS role, \
          CASE WHEN $3 AND pg_catalog.has_schema_privilege(s.oid, 'USAGE') \
-         THEN pg_catalog.set_config('search_path', $2, false) END AS set \
+         THEN {} END AS set \
          FROM (SELECT pg_catalog.to_regnamespace($1)::pg_catalog.oid AS oid) s",
-    )
+        set_path_call("$2", false)
+    ))
     .bind::<Text, _>(path.schema().quoted())
     .bind::<Text, _>(path.as_sql_value())
     .bind::<Bool, _>(set)
@@ -155,29 +163,59 @@ pub(crate) enum Refusal {
     Connection(Error),
 }
 
-/// Explains a failed checkout statement for `path`: ends the transaction the statement
-/// opened itself (`in_own_block`, the transaction form), resets the session in a statement of
-/// its own (which fails when a transaction the caller left open is still there, now aborted),
-/// then reads the schema's state with bound values.
+impl Refusal {
+    /// The error for the caller, whichever it is.
+    pub(crate) fn into_error(self) -> Error {
+        match self {
+            Self::Schema(e) | Self::Connection(e) => e,
+        }
+    }
+}
+
+/// What a failed statement left on the session, to be ended before the server is asked why
+/// it failed.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Leftover {
+    /// The pool's session form: nothing of its own. The session is reset, in a statement of
+    /// its own, which fails when a transaction the caller left open is still there (aborted).
+    Session,
+    /// The pool's transaction form: the transaction the statement opened, rolled back, then
+    /// the session reset as for [`Session`](Self::Session).
+    Transaction,
+    /// A `BEGIN` message on a connection the crate does not manage: the transaction it
+    /// opened is rolled back, and nothing of the session is reset. The schema being fine, the
+    /// guard failed on a transaction that was open before it.
+    PlainTransaction,
+}
+
+/// Explains a failed statement for `path`: ends what it left (`leftover`), then reads the
+/// schema's state with bound values.
 pub(crate) fn explain(
     conn: &mut PgConnection,
     path: &SearchPath,
     failure: DieselError,
-    in_own_block: bool,
+    leftover: Leftover,
 ) -> Refusal {
     let schema = path.schema().as_str();
-    if in_own_block && conn.batch_execute("ROLLBACK").is_err() {
+    if leftover != Leftover::Session && conn.batch_execute("ROLLBACK").is_err() {
         return Refusal::Connection(Error::db(schema, failure));
     }
-    if conn
-        .batch_execute(&format!("{RESET}; SELECT {RESTORE}"))
-        .is_err()
+    if leftover != Leftover::PlainTransaction
+        && conn
+            .batch_execute(&format!("{RESET}; SELECT {RESTORE}"))
+            .is_err()
     {
         return Refusal::Connection(Error::db(schema, failure));
     }
     match probe(conn, path, false) {
         Ok(p) => match p.refusal(path) {
             Some(e) => Refusal::Schema(e),
+            None if leftover == Leftover::PlainTransaction => {
+                Refusal::Connection(Error::SessionState {
+                    schema: schema.to_owned(),
+                    reason: "a transaction was already open on this connection (it has been rolled back)",
+                })
+            }
             None => Refusal::Connection(Error::db(schema, failure)),
         },
         Err(_) => Refusal::Connection(Error::db(schema, failure)),

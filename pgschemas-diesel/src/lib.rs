@@ -58,6 +58,7 @@ mod pool;
 mod provision;
 mod routing;
 mod schema;
+mod transaction;
 
 pub use catalog::{Catalog, DomainRecord, InvalidRow, NoTenants, RowKind, TenantRecord};
 pub use config::{Config, ConfigBuilder, StaticTenant, StaticTenantBuilder};

@@ -4,15 +4,16 @@ use std::fmt;
 use std::ops::{Deref, DerefMut};
 
 use diesel::PgConnection;
-use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
+use diesel::connection::SimpleConnection;
 use diesel::r2d2::ConnectionManager;
 
-use crate::checkout::{self, Refusal};
+use crate::checkout::{self, Leftover, Refusal};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::name::SchemaName;
 use crate::path::SearchPath;
 use crate::schema::{Schema, run_in_transaction, set_path};
+use crate::transaction;
 
 /// Diesel's r2d2 connection manager for PostgreSQL.
 pub type Manager = ConnectionManager<PgConnection>;
@@ -252,13 +253,14 @@ impl TenantPool {
         let path = self.config.search_path(schema)?;
         let begin = checkout::transaction_sql(&path);
         let mut conn = self.take(&path, |conn| {
-            AnsiTransactionManager::begin_transaction_sql(&mut **conn, &begin)
-                .map_err(|e| checkout::explain(conn, &path, e, true))?;
+            transaction::begin(conn, &begin)
+                .map_err(|e| checkout::explain(conn, &path, e, Leftover::Transaction))?;
             drain_notifications(conn);
             Ok(())
         })?;
-        let result = run_in_transaction(&mut conn, path.schema(), f);
-        if in_transaction(&mut conn) != Some(false) {
+        let result = run_in_transaction(&mut conn, &path, f);
+        // Still open, or unknown (Diesel's record is broken): never hand it out again.
+        if !matches!(transaction::is_open(&mut conn), Ok(false)) {
             discard(&mut conn);
         }
         result
@@ -277,7 +279,7 @@ impl TenantPool {
                 r2d2::PooledConnection::extensions_mut(conn).insert(Prepared);
             }
             conn.batch_execute(&sql)
-                .map_err(|e| checkout::explain(conn, path, e, false))?;
+                .map_err(|e| checkout::explain(conn, path, e, Leftover::Session))?;
             drain_notifications(conn);
             Ok(())
         })
@@ -332,14 +334,6 @@ fn is_marked(conn: &Pooled) -> bool {
         .is_some()
 }
 
-/// Whether Diesel has a transaction open; `None` when its transaction manager is broken.
-fn in_transaction(conn: &mut PgConnection) -> Option<bool> {
-    AnsiTransactionManager::transaction_manager_status_mut(conn)
-        .transaction_depth()
-        .ok()
-        .map(|d| d.is_some())
-}
-
 /// Marks the connection for discard, for good, and tells r2d2 to destroy it when it returns.
 ///
 /// Diesel clears its own "broken" flag after any statement that succeeds, so the mark lives
@@ -347,7 +341,7 @@ fn in_transaction(conn: &mut PgConnection) -> Option<bool> {
 /// back ([`TenantScope`]'s `Drop`) and whenever a checkout meets it.
 fn discard(conn: &mut Pooled) {
     r2d2::PooledConnection::extensions_mut(conn).insert(Discard);
-    AnsiTransactionManager::transaction_manager_status_mut(&mut **conn).set_in_error();
+    transaction::mark_broken(conn);
 }
 
 /// An r2d2 customizer that turns Diesel's prepared-statement cache off on every new

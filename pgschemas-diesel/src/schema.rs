@@ -1,16 +1,15 @@
 //! Activating a schema on a plain connection.
 
-use diesel::connection::SimpleConnection;
-use diesel::connection::{AnsiTransactionManager, TransactionManager};
 use diesel::prelude::*;
 use diesel::result::Error as DieselError;
 use diesel::sql_types::{Nullable, Text};
 
-use crate::checkout;
+use crate::checkout::{self, Leftover};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::name::SchemaName;
 use crate::path::SearchPath;
+use crate::transaction::{self, Ended};
 
 /// Anything that names a schema: a [`SchemaName`], a [`StaticTenant`](crate::StaticTenant),
 /// a string, or the user's own tenant model (through `#[derive(Tenant)]`).
@@ -135,7 +134,8 @@ impl Config {
         E: From<Error>,
     {
         let path = self.search_path(schema)?;
-        local_transaction(conn, &path, &checkout::plain_transaction_sql(&path), f)
+        let begin = checkout::plain_transaction_sql(&path);
+        transaction::run(conn, &begin, f).map_err(|ended| ended_error(conn, &path, ended))
     }
 }
 
@@ -259,75 +259,47 @@ pub(crate) fn set_path(conn: &mut PgConnection, path: &SearchPath) -> Result<()>
     }
 }
 
-/// Runs `f` in a transaction opened by `begin` (one message: `BEGIN`, the transaction's path
-/// for `path`, and its proof), then commits or rolls back. When `begin` fails, what failed is
-/// read from the server, never from the error's text: the schema's state, or an open
-/// transaction (then reported as [`Error::SessionState`]).
-pub(crate) fn local_transaction<T, E, F>(
+/// Mirrors `TransactionManager::transaction` once the transaction for `path` is open: `f`,
+/// then commit on `Ok`, roll back on `Err` or panic.
+pub(crate) fn run_in_transaction<T, E, F>(
     conn: &mut PgConnection,
     path: &SearchPath,
-    begin: &str,
     f: F,
 ) -> Result<T, E>
 where
     F: FnOnce(&mut PgConnection) -> Result<T, E>,
     E: From<Error>,
 {
-    let schema = path.schema();
-    if let Err(e) = AnsiTransactionManager::begin_transaction_sql(conn, begin) {
-        return Err(begin_failed(conn, path, e).into());
+    transaction::finish(conn, f).map_err(|ended| ended_error(conn, path, ended))
+}
+
+/// The caller's error for a transaction on `path` that did not commit: `f`'s own, unless
+/// the rollback after it failed. A failed `BEGIN` message is explained from the server's
+/// state, never from the error's text: the schema's state, or an open transaction (then
+/// reported as [`Error::SessionState`]).
+fn ended_error<E: From<Error>>(conn: &mut PgConnection, path: &SearchPath, ended: Ended<E>) -> E {
+    let schema = path.schema().as_str();
+    match ended {
+        Ended::BeginFailed(e) => begin_failed(conn, path, e).into(),
+        Ended::Failed {
+            error,
+            rollback: Ok(()) | Err(DieselError::BrokenTransactionManager),
+        } => error,
+        Ended::Failed {
+            rollback: Err(e), ..
+        }
+        | Ended::CommitFailed(e) => Error::db(schema, e).into(),
     }
-    run_in_transaction(conn, schema, f)
 }
 
 /// What a failed `BEGIN` message means: Diesel's own "already in a transaction", or, after
 /// rolling back what the message opened, the schema's state as the server reports it.
-pub(crate) fn begin_failed(conn: &mut PgConnection, path: &SearchPath, e: DieselError) -> Error {
-    let schema = path.schema();
+fn begin_failed(conn: &mut PgConnection, path: &SearchPath, e: DieselError) -> Error {
     if matches!(e, DieselError::AlreadyInTransaction) {
         return Error::SessionState {
-            schema: schema.to_string(),
+            schema: path.schema().to_string(),
             reason: "Diesel already has a transaction open on this connection",
         };
     }
-    // The message's `BEGIN` ran and a later statement failed: end that transaction first.
-    if conn.batch_execute("ROLLBACK").is_err() {
-        return Error::db(schema.as_str(), e);
-    }
-    match checkout::probe(conn, path, false) {
-        Ok(p) => p.refusal(path).unwrap_or_else(|| Error::SessionState {
-            schema: schema.to_string(),
-            reason: "a transaction was already open on this connection (it has been rolled back)",
-        }),
-        Err(_) => Error::db(schema.as_str(), e),
-    }
-}
-
-/// Mirrors `TransactionManager::transaction` once the transaction is open: `f`, then commit
-/// on `Ok`, roll back on `Err` or panic.
-pub(crate) fn run_in_transaction<T, E, F>(
-    conn: &mut PgConnection,
-    schema: &SchemaName,
-    f: F,
-) -> Result<T, E>
-where
-    F: FnOnce(&mut PgConnection) -> Result<T, E>,
-    E: From<Error>,
-{
-    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&mut *conn)));
-    match result {
-        Ok(Ok(value)) => {
-            AnsiTransactionManager::commit_transaction(conn)
-                .map_err(|e| Error::db(schema.as_str(), e))?;
-            Ok(value)
-        }
-        Ok(Err(user_error)) => match AnsiTransactionManager::rollback_transaction(conn) {
-            Ok(()) | Err(DieselError::BrokenTransactionManager) => Err(user_error),
-            Err(rollback_error) => Err(Error::db(schema.as_str(), rollback_error).into()),
-        },
-        Err(panic) => {
-            let _ = AnsiTransactionManager::rollback_transaction(conn);
-            std::panic::resume_unwind(panic)
-        }
-    }
+    checkout::explain(conn, path, e, Leftover::PlainTransaction).into_error()
 }

@@ -1,285 +1,24 @@
-//! Migrating many schemas: selection, order, parallel workers, fail-fast, plan, reports.
+//! Running a [`Migrator`]: selection, order, parallel workers, fail-fast, plan.
 
 use std::convert::Infallible;
-use std::fmt;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use diesel::connection::{AnsiTransactionManager, TransactionManager};
-use diesel::migration::MigrationSource;
-use diesel::pg::Pg;
-
+use super::builder::{Migrator, Source};
 use super::error::{MigrationError, MigrationErrorKind};
-use super::run::{Migrations, apply, load, pending_in};
+use super::list::{Migrations, load, versions};
+use super::report::{MigrationReport, Mode, Progress, SchemaReport};
+use super::run::{apply, pending_in};
 use super::selection::{MigrationSet, SchemaKind, Selection, Target};
-use crate::catalog::{Catalog, CatalogRows, InvalidRow};
+use crate::catalog::{CatalogRows, InvalidRow};
 use crate::error::{Error, Result};
 use crate::lifecycle::{create_schema, schema_exists};
 use crate::name::SchemaName;
 use crate::parallel::Workers;
-use crate::pool::{TenantPool, TenantScope};
-
-type Source = Arc<dyn MigrationSource<Pg> + Send + Sync>;
-type ProgressFn = Arc<dyn Fn(&Progress<'_>) + Send + Sync>;
-
-/// Migrates many schemas: the shared schema with the shared migrations, then the static
-/// tenants, the clone reference and every dynamic tenant with the tenant migrations, on N
-/// connections in parallel.
-///
-/// - **Selection**: a [`Selection`] (all, static, dynamic, tenant-like, references,
-///   exclusions) resolved against the configuration and the [`Catalog`]'s tenants. A
-///   tenant row that cannot be migrated (its schema name is not valid) is left out and
-///   listed in the report's [`invalid_rows`](MigrationReport::invalid_rows); the others
-///   are migrated.
-/// - **Order**: the shared schema first, alone; then static tenants (declared order), the
-///   clone reference, dynamic tenants by name, handed out in that order to the workers.
-/// - **Each schema** is migrated by [`migrate_schema`](crate::migrate_schema)'s rules: its
-///   own ledger, an advisory lock per (database, schema) so that two processes never
-///   migrate it at once, one transaction per migration, never all tenants in one.
-/// - **Failures**: by default the run stops handing out schemas after the first failure
-///   (the ones already running finish); [`keep_going`](MigratorBuilder::keep_going) runs
-///   them all. A failure in the shared schema always stops the run: tenant migrations may
-///   depend on it. Running again after a fix finishes the job.
-/// - **Plan**: [`plan`](Self::plan) lists what each schema would apply; nothing runs.
-///
-/// Dynamic tenants are migrated whether active or not. Static tenants declared with
-/// `.migrate(false)` are not migrated. The clone reference is
-/// migrated when it exists. The shared schema and static tenant schemas that do not exist
-/// are created first (turn off with
-/// [`create_missing_schemas`](MigratorBuilder::create_missing_schemas)); a dynamic tenant
-/// whose schema is missing is reported as failed.
-///
-/// ```no_run
-/// use std::sync::Arc;
-/// use diesel_migrations::{EmbeddedMigrations, embed_migrations};
-/// use pgschemas_diesel::{Config, Migrator, NoTenants, Selection, TenantPool};
-///
-/// const TENANT: EmbeddedMigrations = embed_migrations!("../examples/migrations/tenant");
-///
-/// let pool = TenantPool::with_builder(
-///     "postgres://postgres@127.0.0.1/app",
-///     Config::default(),
-///     r2d2::Pool::builder().max_size(4),
-/// )?;
-/// let migrator = Migrator::builder(pool, Arc::new(NoTenants))
-///     .tenant_migrations(TENANT)
-///     .workers(4)
-///     .on_progress(|p| eprintln!("{}/{}", p.done(), p.total()))
-///     .build()?;
-/// let report = migrator.run(&Selection::all())?;
-/// println!("{report}");
-/// for failed in report.failed() {
-///     eprintln!("{}", failed.error.as_ref().unwrap());
-/// }
-/// # Ok::<(), Box<dyn std::error::Error>>(())
-/// ```
-pub struct Migrator {
-    pool: TenantPool,
-    catalog: Arc<dyn Catalog>,
-    shared: Option<Source>,
-    tenant: Option<Source>,
-    workers: usize,
-    keep_going: bool,
-    create_missing: bool,
-    progress: Option<ProgressFn>,
-}
-
-impl fmt::Debug for Migrator {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Migrator")
-            .field("pool", &self.pool)
-            .field("shared", &self.shared.is_some())
-            .field("tenant", &self.tenant.is_some())
-            .field("workers", &self.workers)
-            .field("keep_going", &self.keep_going)
-            .field("create_missing", &self.create_missing)
-            .finish_non_exhaustive()
-    }
-}
-
-/// Builds a [`Migrator`]; see [`Migrator::builder`].
-#[must_use]
-pub struct MigratorBuilder {
-    inner: Migrator,
-}
-
-impl fmt::Debug for MigratorBuilder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("MigratorBuilder").field(&self.inner).finish()
-    }
-}
-
-impl MigratorBuilder {
-    /// The migrations of the shared schema. Without them, the shared schema is not migrated.
-    ///
-    /// ```no_run
-    /// # use std::sync::Arc;
-    /// # fn demo(pool: pgschemas_diesel::TenantPool) -> Result<(), Box<dyn std::error::Error>> {
-    /// const SHARED: diesel_migrations::EmbeddedMigrations =
-    ///     diesel_migrations::embed_migrations!("../examples/migrations/tenant");
-    /// let builder = pgschemas_diesel::Migrator::builder(pool, Arc::new(pgschemas_diesel::NoTenants))
-    ///     .shared_migrations(SHARED);
-    /// # Ok(()) }
-    /// ```
-    pub fn shared_migrations<S>(mut self, migrations: S) -> Self
-    where
-        S: MigrationSource<Pg> + Send + Sync + 'static,
-    {
-        self.inner.shared = Some(Arc::new(migrations));
-        self
-    }
-
-    /// The migrations of every tenant schema (static tenants that migrate, the clone
-    /// reference, dynamic tenants). Without them, only the shared schema is migrated.
-    ///
-    /// ```no_run
-    /// # use std::sync::Arc;
-    /// # fn demo(pool: pgschemas_diesel::TenantPool) -> Result<(), Box<dyn std::error::Error>> {
-    /// const TENANT: diesel_migrations::EmbeddedMigrations =
-    ///     diesel_migrations::embed_migrations!("../examples/migrations/tenant");
-    /// let builder = pgschemas_diesel::Migrator::builder(pool, Arc::new(pgschemas_diesel::NoTenants))
-    ///     .tenant_migrations(TENANT);
-    /// # Ok(()) }
-    /// ```
-    pub fn tenant_migrations<S>(mut self, migrations: S) -> Self
-    where
-        S: MigrationSource<Pg> + Send + Sync + 'static,
-    {
-        self.inner.tenant = Some(Arc::new(migrations));
-        self
-    }
-
-    /// How many schemas are migrated at once, each on its own pooled connection (default 1).
-    /// The pool must have at least this many connections.
-    ///
-    /// ```no_run
-    /// # use std::sync::Arc;
-    /// # fn demo(pool: pgschemas_diesel::TenantPool) -> Result<(), Box<dyn std::error::Error>> {
-    /// let builder = pgschemas_diesel::Migrator::builder(pool, Arc::new(pgschemas_diesel::NoTenants))
-    ///     .workers(4);
-    /// # Ok(()) }
-    /// ```
-    pub fn workers(mut self, workers: usize) -> Self {
-        self.inner.workers = workers;
-        self
-    }
-
-    /// Whether to go on with the other schemas after one fails (default `false`: stop
-    /// handing out schemas after the first failure; those already running finish).
-    ///
-    /// ```no_run
-    /// # use std::sync::Arc;
-    /// # fn demo(pool: pgschemas_diesel::TenantPool) -> Result<(), Box<dyn std::error::Error>> {
-    /// let builder = pgschemas_diesel::Migrator::builder(pool, Arc::new(pgschemas_diesel::NoTenants))
-    ///     .keep_going(true);
-    /// # Ok(()) }
-    /// ```
-    pub fn keep_going(mut self, keep_going: bool) -> Self {
-        self.inner.keep_going = keep_going;
-        self
-    }
-
-    /// Whether to create the shared schema and the static tenants' schemas when they do not
-    /// exist (default `true`, as django-pgschemas does; dynamic tenants' schemas are never
-    /// created here: provision the tenant instead).
-    ///
-    /// ```no_run
-    /// # use std::sync::Arc;
-    /// # fn demo(pool: pgschemas_diesel::TenantPool) -> Result<(), Box<dyn std::error::Error>> {
-    /// let builder = pgschemas_diesel::Migrator::builder(pool, Arc::new(pgschemas_diesel::NoTenants))
-    ///     .create_missing_schemas(false);
-    /// # Ok(()) }
-    /// ```
-    pub fn create_missing_schemas(mut self, create: bool) -> Self {
-        self.inner.create_missing = create;
-        self
-    }
-
-    /// Called when a schema starts and when it finishes, from the worker threads; turn it
-    /// into a progress bar or a log line.
-    ///
-    /// ```no_run
-    /// # use std::sync::Arc;
-    /// # fn demo(pool: pgschemas_diesel::TenantPool) -> Result<(), Box<dyn std::error::Error>> {
-    /// use pgschemas_diesel::Progress;
-    /// let builder = pgschemas_diesel::Migrator::builder(pool, Arc::new(pgschemas_diesel::NoTenants))
-    ///     .on_progress(|p| {
-    ///         if let Progress::Finished { report, done, total } = p {
-    ///             eprintln!("[{done}/{total}] {} {}", report.schema, if report.error.is_some() { "FAILED" } else { "ok" });
-    ///         }
-    ///     });
-    /// # Ok(()) }
-    /// ```
-    pub fn on_progress<F>(mut self, f: F) -> Self
-    where
-        F: Fn(&Progress<'_>) + Send + Sync + 'static,
-    {
-        self.inner.progress = Some(Arc::new(f));
-        self
-    }
-
-    /// Checks the settings and builds the migrator.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Config`] when `workers` is 0 or larger than the pool.
-    ///
-    /// ```no_run
-    /// # use std::sync::Arc;
-    /// # fn demo(pool: pgschemas_diesel::TenantPool) -> Result<(), Box<dyn std::error::Error>> {
-    /// let migrator = pgschemas_diesel::Migrator::builder(pool, Arc::new(pgschemas_diesel::NoTenants)).build()?;
-    /// # Ok(()) }
-    /// ```
-    pub fn build(self) -> Result<Migrator> {
-        let m = self.inner;
-        if m.workers == 0 {
-            return Err(Error::Config(
-                "the migrator needs at least one worker".into(),
-            ));
-        }
-        let size = m.pool.max_size() as usize;
-        if m.workers > size {
-            return Err(Error::Config(format!(
-                "the migrator has {} workers but the pool only {size} connections; each worker holds one: build the pool with max_size({})",
-                m.workers, m.workers
-            )));
-        }
-        Ok(m)
-    }
-}
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Mode {
-    Run,
-    Plan,
-}
+use crate::pool::TenantScope;
+use crate::transaction;
 
 impl Migrator {
-    /// Starts a migrator over `pool` (whose configuration names the shared schema, the
-    /// static tenants and the clone reference) and `catalog` (the dynamic tenants).
-    ///
-    /// ```no_run
-    /// # use std::sync::Arc;
-    /// # fn demo(pool: pgschemas_diesel::TenantPool) -> Result<(), Box<dyn std::error::Error>> {
-    /// let migrator = pgschemas_diesel::Migrator::builder(pool, Arc::new(pgschemas_diesel::NoTenants)).build()?;
-    /// # Ok(()) }
-    /// ```
-    pub fn builder(pool: TenantPool, catalog: Arc<dyn Catalog>) -> MigratorBuilder {
-        MigratorBuilder {
-            inner: Migrator {
-                pool,
-                catalog,
-                shared: None,
-                tenant: None,
-                workers: 1,
-                keep_going: false,
-                create_missing: true,
-                progress: None,
-            },
-        }
-    }
-
     /// The schemas `selection` names, in run order, with the catalog's current tenants
     /// (what `whowill` prints). Static tenants that do not migrate are included; tenant
     /// rows whose schema name is not valid are not.
@@ -508,15 +247,7 @@ impl Migrator {
         mode: Mode,
     ) -> SchemaReport {
         let started = Instant::now();
-        let mut report = SchemaReport {
-            schema: target.schema.clone(),
-            kind: target.kind,
-            applied: Vec::new(),
-            pending: Vec::new(),
-            duration: Duration::ZERO,
-            error: None,
-            skipped: false,
-        };
+        let mut report = SchemaReport::new(target);
         match self.one_inner(conn, lists, target, mode) {
             Ok(versions) => match mode {
                 Mode::Run => report.applied = versions,
@@ -560,10 +291,7 @@ impl Migrator {
                             && matches!(target.kind, SchemaKind::Shared | SchemaKind::Static)
                             && matches!(e.kind(), MigrationErrorKind::SchemaNotFound) =>
                     {
-                        Ok(list
-                            .iter()
-                            .map(|m| m.name().version().to_string())
-                            .collect())
+                        Ok(versions(list))
                     }
                     other => other,
                 }
@@ -583,8 +311,7 @@ impl Migrator {
                     // Whatever failed, the session may not be as the pool believes (a
                     // migration outside a transaction may have changed the path, or ended the
                     // session): discard the connection rather than reuse it.
-                    AnsiTransactionManager::transaction_manager_status_mut(&mut *conn)
-                        .set_in_error();
+                    transaction::mark_broken(&mut conn);
                 }
                 result
             }
@@ -653,205 +380,5 @@ impl Lists {
             Some(list) => Ok(list),
             None => unreachable!("the list was just loaded"),
         }
-    }
-}
-
-/// A schema started or finished; passed to [`MigratorBuilder::on_progress`].
-#[derive(Debug)]
-#[non_exhaustive]
-pub enum Progress<'a> {
-    /// A worker started on a schema.
-    Started {
-        /// The schema.
-        target: &'a Target,
-        /// Schemas finished so far.
-        done: usize,
-        /// Schemas in the run.
-        total: usize,
-    },
-    /// A schema is done (migrated, planned or failed).
-    Finished {
-        /// What happened.
-        report: &'a SchemaReport,
-        /// Schemas finished so far, this one included.
-        done: usize,
-        /// Schemas in the run.
-        total: usize,
-    },
-}
-
-impl Progress<'_> {
-    /// Schemas finished so far.
-    ///
-    /// ```no_run
-    /// # fn demo(p: pgschemas_diesel::Progress<'_>) -> Result<(), Box<dyn std::error::Error>> {
-    /// let fraction = p.done() as f64 / p.total() as f64;
-    /// # Ok(()) }
-    /// ```
-    pub fn done(&self) -> usize {
-        match self {
-            Self::Started { done, .. } | Self::Finished { done, .. } => *done,
-        }
-    }
-
-    /// Schemas in the run.
-    pub fn total(&self) -> usize {
-        match self {
-            Self::Started { total, .. } | Self::Finished { total, .. } => *total,
-        }
-    }
-
-    /// The schema this is about.
-    pub fn schema(&self) -> &SchemaName {
-        match self {
-            Self::Started { target, .. } => &target.schema,
-            Self::Finished { report, .. } => &report.schema,
-        }
-    }
-}
-
-/// What happened to one schema in a [`Migrator`] run or plan.
-#[derive(Debug)]
-pub struct SchemaReport {
-    /// The schema.
-    pub schema: SchemaName,
-    /// What it is.
-    pub kind: SchemaKind,
-    /// The versions applied, in order (run).
-    pub applied: Vec<String>,
-    /// The versions pending, in order (plan).
-    pub pending: Vec<String>,
-    /// How long the schema took.
-    pub duration: Duration,
-    /// Why it failed, when it did. Migrations applied before the failure stay applied.
-    pub error: Option<MigrationError>,
-    /// Not started because an earlier schema failed (fail-fast).
-    pub skipped: bool,
-}
-
-impl SchemaReport {
-    fn skipped(target: &Target) -> Self {
-        Self {
-            schema: target.schema.clone(),
-            kind: target.kind,
-            applied: Vec::new(),
-            pending: Vec::new(),
-            duration: Duration::ZERO,
-            error: None,
-            skipped: true,
-        }
-    }
-
-    /// Whether the schema was migrated (or planned) without error.
-    ///
-    /// ```no_run
-    /// # fn demo(report: pgschemas_diesel::MigrationReport) -> Result<(), Box<dyn std::error::Error>> {
-    /// assert!(report.schemas.iter().all(|s| s.is_success()));
-    /// # Ok(()) }
-    /// ```
-    pub fn is_success(&self) -> bool {
-        self.error.is_none() && !self.skipped
-    }
-}
-
-/// The outcome of a [`Migrator`] run or plan: one [`SchemaReport`] per selected schema, in
-/// run order, and one [`InvalidRow`] per tenant row left out. `Display` prints a one-line
-/// summary, then the failures and the rows left out.
-#[derive(Debug)]
-pub struct MigrationReport {
-    /// One entry per schema, in run order.
-    pub schemas: Vec<SchemaReport>,
-    /// The tenant rows the selection takes (it takes every dynamic tenant) that cannot be
-    /// migrated: their schema name is not valid, so they have no schema to migrate. Each
-    /// names the row (its key and stored name); the other tenants were migrated.
-    pub invalid_rows: Vec<InvalidRow>,
-    /// The whole run's wall time.
-    pub duration: Duration,
-    /// Whether this is a plan (nothing applied).
-    pub plan: bool,
-}
-
-impl MigrationReport {
-    fn new(
-        schemas: Vec<SchemaReport>,
-        invalid_rows: Vec<InvalidRow>,
-        started: Instant,
-        mode: Mode,
-    ) -> Self {
-        Self {
-            schemas,
-            invalid_rows,
-            duration: started.elapsed(),
-            plan: mode == Mode::Plan,
-        }
-    }
-
-    /// The schemas that failed, in run order.
-    ///
-    /// ```no_run
-    /// # fn demo(report: pgschemas_diesel::MigrationReport) -> Result<(), Box<dyn std::error::Error>> {
-    /// for s in report.failed() {
-    ///     eprintln!("{}", s.error.as_ref().unwrap());
-    /// }
-    /// # Ok(()) }
-    /// ```
-    pub fn failed(&self) -> impl Iterator<Item = &SchemaReport> {
-        self.schemas.iter().filter(|s| s.error.is_some())
-    }
-
-    /// The schemas not started because of an earlier failure.
-    pub fn skipped(&self) -> impl Iterator<Item = &SchemaReport> {
-        self.schemas.iter().filter(|s| s.skipped)
-    }
-
-    /// Whether every selected schema was migrated (or planned) and no tenant row was left
-    /// out.
-    ///
-    /// ```no_run
-    /// # fn demo(report: pgschemas_diesel::MigrationReport) -> Result<(), Box<dyn std::error::Error>> {
-    /// if !report.is_success() {
-    ///     std::process::exit(1);
-    /// }
-    /// # Ok(()) }
-    /// ```
-    pub fn is_success(&self) -> bool {
-        self.schemas.iter().all(SchemaReport::is_success) && self.invalid_rows.is_empty()
-    }
-
-    /// Migrations applied (run) or pending (plan), over all schemas.
-    pub fn migration_count(&self) -> usize {
-        self.schemas
-            .iter()
-            .map(|s| s.applied.len() + s.pending.len())
-            .sum()
-    }
-}
-
-impl fmt::Display for MigrationReport {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let failed = self.failed().count();
-        let skipped = self.skipped().count();
-        let verb = if self.plan { "pending" } else { "applied" };
-        write!(
-            f,
-            "{} schemas, {} migrations {verb}, {failed} failed, {skipped} skipped",
-            self.schemas.len(),
-            self.migration_count(),
-        )?;
-        if !self.invalid_rows.is_empty() {
-            let n = self.invalid_rows.len();
-            let rows = if n == 1 { "row" } else { "rows" };
-            write!(f, ", {n} tenant {rows} left out")?;
-        }
-        write!(f, ", in {:.1} s", self.duration.as_secs_f64())?;
-        for s in self.failed() {
-            if let Some(e) = &s.error {
-                write!(f, "\n  {e}")?;
-            }
-        }
-        for row in &self.invalid_rows {
-            write!(f, "\n  {row}")?;
-        }
-        Ok(())
     }
 }

@@ -1,13 +1,44 @@
-//! Reading many schemas' ledgers at once (for `doctor` and the CLI's `list`).
+//! The ledger of applied migrations each schema keeps ([`LEDGER_TABLE`]): where it is, its
+//! DDL, and reading it for one schema or many at once (for `doctor` and the CLI's `list`).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
-use diesel::migration::MigrationSource;
-use diesel::pg::Pg;
 use diesel::prelude::*;
 use diesel::sql_types::{Array, Bool, Nullable, Text};
 
+use super::LEDGER_TABLE;
+use super::error::MigrationError;
 use crate::error::{Error, Result};
+use crate::name::SchemaName;
+
+/// `schema`'s ledger, schema-qualified, so that it can never land in another schema.
+pub(crate) fn ledger_table(schema: &SchemaName) -> String {
+    format!("{}.{LEDGER_TABLE}", schema.quoted())
+}
+
+/// Creates `schema`'s ledger, diesel_migrations' own table, when it is missing.
+pub(crate) fn create_ledger_sql(schema: &SchemaName) -> String {
+    format!(
+        "CREATE TABLE IF NOT EXISTS {} (\
+         version VARCHAR(50) PRIMARY KEY NOT NULL, \
+         run_on TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP)",
+        ledger_table(schema)
+    )
+}
+
+/// The versions in `schema`'s ledger, which must exist.
+pub(crate) fn applied_in(
+    conn: &mut PgConnection,
+    schema: &SchemaName,
+) -> Result<HashSet<String>, MigrationError> {
+    let versions: Vec<String> = diesel::select(diesel::dsl::sql::<Array<Text>>(&format!(
+        "ARRAY(SELECT version::text FROM {})",
+        ledger_table(schema)
+    )))
+    .get_result(conn)
+    .map_err(|e| MigrationError::db(schema, e))?;
+    Ok(versions.into_iter().collect())
+}
 
 #[derive(QueryableByName)]
 struct SchemaState {
@@ -19,6 +50,23 @@ struct SchemaState {
     versions: Option<String>,
 }
 
+/// Reads which of the schemas bound as `$1` exist and each one's ledger; operators are
+/// qualified, so that nothing on the caller's path can capture them.
+fn states_sql() -> String {
+    format!(
+        "SELECT n.nspname::text AS schema, c.oid IS NOT NULL AS has_ledger, \
+           CASE WHEN c.oid IS NOT NULL THEN (pg_catalog.xpath('/row/v/text()', \
+             pg_catalog.query_to_xml(pg_catalog.format( \
+               'SELECT pg_catalog.string_agg(version, '','') AS v FROM %I.{LEDGER_TABLE}', \
+               n.nspname), false, true, '')))[1]::text END AS versions \
+         FROM pg_catalog.pg_namespace n \
+         LEFT JOIN pg_catalog.pg_class c ON c.relnamespace OPERATOR(pg_catalog.=) n.oid \
+           AND c.relname OPERATOR(pg_catalog.=) '{LEDGER_TABLE}' \
+           AND (c.relkind OPERATOR(pg_catalog.=) 'r' OR c.relkind OPERATOR(pg_catalog.=) 'p') \
+         WHERE n.nspname OPERATOR(pg_catalog.=) ANY($1)"
+    )
+}
+
 /// Which of `schemas` exist, and the versions in each one's ledger (`None`: no ledger yet),
 /// in one query: the ledgers are read server-side with `query_to_xml`. A schema missing from
 /// the map does not exist.
@@ -26,20 +74,10 @@ pub(crate) fn applied_versions(
     conn: &mut PgConnection,
     schemas: &[&str],
 ) -> Result<HashMap<String, Option<BTreeSet<String>>>> {
-    let rows: Vec<SchemaState> = diesel::sql_query(
-        "SELECT n.nspname::text AS schema, c.oid IS NOT NULL AS has_ledger, \
-           CASE WHEN c.oid IS NOT NULL THEN (pg_catalog.xpath('/row/v/text()', \
-             pg_catalog.query_to_xml(pg_catalog.format( \
-               'SELECT pg_catalog.string_agg(version, '','') AS v FROM %I.__diesel_schema_migrations', \
-               n.nspname), false, true, '')))[1]::text END AS versions \
-         FROM pg_catalog.pg_namespace n \
-         LEFT JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid \
-           AND c.relname = '__diesel_schema_migrations' AND c.relkind IN ('r', 'p') \
-         WHERE n.nspname = ANY($1)",
-    )
-    .bind::<Array<Text>, _>(schemas)
-    .load(conn)
-    .map_err(Error::from)?;
+    let rows: Vec<SchemaState> = diesel::sql_query(states_sql())
+        .bind::<Array<Text>, _>(schemas)
+        .load(conn)
+        .map_err(Error::from)?;
     Ok(rows
         .into_iter()
         .map(|r| {
@@ -57,14 +95,24 @@ pub(crate) fn applied_versions(
         .collect())
 }
 
-/// The versions a migration source holds.
-pub(crate) fn source_versions<S: MigrationSource<Pg> + ?Sized>(
-    source: &S,
-) -> Result<BTreeSet<String>> {
-    Ok(source
-        .migrations()
-        .map_err(|e| Error::Config(format!("cannot read the migrations: {e}")))?
-        .iter()
-        .map(|m| m.name().version().to_string())
-        .collect())
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_ledger_is_always_schema_qualified() {
+        let t1 = SchemaName::new("t1").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(ledger_table(&t1), r#""t1".__diesel_schema_migrations"#);
+        assert!(create_ledger_sql(&t1).starts_with(
+            r#"CREATE TABLE IF NOT EXISTS "t1".__diesel_schema_migrations (version VARCHAR(50)"#
+        ));
+    }
+
+    #[test]
+    fn the_ledger_query_qualifies_its_operators() {
+        let sql = states_sql();
+        assert!(!sql.contains(" = "), "no unqualified operator: {sql}");
+        assert!(!sql.contains(" IN "), "no unqualified operator: {sql}");
+        assert!(sql.contains("%I.__diesel_schema_migrations'"));
+    }
 }

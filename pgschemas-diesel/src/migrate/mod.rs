@@ -3,15 +3,29 @@
 //!
 //! Every schema keeps its own `__diesel_schema_migrations` ledger; migrations are Diesel's
 //! (`embed_migrations!`, or any [`MigrationSource`](diesel::migration::MigrationSource)).
+//!
+//! Each step is written once, here, and used by `provision` too: the ledger's name and DDL
+//! (`ledger`), reading a source (`list`), the migration lock (`lock`).
 
+mod builder;
 mod error;
 mod executor;
 mod ledger;
+mod list;
+mod lock;
+mod report;
 mod run;
 mod selection;
 
+pub use builder::{Migrator, MigratorBuilder};
 pub use error::{MigrationError, MigrationErrorKind};
-pub use executor::{MigrationReport, Migrator, MigratorBuilder, Progress, SchemaReport};
-pub(crate) use ledger::{applied_versions, source_versions};
-pub use run::{MIGRATION_LOCK_CLASS, migrate_schema, pending_migrations};
+pub(crate) use ledger::{applied_versions, create_ledger_sql, ledger_table};
+pub(crate) use list::{load, source_versions, versions};
+pub use lock::MIGRATION_LOCK_CLASS;
+pub(crate) use lock::{LockFn, lock_statement};
+pub use report::{MigrationReport, Progress, SchemaReport};
+pub use run::{migrate_schema, pending_migrations};
 pub use selection::{MigrationSet, SchemaKind, Selection, Target};
+
+/// The table diesel_migrations keeps applied versions in, one in every migrated schema.
+pub(crate) const LEDGER_TABLE: &str = "__diesel_schema_migrations";

@@ -1,47 +1,18 @@
 //! Migrating one schema: the path, the lock, the ledger, one transaction per migration.
 
-use std::collections::HashSet;
-use std::ops::{Deref, DerefMut};
-
-use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
 use diesel::migration::{Migration, MigrationSource};
 use diesel::pg::Pg;
 use diesel::prelude::*;
-use diesel::sql_types::{Array, Bool, Integer, Nullable, Text};
+use diesel::sql_types::{Bool, Nullable, Text};
 
 use super::error::{MigrationError, MigrationErrorKind};
+use super::ledger::{applied_in, ledger_table};
+use super::list::{load, versions};
+use super::lock::SchemaLock;
+use crate::checkout::set_path_call;
 use crate::config::Config;
-use crate::name::{SchemaName, quote_literal};
-
-/// The first key of the advisory lock a schema's migration run holds (the second is
-/// `hashtext(<schema name>)`), so that two processes never migrate one schema at once.
-///
-/// Advisory locks are per database, so the lock is keyed by (database, schema). It shows up
-/// in `pg_locks` as `locktype = 'advisory'`, `classid = 1346851661`, `objsubid = 2`. Two
-/// schemas whose names share a `hashtext` only wait for each other; that is harmless.
-///
-/// ```
-/// assert_eq!(pgschemas_diesel::MIGRATION_LOCK_CLASS, 0x5047_534D); // "PGSM"
-/// ```
-pub const MIGRATION_LOCK_CLASS: i32 = 0x5047_534D;
-
-/// The table diesel_migrations keeps applied versions in, one per schema.
-const LEDGER: &str = "__diesel_schema_migrations";
-
-/// The migrations of a source, loaded once.
-pub(crate) type Migrations = Vec<Box<dyn Migration<Pg>>>;
-
-/// Lists `source`'s migrations, sorted by version.
-pub(crate) fn load<S>(schema: &SchemaName, source: &S) -> Result<Migrations, MigrationError>
-where
-    S: MigrationSource<Pg> + ?Sized,
-{
-    let mut list = source
-        .migrations()
-        .map_err(|e| MigrationError::new(schema, MigrationErrorKind::Source(e)))?;
-    list.sort_by(|a, b| a.name().version().cmp(&b.name().version()));
-    Ok(list)
-}
+use crate::name::SchemaName;
+use crate::transaction;
 
 /// Applies the pending migrations of `migrations` to `schema` and returns the versions it
 /// applied, in order (empty when the schema was up to date).
@@ -57,7 +28,7 @@ where
 /// - The ledger, `__diesel_schema_migrations`, lives in `schema` and is always addressed
 ///   schema-qualified, so it cannot land in the shared schema.
 /// - Two processes never migrate one schema at once: the run holds an advisory lock keyed
-///   by ([`MIGRATION_LOCK_CLASS`], `hashtext(schema)`). Outside a transaction it is the
+///   by ([`MIGRATION_LOCK_CLASS`](crate::MIGRATION_LOCK_CLASS), `hashtext(schema)`). Outside a transaction it is the
 ///   session form, released when the run ends (even on error); inside a Diesel transaction
 ///   (as when provisioning a tenant atomically) it is `pg_advisory_xact_lock`, released with
 ///   that transaction.
@@ -113,7 +84,7 @@ where
     let path = config
         .search_path(schema)
         .map_err(|e| MigrationError::from_crate(schema, e))?;
-    let in_transaction = transaction_depth(conn, schema)?;
+    let in_transaction = transaction::is_open(conn).map_err(|e| MigrationError::db(schema, e))?;
     // Inside a transaction this is the transaction's value (perhaps a `SET LOCAL` of the
     // caller's); the session's own value is not touched below, so it is what comes back
     // when the caller's transaction ends.
@@ -139,7 +110,7 @@ where
     if !in_transaction {
         // The tenant path would outlive the call: never let this connection be reused as if
         // it had its old path. (Inside a transaction, the path is transaction-local.)
-        AnsiTransactionManager::transaction_manager_status_mut(conn).set_in_error();
+        transaction::mark_broken(conn);
     }
     Err(result
         .err()
@@ -155,18 +126,22 @@ fn switch_path(
     schema: Option<&SchemaName>,
     local: bool,
 ) -> QueryResult<bool> {
-    let schema = schema.map(SchemaName::quoted);
-    let set = diesel::dsl::sql::<Nullable<Text>>("(SELECT pg_catalog.set_config('search_path', ")
-        .bind::<Text, _>(value)
-        .sql(", ")
-        .bind::<Bool, _>(local)
-        .sql(") WHERE ")
-        .bind::<Nullable<Text>, _>(schema.as_deref())
-        .sql("::text IS NULL OR pg_catalog.to_regnamespace(")
-        .bind::<Nullable<Text>, _>(schema.as_deref())
-        .sql(") IS NOT NULL)");
-    let set: Option<String> = diesel::select(set).get_result(conn)?;
-    Ok(set.is_some())
+    let row: Switched = diesel::sql_query(format!(
+        "SELECT (SELECT {} WHERE $2::text IS NULL \
+         OR pg_catalog.to_regnamespace($2) IS NOT NULL) AS set",
+        set_path_call("$1", local)
+    ))
+    .bind::<Text, _>(value)
+    .bind::<Nullable<Text>, _>(schema.map(SchemaName::quoted))
+    .get_result(conn)?;
+    Ok(row.set.is_some())
+}
+
+/// What [`switch_path`] reads back: the path now set, if it was.
+#[derive(QueryableByName)]
+struct Switched {
+    #[diesel(sql_type = Nullable<Text>)]
+    set: Option<String>,
 }
 
 /// The migrations of `migrations` not yet applied to `schema`, by version, in order; nothing
@@ -195,16 +170,12 @@ fn switch_path(
 /// assert_eq!(lines[0], "t1 would apply 20240101000001");
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-pub fn pending_migrations<S>(
+pub fn pending_migrations<S: MigrationSource<Pg> + ?Sized>(
     conn: &mut PgConnection,
     schema: &SchemaName,
     migrations: &S,
-) -> Result<Vec<String>, MigrationError>
-where
-    S: MigrationSource<Pg> + ?Sized,
-{
-    let list = load(schema, migrations)?;
-    pending_in(conn, schema, &list)
+) -> Result<Vec<String>, MigrationError> {
+    pending_in(conn, schema, &load(schema, migrations)?)
 }
 
 /// [`pending_migrations`] with the migrations loaded already.
@@ -218,7 +189,7 @@ pub(crate) fn pending_in(
             .bind::<Text, _>(schema.quoted())
             .sql(") IS NOT NULL"),
         diesel::dsl::sql::<Bool>("pg_catalog.to_regclass(")
-            .bind::<Text, _>(ledger(schema))
+            .bind::<Text, _>(ledger_table(schema))
             .sql(") IS NOT NULL"),
     ))
     .get_result(conn)
@@ -230,15 +201,13 @@ pub(crate) fn pending_in(
         ));
     }
     let applied = if has_ledger {
-        applied_versions(conn, schema)?
+        applied_in(conn, schema)?
     } else {
-        HashSet::new()
+        Default::default()
     };
-    Ok(list
-        .iter()
-        .map(|m| m.name().version().to_string())
-        .filter(|v| !applied.contains(v))
-        .collect())
+    let mut pending = versions(list);
+    pending.retain(|v| !applied.contains(v));
+    Ok(pending)
 }
 
 /// Runs the pending migrations; the path must already be `schema`'s.
@@ -247,22 +216,22 @@ pub(crate) fn apply(
     schema: &SchemaName,
     list: &[Box<dyn Migration<Pg>>],
 ) -> Result<Vec<String>, MigrationError> {
-    let in_transaction = transaction_depth(conn, schema)?;
-    let mut conn = SchemaLock::take(conn, schema, in_transaction)?;
+    let in_transaction = transaction::is_open(conn).map_err(|e| MigrationError::db(schema, e))?;
+    let mut lock = SchemaLock::take(conn, schema, in_transaction)?;
 
     let mut applied_now = Vec::new();
     for migration in list {
         let version = migration.name().version().to_string();
-        if conn.applied.contains(&version) {
+        if lock.applied.contains(&version) {
             continue;
         }
-        run_one(&mut conn, schema, migration.as_ref()).map_err(|kind| {
+        run_one(lock.conn(), schema, migration.as_ref()).map_err(|kind| {
             MigrationError::new(schema, kind)
                 .in_migration(migration.name().to_string(), version.clone())
         })?;
         applied_now.push(version);
     }
-    conn.release()?;
+    lock.release()?;
     Ok(applied_now)
 }
 
@@ -278,8 +247,9 @@ fn run_one(
         // Schema-qualified, and only while the path is still the schema's: a migration that
         // ran `SET search_path` is caught here and rolled back.
         let rows = diesel::sql_query(format!(
-            "INSERT INTO {} (version) SELECT $1 WHERE pg_catalog.current_schema() = $2",
-            ledger(schema)
+            "INSERT INTO {} (version) SELECT $1 \
+             WHERE pg_catalog.current_schema() OPERATOR(pg_catalog.=) $2",
+            ledger_table(schema)
         ))
         .bind::<Text, _>(&version)
         .bind::<Text, _>(schema.as_str())
@@ -312,152 +282,5 @@ enum Step {
 impl From<diesel::result::Error> for Step {
     fn from(e: diesel::result::Error) -> Self {
         Self::Db(e)
-    }
-}
-
-/// The schema-qualified ledger table.
-fn ledger(schema: &SchemaName) -> String {
-    format!("{}.{LEDGER}", schema.quoted())
-}
-
-fn applied_versions(
-    conn: &mut PgConnection,
-    schema: &SchemaName,
-) -> Result<HashSet<String>, MigrationError> {
-    let versions: Vec<String> = diesel::select(diesel::dsl::sql::<Array<Text>>(&format!(
-        "ARRAY(SELECT version::text FROM {})",
-        ledger(schema)
-    )))
-    .get_result(conn)
-    .map_err(|e| MigrationError::db(schema, e))?;
-    Ok(versions.into_iter().collect())
-}
-
-/// Whether Diesel has a transaction open on `conn`.
-fn transaction_depth(conn: &mut PgConnection, schema: &SchemaName) -> Result<bool, MigrationError> {
-    AnsiTransactionManager::transaction_manager_status_mut(conn)
-        .transaction_depth()
-        .map(|d| d.is_some())
-        .map_err(|e| MigrationError::db(schema, e))
-}
-
-#[derive(QueryableByName)]
-struct LockRow {
-    #[diesel(sql_type = Nullable<Text>)]
-    current: Option<String>,
-    #[diesel(sql_type = Bool)]
-    has_ledger: bool,
-}
-
-/// The schema's migration lock, held on `conn`, with the ledger ready and read.
-///
-/// The session form is released on [`release`](Self::release) or when the guard drops
-/// (error paths); the transaction form ends with the transaction.
-struct SchemaLock<'a> {
-    conn: &'a mut PgConnection,
-    schema: &'a SchemaName,
-    session: bool,
-    applied: HashSet<String>,
-}
-
-impl<'a> SchemaLock<'a> {
-    fn take(
-        conn: &'a mut PgConnection,
-        schema: &'a SchemaName,
-        in_transaction: bool,
-    ) -> Result<Self, MigrationError> {
-        let lock_fn = if in_transaction {
-            "pg_advisory_xact_lock"
-        } else {
-            "pg_advisory_lock"
-        };
-        // From here on the guard unlocks, also when the statement below fails after the
-        // lock was granted (unlocking a lock not held only warns).
-        let mut guard = Self {
-            conn,
-            schema,
-            session: !in_transaction,
-            applied: HashSet::new(),
-        };
-        // The function in FROM runs first: the checks read the catalog after the lock is
-        // granted. The ledger is looked up only in a schema the role can use (`to_regclass`
-        // fails with "permission denied" otherwise, a less helpful message than ours).
-        let row: LockRow = diesel::sql_query(format!(
-            "SELECT pg_catalog.current_schema()::text AS current, \
-             CASE WHEN pg_catalog.current_schema() = $3 \
-             THEN pg_catalog.to_regclass($1) IS NOT NULL ELSE false END AS has_ledger \
-             FROM pg_catalog.{lock_fn}($2, pg_catalog.hashtext($3))"
-        ))
-        .bind::<Text, _>(ledger(schema))
-        .bind::<Integer, _>(MIGRATION_LOCK_CLASS)
-        .bind::<Text, _>(schema.as_str())
-        .get_result(&mut *guard.conn)
-        .map_err(|e| MigrationError::db(schema, e))?;
-        let LockRow {
-            current,
-            has_ledger,
-        } = row;
-        if current.as_deref() != Some(schema.as_str()) {
-            return Err(MigrationError::new(
-                schema,
-                MigrationErrorKind::NotCreationSchema { current },
-            ));
-        }
-        if !has_ledger {
-            guard
-                .conn
-                .batch_execute(&format!(
-                    "CREATE TABLE IF NOT EXISTS {} (\
-                     version VARCHAR(50) PRIMARY KEY NOT NULL, \
-                     run_on TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP)",
-                    ledger(schema)
-                ))
-                .map_err(|e| MigrationError::db(schema, e))?;
-        }
-        guard.applied = applied_versions(guard.conn, schema)?;
-        Ok(guard)
-    }
-
-    /// Releases the session lock, reporting a failure.
-    fn release(mut self) -> Result<(), MigrationError> {
-        let result = self.unlock();
-        self.session = false;
-        result
-    }
-
-    fn unlock(&mut self) -> Result<(), MigrationError> {
-        if !self.session {
-            return Ok(());
-        }
-        let sql = format!(
-            "SELECT pg_catalog.pg_advisory_unlock({MIGRATION_LOCK_CLASS}, pg_catalog.hashtext({}))",
-            quote_literal(self.schema.as_str())
-        );
-        self.conn.batch_execute(&sql).map_err(|e| {
-            // A session lock that outlives the run would block every later migration of
-            // this schema: make sure the connection is discarded (which ends the session).
-            AnsiTransactionManager::transaction_manager_status_mut(self.conn).set_in_error();
-            MigrationError::db(self.schema, e)
-        })
-    }
-}
-
-impl Drop for SchemaLock<'_> {
-    fn drop(&mut self) {
-        let _ = self.unlock();
-    }
-}
-
-impl Deref for SchemaLock<'_> {
-    type Target = PgConnection;
-
-    fn deref(&self) -> &PgConnection {
-        self.conn
-    }
-}
-
-impl DerefMut for SchemaLock<'_> {
-    fn deref_mut(&mut self) -> &mut PgConnection {
-        self.conn
     }
 }

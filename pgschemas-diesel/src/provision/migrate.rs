@@ -1,43 +1,27 @@
 //! Running tenant migrations inside the provisioning transaction.
 
 use diesel::connection::SimpleConnection;
-use diesel::migration::{Migration, MigrationSource};
+use diesel::migration::MigrationSource;
 use diesel::pg::Pg;
 use diesel::prelude::*;
 use diesel::sql_types::{Array, Text};
 
 use crate::config::Config;
 use crate::error::Result;
-use crate::migrate::{MigrationError, MigrationErrorKind, migrate_schema};
+use crate::migrate::{
+    self, MigrationError, MigrationErrorKind, create_ledger_sql, ledger_table, load, migrate_schema,
+};
 use crate::name::SchemaName;
 use crate::path::SearchPath;
 
 use super::txn::set_local_path_sql;
-
-/// The ledger table diesel_migrations keeps in every migrated schema.
-const LEDGER: &str = "__diesel_schema_migrations";
-
-/// The migrations of `source`, sorted by version.
-fn load(
-    schema: &SchemaName,
-    source: &dyn MigrationSource<Pg>,
-) -> Result<Vec<Box<dyn Migration<Pg>>>> {
-    let mut list = source
-        .migrations()
-        .map_err(|e| MigrationError::new(schema, MigrationErrorKind::Source(e)))?;
-    list.sort_by(|a, b| a.name().version().cmp(&b.name().version()));
-    Ok(list)
-}
 
 /// The versions of `source`, sorted.
 pub(crate) fn versions(
     schema: &SchemaName,
     source: &dyn MigrationSource<Pg>,
 ) -> Result<Vec<String>> {
-    Ok(load(schema, source)?
-        .iter()
-        .map(|m| m.name().version().to_string())
-        .collect())
+    Ok(migrate::versions(&load(schema, source)?))
 }
 
 /// Applies every migration of `source` to `schema`, which this transaction has just created
@@ -56,12 +40,10 @@ pub(crate) fn apply_all_fresh(
 ) -> Result<usize> {
     let schema = path.schema();
     let migrations = load(schema, source)?;
-    let ledger = format!("{}.{LEDGER}", schema.quoted());
     conn.batch_execute(&format!(
-        "{}; CREATE TABLE {ledger} (\
-         version VARCHAR(50) PRIMARY KEY NOT NULL, \
-         run_on TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP)",
-        set_local_path_sql(path.as_sql_value())
+        "{}; {}",
+        set_local_path_sql(path.as_sql_value()),
+        create_ledger_sql(schema)
     ))
     .map_err(|e| MigrationError::db(schema, e))?;
     for m in &migrations {
@@ -71,13 +53,11 @@ pub(crate) fn apply_all_fresh(
         })?;
     }
     if !migrations.is_empty() {
-        let versions: Vec<String> = migrations
-            .iter()
-            .map(|m| m.name().version().to_string())
-            .collect();
+        let versions = migrate::versions(&migrations);
         let written = diesel::sql_query(format!(
-            "INSERT INTO {ledger} (version) SELECT pg_catalog.unnest($1::text[]) \
-             WHERE pg_catalog.current_schema() = $2"
+            "INSERT INTO {} (version) SELECT pg_catalog.unnest($1::text[]) \
+             WHERE pg_catalog.current_schema() OPERATOR(pg_catalog.=) $2",
+            ledger_table(schema)
         ))
         .bind::<Array<Text>, _>(&versions)
         .bind::<Text, _>(schema.as_str())

@@ -1,35 +1,32 @@
 //! One transaction per provisioning step, opened together with its first statements.
 
-use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
+use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 
+use crate::checkout::set_path_call;
 use crate::error::{Error, Result};
 use crate::lifecycle::schema_exists;
-use crate::migrate::MIGRATION_LOCK_CLASS;
+use crate::migrate::{LockFn, lock_statement};
 use crate::name::{SchemaName, quote_literal};
+use crate::transaction::{self, Ended, copy_setting_sql};
 
 /// A transaction-local setting holding the caller's path while a nested operation runs.
 const SAVED_PATH: &str = "pgschemas.saved_path";
 
 /// Takes the transaction-scoped exclusive lock on `schema`: the migration lock
-/// ([`MIGRATION_LOCK_CLASS`], `hashtext(schema)`), so provisioning, dropping and migrating one
-/// schema serialize (and [`migrate_schema`](crate::migrate_schema) inside the same
-/// transaction takes it again without waiting).
+/// ([`MIGRATION_LOCK_CLASS`](crate::MIGRATION_LOCK_CLASS), `hashtext(schema)`), so
+/// provisioning, dropping and migrating one schema serialize (and
+/// [`migrate_schema`](crate::migrate_schema) inside the same transaction takes it again
+/// without waiting).
 pub(crate) fn lock_sql(schema: &SchemaName) -> String {
-    format!(
-        "SELECT pg_catalog.pg_advisory_xact_lock({MIGRATION_LOCK_CLASS}, pg_catalog.hashtext({}))",
-        quote_literal(schema.as_str())
-    )
+    lock_statement(schema, LockFn::Transaction)
 }
 
 /// Takes the migration lock of `schema` in shared mode (cloning from a reference schema
 /// waits for a migration of it to finish, and the other way round).
 pub(crate) fn shared_lock_sql(schema: &SchemaName) -> String {
-    format!(
-        "SELECT pg_catalog.pg_advisory_xact_lock_shared({MIGRATION_LOCK_CLASS}, pg_catalog.hashtext({}))",
-        quote_literal(schema.as_str())
-    )
+    lock_statement(schema, LockFn::SharedTransaction)
 }
 
 /// `CREATE SCHEMA`.
@@ -39,10 +36,7 @@ pub(crate) fn create_schema_sql(schema: &SchemaName) -> String {
 
 /// Sets the transaction's `search_path` to exactly `value` (already rendered and quoted).
 pub(crate) fn set_local_path_sql(value: &str) -> String {
-    format!(
-        "SELECT pg_catalog.set_config('search_path', {}, true)",
-        quote_literal(value)
-    )
+    format!("SELECT {}", set_path_call(&quote_literal(value), true))
 }
 
 /// Runs `f` in a transaction whose first statements are `first`, sent with `BEGIN` in one
@@ -57,63 +51,56 @@ pub(crate) fn atomic<T>(
     map_first: impl FnOnce(&mut PgConnection, DieselError) -> Error,
     f: impl FnOnce(&mut PgConnection) -> Result<T>,
 ) -> Result<T> {
-    let depth = AnsiTransactionManager::transaction_manager_status_mut(conn)
-        .transaction_depth()
-        .map_err(Error::from)?;
-    if depth.is_some() {
-        // A savepoint keeps `SET LOCAL` settings when it is released: put the caller's path
-        // back afterwards.
-        let result = conn.transaction(|conn| {
-            let save = format!(
-                "SELECT pg_catalog.set_config('{SAVED_PATH}', pg_catalog.current_setting('search_path'), true)"
-            );
-            let first = if first.is_empty() {
-                save
-            } else {
-                format!("{save}; {first}")
-            };
-            conn.batch_execute(&first).map_err(Nested::First)?;
-            let value = f(conn).map_err(Nested::Other)?;
-            conn.batch_execute(&format!(
-                "SELECT pg_catalog.set_config('search_path', pg_catalog.current_setting('{SAVED_PATH}'), true)"
-            ))?;
-            Ok(value)
-        });
-        return result.map_err(|e| match e {
-            Nested::First(e) => map_first(conn, e),
-            Nested::Other(e) => e,
-        });
+    if transaction::is_open(conn).map_err(Error::from)? {
+        return savepoint(conn, first, map_first, f);
     }
     let begin = if first.is_empty() {
         "BEGIN".to_owned()
     } else {
         format!("BEGIN; {first}")
     };
-    if let Err(e) = AnsiTransactionManager::begin_transaction_sql(conn, &begin) {
-        // `BEGIN` ran but a later statement failed: the server-side transaction is aborted
-        // and Diesel does not know about it. End it before reporting.
-        if !matches!(e, DieselError::AlreadyInTransaction) {
-            let _ = conn.batch_execute("ROLLBACK");
+    transaction::run(conn, &begin, f).map_err(|ended| match ended {
+        Ended::BeginFailed(e) => {
+            // `BEGIN` ran but a later statement failed: the server-side transaction is
+            // aborted and Diesel does not know about it. End it before reporting.
+            if !matches!(e, DieselError::AlreadyInTransaction) {
+                let _ = conn.batch_execute("ROLLBACK");
+            }
+            map_first(conn, e)
         }
-        return Err(map_first(conn, e));
-    }
-    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&mut *conn)));
-    match result {
-        Ok(Ok(value)) => {
-            AnsiTransactionManager::commit_transaction(conn)?;
-            Ok(value)
-        }
-        Ok(Err(error)) => {
-            // A failed rollback (the backend is gone) changes nothing for the caller: the
-            // server never committed. Report the first error.
-            let _ = AnsiTransactionManager::rollback_transaction(conn);
-            Err(error)
-        }
-        Err(panic) => {
-            let _ = AnsiTransactionManager::rollback_transaction(conn);
-            std::panic::resume_unwind(panic)
-        }
-    }
+        // A failed rollback (the backend is gone) changes nothing for the caller: the
+        // server never committed. Report the first error.
+        Ended::Failed { error, .. } => error,
+        Ended::CommitFailed(e) => Error::from(e),
+    })
+}
+
+/// [`atomic`] inside an open transaction: a savepoint, so that the caller's transaction
+/// decides. A savepoint keeps `SET LOCAL` settings when it is released: the caller's path is
+/// put back afterwards.
+fn savepoint<T>(
+    conn: &mut PgConnection,
+    first: &str,
+    map_first: impl FnOnce(&mut PgConnection, DieselError) -> Error,
+    f: impl FnOnce(&mut PgConnection) -> Result<T>,
+) -> Result<T> {
+    let result = conn.transaction(|conn| {
+        let save = copy_setting_sql(SAVED_PATH, "search_path");
+        let first = if first.is_empty() {
+            save
+        } else {
+            format!("{save}; {first}")
+        };
+        conn.batch_execute(&first).map_err(Nested::First)?;
+        let value = f(conn).map_err(Nested::Other)?;
+        let saved = format!("pg_catalog.current_setting('{SAVED_PATH}')");
+        conn.batch_execute(&format!("SELECT {}", set_path_call(&saved, true)))?;
+        Ok(value)
+    });
+    result.map_err(|e| match e {
+        Nested::First(e) => map_first(conn, e),
+        Nested::Other(e) => e,
+    })
 }
 
 /// How a savepoint of [`atomic`] failed: in its first statements, or later.

@@ -28,8 +28,10 @@ use diesel::prelude::*;
 
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::migrate::LEDGER_TABLE as LEDGER;
 use crate::name::SchemaName;
 use crate::path::SearchPath;
+use crate::transaction::copy_setting_sql;
 
 use definitions::Definitions;
 pub(crate) use fingerprint::Fingerprint;
@@ -46,9 +48,6 @@ use super::txn::{
 /// Transaction-local settings holding the caller's values while a clone runs.
 const CLONE_PATH: &str = "pgschemas.clone_path";
 const CLONE_BODIES: &str = "pgschemas.clone_bodies";
-
-/// The ledger table diesel_migrations keeps in every migrated schema.
-const LEDGER: &str = "__diesel_schema_migrations";
 
 /// What [`clone_schema`] created: how many objects of each kind, and what to look at.
 ///
@@ -303,9 +302,4 @@ fn clone_error(src: &SchemaName, dst: &SchemaName, reason: String) -> Error {
         schema: dst.to_string(),
         reason,
     }
-}
-
-/// Sets the transaction-local setting `to` to the current value of `from`.
-fn copy_setting_sql(to: &str, from: &str) -> String {
-    format!("SELECT pg_catalog.set_config('{to}', pg_catalog.current_setting('{from}'), true)")
 }

@@ -1,0 +1,268 @@
+//! The [`Migrator`] and its settings.
+
+use std::fmt;
+use std::sync::Arc;
+
+use diesel::migration::MigrationSource;
+use diesel::pg::Pg;
+
+use super::report::Progress;
+use crate::catalog::Catalog;
+use crate::error::{Error, Result};
+use crate::pool::TenantPool;
+
+/// A migration source the workers share.
+pub(super) type Source = Arc<dyn MigrationSource<Pg> + Send + Sync>;
+type ProgressFn = Arc<dyn Fn(&Progress<'_>) + Send + Sync>;
+
+/// Migrates many schemas: the shared schema with the shared migrations, then the static
+/// tenants, the clone reference and every dynamic tenant with the tenant migrations, on N
+/// connections in parallel.
+///
+/// - **Selection**: a [`Selection`] (all, static, dynamic, tenant-like, references,
+///   exclusions) resolved against the configuration and the [`Catalog`]'s tenants. A
+///   tenant row that cannot be migrated (its schema name is not valid) is left out and
+///   listed in the report's [`invalid_rows`](MigrationReport::invalid_rows); the others
+///   are migrated.
+/// - **Order**: the shared schema first, alone; then static tenants (declared order), the
+///   clone reference, dynamic tenants by name, handed out in that order to the workers.
+/// - **Each schema** is migrated by [`migrate_schema`](crate::migrate_schema)'s rules: its
+///   own ledger, an advisory lock per (database, schema) so that two processes never
+///   migrate it at once, one transaction per migration, never all tenants in one.
+/// - **Failures**: by default the run stops handing out schemas after the first failure
+///   (the ones already running finish); [`keep_going`](MigratorBuilder::keep_going) runs
+///   them all. A failure in the shared schema always stops the run: tenant migrations may
+///   depend on it. Running again after a fix finishes the job.
+/// - **Plan**: [`plan`](Self::plan) lists what each schema would apply; nothing runs.
+///
+/// Dynamic tenants are migrated whether active or not. Static tenants declared with
+/// `.migrate(false)` are not migrated. The clone reference is
+/// migrated when it exists. The shared schema and static tenant schemas that do not exist
+/// are created first (turn off with
+/// [`create_missing_schemas`](MigratorBuilder::create_missing_schemas)); a dynamic tenant
+/// whose schema is missing is reported as failed.
+///
+/// ```no_run
+/// use std::sync::Arc;
+/// use diesel_migrations::{EmbeddedMigrations, embed_migrations};
+/// use pgschemas_diesel::{Config, Migrator, NoTenants, Selection, TenantPool};
+///
+/// const TENANT: EmbeddedMigrations = embed_migrations!("../examples/migrations/tenant");
+///
+/// let pool = TenantPool::with_builder(
+///     "postgres://postgres@127.0.0.1/app",
+///     Config::default(),
+///     r2d2::Pool::builder().max_size(4),
+/// )?;
+/// let migrator = Migrator::builder(pool, Arc::new(NoTenants))
+///     .tenant_migrations(TENANT)
+///     .workers(4)
+///     .on_progress(|p| eprintln!("{}/{}", p.done(), p.total()))
+///     .build()?;
+/// let report = migrator.run(&Selection::all())?;
+/// println!("{report}");
+/// for failed in report.failed() {
+///     eprintln!("{}", failed.error.as_ref().unwrap());
+/// }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Migrator {
+    pub(super) pool: TenantPool,
+    pub(super) catalog: Arc<dyn Catalog>,
+    pub(super) shared: Option<Source>,
+    pub(super) tenant: Option<Source>,
+    pub(super) workers: usize,
+    pub(super) keep_going: bool,
+    pub(super) create_missing: bool,
+    pub(super) progress: Option<ProgressFn>,
+}
+
+impl fmt::Debug for Migrator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Migrator")
+            .field("pool", &self.pool)
+            .field("shared", &self.shared.is_some())
+            .field("tenant", &self.tenant.is_some())
+            .field("workers", &self.workers)
+            .field("keep_going", &self.keep_going)
+            .field("create_missing", &self.create_missing)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds a [`Migrator`]; see [`Migrator::builder`].
+#[must_use]
+pub struct MigratorBuilder {
+    inner: Migrator,
+}
+
+impl fmt::Debug for MigratorBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("MigratorBuilder").field(&self.inner).finish()
+    }
+}
+
+impl MigratorBuilder {
+    /// The migrations of the shared schema. Without them, the shared schema is not migrated.
+    ///
+    /// ```no_run
+    /// # use std::sync::Arc;
+    /// # fn demo(pool: pgschemas_diesel::TenantPool) -> Result<(), Box<dyn std::error::Error>> {
+    /// const SHARED: diesel_migrations::EmbeddedMigrations =
+    ///     diesel_migrations::embed_migrations!("../examples/migrations/tenant");
+    /// let builder = pgschemas_diesel::Migrator::builder(pool, Arc::new(pgschemas_diesel::NoTenants))
+    ///     .shared_migrations(SHARED);
+    /// # Ok(()) }
+    /// ```
+    pub fn shared_migrations<S>(mut self, migrations: S) -> Self
+    where
+        S: MigrationSource<Pg> + Send + Sync + 'static,
+    {
+        self.inner.shared = Some(Arc::new(migrations));
+        self
+    }
+
+    /// The migrations of every tenant schema (static tenants that migrate, the clone
+    /// reference, dynamic tenants). Without them, only the shared schema is migrated.
+    ///
+    /// ```no_run
+    /// # use std::sync::Arc;
+    /// # fn demo(pool: pgschemas_diesel::TenantPool) -> Result<(), Box<dyn std::error::Error>> {
+    /// const TENANT: diesel_migrations::EmbeddedMigrations =
+    ///     diesel_migrations::embed_migrations!("../examples/migrations/tenant");
+    /// let builder = pgschemas_diesel::Migrator::builder(pool, Arc::new(pgschemas_diesel::NoTenants))
+    ///     .tenant_migrations(TENANT);
+    /// # Ok(()) }
+    /// ```
+    pub fn tenant_migrations<S>(mut self, migrations: S) -> Self
+    where
+        S: MigrationSource<Pg> + Send + Sync + 'static,
+    {
+        self.inner.tenant = Some(Arc::new(migrations));
+        self
+    }
+
+    /// How many schemas are migrated at once, each on its own pooled connection (default 1).
+    /// The pool must have at least this many connections.
+    ///
+    /// ```no_run
+    /// # use std::sync::Arc;
+    /// # fn demo(pool: pgschemas_diesel::TenantPool) -> Result<(), Box<dyn std::error::Error>> {
+    /// let builder = pgschemas_diesel::Migrator::builder(pool, Arc::new(pgschemas_diesel::NoTenants))
+    ///     .workers(4);
+    /// # Ok(()) }
+    /// ```
+    pub fn workers(mut self, workers: usize) -> Self {
+        self.inner.workers = workers;
+        self
+    }
+
+    /// Whether to go on with the other schemas after one fails (default `false`: stop
+    /// handing out schemas after the first failure; those already running finish).
+    ///
+    /// ```no_run
+    /// # use std::sync::Arc;
+    /// # fn demo(pool: pgschemas_diesel::TenantPool) -> Result<(), Box<dyn std::error::Error>> {
+    /// let builder = pgschemas_diesel::Migrator::builder(pool, Arc::new(pgschemas_diesel::NoTenants))
+    ///     .keep_going(true);
+    /// # Ok(()) }
+    /// ```
+    pub fn keep_going(mut self, keep_going: bool) -> Self {
+        self.inner.keep_going = keep_going;
+        self
+    }
+
+    /// Whether to create the shared schema and the static tenants' schemas when they do not
+    /// exist (default `true`, as django-pgschemas does; dynamic tenants' schemas are never
+    /// created here: provision the tenant instead).
+    ///
+    /// ```no_run
+    /// # use std::sync::Arc;
+    /// # fn demo(pool: pgschemas_diesel::TenantPool) -> Result<(), Box<dyn std::error::Error>> {
+    /// let builder = pgschemas_diesel::Migrator::builder(pool, Arc::new(pgschemas_diesel::NoTenants))
+    ///     .create_missing_schemas(false);
+    /// # Ok(()) }
+    /// ```
+    pub fn create_missing_schemas(mut self, create: bool) -> Self {
+        self.inner.create_missing = create;
+        self
+    }
+
+    /// Called when a schema starts and when it finishes, from the worker threads; turn it
+    /// into a progress bar or a log line.
+    ///
+    /// ```no_run
+    /// # use std::sync::Arc;
+    /// # fn demo(pool: pgschemas_diesel::TenantPool) -> Result<(), Box<dyn std::error::Error>> {
+    /// use pgschemas_diesel::Progress;
+    /// let builder = pgschemas_diesel::Migrator::builder(pool, Arc::new(pgschemas_diesel::NoTenants))
+    ///     .on_progress(|p| {
+    ///         if let Progress::Finished { report, done, total } = p {
+    ///             eprintln!("[{done}/{total}] {} {}", report.schema, if report.error.is_some() { "FAILED" } else { "ok" });
+    ///         }
+    ///     });
+    /// # Ok(()) }
+    /// ```
+    pub fn on_progress<F>(mut self, f: F) -> Self
+    where
+        F: Fn(&Progress<'_>) + Send + Sync + 'static,
+    {
+        self.inner.progress = Some(Arc::new(f));
+        self
+    }
+
+    /// Checks the settings and builds the migrator.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] when `workers` is 0 or larger than the pool.
+    ///
+    /// ```no_run
+    /// # use std::sync::Arc;
+    /// # fn demo(pool: pgschemas_diesel::TenantPool) -> Result<(), Box<dyn std::error::Error>> {
+    /// let migrator = pgschemas_diesel::Migrator::builder(pool, Arc::new(pgschemas_diesel::NoTenants)).build()?;
+    /// # Ok(()) }
+    /// ```
+    pub fn build(self) -> Result<Migrator> {
+        let m = self.inner;
+        if m.workers == 0 {
+            return Err(Error::Config(
+                "the migrator needs at least one worker".into(),
+            ));
+        }
+        let size = m.pool.max_size() as usize;
+        if m.workers > size {
+            return Err(Error::Config(format!(
+                "the migrator has {} workers but the pool only {size} connections; each worker holds one: build the pool with max_size({})",
+                m.workers, m.workers
+            )));
+        }
+        Ok(m)
+    }
+}
+
+impl Migrator {
+    /// Starts a migrator over `pool` (whose configuration names the shared schema, the
+    /// static tenants and the clone reference) and `catalog` (the dynamic tenants).
+    ///
+    /// ```no_run
+    /// # use std::sync::Arc;
+    /// # fn demo(pool: pgschemas_diesel::TenantPool) -> Result<(), Box<dyn std::error::Error>> {
+    /// let migrator = pgschemas_diesel::Migrator::builder(pool, Arc::new(pgschemas_diesel::NoTenants)).build()?;
+    /// # Ok(()) }
+    /// ```
+    pub fn builder(pool: TenantPool, catalog: Arc<dyn Catalog>) -> MigratorBuilder {
+        MigratorBuilder {
+            inner: Migrator {
+                pool,
+                catalog,
+                shared: None,
+                tenant: None,
+                workers: 1,
+                keep_going: false,
+                create_missing: true,
+                progress: None,
+            },
+        }
+    }
+}

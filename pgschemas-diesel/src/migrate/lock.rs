@@ -1,0 +1,196 @@
+//! The migration lock of a schema: the advisory-lock calls every user of it sends (migrating,
+//! provisioning, cloning, dropping), and the guard a migration run holds it with.
+
+use std::collections::HashSet;
+
+use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
+use diesel::sql_types::{Bool, Nullable, Text};
+
+use super::error::{MigrationError, MigrationErrorKind};
+use super::ledger::{applied_in, create_ledger_sql, ledger_table};
+use crate::name::{SchemaName, quote_literal};
+use crate::transaction;
+
+/// The first key of the advisory lock a schema's migration run holds (the second is
+/// `hashtext(<schema name>)`), so that two processes never migrate one schema at once.
+///
+/// Advisory locks are per database, so the lock is keyed by (database, schema). It shows up
+/// in `pg_locks` as `locktype = 'advisory'`, `classid = 1346851661`, `objsubid = 2`. Two
+/// schemas whose names share a `hashtext` only wait for each other; that is harmless.
+///
+/// ```
+/// assert_eq!(pgschemas_diesel::MIGRATION_LOCK_CLASS, 0x5047_534D); // "PGSM"
+/// ```
+pub const MIGRATION_LOCK_CLASS: i32 = 0x5047_534D;
+
+/// What to do with a schema's migration lock: PostgreSQL's advisory-lock function to call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum LockFn {
+    /// `pg_advisory_lock`: held until unlocked or the session ends (a migration run outside
+    /// a transaction).
+    Session,
+    /// `pg_advisory_xact_lock`: held until the transaction ends.
+    Transaction,
+    /// `pg_advisory_xact_lock_shared`: held until the transaction ends, alongside other
+    /// shared holders (reading a reference schema while cloning it).
+    SharedTransaction,
+    /// `pg_advisory_unlock`: releases the [`Session`](Self::Session) form.
+    Unlock,
+}
+
+impl LockFn {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Session => "pg_advisory_lock",
+            Self::Transaction => "pg_advisory_xact_lock",
+            Self::SharedTransaction => "pg_advisory_xact_lock_shared",
+            Self::Unlock => "pg_advisory_unlock",
+        }
+    }
+}
+
+/// The call that takes (or releases) `schema`'s migration lock, an SQL expression keyed by
+/// ([`MIGRATION_LOCK_CLASS`], `hashtext(schema)`).
+pub(crate) fn lock_call(schema: &SchemaName, f: LockFn) -> String {
+    format!(
+        "pg_catalog.{}({MIGRATION_LOCK_CLASS}, pg_catalog.hashtext({}))",
+        f.name(),
+        quote_literal(schema.as_str())
+    )
+}
+
+/// The statement that takes (or releases) `schema`'s migration lock.
+pub(crate) fn lock_statement(schema: &SchemaName, f: LockFn) -> String {
+    format!("SELECT {}", lock_call(schema, f))
+}
+
+#[derive(QueryableByName)]
+struct LockRow {
+    #[diesel(sql_type = Nullable<Text>)]
+    current: Option<String>,
+    #[diesel(sql_type = Bool)]
+    has_ledger: bool,
+}
+
+/// The schema's migration lock, held on `conn`, with the ledger ready and read.
+///
+/// The session form is released on [`release`](Self::release) or when the guard drops
+/// (error paths); the transaction form ends with the transaction.
+pub(crate) struct SchemaLock<'a> {
+    conn: &'a mut PgConnection,
+    schema: &'a SchemaName,
+    session: bool,
+    /// The versions in the schema's ledger when the lock was granted.
+    pub(crate) applied: HashSet<String>,
+}
+
+impl<'a> SchemaLock<'a> {
+    /// Takes the lock (the transaction form when `in_transaction`), checks that objects
+    /// would be created in `schema`, creates its ledger if missing, and reads it.
+    pub(crate) fn take(
+        conn: &'a mut PgConnection,
+        schema: &'a SchemaName,
+        in_transaction: bool,
+    ) -> Result<Self, MigrationError> {
+        let lock = if in_transaction {
+            LockFn::Transaction
+        } else {
+            LockFn::Session
+        };
+        // From here on the guard unlocks, also when the statement below fails after the
+        // lock was granted (unlocking a lock not held only warns).
+        let mut guard = Self {
+            conn,
+            schema,
+            session: !in_transaction,
+            applied: HashSet::new(),
+        };
+        // The function in FROM runs first: the checks read the catalog after the lock is
+        // granted. The ledger is looked up only in a schema the role can use (`to_regclass`
+        // fails with "permission denied" otherwise, a less helpful message than ours).
+        let row: LockRow = diesel::sql_query(format!(
+            "SELECT pg_catalog.current_schema()::text AS current, \
+             CASE WHEN pg_catalog.current_schema() OPERATOR(pg_catalog.=) $2 \
+             THEN pg_catalog.to_regclass($1) IS NOT NULL ELSE false END AS has_ledger \
+             FROM {}",
+            lock_call(schema, lock)
+        ))
+        .bind::<Text, _>(ledger_table(schema))
+        .bind::<Text, _>(schema.as_str())
+        .get_result(guard.conn())
+        .map_err(|e| MigrationError::db(schema, e))?;
+        let LockRow {
+            current,
+            has_ledger,
+        } = row;
+        if current.as_deref() != Some(schema.as_str()) {
+            return Err(MigrationError::new(
+                schema,
+                MigrationErrorKind::NotCreationSchema { current },
+            ));
+        }
+        if !has_ledger {
+            guard
+                .conn()
+                .batch_execute(&create_ledger_sql(schema))
+                .map_err(|e| MigrationError::db(schema, e))?;
+        }
+        guard.applied = applied_in(guard.conn(), schema)?;
+        Ok(guard)
+    }
+
+    /// The connection the lock is held on.
+    pub(crate) fn conn(&mut self) -> &mut PgConnection {
+        self.conn
+    }
+
+    /// Releases the session lock, reporting a failure.
+    pub(crate) fn release(mut self) -> Result<(), MigrationError> {
+        let result = self.unlock();
+        self.session = false;
+        result
+    }
+
+    fn unlock(&mut self) -> Result<(), MigrationError> {
+        if !self.session {
+            return Ok(());
+        }
+        let sql = lock_statement(self.schema, LockFn::Unlock);
+        self.conn.batch_execute(&sql).map_err(|e| {
+            // A session lock that outlives the run would block every later migration of
+            // this schema: make sure the connection is discarded (which ends the session).
+            transaction::mark_broken(self.conn);
+            MigrationError::db(self.schema, e)
+        })
+    }
+}
+
+impl Drop for SchemaLock<'_> {
+    fn drop(&mut self) {
+        let _ = self.unlock();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_lock_call_is_keyed_by_class_and_schema() {
+        let t1 = SchemaName::new("t1").unwrap_or_else(|e| panic!("{e}"));
+        let key = "(1346851661, pg_catalog.hashtext('t1'))";
+        for (f, name) in [
+            (LockFn::Session, "pg_advisory_lock"),
+            (LockFn::Transaction, "pg_advisory_xact_lock"),
+            (LockFn::SharedTransaction, "pg_advisory_xact_lock_shared"),
+            (LockFn::Unlock, "pg_advisory_unlock"),
+        ] {
+            assert_eq!(lock_call(&t1, f), format!("pg_catalog.{name}{key}"));
+        }
+        assert_eq!(
+            lock_statement(&t1, LockFn::Transaction),
+            format!("SELECT pg_catalog.pg_advisory_xact_lock{key}")
+        );
+    }
+}

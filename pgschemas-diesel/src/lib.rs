@@ -58,6 +58,7 @@ mod pool;
 mod provision;
 mod routing;
 mod schema;
+mod sql_lex;
 mod transaction;
 
 pub use catalog::{Catalog, DomainRecord, InvalidRow, NoTenants, RowKind, TenantRecord};

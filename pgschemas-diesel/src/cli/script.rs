@@ -2,6 +2,10 @@
 //! reads them: string literals, dollar quotes, quoted identifiers and comments are skipped;
 //! a `BEGIN ATOMIC ... END` function body is one statement.
 
+use crate::sql_lex::{
+    block_comment_end, dollar_tag_end, is_ident_char, is_ident_start, line_comment_end,
+};
+
 /// One token at the top level of a statement.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Token {
@@ -39,9 +43,7 @@ pub(crate) fn statements(sql: &str) -> Vec<Statement<'_>> {
         let c = bytes[i];
         let token = match c {
             b'-' if bytes.get(i + 1) == Some(&b'-') => {
-                while i < bytes.len() && bytes[i] != b'\n' {
-                    i += 1;
-                }
+                i = line_comment_end(bytes, i);
                 continue;
             }
             b'/' if bytes.get(i + 1) == Some(&b'*') => {
@@ -94,9 +96,9 @@ pub(crate) fn statements(sql: &str) -> Vec<Statement<'_>> {
                 parens = parens.saturating_sub(1);
                 Some(Token::Other)
             }
-            c if c.is_ascii_alphabetic() || c == b'_' || c >= 0x80 => {
+            c if is_ident_start(c) => {
                 let begin = i;
-                while i + 1 < bytes.len() && (is_ident(bytes[i + 1]) || bytes[i + 1] == b'$') {
+                while i + 1 < bytes.len() && is_ident_char(bytes[i + 1]) {
                     i += 1;
                 }
                 let word = sql[begin..=i].to_ascii_lowercase();
@@ -150,26 +152,6 @@ fn is_routine(head: &[Token]) -> bool {
                 && matches!(word(3), "function" | "procedure"))
 }
 
-/// The index of the `/` closing the (nested) block comment starting at `i`, or the end.
-fn block_comment_end(bytes: &[u8], mut i: usize) -> usize {
-    let mut depth = 0usize;
-    while i < bytes.len() {
-        if bytes[i] == b'/' && bytes.get(i + 1) == Some(&b'*') {
-            depth += 1;
-            i += 2;
-        } else if bytes[i] == b'*' && bytes.get(i + 1) == Some(&b'/') {
-            depth -= 1;
-            i += 2;
-            if depth == 0 {
-                return i;
-            }
-        } else {
-            i += 1;
-        }
-    }
-    i
-}
-
 /// The index of the quote closing the string literal opened at `i` (`''` is a quote inside
 /// it; with `escapes`, an `E'...'` string, so is `\'`).
 fn string_end(bytes: &[u8], mut i: usize, escapes: bool) -> usize {
@@ -193,25 +175,21 @@ fn string_end(bytes: &[u8], mut i: usize, escapes: bool) -> usize {
 /// The index of the last `$` of the dollar-quoted string opened at `i` (`$$` or `$tag$`),
 /// or `i` itself for a `$` that opens none (a parameter such as `$1`).
 fn dollar_end(sql: &str, i: usize) -> usize {
-    let bytes = sql.as_bytes();
-    let tag_end = bytes[i + 1..]
-        .iter()
-        .position(|b| !is_ident(*b))
-        .map(|p| i + 1 + p);
-    match tag_end {
-        Some(end) if bytes[end] == b'$' && !bytes.get(i + 1).is_some_and(u8::is_ascii_digit) => {
-            let tag = &sql[i..=end];
-            match sql[end + 1..].find(tag) {
-                Some(p) => end + p + tag.len(),
-                None => bytes.len(),
+    match dollar_tag_end(sql.as_bytes(), i) {
+        Some(end) => {
+            let tag = &sql[i..end];
+            match sql[end..].find(tag) {
+                Some(p) => end + p + tag.len() - 1,
+                None => sql.len(),
             }
         }
-        _ => i,
+        None => i,
     }
 }
 
+/// An identifier character other than `$`.
 fn is_ident(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b == b'_' || b >= 0x80
+    is_ident_start(b) || b.is_ascii_digit()
 }
 
 impl Statement<'_> {

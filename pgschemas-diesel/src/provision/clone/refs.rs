@@ -11,6 +11,9 @@
 
 use crate::error::Error;
 use crate::name::SchemaName;
+use crate::sql_lex::{
+    block_comment_end, dollar_tag_end, is_ident_char, is_ident_start, line_comment_end,
+};
 
 /// How deep strings inside strings are looked into (a body, a string in it, a string in that).
 const MAX_DEPTH: usize = 4;
@@ -158,28 +161,8 @@ fn tokens(text: &str) -> Vec<Token> {
         let c = b[i];
         match c {
             _ if c.is_ascii_whitespace() => i += 1,
-            b'-' if b.get(i + 1) == Some(&b'-') => {
-                while i < b.len() && b[i] != b'\n' {
-                    i += 1;
-                }
-            }
-            b'/' if b.get(i + 1) == Some(&b'*') => {
-                let mut depth = 0usize;
-                while i < b.len() {
-                    if b[i] == b'/' && b.get(i + 1) == Some(&b'*') {
-                        depth += 1;
-                        i += 2;
-                    } else if b[i] == b'*' && b.get(i + 1) == Some(&b'/') {
-                        depth -= 1;
-                        i += 2;
-                        if depth == 0 {
-                            break;
-                        }
-                    } else {
-                        i += 1;
-                    }
-                }
-            }
+            b'-' if b.get(i + 1) == Some(&b'-') => i = line_comment_end(b, i),
+            b'/' if b.get(i + 1) == Some(&b'*') => i = block_comment_end(b, i),
             b'\'' => {
                 let (s, next) = quoted(text, i + 1, b'\'', false);
                 out.push(Token::Str(s));
@@ -195,7 +178,7 @@ fn tokens(text: &str) -> Vec<Token> {
                 out.push(Token::Ident(s));
                 i = next;
             }
-            b'$' => match dollar_tag(b, i) {
+            b'$' => match dollar_tag_end(b, i) {
                 Some(end) => {
                     let tag = &text[i..end];
                     let body_start = end;
@@ -243,14 +226,6 @@ fn tokens(text: &str) -> Vec<Token> {
     out
 }
 
-fn is_ident_start(c: u8) -> bool {
-    c.is_ascii_alphabetic() || c == b'_' || c >= 0x80
-}
-
-fn is_ident_char(c: u8) -> bool {
-    is_ident_start(c) || c.is_ascii_digit() || c == b'$'
-}
-
 /// The contents of a quoted token starting at `from` (after the opening quote), with doubled
 /// quotes (and, in `E''` strings, backslash escapes) undone; and where the token ends.
 fn quoted(text: &str, from: usize, quote: u8, backslash: bool) -> (String, usize) {
@@ -275,21 +250,6 @@ fn quoted(text: &str, from: usize, quote: u8, backslash: bool) -> (String, usize
         }
     }
     (String::from_utf8_lossy(&out).into_owned(), b.len())
-}
-
-/// The end of a dollar-quote tag (`$$`, `$body$`) starting at `i`, if one starts there.
-fn dollar_tag(b: &[u8], i: usize) -> Option<usize> {
-    let mut j = i + 1;
-    if b.get(j).is_some_and(|c| c.is_ascii_digit()) {
-        return None; // a parameter, `$1`
-    }
-    while j < b.len() && b[j] != b'$' {
-        if !(is_ident_start(b[j]) || b[j].is_ascii_digit()) {
-            return None;
-        }
-        j += 1;
-    }
-    (j < b.len()).then_some(j + 1)
 }
 
 /// Whether `text` (SQL) names `schema` as a qualifier (`schema.x`, `"schema" . x`, any case

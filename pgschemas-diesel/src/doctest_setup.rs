@@ -19,16 +19,22 @@
 //!
 //! Not part of the API: enabled by the `testing` feature, for this crate's doctests only.
 
+use std::fmt;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use diesel::PgConnection;
-use diesel::connection::SimpleConnection;
+use diesel::connection::{BoxableConnection, SimpleConnection};
+use diesel::migration::{
+    Migration, MigrationMetadata, MigrationName, MigrationSource, MigrationVersion,
+};
+use diesel::pg::Pg;
 use diesel_migrations::MigrationHarness;
 
-use crate::models::{DefaultDomain, DefaultTenant, NewTenant, SHARED_MIGRATIONS};
+use crate::models::{DefaultDomain, DefaultTenant, NewTenant, SHARED_MIGRATIONS, default_catalog};
 use crate::name::SchemaName;
 use crate::testing::TestDatabase;
-use crate::{Config, NewDomain, TenantModel, TenantPool, add_domain};
+use crate::{Config, Migrator, MigratorBuilder, NewDomain, TenantModel, TenantPool, add_domain};
 
 /// Numbers the databases this process creates.
 static NEXT: AtomicUsize = AtomicUsize::new(0);
@@ -224,4 +230,89 @@ fn notes_sql(schema: &str) -> String {
         "CREATE SCHEMA {schema}; \
          CREATE TABLE {schema}.notes (id serial PRIMARY KEY, body text NOT NULL);"
     )
+}
+
+/// Two tenant migrations, in memory: `20240101000001` creates `customers`,
+/// `20240101000002` creates `orders`.
+pub const TENANT_MIGRATIONS: &[(&str, &str)] = &[
+    (
+        "20240101000001",
+        "CREATE TABLE customers (id bigserial PRIMARY KEY, name text NOT NULL)",
+    ),
+    (
+        "20240101000002",
+        "CREATE TABLE orders (id bigserial PRIMARY KEY, customer_id bigint NOT NULL REFERENCES customers)",
+    ),
+];
+
+/// Two tenant migrations, in memory: `20240101000001` creates `ok_tbl`, `20240101000002`
+/// fails (division by zero).
+pub const FAILING_MIGRATIONS: &[(&str, &str)] = &[
+    ("20240101000001", "CREATE TABLE ok_tbl (id int)"),
+    ("20240101000002", "SELECT 1/0"),
+];
+
+impl DoctestDatabase {
+    /// A [`MigratorBuilder`] over [`pool`](Self::pool) and the default models'
+    /// [`default_catalog`] (call [`models`](Self::models) and add the
+    /// [`tenant`](Self::tenant)s first), whose tenant migrations are `migrations`
+    /// (`(version, SQL)` pairs such as [`TENANT_MIGRATIONS`]); no shared migrations.
+    pub fn migrator(&self, migrations: &'static [(&'static str, &'static str)]) -> MigratorBuilder {
+        Migrator::builder(self.pool(), Arc::new(default_catalog()))
+            .tenant_migrations(SqlMigrations(migrations))
+    }
+}
+
+/// Migrations held in memory as `(version, SQL)` pairs, each run in its own transaction.
+#[derive(Debug, Clone, Copy)]
+pub struct SqlMigrations(pub &'static [(&'static str, &'static str)]);
+
+impl MigrationSource<Pg> for SqlMigrations {
+    fn migrations(&self) -> diesel::migration::Result<Vec<Box<dyn Migration<Pg>>>> {
+        Ok(self
+            .0
+            .iter()
+            .map(|&(version, sql)| {
+                Box::new(SqlMigration { version, sql }) as Box<dyn Migration<Pg>>
+            })
+            .collect())
+    }
+}
+
+/// One migration of [`SqlMigrations`]; its name is its version.
+struct SqlMigration {
+    version: &'static str,
+    sql: &'static str,
+}
+
+impl fmt::Display for SqlMigration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.version)
+    }
+}
+
+impl MigrationName for SqlMigration {
+    fn version(&self) -> MigrationVersion<'_> {
+        self.version.into()
+    }
+}
+
+impl MigrationMetadata for SqlMigration {}
+
+impl Migration<Pg> for SqlMigration {
+    fn run(&self, conn: &mut dyn BoxableConnection<Pg>) -> diesel::migration::Result<()> {
+        Ok(conn.batch_execute(self.sql)?)
+    }
+
+    fn revert(&self, _conn: &mut dyn BoxableConnection<Pg>) -> diesel::migration::Result<()> {
+        Ok(())
+    }
+
+    fn metadata(&self) -> &dyn MigrationMetadata {
+        self
+    }
+
+    fn name(&self) -> &dyn MigrationName {
+        self
+    }
 }

@@ -42,19 +42,21 @@ type ProgressFn = Arc<dyn Fn(&Progress<'_>) + Send + Sync>;
 /// [`create_missing_schemas`](MigratorBuilder::create_missing_schemas)); a dynamic tenant
 /// whose schema is missing is reported as failed.
 ///
-/// ```no_run
+/// ```
+/// # let db = pgschemas_diesel::doctest_setup::database().models().tenant("t1", &[]).tenant("t2", &[]); let database_url = db.url();
 /// use std::sync::Arc;
 /// use diesel_migrations::{EmbeddedMigrations, embed_migrations};
-/// use pgschemas_diesel::{Config, Migrator, NoTenants, Selection, TenantPool};
+/// use pgschemas_diesel::models::default_catalog;
+/// use pgschemas_diesel::{Config, Migrator, Selection, TenantPool};
 ///
 /// const TENANT: EmbeddedMigrations = embed_migrations!("../examples/migrations/tenant");
 ///
 /// let pool = TenantPool::with_builder(
-///     "postgres://postgres@127.0.0.1/app",
+///     database_url,
 ///     Config::default(),
 ///     r2d2::Pool::builder().max_size(4),
 /// )?;
-/// let migrator = Migrator::builder(pool, Arc::new(NoTenants))
+/// let migrator = Migrator::builder(pool, Arc::new(default_catalog()))
 ///     .tenant_migrations(TENANT)
 ///     .workers(4)
 ///     .on_progress(|p| eprintln!("{}/{}", p.done(), p.total()))
@@ -64,6 +66,8 @@ type ProgressFn = Arc<dyn Fn(&Progress<'_>) + Send + Sync>;
 /// for failed in report.failed() {
 ///     eprintln!("{}", failed.error.as_ref().unwrap());
 /// }
+/// assert!(report.is_success(), "{report}");
+/// assert_eq!(report.migration_count(), 10); // five in t1, five in t2
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct Migrator {
@@ -105,14 +109,17 @@ impl fmt::Debug for MigratorBuilder {
 impl MigratorBuilder {
     /// The migrations of the shared schema. Without them, the shared schema is not migrated.
     ///
-    /// ```no_run
+    /// ```
+    /// # let db = pgschemas_diesel::doctest_setup::database(); let pool = db.pool();
     /// # use std::sync::Arc;
-    /// # fn demo(pool: pgschemas_diesel::TenantPool) -> Result<(), Box<dyn std::error::Error>> {
     /// const SHARED: diesel_migrations::EmbeddedMigrations =
     ///     diesel_migrations::embed_migrations!("../examples/migrations/tenant");
     /// let builder = pgschemas_diesel::Migrator::builder(pool, Arc::new(pgschemas_diesel::NoTenants))
     ///     .shared_migrations(SHARED);
-    /// # Ok(()) }
+    /// let report = builder.build()?.run(&pgschemas_diesel::Selection::all())?;
+    /// assert_eq!(report.schemas[0].schema.as_str(), "public");
+    /// assert_eq!(report.schemas[0].applied.len(), 5);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn shared_migrations<S>(mut self, migrations: S) -> Self
     where
@@ -125,14 +132,20 @@ impl MigratorBuilder {
     /// The migrations of every tenant schema (static tenants that migrate, the clone
     /// reference, dynamic tenants). Without them, only the shared schema is migrated.
     ///
-    /// ```no_run
+    /// ```
+    /// # let db = pgschemas_diesel::doctest_setup::database().models().tenant("t1", &[]); let pool = db.pool();
     /// # use std::sync::Arc;
-    /// # fn demo(pool: pgschemas_diesel::TenantPool) -> Result<(), Box<dyn std::error::Error>> {
+    /// use pgschemas_diesel::models::default_catalog;
+    ///
     /// const TENANT: diesel_migrations::EmbeddedMigrations =
     ///     diesel_migrations::embed_migrations!("../examples/migrations/tenant");
-    /// let builder = pgschemas_diesel::Migrator::builder(pool, Arc::new(pgschemas_diesel::NoTenants))
+    /// let builder = pgschemas_diesel::Migrator::builder(pool, Arc::new(default_catalog()))
     ///     .tenant_migrations(TENANT);
-    /// # Ok(()) }
+    /// let report = builder.build()?.run(&pgschemas_diesel::Selection::all())?;
+    /// assert_eq!(report.schemas.len(), 1); // the shared schema has no migrations here
+    /// assert_eq!(report.schemas[0].schema.as_str(), "t1");
+    /// assert_eq!(report.schemas[0].applied.len(), 5);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn tenant_migrations<S>(mut self, migrations: S) -> Self
     where
@@ -145,12 +158,17 @@ impl MigratorBuilder {
     /// How many schemas are migrated at once, each on its own pooled connection (default 1).
     /// The pool must have at least this many connections.
     ///
-    /// ```no_run
+    /// ```
+    /// # let db = pgschemas_diesel::doctest_setup::database(); let pool = db.pool();
     /// # use std::sync::Arc;
-    /// # fn demo(pool: pgschemas_diesel::TenantPool) -> Result<(), Box<dyn std::error::Error>> {
-    /// let builder = pgschemas_diesel::Migrator::builder(pool, Arc::new(pgschemas_diesel::NoTenants))
-    ///     .workers(4);
-    /// # Ok(()) }
+    /// use pgschemas_diesel::{Migrator, NoTenants};
+    ///
+    /// assert_eq!(pool.max_size(), 2);
+    /// let builder = Migrator::builder(pool.clone(), Arc::new(NoTenants)).workers(2);
+    /// assert!(builder.build().is_ok());
+    /// let too_many = Migrator::builder(pool, Arc::new(NoTenants)).workers(4);
+    /// assert!(too_many.build().is_err());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn workers(mut self, workers: usize) -> Self {
         self.inner.workers = workers;
@@ -160,12 +178,18 @@ impl MigratorBuilder {
     /// Whether to go on with the other schemas after one fails (default `false`: stop
     /// handing out schemas after the first failure; those already running finish).
     ///
-    /// ```no_run
+    /// ```
+    /// # let db = pgschemas_diesel::doctest_setup::database().models().tenant("t1", &[]).tenant("t2", &[]); let pool = db.pool();
+    /// # let failing = pgschemas_diesel::doctest_setup::SqlMigrations(pgschemas_diesel::doctest_setup::FAILING_MIGRATIONS);
     /// # use std::sync::Arc;
-    /// # fn demo(pool: pgschemas_diesel::TenantPool) -> Result<(), Box<dyn std::error::Error>> {
-    /// let builder = pgschemas_diesel::Migrator::builder(pool, Arc::new(pgschemas_diesel::NoTenants))
+    /// // `failing`: two migrations, the second fails in every tenant (t1 and t2)
+    /// let builder = pgschemas_diesel::Migrator::builder(pool, Arc::new(pgschemas_diesel::models::default_catalog()))
+    ///     .tenant_migrations(failing)
     ///     .keep_going(true);
-    /// # Ok(()) }
+    /// let report = builder.build()?.run(&pgschemas_diesel::Selection::all())?;
+    /// assert_eq!(report.failed().count(), 2); // t2 was tried after t1 failed
+    /// assert_eq!(report.skipped().count(), 0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn keep_going(mut self, keep_going: bool) -> Self {
         self.inner.keep_going = keep_going;
@@ -176,12 +200,23 @@ impl MigratorBuilder {
     /// exist (default `true`, as django-pgschemas does; dynamic tenants' schemas are never
     /// created here: provision the tenant instead).
     ///
-    /// ```no_run
+    /// ```
+    /// # let db = pgschemas_diesel::doctest_setup::database(); let database_url = db.url();
     /// # use std::sync::Arc;
-    /// # fn demo(pool: pgschemas_diesel::TenantPool) -> Result<(), Box<dyn std::error::Error>> {
-    /// let builder = pgschemas_diesel::Migrator::builder(pool, Arc::new(pgschemas_diesel::NoTenants))
+    /// use pgschemas_diesel::{Config, MigrationErrorKind, Migrator, NoTenants, Selection, StaticTenant, TenantPool};
+    ///
+    /// const TENANT: diesel_migrations::EmbeddedMigrations =
+    ///     diesel_migrations::embed_migrations!("../examples/migrations/tenant");
+    /// let config = Config::builder().static_tenant(StaticTenant::builder("www")).build()?;
+    /// let pool = TenantPool::new(database_url, config)?;
+    /// let builder = Migrator::builder(pool, Arc::new(NoTenants))
+    ///     .tenant_migrations(TENANT)
     ///     .create_missing_schemas(false);
-    /// # Ok(()) }
+    /// let report = builder.build()?.run(&Selection::all())?;
+    /// let www = &report.schemas[0];
+    /// assert_eq!(www.schema.as_str(), "www");
+    /// assert!(matches!(www.error.as_ref().map(|e| e.kind()), Some(MigrationErrorKind::SchemaNotFound)));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn create_missing_schemas(mut self, create: bool) -> Self {
         self.inner.create_missing = create;
@@ -191,17 +226,27 @@ impl MigratorBuilder {
     /// Called when a schema starts and when it finishes, from the worker threads; turn it
     /// into a progress bar or a log line.
     ///
-    /// ```no_run
-    /// # use std::sync::Arc;
-    /// # fn demo(pool: pgschemas_diesel::TenantPool) -> Result<(), Box<dyn std::error::Error>> {
+    /// ```
+    /// # let db = pgschemas_diesel::doctest_setup::database().models().tenant("t1", &[]).tenant("t2", &[]); let pool = db.pool();
+    /// # use std::sync::{Arc, Mutex};
     /// use pgschemas_diesel::Progress;
-    /// let builder = pgschemas_diesel::Migrator::builder(pool, Arc::new(pgschemas_diesel::NoTenants))
-    ///     .on_progress(|p| {
+    ///
+    /// const TENANT: diesel_migrations::EmbeddedMigrations =
+    ///     diesel_migrations::embed_migrations!("../examples/migrations/tenant");
+    /// let lines = Arc::new(Mutex::new(Vec::new()));
+    /// let log = Arc::clone(&lines);
+    /// let builder = pgschemas_diesel::Migrator::builder(pool, Arc::new(pgschemas_diesel::models::default_catalog()))
+    ///     .tenant_migrations(TENANT)
+    ///     .on_progress(move |p| {
     ///         if let Progress::Finished { report, done, total } = p {
-    ///             eprintln!("[{done}/{total}] {} {}", report.schema, if report.error.is_some() { "FAILED" } else { "ok" });
+    ///             let line = format!("[{done}/{total}] {} {}", report.schema, if report.error.is_some() { "FAILED" } else { "ok" });
+    ///             eprintln!("{line}");
+    ///             log.lock().unwrap().push(line);
     ///         }
     ///     });
-    /// # Ok(()) }
+    /// builder.build()?.run(&pgschemas_diesel::Selection::all())?;
+    /// assert_eq!(*lines.lock().unwrap(), ["[1/2] t1 ok", "[2/2] t2 ok"]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn on_progress<F>(mut self, f: F) -> Self
     where
@@ -217,11 +262,15 @@ impl MigratorBuilder {
     ///
     /// [`Error::Config`] when `workers` is 0 or larger than the pool.
     ///
-    /// ```no_run
+    /// ```
+    /// # let db = pgschemas_diesel::doctest_setup::database(); let pool = db.pool();
     /// # use std::sync::Arc;
-    /// # fn demo(pool: pgschemas_diesel::TenantPool) -> Result<(), Box<dyn std::error::Error>> {
-    /// let migrator = pgschemas_diesel::Migrator::builder(pool, Arc::new(pgschemas_diesel::NoTenants)).build()?;
-    /// # Ok(()) }
+    /// use pgschemas_diesel::{Error, Migrator, NoTenants};
+    ///
+    /// let migrator = Migrator::builder(pool.clone(), Arc::new(NoTenants)).build()?;
+    /// let none = Migrator::builder(pool, Arc::new(NoTenants)).workers(0).build();
+    /// assert!(matches!(none, Err(Error::Config(_))));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn build(self) -> Result<Migrator> {
         let m = self.inner;
@@ -245,11 +294,14 @@ impl Migrator {
     /// Starts a migrator over `pool` (whose configuration names the shared schema, the
     /// static tenants and the clone reference) and `catalog` (the dynamic tenants).
     ///
-    /// ```no_run
+    /// ```
+    /// # let db = pgschemas_diesel::doctest_setup::database(); let pool = db.pool();
     /// # use std::sync::Arc;
-    /// # fn demo(pool: pgschemas_diesel::TenantPool) -> Result<(), Box<dyn std::error::Error>> {
     /// let migrator = pgschemas_diesel::Migrator::builder(pool, Arc::new(pgschemas_diesel::NoTenants)).build()?;
-    /// # Ok(()) }
+    /// let targets = migrator.targets(&pgschemas_diesel::Selection::all())?;
+    /// assert_eq!(targets.len(), 1); // no tenants: the shared schema only
+    /// assert_eq!(targets[0].schema.as_str(), "public");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn builder(pool: TenantPool, catalog: Arc<dyn Catalog>) -> MigratorBuilder {
         MigratorBuilder {

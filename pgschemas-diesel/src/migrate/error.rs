@@ -16,22 +16,34 @@ use crate::name::SchemaName;
 /// The message names the schema and the migration and ends with the cause:
 /// `migration 2024-01-01-000002_boom failed in schema "t1": division by zero`.
 ///
-/// ```no_run
+/// ```
+/// # let db = pgschemas_diesel::doctest_setup::database().schemas(&["t2"]); let database_url = db.url();
 /// # use diesel::{Connection, PgConnection};
 /// use pgschemas_diesel::{Config, MigrationErrorKind, SchemaName, migrate_schema};
 ///
 /// const TENANT: diesel_migrations::EmbeddedMigrations =
 ///     diesel_migrations::embed_migrations!("../examples/migrations/tenant");
 ///
-/// let mut conn = PgConnection::establish("postgres://postgres@127.0.0.1/app")?;
-/// let t1 = SchemaName::new("t1")?;
+/// let mut conn = PgConnection::establish(database_url)?;
+/// let t1 = SchemaName::new("t1")?; // never created
 /// match migrate_schema(&mut conn, &Config::default(), &t1, &TENANT) {
-///     Ok(applied) => println!("{t1}: {} applied", applied.len()),
+///     Ok(applied) => panic!("{t1}: {} applied", applied.len()),
 ///     Err(e) if matches!(e.kind(), MigrationErrorKind::SchemaNotFound) => {
 ///         eprintln!("{e}"); // schema "t1" does not exist; ...
+///         assert_eq!(e.schema(), &t1);
+///         assert_eq!(e.migration(), None); // nothing ran
 ///     }
 ///     Err(e) => return Err(e.into()),
 /// }
+///
+/// // A migration's own SQL fails: the error names it, the cause ends the message.
+/// const FAILING: diesel_migrations::EmbeddedMigrations =
+///     diesel_migrations::embed_migrations!("../tests/migrations/failing");
+/// let t2 = SchemaName::new("t2")?;
+/// let e = migrate_schema(&mut conn, &Config::default(), &t2, &FAILING).unwrap_err();
+/// assert!(matches!(e.kind(), MigrationErrorKind::Failed(_)));
+/// assert_eq!(e.migration(), Some("2024-01-01-000002_boom"));
+/// assert!(e.to_string().starts_with(r#"migration 2024-01-01-000002_boom failed in schema "t2": "#));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug)]

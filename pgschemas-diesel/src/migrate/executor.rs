@@ -28,12 +28,15 @@ impl Migrator {
     /// [`Error::Catalog`] when the tenants cannot be listed; the selection's errors
     /// ([`Error::UnknownReference`], [`Error::AmbiguousReference`]); [`Error::Pool`].
     ///
-    /// ```no_run
-    /// # fn demo(migrator: pgschemas_diesel::Migrator) -> Result<(), Box<dyn std::error::Error>> {
+    /// ```
+    /// # let db = pgschemas_diesel::doctest_setup::database().models().tenant("t1", &[]); let migrator = db.migrator(pgschemas_diesel::doctest_setup::TENANT_MIGRATIONS).build()?;
+    /// let mut lines = Vec::new();
     /// for target in migrator.targets(&pgschemas_diesel::Selection::all())? {
     ///     println!("{} ({})", target.schema, target.kind);
+    ///     lines.push(format!("{} ({})", target.schema, target.kind));
     /// }
-    /// # Ok(()) }
+    /// assert_eq!(lines, ["public (shared)", "t1 (dynamic)"]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn targets(&self, selection: &Selection) -> Result<Vec<Target>> {
         let rows = self.load_catalog()?;
@@ -53,11 +56,13 @@ impl Migrator {
     /// shared schema is selected and the tenant tables are missing, the shared schema is
     /// migrated first and the catalog read again), [`Error::Pool`], [`Error::Database`].
     ///
-    /// ```no_run
-    /// # fn demo(migrator: pgschemas_diesel::Migrator) -> Result<(), Box<dyn std::error::Error>> {
+    /// ```
+    /// # let db = pgschemas_diesel::doctest_setup::database().models().tenant("t1", &[]).tenant("t2", &[]); let migrator = db.migrator(pgschemas_diesel::doctest_setup::TENANT_MIGRATIONS).build()?;
     /// let report = migrator.run(&pgschemas_diesel::Selection::all())?;
     /// assert!(report.is_success(), "{report}");
-    /// # Ok(()) }
+    /// assert_eq!(report.migration_count(), 4); // two in t1, two in t2
+    /// assert_eq!(migrator.run(&pgschemas_diesel::Selection::all())?.migration_count(), 0); // up to date
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn run(&self, selection: &Selection) -> Result<MigrationReport> {
         self.execute(selection, Mode::Run)
@@ -71,13 +76,15 @@ impl Migrator {
     /// As [`run`](Self::run). When the tenants cannot be listed but the shared schema is
     /// selected, the plan shows the shared schema and no dynamic tenants.
     ///
-    /// ```no_run
-    /// # fn demo(migrator: pgschemas_diesel::Migrator) -> Result<(), Box<dyn std::error::Error>> {
+    /// ```
+    /// # let db = pgschemas_diesel::doctest_setup::database().models().tenant("t1", &[]); let migrator = db.migrator(pgschemas_diesel::doctest_setup::TENANT_MIGRATIONS).build()?;
     /// let plan = migrator.plan(&pgschemas_diesel::Selection::all())?;
     /// for s in &plan.schemas {
     ///     println!("{}: {} pending", s.schema, s.pending.len());
     /// }
-    /// # Ok(()) }
+    /// assert_eq!(plan.schemas[0].pending, ["20240101000001", "20240101000002"]);
+    /// assert_eq!(migrator.plan(&pgschemas_diesel::Selection::all())?.migration_count(), 2); // nothing applied
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn plan(&self, selection: &Selection) -> Result<MigrationReport> {
         self.execute(selection, Mode::Plan)

@@ -43,10 +43,24 @@ pub enum Progress<'a> {
 impl Progress<'_> {
     /// Schemas finished so far.
     ///
-    /// ```no_run
-    /// # fn demo(p: pgschemas_diesel::Progress<'_>) -> Result<(), Box<dyn std::error::Error>> {
-    /// let fraction = p.done() as f64 / p.total() as f64;
-    /// # Ok(()) }
+    /// ```
+    /// # let db = pgschemas_diesel::doctest_setup::database().models().tenant("t1", &[]).tenant("t2", &[]); let builder = db.migrator(pgschemas_diesel::doctest_setup::TENANT_MIGRATIONS);
+    /// # use std::sync::{Arc, Mutex};
+    /// use pgschemas_diesel::Progress;
+    ///
+    /// let fractions = Arc::new(Mutex::new(Vec::new()));
+    /// let seen = Arc::clone(&fractions);
+    /// let migrator = builder
+    ///     .on_progress(move |p| {
+    ///         if let Progress::Finished { .. } = p {
+    ///             let fraction = p.done() as f64 / p.total() as f64;
+    ///             seen.lock().unwrap().push(fraction);
+    ///         }
+    ///     })
+    ///     .build()?;
+    /// migrator.run(&pgschemas_diesel::Selection::all())?;
+    /// assert_eq!(*fractions.lock().unwrap(), [0.5, 1.0]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn done(&self) -> usize {
         match self {
@@ -113,10 +127,10 @@ impl SchemaReport {
 
     /// Whether the schema was migrated (or planned) without error.
     ///
-    /// ```no_run
-    /// # fn demo(report: pgschemas_diesel::MigrationReport) -> Result<(), Box<dyn std::error::Error>> {
+    /// ```
+    /// # let db = pgschemas_diesel::doctest_setup::database().models().tenant("t1", &[]).tenant("t2", &[]); let report = db.migrator(pgschemas_diesel::doctest_setup::TENANT_MIGRATIONS).build()?.run(&pgschemas_diesel::Selection::all())?;
     /// assert!(report.schemas.iter().all(|s| s.is_success()));
-    /// # Ok(()) }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn is_success(&self) -> bool {
         self.error.is_none() && !self.skipped
@@ -157,12 +171,16 @@ impl MigrationReport {
 
     /// The schemas that failed, in run order.
     ///
-    /// ```no_run
-    /// # fn demo(report: pgschemas_diesel::MigrationReport) -> Result<(), Box<dyn std::error::Error>> {
+    /// ```
+    /// # let db = pgschemas_diesel::doctest_setup::database().models().tenant("t1", &[]).tenant("t2", &[]); let report = db.migrator(pgschemas_diesel::doctest_setup::FAILING_MIGRATIONS).build()?.run(&pgschemas_diesel::Selection::all())?;
+    /// // `report`: a run over t1 and t2 whose second migration fails
     /// for s in report.failed() {
     ///     eprintln!("{}", s.error.as_ref().unwrap());
     /// }
-    /// # Ok(()) }
+    /// let failed: Vec<&str> = report.failed().map(|s| s.schema.as_str()).collect();
+    /// assert_eq!(failed, ["t1"]); // then the run stopped: t2 was skipped
+    /// assert_eq!(report.skipped().count(), 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn failed(&self) -> impl Iterator<Item = &SchemaReport> {
         self.schemas.iter().filter(|s| s.error.is_some())
@@ -176,12 +194,14 @@ impl MigrationReport {
     /// Whether every selected schema was migrated (or planned) and no tenant row was left
     /// out.
     ///
-    /// ```no_run
-    /// # fn demo(report: pgschemas_diesel::MigrationReport) -> Result<(), Box<dyn std::error::Error>> {
-    /// if !report.is_success() {
-    ///     std::process::exit(1);
-    /// }
-    /// # Ok(()) }
+    /// ```
+    /// # let db = pgschemas_diesel::doctest_setup::database().models().tenant("t1", &[]); let report = db.migrator(pgschemas_diesel::doctest_setup::FAILING_MIGRATIONS).build()?.run(&pgschemas_diesel::Selection::all())?;
+    /// use std::process::ExitCode;
+    ///
+    /// // `report`: a run whose second migration failed in t1
+    /// let code = if report.is_success() { ExitCode::SUCCESS } else { ExitCode::FAILURE };
+    /// assert_eq!(code, ExitCode::FAILURE);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn is_success(&self) -> bool {
         self.schemas.iter().all(SchemaReport::is_success) && self.invalid_rows.is_empty()

@@ -8,7 +8,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 use pgschemas_diesel::{
-    Config, Error, Provisioner, SchemaConnection, SchemaName, StaticTenant, clone_schema,
+    Config, Error, HookName, Provisioner, SchemaConnection, SchemaName, StaticTenant, clone_schema,
     create_reference, recreate_reference, schema_exists, test_database,
 };
 
@@ -374,7 +374,7 @@ fn a_vetoing_after_sync_hook_leaves_nothing() {
         .unwrap();
     let err = p.create_tenant(&mut conn, "t1", rows("t1")).unwrap_err();
     assert!(
-        matches!(&err, Error::Hook { schema, hook: "after_sync", .. } if schema == "t1"),
+        matches!(&err, Error::Hook { schema, hook: HookName::AfterSync, .. } if schema == "t1"),
         "{err}"
     );
     assert!(err.to_string().contains("no new tenants today"), "{err}");
@@ -483,7 +483,7 @@ fn auto_create_off_writes_rows_only_and_provisions_later() {
         matches!(
             err,
             Error::Hook {
-                hook: "needs_sync",
+                hook: HookName::NeedsSync,
                 ..
             }
         ),
@@ -574,7 +574,7 @@ fn drop_keeps_the_schema_unless_forced_or_auto_drop() {
         matches!(
             err,
             Error::Hook {
-                hook: "before_drop",
+                hook: HookName::BeforeDrop,
                 ..
             }
         ),
@@ -725,7 +725,7 @@ fn reference_is_created_migrated_and_recreated() {
     assert_eq!(ledger(&mut conn, "sample").len(), 5);
 
     let err = create_reference(&mut conn, &plain_config(), TENANT).unwrap_err();
-    assert!(matches!(err, Error::Config(_)), "{err}");
+    assert!(matches!(err, Error::NoCloneReference { .. }), "{err}");
     assert!(
         Provisioner::builder(plain_config(), TENANT)
             .clone_from_reference(true)

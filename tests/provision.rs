@@ -252,7 +252,7 @@ fn a_failing_migration_leaves_nothing() {
         }
         other => panic!("expected a migration error, got {other}"),
     }
-    let msg = err.to_string();
+    let msg = err.report().to_string();
     assert!(
         msg.contains("boom") && msg.contains("division by zero"),
         "{msg}"
@@ -377,7 +377,10 @@ fn a_vetoing_after_sync_hook_leaves_nothing() {
         matches!(&err, Error::Hook { schema, hook: HookName::AfterSync, .. } if schema == "t1"),
         "{err}"
     );
-    assert!(err.to_string().contains("no new tenants today"), "{err}");
+    assert!(
+        err.report().to_string().contains("no new tenants today"),
+        "{err}"
+    );
     assert_eq!(
         seen.lock().unwrap().clone(),
         Some(("t1".to_owned(), Some("t1".to_owned()), 0))
@@ -1286,7 +1289,7 @@ fn a_clone_names_its_doubts_and_fails_whole() {
         false,
     )
     .unwrap_err();
-    assert!(err.to_string().contains("no t2 in dst3"), "{err}");
+    assert!(err.report().to_string().contains("no t2 in dst3"), "{err}");
     assert_eq!(err.schema(), Some("dst3"));
     assert!(!exists(&mut conn, "dst3"));
     assert_eq!(

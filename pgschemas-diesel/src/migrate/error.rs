@@ -137,10 +137,25 @@ impl MigrationError {
     /// [`Error::report`](crate::Error::report) does.
     ///
     /// ```
-    /// use pgschemas_diesel::{Error, SchemaName};
+    /// # let db = pgschemas_diesel::doctest_setup::database().sql("create schema t1; create table t1.customers (id int)"); let database_url = db.url();
+    /// use diesel::{Connection, PgConnection};
+    /// use pgschemas_diesel::{Config, SchemaName, migrate_schema};
     ///
-    /// let err = SchemaName::new("Bad").unwrap_err();
-    /// assert!(err.report().to_string().starts_with("invalid schema name"));
+    /// const TENANT: diesel_migrations::EmbeddedMigrations =
+    ///     diesel_migrations::embed_migrations!("../examples/migrations/tenant");
+    ///
+    /// let mut conn = PgConnection::establish(database_url)?;
+    /// let err = migrate_schema(&mut conn, &Config::default(), &SchemaName::new("t1")?, &TENANT)
+    ///     .unwrap_err();
+    /// assert_eq!(
+    ///     err.to_string(),
+    ///     r#"migration 2024-01-01-000001_customers failed in schema "t1""#
+    /// );
+    /// assert_eq!(
+    ///     err.report().to_string(),
+    ///     r#"migration 2024-01-01-000001_customers failed in schema "t1": relation "customers" already exists"#
+    /// );
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn report(&self) -> impl fmt::Display + '_ {
         crate::error::Report(self)

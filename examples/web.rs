@@ -188,7 +188,7 @@ pub fn setup(database_url: &str) -> Result<App, Box<dyn std::error::Error + Send
         database_url,
         config.clone(),
         Arc::new(default_catalog()),
-        RouteOptions::default().on_error(|e| eprintln!("routing: {e}")),
+        RouteOptions::default().on_error(|e| eprintln!("routing: {}", e.report())),
     )?;
     let pool = TenantPool::new(database_url, config.clone())?;
     Ok(App {
@@ -221,7 +221,11 @@ async fn home(route: Route, db: TenantDb) -> Response {
             }
             body.into_response()
         }
-        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response(),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("{}\n", e.report()),
+        )
+            .into_response(),
     }
 }
 

@@ -4,8 +4,8 @@ use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
 use pgschemas_diesel::{
-    Config, Error, Schema, SchemaConnection, SchemaName, StaticTenant, create_schema,
-    dangerous_drop_schema, drop_schema, list_schemas, schema_exists, test_database,
+    Config, ConfiguredSchema, Error, Schema, SchemaConnection, SchemaName, StaticTenant,
+    create_schema, dangerous_drop_schema, drop_schema, list_schemas, schema_exists, test_database,
 };
 
 #[derive(QueryableByName)]
@@ -193,9 +193,9 @@ fn lifecycle_helpers() {
     assert!(!schema_exists(&mut conn, &name("c2")).unwrap());
 
     for (protected, what) in [
-        ("public", "the shared schema"),
-        ("www", "a static tenant"),
-        ("sample", "the clone reference"),
+        ("public", ConfiguredSchema::SharedSchema),
+        ("www", ConfiguredSchema::StaticTenant),
+        ("sample", ConfiguredSchema::CloneReference),
     ] {
         create_schema(&mut conn, &name(protected)).ok();
         let err = drop_schema(&mut conn, &config, &name(protected)).unwrap_err();

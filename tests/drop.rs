@@ -11,8 +11,8 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
 use diesel_migrations::{EmbeddedMigrations, embed_migrations};
 use pgschemas_diesel::{
-    Config, Error, Provisioner, SchemaName, StaticTenant, create_schema, dangerous_drop_schema,
-    drop_schema, schema_exists, test_database,
+    Config, ConfiguredSchema, Error, Provisioner, SchemaName, StaticTenant, create_schema,
+    dangerous_drop_schema, drop_schema, schema_exists, test_database,
 };
 
 const TENANT: EmbeddedMigrations = embed_migrations!("../examples/migrations/tenant");
@@ -113,9 +113,10 @@ fn drop_schema_refuses_objects_outside_that_depend_on_it() {
         panic!("expected Error::Dependents, got {err:?}");
     };
     assert_eq!(schema, "t1");
+    let objects = strings(objects);
     assert_eq!(
         objects,
-        &[
+        [
             "function public.cheer(t1.mood) (depends on type t1.mood)",
             "table constraint invoices_customer_id_fkey on public.invoices (depends on index t1.customers_pkey)",
             "view public.order_report (depends on table t1.orders)",
@@ -179,7 +180,7 @@ fn an_extension_owning_an_object_of_the_schema_is_a_dependent() {
     let err = drop_schema(&mut conn, &config(), &name("t1")).unwrap_err();
     assert!(
         matches!(&err, Error::Dependents { objects, .. }
-            if objects == &["extension tcn (owns function t1.helper())"]),
+            if strings(objects) == ["extension tcn (owns function t1.helper())"]),
         "{err:?}"
     );
     assert_eq!(
@@ -250,10 +251,10 @@ fn reserved_schemas_are_never_dropped() {
     let config = config();
     let p = tenants(&mut conn);
     for (schema, what) in [
-        ("extensions", "an extra search path"),
-        ("public", "the shared schema"),
-        ("www", "a static tenant"),
-        ("sample", "the clone reference"),
+        ("extensions", ConfiguredSchema::ExtraSearchPath),
+        ("public", ConfiguredSchema::SharedSchema),
+        ("www", ConfiguredSchema::StaticTenant),
+        ("sample", ConfiguredSchema::CloneReference),
     ] {
         create_schema(&mut conn, &name(schema)).ok();
         let err = drop_schema(&mut conn, &config, &name(schema)).unwrap_err();
@@ -312,7 +313,7 @@ fn a_view_created_during_the_drop_is_seen_before_dropping() {
     let err = dropping.join().unwrap().unwrap_err();
     assert!(
         matches!(&err, Error::Dependents { objects, .. }
-            if objects == &["view public.late (depends on table t1.orders)"]),
+            if strings(objects) == ["view public.late (depends on table t1.orders)"]),
         "{err:?}"
     );
     assert!(exists(&mut conn, "public.late"));
@@ -345,4 +346,9 @@ fn a_schema_created_concurrently_is_schema_exists() {
         Ok(())
     })
     .unwrap();
+}
+
+/// The objects of an [`Error::Dependents`] as their messages show them.
+fn strings(objects: &[pgschemas_diesel::Dependent]) -> Vec<String> {
+    objects.iter().map(ToString::to_string).collect()
 }

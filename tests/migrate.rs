@@ -503,7 +503,10 @@ fn inside_a_transaction_the_lock_and_the_migrations_follow_it() {
     );
     conn.transaction(|c| {
         let err = migrate_schema(c, &config, &name("t1"), &file_migrations(&dir)).unwrap_err();
-        assert!(err.to_string().contains("division by zero"), "{err}");
+        assert!(
+            err.report().to_string().contains("division by zero"),
+            "{err}"
+        );
         c.batch_execute("create table t1.after_failure (id int)")?;
         Ok::<_, Error>(())
     })
@@ -661,7 +664,7 @@ fn a_failure_stops_the_run_or_not_and_a_rerun_finishes() {
     assert_eq!(skipped, ["f0003", "f0004", "f0005"]);
     let err = report.schemas[2].error.as_ref().unwrap();
     assert_eq!(
-        err.to_string(),
+        err.report().to_string(),
         r#"migration 2024-01-01-000002_boom failed in schema "f0002": relation "boom" already exists"#
     );
     assert_eq!(err.version(), Some("20240101000002"));

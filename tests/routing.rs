@@ -362,7 +362,7 @@ fn a_missing_trigger_is_reported_at_start() {
     )
     .unwrap_err();
     let msg = err.to_string();
-    assert!(matches!(err, Error::Config(_)), "{err:?}");
+    assert!(matches!(err, Error::RouteTriggerMissing { .. }), "{err:?}");
     assert!(msg.contains(r#""public"."domains""#), "{msg}");
     assert!(msg.contains("pgschemas_routes"), "{msg}");
     // A disabled trigger counts as missing.

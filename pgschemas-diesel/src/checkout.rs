@@ -15,6 +15,7 @@ use diesel::result::Error as DieselError;
 use diesel::sql_types::{Bool, Nullable, Text};
 
 use crate::error::Error;
+use crate::error::SessionProblem;
 use crate::path::SearchPath;
 
 /// The call that sets the `search_path` to `value`, an SQL expression (a quoted literal, a
@@ -213,7 +214,7 @@ pub(crate) fn explain(
             None if leftover == Leftover::PlainTransaction => {
                 Refusal::Connection(Error::SessionState {
                     schema: schema.to_owned(),
-                    reason: "a transaction was already open on this connection (it has been rolled back)",
+                    reason: SessionProblem::TransactionOpen,
                 })
             }
             None => Refusal::Connection(Error::db(schema, failure)),

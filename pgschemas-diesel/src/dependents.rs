@@ -5,6 +5,7 @@ use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::sql_types::{Bool, Nullable, Text};
 
+use crate::error::Dependent;
 use crate::error::{Error, Result};
 use crate::name::SchemaName;
 
@@ -95,16 +96,17 @@ struct Crossing {
 pub(crate) fn outside_dependents(
     conn: &mut PgConnection,
     schema: &SchemaName,
-) -> Result<Vec<String>> {
+) -> Result<Vec<Dependent>> {
     let rows: Vec<Crossing> = diesel::sql_query(format!("WITH {INSIDE},\n{CROSSING}"))
         .bind::<Text, _>(schema.as_str())
         .load(conn)
         .map_err(|e| Error::db(schema.as_str(), e))?;
     Ok(rows
         .into_iter()
-        .map(|r| {
-            let how = if r.owns { "owns" } else { "depends on" };
-            format!("{} ({how} {})", r.object, r.inner_object)
+        .map(|r| Dependent {
+            object: r.object,
+            owns: r.owns,
+            inside: r.inner_object,
         })
         .collect())
 }

@@ -23,10 +23,11 @@ pub(crate) const FOLDER_RULE: &str =
 
 /// Why a domain cannot be a route's domain; `Display` is the reason in lower case.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum DomainFault {
+#[non_exhaustive]
+pub enum DomainFault {
     /// Nothing but white space.
     Empty,
-    /// Longer than [`MAX_HOST_LEN`].
+    /// Longer than 253 characters.
     TooLong,
     /// A character outside ASCII: a Unicode domain instead of its A-label.
     NotAscii(char),
@@ -69,8 +70,9 @@ impl fmt::Display for DomainFault {
 
 /// Why a folder cannot be a route's folder; `Display` is the reason in lower case.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum FolderFault {
-    /// Longer than [`MAX_FOLDER_LEN`].
+#[non_exhaustive]
+pub enum FolderFault {
+    /// Longer than 253 characters.
     TooLong,
     /// `.` or `..`, which URL paths resolve away.
     Dots,

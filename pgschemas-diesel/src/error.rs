@@ -1,60 +1,25 @@
 //! The crate's error type.
+//!
+//! One rule for causes: an error that has a cause (a Diesel error, a hook's error, the pool's)
+//! returns it from [`source()`](std::error::Error::source) and does not repeat it in its
+//! message, so a reporter that walks the chain prints each cause once. To show an error with
+//! its causes, as the command line does, use [`Error::report`]:
+//! `database error in schema "t1": relation "orders" does not exist`.
 
+use std::error::Error as StdError;
 use std::fmt;
+
+use crate::name::InvalidReason;
+
+mod fields;
+
+pub use fields::{
+    CloneRefusal, ConfiguredSchema, Dependent, DomainFault, FolderFault, HookName, RouteFault,
+    SessionProblem,
+};
 
 /// `Result` with [`Error`] as the default error type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
-
-/// Why a schema name was refused.
-///
-/// Carried by [`Error::InvalidSchemaName`]; its `Display` is a short reason in lower case.
-///
-/// ```
-/// use pgschemas_diesel::{Error, InvalidReason, SchemaName};
-///
-/// match SchemaName::new("Tenant1") {
-///     Err(Error::InvalidSchemaName { reason: InvalidReason::UpperCase, .. }) => {}
-///     other => panic!("unexpected: {other:?}"),
-/// }
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum InvalidReason {
-    /// The name is empty.
-    Empty,
-    /// Longer than PostgreSQL's 63-byte identifier limit (it would be silently truncated).
-    TooLong,
-    /// Contains upper-case letters: refused so quoted and unquoted spellings always agree.
-    UpperCase,
-    /// Starts with a digit.
-    LeadingDigit,
-    /// Contains a character outside `[a-z0-9_]`.
-    BadCharacter(char),
-    /// Starts with `pg_`, which PostgreSQL reserves for system schemas.
-    Reserved,
-    /// `information_schema`, the SQL-standard catalog schema.
-    InformationSchema,
-}
-
-impl fmt::Display for InvalidReason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Empty => f.write_str("it is empty"),
-            Self::TooLong => f.write_str(
-                "it is longer than 63 bytes, and PostgreSQL would silently truncate it",
-            ),
-            Self::UpperCase => f.write_str(
-                "it has upper-case letters; schema names are lower case so that quoted and unquoted spellings agree",
-            ),
-            Self::LeadingDigit => f.write_str("it starts with a digit"),
-            Self::BadCharacter(c) => {
-                write!(f, "it contains {c:?}; only a-z, 0-9 and _ are allowed")
-            }
-            Self::Reserved => f.write_str("the pg_ prefix is reserved for PostgreSQL's system schemas"),
-            Self::InformationSchema => f.write_str("information_schema is PostgreSQL's catalog schema"),
-        }
-    }
-}
 
 /// Every error the crate reports.
 ///
@@ -82,17 +47,81 @@ pub enum Error {
 
     /// A schema name clashes with one the configuration reserves (the shared schema, a static
     /// tenant, the clone reference or an extra search path). Compared case-insensitively.
-    #[error("schema name {schema:?} clashes with {with}")]
+    #[error("schema name {schema:?} clashes with {with} {other:?}")]
     NameClash {
         /// The schema name that was refused.
         schema: String,
-        /// What it clashes with, e.g. `the shared schema "public"`.
-        with: String,
+        /// What the configuration uses the other name for.
+        with: ConfiguredSchema,
+        /// The configured name it clashes with, as configured.
+        other: String,
     },
 
     /// The configuration is inconsistent; the message says which setting and why.
     #[error("invalid configuration: {0}")]
     Config(String),
+
+    /// An operation needs the clone reference, but the configuration names none.
+    #[error(
+        "{wanted_by} needs a clone reference, but none is configured; set one with ConfigBuilder::clone_reference"
+    )]
+    NoCloneReference {
+        /// What needed it, e.g. `create_reference` or `clone_from_reference`.
+        wanted_by: &'static str,
+    },
+
+    /// A [`Migrator`](crate::Migrator) was built with 0 workers, or with more workers than
+    /// its pool has connections (each worker holds one).
+    #[error("{}", workers_message(*workers, *pool_size))]
+    Workers {
+        /// The workers asked for.
+        workers: usize,
+        /// The pool's `max_size`.
+        pool_size: usize,
+    },
+
+    /// The routing table watches a table that does not exist.
+    #[error("routing watches table {table}, which does not exist; run the shared migrations first")]
+    WatchedTableMissing {
+        /// The table, schema-qualified and quoted.
+        table: String,
+    },
+
+    /// A table routing watches has no trigger notifying it of changes.
+    #[error(
+        "table {table} has no trigger notifying channel {channel:?}, so route changes would wait for the next full reload; install it with pgschemas_diesel::install_route_triggers (or the SQL of pgschemas_diesel::route_trigger_sql in a shared migration), or turn this check off with RouteOptions::check_triggers(false)"
+    )]
+    RouteTriggerMissing {
+        /// The table, schema-qualified and quoted.
+        table: String,
+        /// The channel the trigger should notify.
+        channel: &'static str,
+    },
+
+    /// The migrations of a source could not be listed (for example an unreadable directory).
+    #[error("could not list the migrations")]
+    MigrationSource(#[source] Box<dyn StdError + Send + Sync>),
+
+    /// A thread the crate needs could not be started.
+    #[error("could not start the {thread} thread")]
+    Spawn {
+        /// Which thread, e.g. `route listener`.
+        thread: &'static str,
+        /// Why the operating system refused.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// The blocking task running a tenant's database work was cancelled before it finished
+    /// (the runtime is shutting down).
+    #[error("the blocking task running the database work of schema {schema:?} was cancelled")]
+    Cancelled {
+        /// The tenant's schema.
+        schema: String,
+        /// The runtime's error.
+        #[source]
+        source: Box<dyn StdError + Send + Sync>,
+    },
 
     /// The schema does not exist in the database.
     #[error(
@@ -123,7 +152,7 @@ pub enum Error {
         /// The schema asked for.
         schema: String,
         /// What is wrong with the session.
-        reason: &'static str,
+        reason: SessionProblem,
     },
 
     /// No dynamic tenant has this schema (the tenant model has no row for it).
@@ -143,15 +172,16 @@ pub enum Error {
     /// An operation that would destroy a protected schema (the shared schema, a static
     /// tenant, the clone reference or an extra search path) was refused; the `dangerous_` variant of the call does it anyway.
     #[error(
-        "refusing to {action} schema {schema:?}: it is {what}; use the dangerous_ variant if you really mean it"
+        "refusing to {action} schema {schema:?}: it is {}; use the dangerous_ variant if you really mean it",
+        what.indefinite()
     )]
     Protected {
         /// The protected schema.
         schema: String,
         /// What was attempted, e.g. `drop`.
         action: &'static str,
-        /// Why it is protected, e.g. `the shared schema`.
-        what: &'static str,
+        /// Why it is protected: what the configuration uses it for.
+        what: ConfiguredSchema,
     },
 
     /// Dropping a schema was refused because objects outside it depend on objects inside it
@@ -160,18 +190,18 @@ pub enum Error {
     /// them too. Nothing was dropped.
     #[error(
         "refusing to drop schema {schema:?}: objects outside it would be dropped with it: {}; drop or change them first, or use the dangerous_ cascading variant to drop them too",
-        objects.join("; ")
+        fields::join(objects)
     )]
     Dependents {
         /// The schema that was not dropped.
         schema: String,
         /// The outside objects, each with its kind, schema-qualified name and what it depends
-        /// on, e.g. `view public.report (depends on table t1.orders)`.
-        objects: Vec<String>,
+        /// on; displayed as `view public.report (depends on table t1.orders)`.
+        objects: Vec<Dependent>,
     },
 
     /// A database error, with the schema it concerns when one is known.
-    #[error("database error{}: {source}", in_schema(schema))]
+    #[error("database error{}", in_schema(schema))]
     Database {
         /// The schema the statement ran for, when known.
         schema: Option<String>,
@@ -191,7 +221,7 @@ pub enum Error {
         /// The schema that would have been created.
         schema: String,
         /// What the source holds that cannot be cloned.
-        reason: String,
+        reason: CloneRefusal,
     },
 
     /// Cloning a schema was refused before anything was created, because definitions in the
@@ -214,12 +244,12 @@ pub enum Error {
     },
 
     /// A provisioning hook returned an error: the whole operation was rolled back.
-    #[error("the {hook} hook failed for schema {schema:?}, so nothing was committed: {source}")]
+    #[error("the {hook} hook failed for schema {schema:?}, so nothing was committed")]
     Hook {
         /// The tenant's schema.
         schema: String,
-        /// Which hook: `after_sync`, `needs_sync` or `before_drop`.
-        hook: &'static str,
+        /// Which hook.
+        hook: HookName,
         /// The hook's error.
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
@@ -246,15 +276,15 @@ pub enum Error {
         /// The route as given (`domain` or `domain/folder`).
         domain: String,
         /// Why it was refused.
-        reason: String,
+        reason: RouteFault,
     },
 
     /// Taking a connection from the pool failed (timeout, or the server is unreachable).
-    #[error("could not get a connection from the pool: {0}")]
+    #[error("could not get a connection from the pool")]
     Pool(#[from] r2d2::Error),
 
     /// Connecting to PostgreSQL failed.
-    #[error("could not connect to PostgreSQL: {0}")]
+    #[error("could not connect to PostgreSQL")]
     Connection(#[from] diesel::ConnectionError),
 
     /// Migrating a schema failed; the [`MigrationError`](crate::MigrationError) names the
@@ -291,9 +321,9 @@ pub enum Error {
 
     /// The dynamic tenants could not be listed from the catalog.
     #[error(
-        "could not list the dynamic tenants ({0}); if the tenant tables do not exist yet, migrate the shared schema first"
+        "could not list the dynamic tenants; if the tenant tables do not exist yet, migrate the shared schema first"
     )]
-    Catalog(Box<Error>),
+    Catalog(#[source] Box<Error>),
 
     /// A row of the tenant or domain table was left out because it cannot be used; the
     /// others are served and migrated. Reported, never returned by a read of the catalog.
@@ -308,6 +338,23 @@ impl Error {
             schema: Some(schema.into()),
             source,
         }
+    }
+
+    /// Shows this error followed by its causes (the [`source()`](StdError::source) chain),
+    /// each after `: `, as anyhow's `{:#}` does: what the command line prints.
+    ///
+    /// ```
+    /// use pgschemas_diesel::Error;
+    ///
+    /// let err = Error::Catalog(Box::new(Error::from(diesel::result::Error::NotFound)));
+    /// assert_eq!(
+    ///     err.report().to_string(),
+    ///     "could not list the dynamic tenants; if the tenant tables do not exist yet, \
+    ///      migrate the shared schema first: database error: Record not found"
+    /// );
+    /// ```
+    pub fn report(&self) -> impl fmt::Display + '_ {
+        Report(self)
     }
 
     /// The schema this error is about, when it names one.
@@ -331,11 +378,18 @@ impl Error {
             | Self::Dependents { schema, .. }
             | Self::Clone { schema, .. }
             | Self::CloneNamesSource { schema, .. }
-            | Self::Hook { schema, .. } => Some(schema),
+            | Self::Hook { schema, .. }
+            | Self::Cancelled { schema, .. } => Some(schema),
             Self::Database { schema, .. } => schema.as_deref(),
             Self::Migration(e) => Some(e.schema().as_str()),
             Self::Catalog(e) => e.schema(),
             Self::Config(_)
+            | Self::NoCloneReference { .. }
+            | Self::Workers { .. }
+            | Self::WatchedTableMissing { .. }
+            | Self::RouteTriggerMissing { .. }
+            | Self::MigrationSource(_)
+            | Self::Spawn { .. }
             | Self::DomainTaken { .. }
             | Self::InvalidDomain { .. }
             | Self::Pool(_)
@@ -344,6 +398,31 @@ impl Error {
             | Self::AmbiguousReference { .. }
             | Self::InvalidRow(_) => None,
         }
+    }
+}
+
+/// An error and its causes, each after `: `; see [`Error::report`].
+pub(crate) struct Report<'a>(pub(crate) &'a (dyn StdError + 'static));
+
+impl fmt::Display for Report<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut cause = self.0.source();
+        while let Some(e) = cause {
+            write!(f, ": {e}")?;
+            cause = e.source();
+        }
+        Ok(())
+    }
+}
+
+fn workers_message(workers: usize, pool_size: usize) -> String {
+    if workers == 0 {
+        "the migrator needs at least one worker".to_owned()
+    } else {
+        format!(
+            "the migrator has {workers} workers but the pool only {pool_size} connections; each worker holds one: build the pool with max_size({workers})"
+        )
     }
 }
 

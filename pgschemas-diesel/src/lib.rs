@@ -64,7 +64,10 @@ mod transaction;
 pub use catalog::{Catalog, DomainRecord, InvalidRow, NoTenants, RowKind, TenantRecord};
 pub use config::{Config, ConfigBuilder, StaticTenant, StaticTenantBuilder};
 pub use doctor::{Check, CheckStatus, DoctorReport, doctor};
-pub use error::{Error, InvalidReason, Result};
+pub use error::{
+    CloneRefusal, ConfiguredSchema, Dependent, DomainFault, Error, FolderFault, HookName, Result,
+    RouteFault, SessionProblem,
+};
 pub use lifecycle::{
     create_schema, dangerous_drop_schema, drop_schema, list_schemas, schema_exists,
 };
@@ -78,7 +81,7 @@ pub use models::{
     ROUTES_CHANNEL, TableName, TenantModel, absolute_url, add_domain, install_route_triggers,
     primary_domain, route_trigger_sql, set_primary_domain,
 };
-pub use name::{MAX_SCHEMA_NAME_LEN, SchemaName};
+pub use name::{InvalidReason, MAX_SCHEMA_NAME_LEN, SchemaName};
 pub use path::SearchPath;
 pub use pool::{DisableStatementCache, Manager, NestedScope, TenantPool, TenantScope};
 pub use provision::{

@@ -7,6 +7,7 @@ use diesel::sql_types::{Bool, Text};
 
 use crate::config::Config;
 use crate::dependents::{lock_relations, outside_dependents};
+use crate::error::ConfiguredSchema;
 use crate::error::{Error, Result};
 use crate::name::SchemaName;
 
@@ -155,16 +156,16 @@ pub(crate) fn refuse_protected(config: &Config, name: &SchemaName) -> Result<()>
 }
 
 /// Why `config` protects `name` from being dropped, if it does (compared case-insensitively).
-fn protected_as(config: &Config, name: &SchemaName) -> Option<&'static str> {
+fn protected_as(config: &Config, name: &SchemaName) -> Option<ConfiguredSchema> {
     let is = |other: &SchemaName| other.eq_ignore_case(name.as_str());
     if is(config.shared_schema()) {
-        Some("the shared schema")
+        Some(ConfiguredSchema::SharedSchema)
     } else if config.static_tenants().iter().any(|t| is(t.name())) {
-        Some("a static tenant")
+        Some(ConfiguredSchema::StaticTenant)
     } else if config.clone_reference().is_some_and(is) {
-        Some("the clone reference")
+        Some(ConfiguredSchema::CloneReference)
     } else if config.extra_search_paths().iter().any(is) {
-        Some("an extra search path")
+        Some(ConfiguredSchema::ExtraSearchPath)
     } else {
         None
     }

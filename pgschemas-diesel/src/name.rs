@@ -4,7 +4,7 @@ use std::borrow::Borrow;
 use std::fmt;
 use std::str::FromStr;
 
-use crate::error::{Error, InvalidReason, Result};
+use crate::error::{Error, Result};
 
 /// PostgreSQL's identifier limit (`NAMEDATALEN - 1`).
 pub const MAX_SCHEMA_NAME_LEN: usize = 63;
@@ -92,6 +92,57 @@ impl SchemaName {
     /// Whether two names are equal ignoring ASCII case (how clashes are judged).
     pub(crate) fn eq_ignore_case(&self, other: &str) -> bool {
         self.0.eq_ignore_ascii_case(other)
+    }
+}
+
+/// Why a schema name was refused.
+///
+/// Carried by [`Error::InvalidSchemaName`]; its `Display` is a short reason in lower case.
+///
+/// ```
+/// use pgschemas_diesel::{Error, InvalidReason, SchemaName};
+///
+/// match SchemaName::new("Tenant1") {
+///     Err(Error::InvalidSchemaName { reason: InvalidReason::UpperCase, .. }) => {}
+///     other => panic!("unexpected: {other:?}"),
+/// }
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum InvalidReason {
+    /// The name is empty.
+    Empty,
+    /// Longer than PostgreSQL's 63-byte identifier limit (it would be silently truncated).
+    TooLong,
+    /// Contains upper-case letters: refused so quoted and unquoted spellings always agree.
+    UpperCase,
+    /// Starts with a digit.
+    LeadingDigit,
+    /// Contains a character outside `[a-z0-9_]`.
+    BadCharacter(char),
+    /// Starts with `pg_`, which PostgreSQL reserves for system schemas.
+    Reserved,
+    /// `information_schema`, the SQL-standard catalog schema.
+    InformationSchema,
+}
+
+impl fmt::Display for InvalidReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Empty => f.write_str("it is empty"),
+            Self::TooLong => f.write_str(
+                "it is longer than 63 bytes, and PostgreSQL would silently truncate it",
+            ),
+            Self::UpperCase => f.write_str(
+                "it has upper-case letters; schema names are lower case so that quoted and unquoted spellings agree",
+            ),
+            Self::LeadingDigit => f.write_str("it starts with a digit"),
+            Self::BadCharacter(c) => {
+                write!(f, "it contains {c:?}; only a-z, 0-9 and _ are allowed")
+            }
+            Self::Reserved => f.write_str("the pg_ prefix is reserved for PostgreSQL's system schemas"),
+            Self::InformationSchema => f.write_str("information_schema is PostgreSQL's catalog schema"),
+        }
     }
 }
 

@@ -9,6 +9,7 @@ use diesel::r2d2::ConnectionManager;
 
 use crate::checkout::{self, Leftover, Refusal};
 use crate::config::Config;
+use crate::error::SessionProblem;
 use crate::error::{Error, Result};
 use crate::name::SchemaName;
 use crate::path::SearchPath;
@@ -313,7 +314,7 @@ impl TenantPool {
         }
         Err(last.unwrap_or_else(|| Error::SessionState {
             schema: path.schema().to_string(),
-            reason: "no connection of the pool passed the checkout",
+            reason: SessionProblem::NoConnectionPassed,
         }))
     }
 }

@@ -6,6 +6,7 @@ use diesel::sql_types::{Nullable, Text};
 
 use crate::checkout::{self, Leftover};
 use crate::config::Config;
+use crate::error::SessionProblem;
 use crate::error::{Error, Result};
 use crate::name::SchemaName;
 use crate::path::SearchPath;
@@ -254,7 +255,7 @@ pub(crate) fn set_path(conn: &mut PgConnection, path: &SearchPath) -> Result<()>
     } else {
         Err(Error::SessionState {
             schema: path.schema().to_string(),
-            reason: "the server did not report the path that was set",
+            reason: SessionProblem::PathNotReported,
         })
     }
 }
@@ -298,7 +299,7 @@ fn begin_failed(conn: &mut PgConnection, path: &SearchPath, e: DieselError) -> E
     if matches!(e, DieselError::AlreadyInTransaction) {
         return Error::SessionState {
             schema: path.schema().to_string(),
-            reason: "Diesel already has a transaction open on this connection",
+            reason: SessionProblem::DieselTransactionOpen,
         };
     }
     checkout::explain(conn, path, e, Leftover::PlainTransaction).into_error()

@@ -115,7 +115,7 @@ impl std::fmt::Display for RunError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Database(e) => write!(f, "{e}"),
-            Self::Crate(e) => write!(f, "{e}"),
+            Self::Crate(e) => write!(f, "{}", e.report()),
             Self::Escaped(m) => f.write_str(m),
         }
     }

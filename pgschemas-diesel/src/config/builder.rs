@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use super::static_tenant::{Taken, check_aliases};
 use super::{Config, Inner, StaticTenant, StaticTenantBuilder};
+use crate::error::ConfiguredSchema;
 use crate::error::{Error, Result};
 use crate::name::SchemaName;
 use crate::path::SearchPath;
@@ -100,12 +101,12 @@ impl ConfigBuilder {
         let mut claims = Claims::new(&shared);
         let statics = check_statics(self.statics, &mut claims)?;
         let clone_reference = match &self.clone_reference {
-            Some(r) => Some(claims.claim(r, format!("the clone reference {r:?}"))?),
+            Some(r) => Some(claims.claim(r, ConfiguredSchema::CloneReference)?),
             None => None,
         };
         let mut extra = Vec::with_capacity(self.extra.len());
         for e in &self.extra {
-            extra.push(claims.claim(e, format!("the extra search path {e:?}"))?);
+            extra.push(claims.claim(e, ConfiguredSchema::ExtraSearchPath)?);
         }
         let neutral = SearchPath::neutral(shared.clone(), extra.iter());
         Ok(Config(Arc::new(Inner {
@@ -127,32 +128,30 @@ fn check_statics(
     let mut taken = Taken::default();
     let mut statics = Vec::with_capacity(builders.len());
     for t in builders {
-        let name = claims.claim(t.name(), format!("the static tenant {:?}", t.name()))?;
+        let name = claims.claim(t.name(), ConfiguredSchema::StaticTenant)?;
         statics.push(t.check(name, &mut taken)?);
     }
     check_aliases(&statics)?;
     Ok(statics)
 }
 
-/// The schema names claimed so far, each with what claimed it (`the shared schema "public"`).
-struct Claims(Vec<(SchemaName, String)>);
+/// The schema names claimed so far, each with what claimed it.
+struct Claims(Vec<(SchemaName, ConfiguredSchema)>);
 
 impl Claims {
     fn new(shared: &SchemaName) -> Self {
-        Self(vec![(
-            shared.clone(),
-            format!("the shared schema {:?}", shared.as_str()),
-        )])
+        Self(vec![(shared.clone(), ConfiguredSchema::SharedSchema)])
     }
 
     /// Checks `name` and claims it for `what`, unless a name claimed before is the same
     /// (case-insensitively).
-    fn claim(&mut self, name: &str, what: String) -> Result<SchemaName> {
+    fn claim(&mut self, name: &str, what: ConfiguredSchema) -> Result<SchemaName> {
         let name = SchemaName::new(name)?;
-        if let Some((_, with)) = self.0.iter().find(|(n, _)| n.eq_ignore_case(name.as_str())) {
+        if let Some((other, with)) = self.0.iter().find(|(n, _)| n.eq_ignore_case(name.as_str())) {
             return Err(Error::NameClash {
                 schema: name.to_string(),
-                with: with.clone(),
+                with: *with,
+                other: other.to_string(),
             });
         }
         self.0.push((name.clone(), what));

@@ -9,6 +9,7 @@ mod static_tenant;
 
 use std::sync::{Arc, OnceLock};
 
+use crate::error::ConfiguredSchema;
 use crate::error::{Error, Result};
 use crate::name::SchemaName;
 use crate::path::SearchPath;
@@ -189,33 +190,34 @@ impl Config {
     /// # Ok::<(), pgschemas_diesel::Error>(())
     /// ```
     pub fn check_tenant_name(&self, name: &str) -> Result<SchemaName> {
-        if let Some(with) = self.reserved_as(name) {
+        if let Some((with, other)) = self.reserved_as(name) {
             return Err(Error::NameClash {
                 schema: name.to_owned(),
                 with,
+                other: other.to_string(),
             });
         }
         SchemaName::new(name)
     }
 
     /// What `name` clashes with among the configuration's reserved names, if anything.
-    fn reserved_as(&self, name: &str) -> Option<String> {
+    fn reserved_as(&self, name: &str) -> Option<(ConfiguredSchema, &SchemaName)> {
         let inner = &self.0;
         if inner.shared.eq_ignore_case(name) {
-            return Some(format!("the shared schema {:?}", inner.shared.as_str()));
+            return Some((ConfiguredSchema::SharedSchema, &inner.shared));
         }
         if let Some(t) = inner.statics.iter().find(|t| t.name().eq_ignore_case(name)) {
-            return Some(format!("the static tenant {:?}", t.name().as_str()));
+            return Some((ConfiguredSchema::StaticTenant, t.name()));
         }
         if let Some(r) = inner
             .clone_reference
             .as_ref()
             .filter(|r| r.eq_ignore_case(name))
         {
-            return Some(format!("the clone reference {:?}", r.as_str()));
+            return Some((ConfiguredSchema::CloneReference, r));
         }
         if let Some(e) = inner.extra.iter().find(|e| e.eq_ignore_case(name)) {
-            return Some(format!("the extra search path {:?}", e.as_str()));
+            return Some((ConfiguredSchema::ExtraSearchPath, e));
         }
         None
     }

@@ -134,7 +134,7 @@ pub(super) fn name_clashes(config: &Config, rows: &CatalogRows) -> Check {
         .tenants
         .iter()
         .filter_map(|t| match config.check_tenant_name(t.schema.as_str()) {
-            Err(e) => Some(format!("tenant {}: {e}", t.id)),
+            Err(e) => Some(format!("tenant {}: {}", t.id, e.report())),
             Ok(_) => None,
         })
         .collect();

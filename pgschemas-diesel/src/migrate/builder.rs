@@ -260,7 +260,7 @@ impl MigratorBuilder {
     ///
     /// # Errors
     ///
-    /// [`Error::Config`] when `workers` is 0 or larger than the pool.
+    /// [`Error::Workers`] when `workers` is 0 or larger than the pool.
     ///
     /// ```
     /// # let db = pgschemas_diesel::doctest_setup::database(); let pool = db.pool();
@@ -274,17 +274,12 @@ impl MigratorBuilder {
     /// ```
     pub fn build(self) -> Result<Migrator> {
         let m = self.inner;
-        if m.workers == 0 {
-            return Err(Error::Config(
-                "the migrator needs at least one worker".into(),
-            ));
-        }
         let size = m.pool.max_size() as usize;
-        if m.workers > size {
-            return Err(Error::Config(format!(
-                "the migrator has {} workers but the pool only {size} connections; each worker holds one: build the pool with max_size({})",
-                m.workers, m.workers
-            )));
+        if m.workers == 0 || m.workers > size {
+            return Err(Error::Workers {
+                workers: m.workers,
+                pool_size: size,
+            });
         }
         Ok(m)
     }

@@ -13,7 +13,9 @@ use crate::name::SchemaName;
 /// [`MigrationReport`](crate::MigrationReport) and carries on (or stops) as configured. It
 /// converts into [`Error::Migration`](crate::Error::Migration) for `?`.
 ///
-/// The message names the schema and the migration and ends with the cause:
+/// The message names the schema and the migration; the cause, when there is one, is its
+/// [`source()`](StdError::source) (the crate's rule, see [`Error`](crate::Error)), and
+/// [`report`](MigrationError::report) shows both:
 /// `migration 2024-01-01-000002_boom failed in schema "t1": division by zero`.
 ///
 /// ```
@@ -68,7 +70,7 @@ pub enum MigrationErrorKind {
         current: Option<String>,
     },
     /// A migration's own SQL failed; its transaction was rolled back, so the schema stays at
-    /// the last migration that succeeded. The message carries PostgreSQL's words.
+    /// the last migration that succeeded. The cause carries PostgreSQL's words.
     Failed(Box<dyn StdError + Send + Sync>),
     /// A migration changed the session's `search_path` (`SET search_path` in `up.sql`); its
     /// transaction was rolled back and its version not recorded. Schema-qualify names
@@ -95,6 +97,9 @@ impl MigrationError {
     }
 
     pub(crate) fn in_migration(mut self, name: String, version: String) -> Self {
+        if let MigrationErrorKind::Failed(e) = self.kind {
+            self.kind = MigrationErrorKind::Failed(without_name(e, &name));
+        }
         self.migration = Some(name);
         self.version = Some(version);
         self
@@ -139,16 +144,45 @@ impl MigrationError {
     }
 }
 
+impl MigrationError {
+    /// Shows this error followed by its causes, each after `: `, as
+    /// [`Error::report`](crate::Error::report) does.
+    ///
+    /// ```
+    /// # let db = pgschemas_diesel::doctest_setup::database().sql("create schema t1; create table t1.customers (id int)"); let database_url = db.url();
+    /// use diesel::{Connection, PgConnection};
+    /// use pgschemas_diesel::{Config, SchemaName, migrate_schema};
+    ///
+    /// const TENANT: diesel_migrations::EmbeddedMigrations =
+    ///     diesel_migrations::embed_migrations!("../examples/migrations/tenant");
+    ///
+    /// let mut conn = PgConnection::establish(database_url)?;
+    /// let err = migrate_schema(&mut conn, &Config::default(), &SchemaName::new("t1")?, &TENANT)
+    ///     .unwrap_err();
+    /// assert_eq!(
+    ///     err.to_string(),
+    ///     r#"migration 2024-01-01-000001_customers failed in schema "t1""#
+    /// );
+    /// assert_eq!(
+    ///     err.report().to_string(),
+    ///     r#"migration 2024-01-01-000001_customers failed in schema "t1": relation "customers" already exists"#
+    /// );
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn report(&self) -> impl fmt::Display + '_ {
+        crate::error::Report(self)
+    }
+}
+
 impl fmt::Display for MigrationError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let schema = self.schema.as_str();
-        match &self.migration {
-            Some(name) => write!(f, "migration {name} failed in schema {schema:?}: ")?,
-            None => match &self.kind {
-                MigrationErrorKind::SchemaNotFound
-                | MigrationErrorKind::NotCreationSchema { .. } => {}
-                _ => write!(f, "migrating schema {schema:?} failed: ")?,
-            },
+        if let Some(name) = &self.migration {
+            write!(f, "migration {name} failed in schema {schema:?}")?;
+            return match &self.kind {
+                MigrationErrorKind::PathChanged => write!(f, ": {}", PATH_CHANGED),
+                _ => Ok(()),
+            };
         }
         match &self.kind {
             MigrationErrorKind::SchemaNotFound => write!(
@@ -163,32 +197,46 @@ impl fmt::Display for MigrationError {
                     None => "no schema".to_owned(),
                 }
             ),
-            MigrationErrorKind::Failed(e) => f.write_str(&strip_diesel_prefix(
-                &e.to_string(),
-                self.migration.as_deref(),
-            )),
-            MigrationErrorKind::PathChanged => f.write_str(
-                "the migration changed search_path, which would send the next statements to another schema; it was rolled back (schema-qualify names instead of SET search_path)",
+            MigrationErrorKind::PathChanged => {
+                write!(f, "migrating schema {schema:?} failed: {PATH_CHANGED}")
+            }
+            MigrationErrorKind::Source(_) => write!(
+                f,
+                "migrating schema {schema:?} failed: could not list the migrations"
             ),
-            MigrationErrorKind::Source(e) => write!(f, "could not list the migrations: {e}"),
-            MigrationErrorKind::Database(e) => write!(f, "{e}"),
-            MigrationErrorKind::Connection(e) => write!(f, "{e}"),
+            MigrationErrorKind::Failed(_)
+            | MigrationErrorKind::Database(_)
+            | MigrationErrorKind::Connection(_) => {
+                write!(f, "migrating schema {schema:?} failed")
+            }
         }
     }
 }
 
-/// The cause is part of the message (the house style: message or `source()`, not both).
-impl StdError for MigrationError {}
+const PATH_CHANGED: &str = "the migration changed search_path, which would send the next statements to another schema; it was rolled back (schema-qualify names instead of SET search_path)";
 
-/// diesel_migrations words a failed migration `Failed to run <name> with: <cause>`; the
-/// name is already in our message.
-fn strip_diesel_prefix(message: &str, name: Option<&str>) -> String {
-    if let Some(name) = name
-        && let Some(rest) = message.strip_prefix(&format!("Failed to run {name} with: "))
-    {
-        return rest.to_owned();
+/// The cause is the `source()`, not part of the message (the crate's rule).
+impl StdError for MigrationError {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        match &self.kind {
+            MigrationErrorKind::Failed(e) | MigrationErrorKind::Source(e) => Some(e.as_ref()),
+            MigrationErrorKind::Database(e) => Some(e),
+            MigrationErrorKind::Connection(e) => Some(e.as_ref()),
+            MigrationErrorKind::SchemaNotFound
+            | MigrationErrorKind::NotCreationSchema { .. }
+            | MigrationErrorKind::PathChanged => None,
+        }
     }
-    message.to_owned()
+}
+
+/// A failed migration's cause without the name: diesel_migrations words it `Failed to run
+/// <name> with: <cause>`, and the name is already in our message.
+fn without_name(e: Box<dyn StdError + Send + Sync>, name: &str) -> Box<dyn StdError + Send + Sync> {
+    let message = e.to_string();
+    match message.strip_prefix(&format!("Failed to run {name} with: ")) {
+        Some(rest) => rest.to_owned().into(),
+        None => e,
+    }
 }
 
 #[cfg(test)]
@@ -210,6 +258,10 @@ mod tests {
         .in_migration("2024-01-01-000002_boom".into(), "20240101000002".into());
         assert_eq!(
             e.to_string(),
+            r#"migration 2024-01-01-000002_boom failed in schema "t1""#
+        );
+        assert_eq!(
+            e.report().to_string(),
             r#"migration 2024-01-01-000002_boom failed in schema "t1": division by zero"#
         );
         let e = MigrationError::new(&t1(), MigrationErrorKind::SchemaNotFound);

@@ -42,7 +42,6 @@ pub(crate) fn versions(list: &[Box<dyn Migration<Pg>>]) -> Vec<String> {
 pub(crate) fn source_versions<S: MigrationSource<Pg> + ?Sized>(
     source: &S,
 ) -> Result<BTreeSet<String>> {
-    let list =
-        read(source).map_err(|e| Error::Config(format!("cannot read the migrations: {e}")))?;
+    let list = read(source).map_err(Error::MigrationSource)?;
     Ok(versions(&list).into_iter().collect())
 }

@@ -235,7 +235,7 @@ impl fmt::Display for MigrationReport {
         write!(f, ", in {:.1} s", self.duration.as_secs_f64())?;
         for s in self.failed() {
             if let Some(e) = &s.error {
-                write!(f, "\n  {e}")?;
+                write!(f, "\n  {}", e.report())?;
             }
         }
         for row in &self.invalid_rows {

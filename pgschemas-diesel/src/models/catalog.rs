@@ -165,8 +165,9 @@ where
         Ok(T::load_all(conn)?
             .iter()
             .map(|t| {
-                t.to_record()
-                    .map_err(|e| InvalidRow::tenant(t.id_string(), t.schema_name(), e.to_string()))
+                t.to_record().map_err(|e| {
+                    InvalidRow::tenant(t.id_string(), t.schema_name(), e.report().to_string())
+                })
             })
             .collect())
     }

@@ -5,6 +5,7 @@ use diesel::{Connection, PgConnection};
 
 use super::DomainModel;
 use crate::domain::{route_label, stored_domain, stored_folder};
+use crate::error::RouteFault;
 use crate::error::{Error, Result};
 
 /// A route to add to a tenant with [`add_domain`].
@@ -89,12 +90,13 @@ impl NewDomain {
     /// dot, an empty folder as `None`; an error for a domain or folder routing could never
     /// match (the rules of `crate::domain`, shared with the configuration and routing).
     fn normalized(&self) -> Result<Self> {
-        let invalid = |reason: String| Error::InvalidDomain {
+        let invalid = |reason: RouteFault| Error::InvalidDomain {
             domain: route_label(&self.domain, self.folder.as_deref()),
             reason,
         };
-        let domain = stored_domain(&self.domain).map_err(|f| invalid(f.to_string()))?;
-        let folder = stored_folder(self.folder.as_deref()).map_err(|f| invalid(f.to_string()))?;
+        let domain = stored_domain(&self.domain).map_err(|f| invalid(RouteFault::Domain(f)))?;
+        let folder =
+            stored_folder(self.folder.as_deref()).map_err(|f| invalid(RouteFault::Folder(f)))?;
         Ok(Self {
             domain,
             folder,

@@ -189,15 +189,15 @@ impl ProvisionerBuilder {
     ///
     /// # Errors
     ///
-    /// [`Error::Config`] when cloning is asked for but the configuration names no clone
-    /// reference.
+    /// [`Error::NoCloneReference`] when cloning is asked for but the configuration names no
+    /// clone reference.
     pub fn build(self) -> Result<Provisioner> {
         let has_reference = self.options.config.clone_reference().is_some();
         let clone_from_reference = match self.clone_from_reference {
             Some(true) if !has_reference => {
-                return Err(Error::Config(
-                    "clone_from_reference is on but no clone reference is configured; set one with ConfigBuilder::clone_reference".into(),
-                ));
+                return Err(Error::NoCloneReference {
+                    wanted_by: "clone_from_reference",
+                });
             }
             Some(on) => on,
             None => has_reference,

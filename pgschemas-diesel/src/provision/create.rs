@@ -5,6 +5,7 @@ use std::sync::{Arc, PoisonError};
 
 use diesel::PgConnection;
 
+use crate::error::HookName;
 use crate::error::Result;
 use crate::name::SchemaName;
 
@@ -69,7 +70,12 @@ impl Provisioner {
         if !inner.options.auto_create_schema {
             return atomic(conn, &neutral, map_db_error(&name), |conn| {
                 let value = rows(conn).map_err(in_schema(&name))?;
-                run_hook(&inner.options.hooks.needs_sync, "needs_sync", conn, &name)?;
+                run_hook(
+                    &inner.options.hooks.needs_sync,
+                    HookName::NeedsSync,
+                    conn,
+                    &name,
+                )?;
                 Ok(value)
             });
         }
@@ -150,7 +156,12 @@ impl Provisioner {
                 migrate::apply_all_fresh(conn, &path, &*inner.options.migrations)?;
             }
         }
-        run_hook(&inner.options.hooks.after_sync, "after_sync", conn, name)
+        run_hook(
+            &inner.options.hooks.after_sync,
+            HookName::AfterSync,
+            conn,
+            name,
+        )
     }
 
     /// The reference's clone script when cloning is on and the reference exists: the cached

@@ -2,6 +2,7 @@
 
 use diesel::PgConnection;
 
+use crate::error::HookName;
 use crate::error::Result;
 use crate::lifecycle::{OnDependents, drop_in_transaction, refuse_protected, schema_exists};
 use crate::name::SchemaName;
@@ -135,7 +136,12 @@ impl Provisioner {
         atomic(conn, &first, map_db_error(&name), |conn| {
             let mut schema_dropped = false;
             if drop && schema_exists(conn, &name)? {
-                run_hook(&inner.options.hooks.before_drop, "before_drop", conn, &name)?;
+                run_hook(
+                    &inner.options.hooks.before_drop,
+                    HookName::BeforeDrop,
+                    conn,
+                    &name,
+                )?;
                 drop_in_transaction(conn, &name, on)?;
                 schema_dropped = true;
             }

@@ -2,7 +2,7 @@
 
 use diesel::PgConnection;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, HookName, Result};
 use crate::name::SchemaName;
 
 /// The error a provisioning hook returns to veto the operation; anything that converts
@@ -25,7 +25,7 @@ pub(super) struct Hooks {
 /// Runs `hook`, if set, on `name`; its error becomes [`Error::Hook`] naming it `which`.
 pub(super) fn run_hook(
     hook: &Option<Hook>,
-    which: &'static str,
+    which: HookName,
     conn: &mut PgConnection,
     name: &SchemaName,
 ) -> Result<()> {

@@ -18,7 +18,7 @@ use super::{Provisioner, migrate};
 ///
 /// # Errors
 ///
-/// [`Error::Config`] when no clone reference is configured; [`Error::SchemaExists`];
+/// [`Error::NoCloneReference`] when no clone reference is configured; [`Error::SchemaExists`];
 /// [`Error::Migration`] (naming the migration); [`Error::Database`].
 ///
 /// ```no_run
@@ -47,7 +47,7 @@ pub fn create_reference<M: MigrationSource<Pg>>(
 ///
 /// # Errors
 ///
-/// [`Error::Config`] when no clone reference is configured; [`Error::Migration`];
+/// [`Error::NoCloneReference`] when no clone reference is configured; [`Error::Migration`];
 /// [`Error::Database`].
 ///
 /// ```no_run
@@ -75,10 +75,12 @@ fn migrate_reference(
     source: &dyn MigrationSource<Pg>,
     recreate: bool,
 ) -> Result<()> {
-    let name = config.clone_reference().ok_or_else(|| {
-        Error::Config(
-            "no clone reference is configured; set one with ConfigBuilder::clone_reference".into(),
-        )
+    let name = config.clone_reference().ok_or(Error::NoCloneReference {
+        wanted_by: if recreate {
+            "recreate_reference"
+        } else {
+            "create_reference"
+        },
     })?;
     let path = config.search_path(name)?;
     let drop = if recreate {

@@ -482,12 +482,14 @@ impl TenantDb {
     {
         let pool = self.pool.clone();
         let schema = self.route.schema().clone();
+        let name = schema.to_string();
         match tokio::task::spawn_blocking(move || job(&pool, &schema)).await {
             Ok(result) => result,
             Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-            Err(e) => Err(Error::Config(format!(
-                "the blocking task running the tenant's database work was cancelled: {e}"
-            ))),
+            Err(e) => Err(Error::Cancelled {
+                schema: name,
+                source: Box::new(e),
+            }),
         }
     }
 }

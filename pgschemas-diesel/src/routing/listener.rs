@@ -24,7 +24,7 @@ impl Listener {
     ///
     /// # Errors
     ///
-    /// [`Error::Config`] when the thread cannot be spawned.
+    /// [`Error::Spawn`] when the thread cannot be spawned.
     pub(super) fn spawn(shared: &Arc<Shared>, conn: PgConnection) -> Result<Self> {
         let stop = Arc::new(AtomicBool::new(false));
         let thread = {
@@ -33,8 +33,9 @@ impl Listener {
             std::thread::Builder::new()
                 .name("pgschemas-routes".into())
                 .spawn(move || run(&shared, &stop, conn))
-                .map_err(|e| {
-                    Error::Config(format!("could not start the route listener thread: {e}"))
+                .map_err(|source| Error::Spawn {
+                    thread: "route listener",
+                    source,
                 })?
         };
         Ok(Self {

@@ -93,8 +93,10 @@ impl RouteTable {
     ///
     /// - [`Error::Connection`](crate::Error::Connection) when the database cannot be
     ///   reached;
-    /// - [`Error::Config`](crate::Error::Config) when a watched table has no notify trigger (see
-    ///   [`RouteOptions::check_triggers`]) or the listener thread cannot be spawned;
+    /// - [`Error::WatchedTableMissing`](crate::Error::WatchedTableMissing) or
+    ///   [`Error::RouteTriggerMissing`](crate::Error::RouteTriggerMissing) when a watched table
+    ///   is missing or has no notify trigger (see [`RouteOptions::check_triggers`]);
+    ///   [`Error::Spawn`](crate::Error::Spawn) when the listener thread cannot be spawned;
     /// - the catalog's errors ([`Error::Database`](crate::Error::Database), ...) when the first
     ///   load fails.
     ///

@@ -84,14 +84,13 @@ pub(super) fn check_triggers(conn: &mut PgConnection, catalog: &dyn Catalog) -> 
         .bind::<Text, _>(ROUTES_CHANNEL)
         .get_result::<Check>(conn)?;
         if !check.exists {
-            return Err(Error::Config(format!(
-                "routing watches table {qualified}, which does not exist; run the shared migrations first"
-            )));
+            return Err(Error::WatchedTableMissing { table: qualified });
         }
         if !check.notifies {
-            return Err(Error::Config(format!(
-                "table {qualified} has no trigger notifying channel {ROUTES_CHANNEL:?}, so route changes would wait for the next full reload; install it with pgschemas_diesel::install_route_triggers (or the SQL of pgschemas_diesel::route_trigger_sql in a shared migration), or turn this check off with RouteOptions::check_triggers(false)"
-            )));
+            return Err(Error::RouteTriggerMissing {
+                table: qualified,
+                channel: ROUTES_CHANNEL,
+            });
         }
     }
     Ok(())

@@ -173,7 +173,7 @@ impl Builder {
         for t in tenants {
             let schema = t.schema.as_str();
             let reason = if let Err(e) = config.check_tenant_name(schema) {
-                e.to_string()
+                e.report().to_string()
             } else if by_id.contains_key(t.id.as_str()) {
                 "the id is used twice".to_owned()
             } else if let Some(other) = schemas.insert(schema, t.id.as_str()) {

@@ -13,7 +13,7 @@ pub(super) fn doctor(ctx: &mut Ctx<'_>) -> CliResult {
         &*tenancy.catalog,
         &tenancy.tenant_migrations,
     )
-    .map_err(|e| CliError::Failed(format!("the checks could not run: {e}")))?;
+    .map_err(|e| CliError::Failed(format!("the checks could not run: {}", e.report())))?;
     let mut counts = [0usize; 3];
     for check in &report.checks {
         writeln!(ctx.out, "{check}")?;

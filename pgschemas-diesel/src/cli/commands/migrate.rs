@@ -100,7 +100,7 @@ impl From<&Progress<'_>> for Event {
                 schema: report.schema.to_string(),
                 applied: report.applied.len(),
                 duration: report.duration,
-                error: report.error.as_ref().map(ToString::to_string),
+                error: report.error.as_ref().map(|e| e.report().to_string()),
             }),
         }
     }
@@ -205,7 +205,7 @@ fn write_schema_plan(
 ) -> io::Result<()> {
     let head = format!("{} ({})", s.schema, s.kind);
     if let Some(e) = &s.error {
-        return writeln!(out, "{head}: FAILED: {e}");
+        return writeln!(out, "{head}: FAILED: {}", e.report());
     }
     if s.pending.is_empty() {
         return writeln!(out, "{head}: up to date");
@@ -304,7 +304,7 @@ fn failures_table(schemas: &[SchemaReport]) -> Table {
 
 /// A migration error's message without the schema and migration the table already shows.
 fn cause(e: &MigrationError) -> String {
-    let text = e.to_string();
+    let text = e.report().to_string();
     let schema = e.schema().as_str();
     let prefixes = [
         e.migration()

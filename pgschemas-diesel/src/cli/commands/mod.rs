@@ -64,16 +64,16 @@ impl From<Error> for CliError {
     fn from(e: Error) -> Self {
         match e {
             Error::UnknownReference { .. } | Error::AmbiguousReference { .. } => {
-                Self::Usage(e.to_string())
+                Self::Usage(e.report().to_string())
             }
-            e => Self::Failed(e.to_string()),
+            e => Self::Failed(e.report().to_string()),
         }
     }
 }
 
 impl From<MigrationError> for CliError {
     fn from(e: MigrationError) -> Self {
-        Self::Failed(e.to_string())
+        Self::Failed(e.report().to_string())
     }
 }
 

@@ -264,7 +264,7 @@ fn refuse_targets(conn: &mut PgConnection, targets: &[Target]) -> CliResult<()> 
 /// An error's message without the "database error in schema ..." prefix the line already
 /// shows.
 fn cause_of(e: &Error, schema: &str) -> String {
-    let text = e.to_string();
+    let text = e.report().to_string();
     text.strip_prefix(&format!("database error in schema {schema:?}: "))
         .map_or(text.clone(), str::to_owned)
 }

@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 
+use crate::error::CloneRefusal;
 use crate::error::Result;
 use crate::name::{SchemaName, quote_literal};
 
@@ -205,10 +206,11 @@ fn unqualified(row: &PrefixedRow, src: &SchemaName, dst: &SchemaName) -> Result<
         clone_error(
             src,
             dst,
-            format!(
-                "PostgreSQL printed the definition of {} in an unexpected form ({:?} does not start with {:?})",
-                row.what, row.def, row.qualified
-            ),
+            CloneRefusal::UnexpectedDefinition {
+                what: row.what.clone(),
+                definition: row.def.clone(),
+                qualified: row.qualified.clone(),
+            },
         )
     })
 }

@@ -27,6 +27,7 @@ use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 
 use crate::config::Config;
+use crate::error::CloneRefusal;
 use crate::error::{Error, Result};
 use crate::migrate::LEDGER_TABLE as LEDGER;
 use crate::name::SchemaName;
@@ -296,7 +297,7 @@ fn read_template(
 }
 
 /// [`Error::Clone`]: `src` holds something the clone into `dst` cannot reproduce.
-fn clone_error(src: &SchemaName, dst: &SchemaName, reason: String) -> Error {
+fn clone_error(src: &SchemaName, dst: &SchemaName, reason: CloneRefusal) -> Error {
     Error::Clone {
         source_schema: src.to_string(),
         schema: dst.to_string(),

@@ -5,6 +5,7 @@ use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::sql_types::{Array, BigInt, Bool, Integer, Nullable, Oid, Text};
 
+use crate::error::CloneRefusal;
 use crate::error::{Error, Result};
 use crate::name::SchemaName;
 
@@ -95,14 +96,9 @@ fn refuse_unsupported(
     Err(clone_error(
         src,
         dst,
-        format!(
-            "it holds objects the clone does not reproduce: {}",
-            unsupported
-                .into_iter()
-                .map(|l| l.sql)
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
+        CloneRefusal::Unsupported {
+            objects: unsupported.into_iter().map(|l| l.sql).collect(),
+        },
     ))
 }
 

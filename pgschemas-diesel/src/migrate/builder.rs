@@ -19,10 +19,10 @@ type ProgressFn = Arc<dyn Fn(&Progress<'_>) + Send + Sync>;
 /// tenants, the clone reference and every dynamic tenant with the tenant migrations, on N
 /// connections in parallel.
 ///
-/// - **Selection**: a [`Selection`] (all, static, dynamic, tenant-like, references,
+/// - **Selection**: a [`Selection`](super::Selection) (all, static, dynamic, tenant-like, references,
 ///   exclusions) resolved against the configuration and the [`Catalog`]'s tenants. A
 ///   tenant row that cannot be migrated (its schema name is not valid) is left out and
-///   listed in the report's [`invalid_rows`](MigrationReport::invalid_rows); the others
+///   listed in the report's [`invalid_rows`](super::MigrationReport::invalid_rows); the others
 ///   are migrated.
 /// - **Order**: the shared schema first, alone; then static tenants (declared order), the
 ///   clone reference, dynamic tenants by name, handed out in that order to the workers.

@@ -37,7 +37,7 @@ fn main() -> ExitCode {
     let config = match config {
         Ok(config) => config,
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", e.report());
             return ExitCode::from(2);
         }
     };

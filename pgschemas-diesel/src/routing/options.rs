@@ -18,7 +18,7 @@ pub type ErrorHook = Arc<dyn Fn(&Error) + Send + Sync>;
 ///
 /// let options = RouteOptions::default()
 ///     .full_reload_every(Duration::from_secs(300))
-///     .on_error(|e| eprintln!("routing: {e}"));
+///     .on_error(|e| eprintln!("routing: {}", e.report()));
 /// ```
 #[derive(Clone, Debug)]
 #[must_use]
@@ -147,7 +147,7 @@ impl RouteOptions {
     /// progress.
     ///
     /// ```
-    /// let o = pgschemas_diesel::RouteOptions::default().on_error(|e| eprintln!("routing: {e}"));
+    /// let o = pgschemas_diesel::RouteOptions::default().on_error(|e| eprintln!("routing: {}", e.report()));
     /// ```
     pub fn on_error(mut self, hook: impl Fn(&Error) + Send + Sync + 'static) -> Self {
         self.on_error = OnError(Some(Arc::new(hook)));

@@ -269,7 +269,7 @@ impl MigratorBuilder {
     ///
     /// let migrator = Migrator::builder(pool.clone(), Arc::new(NoTenants)).build()?;
     /// let none = Migrator::builder(pool, Arc::new(NoTenants)).workers(0).build();
-    /// assert!(matches!(none, Err(Error::Config(_))));
+    /// assert!(matches!(none, Err(Error::Workers { workers: 0, .. })));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn build(self) -> Result<Migrator> {

@@ -38,14 +38,15 @@ use crate::name::SchemaName;
 ///     Err(e) => return Err(e.into()),
 /// }
 ///
-/// // A migration's own SQL fails: the error names it, the cause ends the message.
+/// // A migration's own SQL fails: the error names it, its report ends with the cause.
 /// const FAILING: diesel_migrations::EmbeddedMigrations =
 ///     diesel_migrations::embed_migrations!("../tests/migrations/failing");
 /// let t2 = SchemaName::new("t2")?;
 /// let e = migrate_schema(&mut conn, &Config::default(), &t2, &FAILING).unwrap_err();
 /// assert!(matches!(e.kind(), MigrationErrorKind::Failed(_)));
 /// assert_eq!(e.migration(), Some("2024-01-01-000002_boom"));
-/// assert!(e.to_string().starts_with(r#"migration 2024-01-01-000002_boom failed in schema "t2": "#));
+/// assert_eq!(e.to_string(), r#"migration 2024-01-01-000002_boom failed in schema "t2""#);
+/// assert!(e.report().to_string().starts_with(r#"migration 2024-01-01-000002_boom failed in schema "t2": "#));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug)]

@@ -39,6 +39,7 @@
 //! - `cli`: `pgschemas_diesel::cli` — the management command line (`migrate`, `whowill`,
 //!   `create-tenant`, `run-sql`, `doctor`, ...) for your own binary.
 
+mod activate;
 mod catalog;
 mod checkout;
 #[cfg(feature = "cli")]
@@ -57,9 +58,9 @@ mod path;
 mod pool;
 mod provision;
 mod routing;
-mod schema;
 mod transaction;
 
+pub use activate::{Schema, SchemaConnection};
 pub use catalog::{Catalog, DomainRecord, InvalidRow, NoTenants, RowKind, TenantRecord};
 pub use config::{Config, ConfigBuilder, StaticTenant, StaticTenantBuilder};
 pub use doctor::{Check, CheckStatus, DoctorReport, doctor};
@@ -88,7 +89,6 @@ pub use routing::{
     ErrorHook, Redirect, Resolution, Route, RouteOptions, RouteTable, RouteTableStatus, Routes,
     Suspended, Via,
 };
-pub use schema::{Schema, SchemaConnection};
 
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -7,12 +7,12 @@ use diesel::PgConnection;
 use diesel::connection::SimpleConnection;
 use diesel::r2d2::ConnectionManager;
 
+use crate::activate::{Schema, run_in_transaction, set_path};
 use crate::checkout::{self, Leftover, Refusal};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::name::SchemaName;
 use crate::path::SearchPath;
-use crate::schema::{Schema, run_in_transaction, set_path};
 use crate::transaction;
 
 /// Diesel's r2d2 connection manager for PostgreSQL.

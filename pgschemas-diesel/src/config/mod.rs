@@ -12,7 +12,6 @@ use std::sync::{Arc, OnceLock};
 use crate::error::{Error, Result};
 use crate::name::SchemaName;
 use crate::path::SearchPath;
-use crate::schema::Schema;
 
 pub use builder::ConfigBuilder;
 pub use static_tenant::{StaticTenant, StaticTenantBuilder};
@@ -141,29 +140,6 @@ impl Config {
     /// The reference schema that new tenants may be cloned from, if configured.
     pub fn clone_reference(&self) -> Option<&SchemaName> {
         self.0.clone_reference.as_ref()
-    }
-
-    /// The search path for `schema`: `<schema>, <shared>, <extras...>`, deduplicated.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::InvalidSchemaName`] when the schema's name is not valid.
-    ///
-    /// ```
-    /// let config = pgschemas_diesel::Config::default();
-    /// assert_eq!(config.search_path(&"tenant1")?.as_sql_value(), r#""tenant1", "public", pg_temp"#);
-    /// assert_eq!(config.search_path(&"public")?.as_sql_value(), r#""public", pg_temp"#);
-    /// # Ok::<(), pgschemas_diesel::Error>(())
-    /// ```
-    pub fn search_path<S: Schema + ?Sized>(&self, schema: &S) -> Result<SearchPath> {
-        let name = SchemaName::new(schema.schema_name())?;
-        if name == self.0.shared {
-            return Ok(self.0.neutral.clone());
-        }
-        Ok(SearchPath::new(
-            name,
-            std::iter::once(&self.0.shared).chain(&self.0.extra),
-        ))
     }
 
     /// The neutral search path, used when no tenant is active: `<shared>, <extras...>`.

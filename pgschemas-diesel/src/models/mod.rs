@@ -61,10 +61,10 @@ use diesel::query_builder::Query;
 use diesel::query_dsl::LoadQuery;
 use diesel::{Insertable, PgConnection, QueryResult, RunQueryDsl, Selectable, SelectableHelper};
 
+use crate::activate::Schema;
 use crate::catalog::{DomainRecord, TenantRecord};
 use crate::error::Result;
 use crate::name::SchemaName;
-use crate::schema::Schema;
 
 pub use catalog::{DomainSource, ModelCatalog, NoDomains};
 pub use defaults::{

@@ -7,10 +7,10 @@ use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::sql_types::{Bool, Integer, Text};
 
+use crate::activate::set_path;
 use crate::catalog::{Catalog, CatalogRows};
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::schema::set_path;
 
 use super::ROUTES_CHANNEL;
 use super::options::RouteOptions;

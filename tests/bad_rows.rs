@@ -81,7 +81,7 @@ fn good_rows(conn: &mut PgConnection) {
          create schema acme; create schema globex;",
     )
     .unwrap();
-    install_route_triggers(conn, &catalog()).unwrap();
+    install_route_triggers(conn, &pgschemas_diesel::Config::default(), &catalog()).unwrap();
 }
 
 /// The row `Bad Name` (3) and its domain `bad.test`.

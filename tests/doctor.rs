@@ -31,7 +31,7 @@ impl Catalog for Fixed {
     fn domains(&self, _: &mut PgConnection) -> pgschemas_diesel::Result<Vec<DomainRecord>> {
         Ok(Vec::new())
     }
-    fn watched_tables(&self) -> Vec<(String, String)> {
+    fn watched_tables(&self, _shared: &pgschemas_diesel::SchemaName) -> Vec<(String, String)> {
         Vec::new()
     }
 }

@@ -98,7 +98,7 @@ impl Catalog for TableCatalog {
             .collect())
     }
 
-    fn watched_tables(&self) -> Vec<(String, String)> {
+    fn watched_tables(&self, _shared: &pgschemas_diesel::SchemaName) -> Vec<(String, String)> {
         vec![("public".into(), "tenants".into())]
     }
 }

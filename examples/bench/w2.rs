@@ -51,7 +51,7 @@ impl Catalog for Fixed {
         Ok(Vec::new())
     }
 
-    fn watched_tables(&self) -> Vec<(String, String)> {
+    fn watched_tables(&self, _shared: &pgschemas_diesel::SchemaName) -> Vec<(String, String)> {
         Vec::new()
     }
 }

@@ -190,8 +190,9 @@ pub trait Catalog: Send + Sync + 'static {
     /// [`Error::Database`](crate::Error::Database).
     fn domains(&self, conn: &mut PgConnection) -> Result<Vec<DomainRecord>>;
 
-    /// The tables (`schema`, `table`) whose changes alter tenants or routes.
-    fn watched_tables(&self) -> Vec<(String, String)>;
+    /// The tables (`schema`, `table`) whose changes alter tenants or routes; a table declared
+    /// without a schema is reported in `shared`, the caller's shared schema.
+    fn watched_tables(&self, shared: &SchemaName) -> Vec<(String, String)>;
 }
 
 /// A catalog with no dynamic tenants: static tenants only.
@@ -212,7 +213,7 @@ impl Catalog for NoTenants {
         Ok(Vec::new())
     }
 
-    fn watched_tables(&self) -> Vec<(String, String)> {
+    fn watched_tables(&self, _shared: &SchemaName) -> Vec<(String, String)> {
         Vec::new()
     }
 }

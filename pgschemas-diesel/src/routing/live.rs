@@ -123,7 +123,7 @@ impl RouteTable {
         };
         let (mut conn, pid) = listen(&source)?;
         if source.options.check_triggers {
-            check_triggers(&mut conn, &*source.catalog)?;
+            check_triggers(&mut conn, &source.config, &*source.catalog)?;
         }
         let routes = load(&mut conn, &source)?;
         let status = RouteTableStatus {

@@ -65,8 +65,12 @@ struct Check {
 }
 
 /// Every watched table exists and has an enabled trigger that notifies the routes channel.
-pub(super) fn check_triggers(conn: &mut PgConnection, catalog: &dyn Catalog) -> Result<()> {
-    for (schema, table) in catalog.watched_tables() {
+pub(super) fn check_triggers(
+    conn: &mut PgConnection,
+    config: &Config,
+    catalog: &dyn Catalog,
+) -> Result<()> {
+    for (schema, table) in catalog.watched_tables(config.shared_schema()) {
         let qualified = format!(
             "{}.{}",
             crate::name::quote_ident(&schema),

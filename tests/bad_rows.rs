@@ -316,19 +316,19 @@ fn doctor_finds_the_bad_rows_and_says_how_to_fix_them() {
 #[cfg(feature = "cli")]
 #[test]
 fn cli_list_migrate_and_doctor_go_on_and_show_the_bad_rows() {
-    use pgschemas_diesel::cli::{self, Outcome, Tenancy};
+    use pgschemas_diesel::cli::{self, App, Outcome};
 
     let db = test_database!();
     let mut conn = db.connect();
     all_rows(&mut conn);
-    let tenancy = Tenancy::builder(Config::default(), TENANT)
+    let app = App::builder(Config::default(), TENANT)
         .catalog(catalog())
         .database_url(db.url())
         .build();
     let run = |args: &[&str]| {
         let (mut out, mut err) = (Vec::new(), Vec::new());
         let outcome = cli::run_from(
-            &tenancy,
+            &app,
             std::iter::once("manage").chain(args.iter().copied()),
             &mut out,
             &mut err,

@@ -143,17 +143,17 @@ fn the_default_path_is_read_whatever_the_connection_set() {
 #[cfg(feature = "cli")]
 #[test]
 fn the_cli_doctor_fails_a_tenant_on_the_default_path() {
-    use pgschemas_diesel::cli::{self, Outcome, Tenancy};
+    use pgschemas_diesel::cli::{self, App, Outcome};
 
     let db = test_database!();
-    let tenancy = Tenancy::builder(config(), TENANT)
+    let app = App::builder(config(), TENANT)
         .default_models()
         .database_url(db.url())
         .build();
     let run = |args: &[&str]| {
         let (mut out, mut err) = (Vec::new(), Vec::new());
         let outcome = cli::run_from(
-            &tenancy,
+            &app,
             std::iter::once("manage").chain(args.iter().copied()),
             &mut out,
             &mut err,

@@ -8,7 +8,7 @@ use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel_migrations::MigrationHarness;
-use pgschemas_diesel::models::schema::{domains, tenants};
+use pgschemas_diesel::models::tables::{domains, tenants};
 use pgschemas_diesel::models::{
     DefaultDomain, DefaultTenant, NewTenant, SHARED_MIGRATIONS, TenantStatus, default_catalog,
 };

@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::pool::TenantPool;
 
 /// A migration source the workers share.
-pub(super) type Source = Arc<dyn MigrationSource<Pg> + Send + Sync>;
+pub(super) type DynMigrations = Arc<dyn MigrationSource<Pg> + Send + Sync>;
 type ProgressFn = Arc<dyn Fn(&Progress<'_>) + Send + Sync>;
 
 /// Migrates many schemas: the shared schema with the shared migrations, then the static
@@ -69,8 +69,8 @@ type ProgressFn = Arc<dyn Fn(&Progress<'_>) + Send + Sync>;
 pub struct Migrator {
     pub(super) pool: TenantPool,
     pub(super) catalog: Arc<dyn Catalog>,
-    pub(super) shared: Option<Source>,
-    pub(super) tenant: Option<Source>,
+    pub(super) shared: Option<DynMigrations>,
+    pub(super) tenant: Option<DynMigrations>,
     pub(super) workers: usize,
     pub(super) keep_going: bool,
     pub(super) create_missing: bool,

@@ -19,8 +19,8 @@ mod selection;
 
 pub use builder::{Migrator, MigratorBuilder};
 pub use error::{MigrationError, MigrationErrorKind};
-pub(crate) use ledger::{applied_versions, create_ledger_sql, ledger_table};
-pub(crate) use list::{load, source_versions, versions};
+pub(crate) use ledger::{create_ledger_sql, ledger_table, read_ledgers};
+pub(crate) use list::{read_migrations, source_versions, versions};
 pub use lock::MIGRATION_LOCK_CLASS;
 pub(crate) use lock::{LockFn, lock_statement};
 pub use report::{MigrationReport, Progress, SchemaReport};

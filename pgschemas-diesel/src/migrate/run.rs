@@ -7,7 +7,7 @@ use diesel::sql_types::{Bool, Nullable, Text};
 
 use super::error::{MigrationError, MigrationErrorKind};
 use super::ledger::{applied_in, ledger_table};
-use super::list::{load, versions};
+use super::list::{read_migrations, versions};
 use super::lock::SchemaLock;
 use crate::checkout::set_path_call;
 use crate::config::Config;
@@ -80,7 +80,7 @@ pub fn migrate_schema<S>(
 where
     S: MigrationSource<Pg> + ?Sized,
 {
-    let list = load(schema, migrations)?;
+    let list = read_migrations(schema, migrations)?;
     let path = config
         .search_path(schema)
         .map_err(|e| MigrationError::from_crate(schema, e))?;
@@ -175,7 +175,7 @@ pub fn pending_migrations<S: MigrationSource<Pg> + ?Sized>(
     schema: &SchemaName,
     migrations: &S,
 ) -> Result<Vec<String>, MigrationError> {
-    pending_in(conn, schema, &load(schema, migrations)?)
+    pending_in(conn, schema, &read_migrations(schema, migrations)?)
 }
 
 /// [`pending_migrations`] with the migrations loaded already.

@@ -6,7 +6,7 @@ use diesel_migrations::{EmbeddedMigrations, embed_migrations};
 
 use super::IsActive;
 use super::catalog::ModelCatalog;
-use super::schema::{domains, tenants};
+use super::tables::{domains, tenants};
 use crate::name::SchemaName;
 use crate::{Domain, Tenant};
 
@@ -48,7 +48,7 @@ pub const SHARED_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/
 /// assert_eq!(TenantStatus::default(), TenantStatus::Active);
 /// ```
 #[derive(diesel_derive_enum::DbEnum, Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-#[db_enum(existing_type_path = "crate::models::schema::sql_types::TenantStatus")]
+#[db_enum(existing_type_path = "crate::models::tables::sql_types::TenantStatus")]
 pub enum TenantStatus {
     /// Served normally.
     #[default]

@@ -51,7 +51,7 @@ mod defaults;
 mod notify;
 pub(crate) mod private;
 mod rules;
-pub mod schema;
+pub mod tables;
 
 use std::fmt;
 
@@ -175,7 +175,7 @@ impl<T: IsActive + ?Sized> IsActive for &T {
 /// use diesel::prelude::*;
 /// use pgschemas_diesel::TenantModel;
 /// use pgschemas_diesel::models::DefaultTenant;
-/// use pgschemas_diesel::models::schema::tenants;
+/// use pgschemas_diesel::models::tables::tenants;
 ///
 /// let mut conn = PgConnection::establish(database_url)?;
 /// let acme = DefaultTenant::insert(

@@ -10,7 +10,7 @@ use diesel::prelude::*;
 
 use crate::error::{Error, Result};
 
-use super::load::{Source, listen};
+use super::origin::{Origin, listen};
 use super::state::Shared;
 
 /// The listener thread; stops it when the last [`RouteTable`](crate::RouteTable) clone goes.
@@ -92,7 +92,7 @@ fn run(shared: &Shared, stop: &AtomicBool, conn: PgConnection) {
 
 /// A new listening connection and a full reload on it (changes made while disconnected
 /// were not notified).
-fn reconnect(shared: &Shared, source: &Source) -> Result<PgConnection> {
+fn reconnect(shared: &Shared, source: &Origin) -> Result<PgConnection> {
     let (mut conn, pid) = listen(source)?;
     shared.reload(&mut conn)?;
     shared.update(|s| {
@@ -108,7 +108,7 @@ fn reconnect(shared: &Shared, source: &Source) -> Result<PgConnection> {
 fn serve(
     shared: &Shared,
     stop: &AtomicBool,
-    source: &Source,
+    source: &Origin,
     mut conn: PgConnection,
 ) -> Result<()> {
     let options = &source.options;

@@ -9,8 +9,8 @@ use crate::config::Config;
 use crate::error::Result;
 
 use super::listener::Listener;
-use super::load::{Source, check_triggers, listen, load};
 use super::options::RouteOptions;
+use super::origin::{Origin, check_triggers, listen, read_routes};
 use super::route::Resolution;
 use super::snapshot::Routes;
 use super::state::{RouteTableStatus, Shared};
@@ -115,7 +115,7 @@ impl RouteTable {
         catalog: Arc<dyn Catalog>,
         options: RouteOptions,
     ) -> Result<Self> {
-        let source = Source {
+        let source = Origin {
             url: database_url.into(),
             config,
             catalog,
@@ -125,7 +125,7 @@ impl RouteTable {
         if source.options.check_triggers {
             check_triggers(&mut conn, &source.config, &*source.catalog)?;
         }
-        let routes = load(&mut conn, &source)?;
+        let routes = read_routes(&mut conn, &source)?;
         let status = RouteTableStatus {
             connected: true,
             listener_pid: Some(pid),

@@ -6,13 +6,13 @@
 
 mod listener;
 mod live;
-mod load;
 mod options;
+mod origin;
 mod route;
+mod segment;
 mod snapshot;
 mod state;
 mod table;
-mod target;
 
 #[cfg(feature = "axum")]
 pub mod layer;

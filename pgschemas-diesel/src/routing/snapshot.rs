@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use crate::catalog::InvalidRow;
 
-use super::route::{Resolution, Target, Tenant, Via};
-use super::target::{first_segment, push_encoded};
+use super::route::{Place, Resolution, Tenant, Via};
+use super::segment::{first_segment, push_encoded};
 use crate::domain::normalize_host;
 
 /// The route table's maps: foldhash, seeded per process (fast on short host strings, and
@@ -293,7 +293,7 @@ fn dynamic_route(
 }
 
 /// The `Location` of a redirect to `to`: `//host[:port]/[folder/]rest`, `rest` percent-encoded.
-fn location(to: &Target, port: Option<&str>, rest: &[u8]) -> String {
+fn location(to: &Place, port: Option<&str>, rest: &[u8]) -> String {
     let to_folder = to.folder.as_deref().unwrap_or("");
     let mut location = String::with_capacity(to.host.len() + to_folder.len() + rest.len() + 10);
     location.push_str("//");

@@ -12,9 +12,10 @@ use diesel::prelude::*;
 use diesel_migrations::{EmbeddedMigrations, embed_migrations};
 use pgschemas_diesel::testing::TestDatabase;
 use pgschemas_diesel::{
-    CheckStatus, Config, Domain, Error, InvalidRow, Migrator, ModelCatalog, Resolution,
-    RouteOptions, RouteTable, RowKind, SchemaKind, SchemaName, Selection, Tenant, TenantPool,
-    doctor, install_route_triggers, test_database,
+    Config, Domain, Error, SchemaName, Tenant, TenantPool, catalog::InvalidRow, catalog::RowKind,
+    doctor::CheckStatus, doctor::doctor, migrate::Migrator, migrate::SchemaKind,
+    migrate::Selection, models::ModelCatalog, models::install_route_triggers, routing::Resolution,
+    routing::RouteOptions, routing::RouteTable, test_database,
 };
 
 use crate::routing::eventually;

@@ -4,8 +4,8 @@ use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 use pgschemas_diesel::{
-    Catalog, CheckStatus, Config, DomainRecord, SchemaConnection, SchemaName, StaticTenant,
-    TenantRecord, doctor, test_database,
+    Config, SchemaConnection, SchemaName, StaticTenant, catalog::Catalog, catalog::DomainRecord,
+    catalog::TenantRecord, doctor::CheckStatus, doctor::doctor, test_database,
 };
 
 const TENANT: EmbeddedMigrations = embed_migrations!("../examples/migrations/tenant");

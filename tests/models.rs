@@ -13,10 +13,12 @@ use pgschemas_diesel::models::{
     DefaultDomain, DefaultTenant, NewTenant, SHARED_MIGRATIONS, TenantStatus, default_catalog,
 };
 use pgschemas_diesel::{
-    Catalog, Config, Domain, DomainModel, DomainRecord, Error, ModelCatalog, NewDomain, NoDomains,
-    ROUTES_CHANNEL, Resolution, Routes, SchemaConnection, SchemaName, StaticTenant, TableName,
-    Tenant, TenantModel, TenantRecord, add_domain, install_route_triggers, primary_domain,
-    set_primary_domain, test_database,
+    Config, Domain, Error, SchemaConnection, SchemaName, StaticTenant, Tenant, catalog::Catalog,
+    catalog::DomainRecord, catalog::TenantRecord, models::DomainModel, models::ModelCatalog,
+    models::NewDomain, models::NoDomains, models::ROUTES_CHANNEL, models::TableName,
+    models::TenantModel, models::add_domain, models::install_route_triggers,
+    models::primary_domain, models::set_primary_domain, routing::Resolution, routing::Routes,
+    test_database,
 };
 
 fn migrated(conn: &mut PgConnection) {

@@ -10,7 +10,7 @@ mod tenant;
 
 use proc_macro::TokenStream;
 
-/// Implements `pgschemas_diesel::Schema` and `pgschemas_diesel::TenantModel` for a struct
+/// Implements `pgschemas_diesel::Schema` and `pgschemas_diesel::models::TenantModel` for a struct
 /// holding one row of the user's tenants table.
 ///
 /// The struct must also derive Diesel's `Queryable` and `Selectable` (the generated queries
@@ -44,7 +44,7 @@ fn derive_tenant_inner(input: proc_macro2::TokenStream) -> proc_macro2::TokenStr
         .unwrap_or_else(syn::Error::into_compile_error)
 }
 
-/// Implements `pgschemas_diesel::DomainModel` for a struct holding one row of the user's
+/// Implements `pgschemas_diesel::models::DomainModel` for a struct holding one row of the user's
 /// domains (routes) table.
 ///
 /// The struct must also derive Diesel's `Queryable` and `Selectable`.

@@ -59,10 +59,10 @@ impl fmt::Display for RowKind {
 /// name is not valid, a domain whose host or folder routing could never match, a domain of
 /// such a tenant (or of no tenant), a row that clashes with the configuration or another row.
 ///
-/// One bad row never stops the others: routing, the [`Migrator`](crate::Migrator), the CLI
-/// and [`doctor`](crate::doctor) leave it out and report it (the
-/// [`RouteOptions::on_error`](crate::RouteOptions::on_error) callback receives it as
-/// [`Error::InvalidRow`](crate::Error::InvalidRow), a [`MigrationReport`](crate::MigrationReport)
+/// One bad row never stops the others: routing, the [`Migrator`](crate::migrate::Migrator), the CLI
+/// and [`doctor`](crate::doctor::doctor) leave it out and report it (the
+/// [`RouteOptions::on_error`](crate::routing::RouteOptions::on_error) callback receives it as
+/// [`Error::InvalidRow`](crate::Error::InvalidRow), a [`MigrationReport`](crate::migrate::MigrationReport)
 /// lists it in `invalid_rows`, `doctor` has an `invalid-rows` finding). `Display` is one line
 /// that names the row and says why it was left out.
 ///
@@ -159,7 +159,7 @@ pub trait Catalog: Send + Sync + 'static {
     /// cannot be used becomes. What routing, migrations, the CLI and `doctor` read.
     ///
     /// The default wraps [`tenants`](Self::tenants) (so one bad row fails the whole read);
-    /// [`ModelCatalog`](crate::ModelCatalog) returns each bad row as an [`InvalidRow`].
+    /// [`ModelCatalog`](crate::models::ModelCatalog) returns each bad row as an [`InvalidRow`].
     ///
     /// # Errors
     ///

@@ -40,55 +40,32 @@
 //!   `create-tenant`, `run-sql`, `doctor`, ...) for your own binary.
 
 mod activate;
-mod catalog;
+pub mod catalog;
 mod checkout;
 #[cfg(feature = "cli")]
 pub mod cli;
 mod config;
 mod dependents;
-mod doctor;
+pub mod doctor;
 mod domain;
 mod error;
-mod lifecycle;
-mod migrate;
+pub mod lifecycle;
+pub mod migrate;
 pub mod models;
 mod name;
 mod parallel;
 mod path;
 mod pool;
-mod provision;
-mod routing;
+pub mod provision;
+pub mod routing;
 mod transaction;
 
 pub use activate::{Schema, SchemaConnection};
-pub use catalog::{Catalog, DomainRecord, InvalidRow, NoTenants, RowKind, TenantRecord};
 pub use config::{Config, ConfigBuilder, StaticTenant, StaticTenantBuilder};
-pub use doctor::{Check, CheckStatus, DoctorReport, doctor};
 pub use error::{Error, InvalidReason, Result};
-pub use lifecycle::{
-    create_schema, dangerous_drop_schema, drop_schema, list_schemas, schema_exists,
-};
-pub use migrate::{
-    MIGRATION_LOCK_CLASS, MigrationError, MigrationErrorKind, MigrationReport, MigrationSet,
-    Migrator, MigratorBuilder, Progress, SchemaKind, SchemaReport, Selection, Target,
-    migrate_schema, pending_migrations,
-};
-pub use models::{
-    DomainModel, DomainSource, InsertReturning, IsActive, ModelCatalog, NewDomain, NoDomains,
-    ROUTES_CHANNEL, TableName, TenantModel, absolute_url, add_domain, install_route_triggers,
-    primary_domain, route_trigger_sql, set_primary_domain,
-};
 pub use name::{MAX_SCHEMA_NAME_LEN, SchemaName};
 pub use path::SearchPath;
 pub use pool::{DisableStatementCache, Manager, NestedScope, TenantPool, TenantScope};
-pub use provision::{
-    CloneReport, Dropped, HookError, Provisioner, ProvisionerBuilder, clone_schema,
-    create_reference, recreate_reference,
-};
-pub use routing::{
-    ErrorHook, Redirect, Resolution, Route, RouteOptions, RouteTable, RouteTableStatus, Routes,
-    Suspended, Via,
-};
 
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -97,17 +74,14 @@ pub mod testing;
 #[doc(hidden)]
 pub mod doctest_setup;
 
-#[cfg(feature = "axum")]
-pub use routing::layer as axum;
-
 /// The README's examples, compiled as doctests so that it stays true.
 #[cfg(doctest)]
 #[doc = include_str!("../../README.md")]
 pub struct ReadmeDoctests;
 
-/// Derives [`TenantModel`] (and [`Schema`]) for a struct mapping a row of your tenants table.
+/// Derives [`TenantModel`](models::TenantModel) (and [`Schema`]) for a struct mapping a row of your tenants table.
 ///
-/// See [`models`] for a complete example, and [`TenantModel`] for what it provides. The
+/// See [`models`] for a complete example, and [`TenantModel`](models::TenantModel) for what it provides. The
 /// struct must also derive Diesel's `Queryable` and `Selectable`.
 ///
 /// ```
@@ -132,9 +106,9 @@ pub struct ReadmeDoctests;
 #[doc(inline)]
 pub use pgschemas_derive::Tenant;
 
-/// Derives [`DomainModel`] for a struct mapping a row of your domains (routes) table.
+/// Derives [`DomainModel`](models::DomainModel) for a struct mapping a row of your domains (routes) table.
 ///
-/// See [`models`] for a complete example, and [`DomainModel`] for what it provides. The
+/// See [`models`] for a complete example, and [`DomainModel`](models::DomainModel) for what it provides. The
 /// struct must also derive Diesel's `Queryable` and `Selectable`.
 ///
 /// ```

@@ -176,7 +176,7 @@ impl AppBuilder {
     }
 
     /// The catalog of dynamic tenants: your models through
-    /// [`ModelCatalog`](crate::ModelCatalog), or your own [`Catalog`].
+    /// [`ModelCatalog`](crate::models::ModelCatalog), or your own [`Catalog`].
     ///
     /// ```
     /// use pgschemas_diesel::{Config, ModelCatalog, cli::App};
@@ -413,7 +413,7 @@ pub trait TenantRows: Send + Sync + 'static {
 
 /// [`TenantRows`] for the ready-made models ([`DefaultTenant`], [`DefaultDomain`]): inserts
 /// the tenant (named after its schema unless `--name` is given) and adds its routes with
-/// [`add_domain`](crate::add_domain) (the first one becomes primary); deleting the tenant
+/// [`add_domain`](crate::models::add_domain) (the first one becomes primary); deleting the tenant
 /// deletes its routes (`ON DELETE CASCADE`).
 ///
 /// ```

@@ -26,7 +26,7 @@ type ProgressFn = Arc<dyn Fn(&Progress<'_>) + Send + Sync>;
 ///   are migrated.
 /// - **Order**: the shared schema first, alone; then static tenants (declared order), the
 ///   clone reference, dynamic tenants by name, handed out in that order to the workers.
-/// - **Each schema** is migrated by [`migrate_schema`](crate::migrate_schema)'s rules: its
+/// - **Each schema** is migrated by [`migrate_schema`](crate::migrate::migrate_schema)'s rules: its
 ///   own ledger, an advisory lock per (database, schema) so that two processes never
 ///   migrate it at once, one transaction per migration, never all tenants in one.
 /// - **Failures**: by default the run stops handing out schemas after the first failure

@@ -1,5 +1,5 @@
 //! Dynamic tenants and their routes as Diesel models: the traits `#[derive(Tenant)]` and
-//! `#[derive(Domain)]` implement, the [`Catalog`](crate::Catalog) built from them, the
+//! `#[derive(Domain)]` implement, the [`Catalog`](crate::catalog::Catalog) built from them, the
 //! domain rules, and ready-made default models with their shared migrations.
 //!
 //! Bring your own tables:

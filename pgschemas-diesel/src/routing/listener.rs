@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use super::origin::{Origin, listen};
 use super::state::Shared;
 
-/// The listener thread; stops it when the last [`RouteTable`](crate::RouteTable) clone goes.
+/// The listener thread; stops it when the last [`RouteTable`](crate::routing::RouteTable) clone goes.
 pub(super) struct Listener {
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,

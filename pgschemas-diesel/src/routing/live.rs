@@ -20,9 +20,9 @@ use super::state::{RouteTableStatus, Shared};
 ///
 /// [`start`](Self::start) loads the table and spawns a listener thread with its own
 /// connection, which `LISTEN`s on the `pgschemas_routes` channel, reloads the table when
-/// a notification arrives on [`ROUTES_CHANNEL`](crate::ROUTES_CHANNEL) (the triggers of the
+/// a notification arrives on [`ROUTES_CHANNEL`](crate::models::ROUTES_CHANNEL) (the triggers of the
 /// default models' [shared migrations](crate::models::SHARED_MIGRATIONS), or those
-/// [`install_route_triggers`](crate::install_route_triggers) puts on your own tables, send one
+/// [`install_route_triggers`](crate::models::install_route_triggers) puts on your own tables, send one
 /// on every change), reloads it fully every minute as a safety net, and reconnects
 /// with back-off when its connection drops. Readers never wait: each reload builds a new
 /// [`Routes`] snapshot and swaps it in atomically. A miss is answered from memory too (the

@@ -51,7 +51,7 @@ pub enum Via {
     DynamicFolder,
     /// A static tenant's fallback domain: no dynamic tenant matched the host.
     FallbackDomain,
-    /// The tenant header (see [`Routes::resolve_header`](crate::Routes::resolve_header)).
+    /// The tenant header (see [`Routes::resolve_header`](crate::routing::Routes::resolve_header)).
     Header,
 }
 
@@ -94,7 +94,7 @@ impl Route {
         &self.tenant.schema
     }
 
-    /// The catalog id of a dynamic tenant ([`TenantRecord::id`](crate::TenantRecord::id)); `None`
+    /// The catalog id of a dynamic tenant ([`TenantRecord::id`](crate::catalog::TenantRecord::id)); `None`
     /// for a static tenant.
     pub fn tenant_id(&self) -> Option<&str> {
         self.tenant.id.as_deref()

@@ -57,7 +57,7 @@ impl Default for HostSlot {
 /// An immutable route table: every static tenant from the [`Config`](crate::Config), every dynamic
 /// tenant and domain from the catalog, indexed for allocation-free lookups.
 ///
-/// Usually held by a [`RouteTable`](crate::RouteTable), which swaps in a new one when the
+/// Usually held by a [`RouteTable`](crate::routing::RouteTable), which swaps in a new one when the
 /// catalog changes; build one directly for tests or for a fixed set of tenants.
 ///
 /// Rows that cannot be routed (an invalid host or folder, a domain of an unknown tenant, a
@@ -261,7 +261,7 @@ impl Routes {
         &self.invalid
     }
 
-    /// The generation of this snapshot in its [`RouteTable`](crate::RouteTable): 0 for a
+    /// The generation of this snapshot in its [`RouteTable`](crate::routing::RouteTable): 0 for a
     /// table built directly, then 1, 2, ... for each reload.
     pub fn version(&self) -> u64 {
         self.version

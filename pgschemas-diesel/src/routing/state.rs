@@ -15,7 +15,7 @@ use super::options::ErrorHook;
 use super::origin::{Origin, connect, read_routes};
 use super::snapshot::Routes;
 
-/// What a [`RouteTable`](crate::RouteTable)'s listener is doing.
+/// What a [`RouteTable`](crate::routing::RouteTable)'s listener is doing.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct RouteTableStatus {
@@ -35,7 +35,7 @@ pub struct RouteTableStatus {
     pub last_error: Option<String>,
 }
 
-/// The state a [`RouteTable`](crate::RouteTable)'s clones and its listener thread share.
+/// The state a [`RouteTable`](crate::routing::RouteTable)'s clones and its listener thread share.
 pub(super) struct Shared {
     pub(super) current: ArcSwap<Routes>,
     status: Mutex<RouteTableStatus>,

@@ -2,7 +2,7 @@
 use std::sync::Arc;
 
 use diesel::prelude::*;
-use pgschemas_diesel::{Catalog, ModelCatalog, NoDomains, Tenant};
+use pgschemas_diesel::{catalog::Catalog, models::ModelCatalog, models::NoDomains, Tenant};
 
 diesel::table! {
     app.customers (id) { id -> Text, schema_name -> Text }

@@ -30,12 +30,47 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! # Where to find things
+//!
+//! | You want to | Look at |
+//! |---|---|
+//! | describe the shared schema, static tenants, the clone reference | [`Config`], [`StaticTenant`] |
+//! | name a schema, build its search path | [`SchemaName`], [`Schema`], [`SearchPath`] |
+//! | run queries with a tenant's path (pool, session or transaction form) | [`TenantPool`], [`TenantScope`], [`NestedScope`], [`SchemaConnection`] |
+//! | say where your tenants and domains are stored | [`catalog`] ([`Catalog`](catalog::Catalog)), [`models`] (derives [`Tenant`], [`Domain`]) |
+//! | migrate one schema or all of them | [`migrate`] ([`Migrator`](migrate::Migrator)) |
+//! | create, drop or clone tenants | [`provision`] ([`Provisioner`](provision::Provisioner)), [`lifecycle`] (schema DDL) |
+//! | route a request to its tenant | [`routing`] ([`RouteTable`](routing::RouteTable)); `routing::layer` with `axum` |
+//! | check a deployment before going live | [`doctor`] |
+//! | a management command line in your binary | `cli` (feature `cli`) |
+//! | a database per test, a throwaway cluster | `testing` (feature `testing`) |
+//! | understand a failure | [`Error`], [`migrate::MigrationError`] |
+//!
+//! The guide (`docs/guide.md`) walks through each of these in order.
+//!
+//! # Layers
+//!
+//! Modules depend downwards only, from low to high:
+//!
+//! 1. names and paths (`name`, `path`, `domain`), [`Error`];
+//! 2. [`Config`] (`config`), then [`Schema`] and activation on a connection (`activate`,
+//!    `transaction`, `checkout`);
+//! 3. the pool and its scopes (`pool`), schema DDL ([`lifecycle`]), the [`catalog`] trait;
+//! 4. [`models`] (a [`catalog`] over your tables), then [`migrate`] (with `parallel`),
+//!    [`provision`] (uses [`migrate`]), [`routing`] (uses the [`models`]' notification
+//!    channel) and [`doctor`] (uses [`migrate`] and [`routing`]);
+//! 5. `cli` and `testing`, which use everything below.
+//!
+//! One exception stays: [`Error`] carries a [`migrate::MigrationError`] and a
+//! [`catalog::InvalidRow`] as values.
+//!
 //! # Feature flags
 //!
 //! - `testing`: `pgschemas_diesel::testing` — a database per test, a throwaway PostgreSQL
 //!   cluster when none is running, and a PgBouncer harness.
-//! - `axum`: `pgschemas_diesel::axum` — a tower layer that routes each request to its tenant
-//!   with a [`RouteTable`], and the `Route` / `TenantDb` extractors.
+//! - `axum`: `pgschemas_diesel::routing::layer` — a tower layer that routes each request to
+//!   its tenant with a [`RouteTable`](routing::RouteTable), and the `Route` / `TenantDb`
+//!   extractors.
 //! - `cli`: `pgschemas_diesel::cli` — the management command line (`migrate`, `whowill`,
 //!   `create-tenant`, `run-sql`, `doctor`, ...) for your own binary.
 

@@ -101,7 +101,10 @@ mod tests {
             out.contains("type Table = crate :: schema :: tenants :: table"),
             "{out}"
         );
-        assert!(out.contains(":: pgschemas_diesel :: TenantModel"), "{out}");
+        assert!(
+            out.contains(":: pgschemas_diesel :: models :: TenantModel"),
+            "{out}"
+        );
         assert!(!out.contains("compile_error"), "{out}");
     }
 
@@ -112,7 +115,7 @@ mod tests {
              struct T { id: i64, #[diesel(column_name = org_slug)] slug: String }",
         );
         assert!(out.contains("s :: orgs :: org_slug"), "{out}");
-        assert!(out.contains("my :: lib :: TenantModel"), "{out}");
+        assert!(out.contains("my :: lib :: models :: TenantModel"), "{out}");
     }
 
     #[test]
@@ -174,7 +177,10 @@ mod tests {
             "#[diesel(table_name = d)] struct D { id: i64, tenant_id: i64, domain: String,
              folder: Option<String>, is_primary: bool, redirect_to_primary: bool }",
         );
-        assert!(out.contains(":: pgschemas_diesel :: DomainModel"), "{out}");
+        assert!(
+            out.contains(":: pgschemas_diesel :: models :: DomainModel"),
+            "{out}"
+        );
         assert!(!out.contains("compile_error"), "{out}");
 
         let out = expand_domain("#[domain(table = d, tenant = org)] struct D { id: i64 }");

@@ -1,4 +1,10 @@
 //! What the crate needs to know about dynamic tenants and their routes.
+//!
+//! The [`Catalog`] trait is read by routing, the migrator, `doctor` and the CLI; its rows are
+//! [`TenantRecord`]s and [`DomainRecord`]s, a row that cannot be used is an [`InvalidRow`]
+//! (of a [`RowKind`]), and [`NoTenants`] is the catalog of an application with static tenants
+//! only. [`models::ModelCatalog`](crate::models::ModelCatalog) builds one from your Diesel
+//! models. See the guide's "Models and derives" section.
 
 use std::collections::HashMap;
 use std::fmt;

@@ -1,6 +1,12 @@
 //! Per-schema migrations: one schema ([`migrate_schema`], [`pending_migrations`]) or many
 //! ([`Migrator`], [`Selection`]).
 //!
+//! In it: the [`Migrator`] and its [`MigratorBuilder`], which schemas to run on
+//! ([`Selection`], [`Target`], [`SchemaKind`], [`MigrationSet`]), what a run reports
+//! ([`MigrationReport`], [`SchemaReport`], [`Progress`]), its errors ([`MigrationError`],
+//! [`MigrationErrorKind`]) and the advisory lock class ([`MIGRATION_LOCK_CLASS`]). See the
+//! guide's "Migrations" section.
+//!
 //! Every schema keeps its own `__diesel_schema_migrations` ledger; migrations are Diesel's
 //! (`embed_migrations!`, or any [`MigrationSource`](diesel::migration::MigrationSource)).
 //!

@@ -1,6 +1,8 @@
 //! Dynamic tenants and their routes as Diesel models: the traits `#[derive(Tenant)]` and
 //! `#[derive(Domain)]` implement, the [`Catalog`](crate::catalog::Catalog) built from them, the
-//! domain rules, and ready-made default models with their shared migrations.
+//! domain rules, and ready-made default models with their shared migrations. Their Diesel
+//! tables are in [`tables`] (what `diesel print-schema` would call `schema`). See the guide's
+//! "Models and derives" section.
 //!
 //! Bring your own tables:
 //!
@@ -145,8 +147,8 @@ impl fmt::Display for TableName {
 /// ```
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot say whether a tenant is active",
-    label = "the `status` field must implement `pgschemas_diesel::IsActive`",
-    note = "implement `pgschemas_diesel::IsActive` for it, or use `bool` or `pgschemas_diesel::models::TenantStatus`"
+    label = "the `status` field must implement `pgschemas_diesel::models::IsActive`",
+    note = "implement `pgschemas_diesel::models::IsActive` for it, or use `bool` or `pgschemas_diesel::models::TenantStatus`"
 )]
 pub trait IsActive {
     /// Whether a tenant with this status is served.

@@ -94,7 +94,7 @@ pub(super) fn check_triggers(
         }
         if !check.notifies {
             return Err(Error::Config(format!(
-                "table {qualified} has no trigger notifying channel {ROUTES_CHANNEL:?}, so route changes would wait for the next full reload; install it with pgschemas_diesel::install_route_triggers (or the SQL of pgschemas_diesel::route_trigger_sql in a shared migration), or turn this check off with RouteOptions::check_triggers(false)"
+                "table {qualified} has no trigger notifying channel {ROUTES_CHANNEL:?}, so route changes would wait for the next full reload; install it with pgschemas_diesel::models::install_route_triggers (or the SQL of pgschemas_diesel::models::route_trigger_sql in a shared migration), or turn this check off with RouteOptions::check_triggers(false)"
             )));
         }
     }

@@ -17,5 +17,5 @@ struct Customer {
 
 fn main() {
     let catalog: Arc<dyn Catalog> = Arc::new(ModelCatalog::<Customer, NoDomains>::new());
-    assert_eq!(catalog.watched_tables(), [("app".to_string(), "customers".to_string())]);
+    assert_eq!(catalog.watched_tables(pgschemas_diesel::Config::default().shared_schema()), [("app".to_string(), "customers".to_string())]);
 }

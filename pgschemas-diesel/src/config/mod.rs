@@ -64,7 +64,7 @@ impl Config {
         ConfigBuilder::new()
     }
 
-    /// Makes this the process-wide configuration used by [`Schema::activate`] and the
+    /// Makes this the process-wide configuration used by [`Schema::activate`](crate::Schema::activate) and the
     /// [`SchemaConnection`](crate::SchemaConnection) methods on a plain connection.
     ///
     /// # Errors

@@ -18,7 +18,7 @@
 use std::process::ExitCode;
 
 use diesel_migrations::{EmbeddedMigrations, embed_migrations};
-use pgschemas_diesel::cli::{self, Tenancy};
+use pgschemas_diesel::cli::{self, App};
 use pgschemas_diesel::{Config, StaticTenant};
 
 /// Every tenant schema's migrations (static tenants, the clone reference, dynamic tenants).
@@ -44,7 +44,7 @@ fn main() -> ExitCode {
     // The default models bring their catalog, their shared migrations (applied to the
     // shared schema first) and the way to write and delete tenant rows.
     cli::run(
-        Tenancy::builder(config, TENANT_MIGRATIONS)
+        App::builder(config, TENANT_MIGRATIONS)
             .default_models()
             .build(),
     )

@@ -20,8 +20,9 @@ use pgschemas_diesel::models::{
     DefaultDomain, DefaultTenant, NewTenant, SHARED_MIGRATIONS, default_catalog,
 };
 use pgschemas_diesel::{
-    Catalog, Config, Error, Migrator, NewDomain, Provisioner, Resolution, Routes, Selection,
-    StaticTenant, TenantModel, TenantPool, add_domain,
+    Config, Error, StaticTenant, TenantPool, catalog::Catalog, migrate::Migrator,
+    migrate::Selection, models::NewDomain, models::TenantModel, models::add_domain,
+    provision::Provisioner, routing::Resolution, routing::Routes,
 };
 
 /// Every tenant schema's migrations (customers, products, orders, order items, audit log).
@@ -199,7 +200,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-fn check(report: &pgschemas_diesel::MigrationReport) -> Result<(), Box<dyn std::error::Error>> {
+fn check(
+    report: &pgschemas_diesel::migrate::MigrationReport,
+) -> Result<(), Box<dyn std::error::Error>> {
     if report.is_success() {
         Ok(())
     } else {

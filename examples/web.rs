@@ -37,13 +37,15 @@ use axum::routing::get;
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
-use pgschemas_diesel::axum::{Tenancy, TenancyLayer, TenantDb};
 use pgschemas_diesel::models::{
     DefaultDomain, DefaultTenant, NewTenant, SHARED_MIGRATIONS, TenantStatus, default_catalog,
 };
+use pgschemas_diesel::routing::layer::{Tenancy, TenancyLayer, TenantDb};
 use pgschemas_diesel::{
-    Config, NewDomain, Provisioner, Route, RouteOptions, RouteTable, SchemaName, StaticTenant,
-    TenantModel, TenantPool, add_domain, create_schema, migrate_schema, schema_exists,
+    Config, SchemaName, StaticTenant, TenantPool, lifecycle::create_schema,
+    lifecycle::schema_exists, migrate::migrate_schema, models::NewDomain, models::TenantModel,
+    models::add_domain, provision::Provisioner, routing::Route, routing::RouteOptions,
+    routing::RouteTable,
 };
 use tower::{Layer, Service};
 

@@ -12,9 +12,10 @@ use diesel::prelude::*;
 use diesel_migrations::{EmbeddedMigrations, embed_migrations};
 use pgschemas_diesel::testing::TestDatabase;
 use pgschemas_diesel::{
-    CheckStatus, Config, Domain, Error, InvalidRow, Migrator, ModelCatalog, Resolution,
-    RouteOptions, RouteTable, RowKind, SchemaKind, SchemaName, Selection, Tenant, TenantPool,
-    doctor, install_route_triggers, test_database,
+    Config, Domain, Error, SchemaName, Tenant, TenantPool, catalog::InvalidRow, catalog::RowKind,
+    doctor::CheckStatus, doctor::doctor, migrate::Migrator, migrate::SchemaKind,
+    migrate::Selection, models::ModelCatalog, models::install_route_triggers, routing::Resolution,
+    routing::RouteOptions, routing::RouteTable, test_database,
 };
 
 use crate::routing::eventually;
@@ -81,7 +82,7 @@ fn good_rows(conn: &mut PgConnection) {
          create schema acme; create schema globex;",
     )
     .unwrap();
-    install_route_triggers(conn, &catalog()).unwrap();
+    install_route_triggers(conn, &pgschemas_diesel::Config::default(), &catalog()).unwrap();
 }
 
 /// The row `Bad Name` (3) and its domain `bad.test`.
@@ -316,19 +317,19 @@ fn doctor_finds_the_bad_rows_and_says_how_to_fix_them() {
 #[cfg(feature = "cli")]
 #[test]
 fn cli_list_migrate_and_doctor_go_on_and_show_the_bad_rows() {
-    use pgschemas_diesel::cli::{self, Outcome, Tenancy};
+    use pgschemas_diesel::cli::{self, App, Outcome};
 
     let db = test_database!();
     let mut conn = db.connect();
     all_rows(&mut conn);
-    let tenancy = Tenancy::builder(Config::default(), TENANT)
+    let app = App::builder(Config::default(), TENANT)
         .catalog(catalog())
         .database_url(db.url())
         .build();
     let run = |args: &[&str]| {
         let (mut out, mut err) = (Vec::new(), Vec::new());
         let outcome = cli::run_from(
-            &tenancy,
+            &app,
             std::iter::once("manage").chain(args.iter().copied()),
             &mut out,
             &mut err,

@@ -18,7 +18,7 @@ use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
 use diesel_migrations::{EmbeddedMigrations, embed_migrations};
-use pgschemas_diesel::cli::{self, Outcome, Tenancy};
+use pgschemas_diesel::cli::{self, App, Outcome};
 use pgschemas_diesel::testing::TestDatabase;
 use pgschemas_diesel::{Config, StaticTenant, test_database};
 
@@ -997,12 +997,12 @@ fn run_from_embeds_the_cli() {
         .static_tenant(StaticTenant::builder("www").domain("localhost"))
         .build()
         .unwrap();
-    let tenancy = Tenancy::builder(config, TENANT)
+    let app = App::builder(config, TENANT)
         .default_models()
         .database_url(db.url())
         .build();
     let (mut out, mut err) = (Vec::new(), Vec::new());
-    let outcome = cli::run_from(&tenancy, ["manage", "migrate"], &mut out, &mut err);
+    let outcome = cli::run_from(&app, ["manage", "migrate"], &mut out, &mut err);
     assert_eq!(
         outcome,
         Outcome::Success,
@@ -1010,7 +1010,7 @@ fn run_from_embeds_the_cli() {
         String::from_utf8_lossy(&err)
     );
     let (mut out, mut err) = (Vec::new(), Vec::new());
-    let outcome = cli::run_from(&tenancy, ["manage", "whowill", "--all"], &mut out, &mut err);
+    let outcome = cli::run_from(&app, ["manage", "whowill", "--all"], &mut out, &mut err);
     assert_eq!(
         outcome,
         Outcome::Success,
@@ -1020,7 +1020,7 @@ fn run_from_embeds_the_cli() {
     assert_eq!(String::from_utf8(out).unwrap(), "public\nlocalhost\n");
     let (mut out, mut err) = (Vec::new(), Vec::new());
     let outcome = cli::run_from(
-        &tenancy,
+        &app,
         ["manage", "whowill", "-s", "nope"],
         &mut out,
         &mut err,

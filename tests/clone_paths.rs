@@ -8,8 +8,8 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
 use diesel_migrations::{EmbeddedMigrations, embed_migrations};
 use pgschemas_diesel::{
-    Config, Error, Provisioner, SchemaName, clone_schema, create_reference, schema_exists,
-    test_database,
+    Config, Error, SchemaName, lifecycle::schema_exists, provision::Provisioner,
+    provision::clone_schema, provision::create_reference, test_database,
 };
 
 /// A table, an audit table, a trigger function and a procedure declared `SET search_path FROM

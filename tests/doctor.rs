@@ -4,8 +4,8 @@ use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 use pgschemas_diesel::{
-    Catalog, CheckStatus, Config, DomainRecord, SchemaConnection, SchemaName, StaticTenant,
-    TenantRecord, doctor, test_database,
+    Config, SchemaConnection, SchemaName, StaticTenant, catalog::Catalog, catalog::DomainRecord,
+    catalog::TenantRecord, doctor::CheckStatus, doctor::doctor, test_database,
 };
 
 const TENANT: EmbeddedMigrations = embed_migrations!("../examples/migrations/tenant");
@@ -31,7 +31,7 @@ impl Catalog for Fixed {
     fn domains(&self, _: &mut PgConnection) -> pgschemas_diesel::Result<Vec<DomainRecord>> {
         Ok(Vec::new())
     }
-    fn watched_tables(&self) -> Vec<(String, String)> {
+    fn watched_tables(&self, _shared: &pgschemas_diesel::SchemaName) -> Vec<(String, String)> {
         Vec::new()
     }
 }
@@ -143,17 +143,17 @@ fn the_default_path_is_read_whatever_the_connection_set() {
 #[cfg(feature = "cli")]
 #[test]
 fn the_cli_doctor_fails_a_tenant_on_the_default_path() {
-    use pgschemas_diesel::cli::{self, Outcome, Tenancy};
+    use pgschemas_diesel::cli::{self, App, Outcome};
 
     let db = test_database!();
-    let tenancy = Tenancy::builder(config(), TENANT)
+    let app = App::builder(config(), TENANT)
         .default_models()
         .database_url(db.url())
         .build();
     let run = |args: &[&str]| {
         let (mut out, mut err) = (Vec::new(), Vec::new());
         let outcome = cli::run_from(
-            &tenancy,
+            &app,
             std::iter::once("manage").chain(args.iter().copied()),
             &mut out,
             &mut err,

@@ -11,8 +11,9 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
 use diesel_migrations::{EmbeddedMigrations, embed_migrations};
 use pgschemas_diesel::{
-    Config, ConfiguredSchema, Error, Provisioner, SchemaName, StaticTenant, create_schema,
-    dangerous_drop_schema, drop_schema, schema_exists, test_database,
+    Config, ConfiguredSchema, Error, SchemaName, StaticTenant, lifecycle::create_schema,
+    lifecycle::dangerous_drop_schema, lifecycle::drop_schema, lifecycle::schema_exists,
+    provision::Provisioner, test_database,
 };
 
 const TENANT: EmbeddedMigrations = embed_migrations!("../examples/migrations/tenant");

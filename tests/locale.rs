@@ -11,9 +11,10 @@ use diesel::sql_types::{BigInt, Integer};
 use diesel_migrations::{EmbeddedMigrations, embed_migrations};
 use pgschemas_diesel::testing::{TestDatabase, localized_server_url};
 use pgschemas_diesel::{
-    Config, Error, MigrationErrorKind, Provisioner, SchemaConnection, SchemaName, TenantPool,
-    clone_schema, create_reference, create_schema, dangerous_drop_schema, drop_schema,
-    migrate_schema, schema_exists, test_database,
+    Config, Error, SchemaConnection, SchemaName, TenantPool, lifecycle::create_schema,
+    lifecycle::dangerous_drop_schema, lifecycle::drop_schema, lifecycle::schema_exists,
+    migrate::MigrationErrorKind, migrate::migrate_schema, provision::Provisioner,
+    provision::clone_schema, provision::create_reference, test_database,
 };
 
 const TENANT: EmbeddedMigrations = embed_migrations!("../examples/migrations/tenant");

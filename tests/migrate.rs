@@ -13,9 +13,11 @@ use diesel::sql_types::{BigInt, Bool, Nullable, Text};
 use diesel_migrations::{EmbeddedMigrations, FileBasedMigrations, embed_migrations};
 use pgschemas_diesel::testing::TestDatabase;
 use pgschemas_diesel::{
-    Catalog, Config, DomainRecord, Error, MIGRATION_LOCK_CLASS, MigrationErrorKind, MigrationSet,
-    Migrator, Progress, SchemaConnection, SchemaKind, SchemaName, Selection, StaticTenant,
-    TenantPool, TenantRecord, migrate_schema, pending_migrations, test_database,
+    Config, Error, SchemaConnection, SchemaName, StaticTenant, TenantPool, catalog::Catalog,
+    catalog::DomainRecord, catalog::TenantRecord, migrate::MIGRATION_LOCK_CLASS,
+    migrate::MigrationErrorKind, migrate::MigrationSet, migrate::Migrator, migrate::Progress,
+    migrate::SchemaKind, migrate::Selection, migrate::migrate_schema, migrate::pending_migrations,
+    test_database,
 };
 
 const TENANT: EmbeddedMigrations = embed_migrations!("../examples/migrations/tenant");
@@ -98,7 +100,7 @@ impl Catalog for TableCatalog {
             .collect())
     }
 
-    fn watched_tables(&self) -> Vec<(String, String)> {
+    fn watched_tables(&self, _shared: &pgschemas_diesel::SchemaName) -> Vec<(String, String)> {
         vec![("public".into(), "tenants".into())]
     }
 }
@@ -480,7 +482,7 @@ fn inside_a_transaction_the_lock_and_the_migrations_follow_it() {
     });
     assert!(result.is_err());
     assert_eq!(my_advisory_locks(&mut conn), 0);
-    assert!(!pgschemas_diesel::schema_exists(&mut conn, &name("t1")).unwrap());
+    assert!(!pgschemas_diesel::lifecycle::schema_exists(&mut conn, &name("t1")).unwrap());
     assert!(tables(&mut conn, "public").is_empty());
 
     // Committed: one atomic unit.
@@ -952,7 +954,7 @@ fn shared_schema_first_then_static_reference_and_dynamic_in_order() {
     assert_eq!(ledger(&mut conn, "www").unwrap(), TENANT_VERSIONS);
     assert_eq!(ledger(&mut conn, "api").unwrap(), TENANT_VERSIONS);
     assert_eq!(ledger(&mut conn, "sample").unwrap(), TENANT_VERSIONS);
-    assert!(!pgschemas_diesel::schema_exists(&mut conn, &name("blog")).unwrap());
+    assert!(!pgschemas_diesel::lifecycle::schema_exists(&mut conn, &name("blog")).unwrap());
 
     // Tenants arrive, inserted out of order; they run after the others, sorted by name.
     let mut sql = String::new();

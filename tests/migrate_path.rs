@@ -6,8 +6,8 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
 use diesel_migrations::{EmbeddedMigrations, embed_migrations};
 use pgschemas_diesel::{
-    Config, Error, Provisioner, SchemaName, TenantPool, create_reference, migrate_schema,
-    test_database,
+    Config, Error, SchemaName, TenantPool, migrate::migrate_schema, provision::Provisioner,
+    provision::create_reference, test_database,
 };
 
 /// Migrations 1 to 5.

@@ -8,15 +8,17 @@ use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel_migrations::MigrationHarness;
-use pgschemas_diesel::models::schema::{domains, tenants};
+use pgschemas_diesel::models::tables::{domains, tenants};
 use pgschemas_diesel::models::{
     DefaultDomain, DefaultTenant, NewTenant, SHARED_MIGRATIONS, TenantStatus, default_catalog,
 };
 use pgschemas_diesel::{
-    Catalog, Config, Domain, DomainModel, DomainRecord, Error, ModelCatalog, NewDomain, NoDomains,
-    ROUTES_CHANNEL, Resolution, Routes, SchemaConnection, SchemaName, StaticTenant, TableName,
-    Tenant, TenantModel, TenantRecord, add_domain, install_route_triggers, primary_domain,
-    set_primary_domain, test_database,
+    Config, Domain, Error, SchemaConnection, SchemaName, StaticTenant, Tenant, catalog::Catalog,
+    catalog::DomainRecord, catalog::TenantRecord, models::DomainModel, models::ModelCatalog,
+    models::NewDomain, models::NoDomains, models::ROUTES_CHANNEL, models::TableName,
+    models::TenantModel, models::add_domain, models::install_route_triggers,
+    models::primary_domain, models::set_primary_domain, routing::Resolution, routing::Routes,
+    test_database,
 };
 
 fn migrated(conn: &mut PgConnection) {
@@ -117,7 +119,7 @@ fn default_tenants_load_find_delete_and_report_records() {
         ]
     );
     assert_eq!(
-        default_catalog().watched_tables(),
+        default_catalog().watched_tables(pgschemas_diesel::Config::default().shared_schema()),
         [
             ("public".to_owned(), "tenants".to_owned()),
             ("public".to_owned(), "domains".to_owned())
@@ -746,7 +748,7 @@ fn user_defined_models_with_renamed_columns() {
         ]
     );
     assert_eq!(
-        catalog.watched_tables(),
+        catalog.watched_tables(pgschemas_diesel::Config::default().shared_schema()),
         [
             ("public".to_owned(), "orgs".to_owned()),
             ("public".to_owned(), "hosts".to_owned())
@@ -757,7 +759,12 @@ fn user_defined_models_with_renamed_columns() {
     let tenants_only = ModelCatalog::<Org, NoDomains>::new();
     assert_eq!(tenants_only.tenants(&mut conn).unwrap().len(), 2);
     assert!(tenants_only.domains(&mut conn).unwrap().is_empty());
-    assert_eq!(tenants_only.watched_tables().len(), 1);
+    assert_eq!(
+        tenants_only
+            .watched_tables(pgschemas_diesel::Config::default().shared_schema())
+            .len(),
+        1
+    );
 
     assert_eq!(acme.delete(&mut conn).unwrap(), 1);
     assert!(Host::load_all(&mut conn).unwrap().is_empty());
@@ -831,8 +838,8 @@ fn installed_triggers_notify_for_user_tables() {
     user_tables(&mut conn);
     let catalog =
         ModelCatalog::<Org, Host>::new().with_shared_schema(SchemaName::new("public").unwrap());
-    install_route_triggers(&mut conn, &catalog).unwrap();
-    install_route_triggers(&mut conn, &catalog).unwrap(); // idempotent
+    install_route_triggers(&mut conn, &pgschemas_diesel::Config::default(), &catalog).unwrap();
+    install_route_triggers(&mut conn, &pgschemas_diesel::Config::default(), &catalog).unwrap(); // idempotent
 
     let mut listener = db.connect();
     diesel::sql_query(format!("LISTEN {ROUTES_CHANNEL}"))

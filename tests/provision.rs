@@ -8,8 +8,9 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 use pgschemas_diesel::{
-    Config, Error, HookName, Provisioner, SchemaConnection, SchemaName, StaticTenant, clone_schema,
-    create_reference, recreate_reference, schema_exists, test_database,
+    Config, HookName, Error, SchemaConnection, SchemaName, StaticTenant, lifecycle::schema_exists,
+    provision::Provisioner, provision::clone_schema, provision::create_reference,
+    provision::recreate_reference, test_database,
 };
 
 const TENANT: EmbeddedMigrations = embed_migrations!("../examples/migrations/tenant");
@@ -277,7 +278,10 @@ fn a_migration_that_changes_the_path_leaves_nothing_anywhere() {
     match &err {
         Error::Migration(e) => {
             assert!(
-                matches!(e.kind(), pgschemas_diesel::MigrationErrorKind::PathChanged),
+                matches!(
+                    e.kind(),
+                    pgschemas_diesel::migrate::MigrationErrorKind::PathChanged
+                ),
                 "{e}"
             );
         }
@@ -302,7 +306,7 @@ fn provisioning_waits_for_a_migration_of_the_schema_and_of_the_reference() {
         // Another session migrates `locked`: it holds the schema's migration lock.
         let mut migrator = db.connect();
         diesel::sql_query("select pg_advisory_lock($1, hashtext($2))")
-            .bind::<diesel::sql_types::Integer, _>(pgschemas_diesel::MIGRATION_LOCK_CLASS)
+            .bind::<diesel::sql_types::Integer, _>(pgschemas_diesel::migrate::MIGRATION_LOCK_CLASS)
             .bind::<Text, _>(locked)
             .execute(&mut migrator)
             .unwrap();
@@ -640,7 +644,7 @@ fn concurrent_creation_of_one_tenant_has_one_winner() {
 #[test]
 fn the_default_models_provision_atomically() {
     use pgschemas_diesel::models::{DefaultDomain, DefaultTenant, NewTenant, SHARED_MIGRATIONS};
-    use pgschemas_diesel::{NewDomain, TenantModel, add_domain};
+    use pgschemas_diesel::{models::NewDomain, models::TenantModel, models::add_domain};
 
     let db = test_database!();
     let mut conn = db.connect();

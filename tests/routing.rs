@@ -13,7 +13,8 @@ use diesel::sql_types::{Bool, Integer, Nullable, Text};
 use diesel_migrations::MigrationHarness;
 use pgschemas_diesel::models::{SHARED_MIGRATIONS, default_catalog};
 use pgschemas_diesel::{
-    Config, Error, Resolution, RouteOptions, RouteTable, StaticTenant, Via, test_database,
+    Config, Error, StaticTenant, routing::Resolution, routing::RouteOptions, routing::RouteTable,
+    routing::Via, test_database,
 };
 
 /// How long a test waits for the table to follow a change before failing.

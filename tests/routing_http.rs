@@ -14,8 +14,8 @@ use axum::response::Response;
 use axum::routing::get as on_get;
 use diesel::connection::SimpleConnection;
 use http::HeaderName;
-use pgschemas_diesel::axum::TenancyLayer;
-use pgschemas_diesel::{Route, test_database};
+use pgschemas_diesel::routing::layer::TenancyLayer;
+use pgschemas_diesel::{routing::Route, test_database};
 use tower::{Layer, Service};
 
 use crate::routing::eventually;
@@ -443,7 +443,7 @@ fn extractors_without_the_layer_explain_themselves() {
     async fn needs_route(route: Route) -> String {
         route.schema().to_string()
     }
-    async fn needs_db(db: pgschemas_diesel::axum::TenantDb) -> String {
+    async fn needs_db(db: pgschemas_diesel::routing::layer::TenantDb) -> String {
         db.route().schema().to_string()
     }
     let router = Router::new()

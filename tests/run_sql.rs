@@ -6,7 +6,7 @@
 use diesel::prelude::*;
 use diesel::sql_types::BigInt;
 use diesel_migrations::{EmbeddedMigrations, embed_migrations};
-use pgschemas_diesel::cli::{self, Outcome, Tenancy};
+use pgschemas_diesel::cli::{self, App, Outcome};
 use pgschemas_diesel::testing::TestDatabase;
 use pgschemas_diesel::{Config, StaticTenant, test_database};
 
@@ -38,13 +38,13 @@ fn manage(db: &TestDatabase, args: &[&str]) -> Run {
         .clone_reference("sample")
         .build()
         .unwrap();
-    let tenancy = Tenancy::builder(config, TENANT)
+    let app = App::builder(config, TENANT)
         .default_models()
         .database_url(db.url())
         .build();
     let (mut out, mut err) = (Vec::new(), Vec::new());
     let outcome = cli::run_from(
-        &tenancy,
+        &app,
         std::iter::once("manage").chain(args.iter().copied()),
         &mut out,
         &mut err,

@@ -12,7 +12,7 @@ use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
 use diesel_migrations::{EmbeddedMigrations, embed_migrations};
-use pgschemas_diesel::{Config, Provisioner};
+use pgschemas_diesel::{Config, provision::Provisioner};
 
 use crate::common::{Bench, report};
 

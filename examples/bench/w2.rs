@@ -11,7 +11,8 @@ use diesel::PgConnection;
 use diesel::connection::{Connection, SimpleConnection};
 use diesel_migrations::{EmbeddedMigrations, embed_migrations};
 use pgschemas_diesel::{
-    Catalog, Config, DomainRecord, Migrator, SchemaName, Selection, TenantPool, TenantRecord,
+    Config, SchemaName, TenantPool, catalog::Catalog, catalog::DomainRecord, catalog::TenantRecord,
+    migrate::Migrator, migrate::Selection,
 };
 
 use crate::common::{Bench, report};
@@ -51,7 +52,7 @@ impl Catalog for Fixed {
         Ok(Vec::new())
     }
 
-    fn watched_tables(&self) -> Vec<(String, String)> {
+    fn watched_tables(&self, _shared: &pgschemas_diesel::SchemaName) -> Vec<(String, String)> {
         Vec::new()
     }
 }

@@ -13,7 +13,8 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use pgschemas_diesel::{
-    Config, DomainRecord, Resolution, RouteTable, Routes, SchemaName, TenantRecord,
+    Config, SchemaName, catalog::DomainRecord, catalog::TenantRecord, routing::Resolution,
+    routing::RouteTable, routing::Routes,
 };
 use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
 
@@ -370,7 +371,8 @@ fn layer_in_process(app: &web::App) {
     }
 
     let router = || axum::Router::new().route("/hello", axum::routing::get(|| async { "hello" }));
-    let mut layered = pgschemas_diesel::axum::TenancyLayer::new(app.table.clone()).layer(router());
+    let mut layered =
+        pgschemas_diesel::routing::layer::TenancyLayer::new(app.table.clone()).layer(router());
     let mut bare = router();
     /// One batch of `CALLS / ROUNDS` calls: wall and CPU seconds.
     fn batch(f: &mut dyn FnMut() -> u16) -> (f64, f64) {

@@ -186,12 +186,12 @@ pub(crate) fn derive(input: DeriveInput) -> syn::Result<TokenStream> {
     Ok(quote! {
         const _: () = {
             #[automatically_derived]
-            impl #impl_g #krate::DomainModel for #name #ty_g #model_where {
+            impl #impl_g #krate::models::DomainModel for #name #ty_g #model_where {
                 type Table = #table::table;
                 type Id = #id_ty;
                 type TenantId = #tenant_ty;
 
-                fn table_name() -> #krate::TableName {
+                fn table_name() -> #krate::models::TableName {
                     #p::table_name(&#table::table, #fallback)
                 }
 
@@ -286,7 +286,7 @@ pub(crate) fn derive(input: DeriveInput) -> syn::Result<TokenStream> {
                 fn insert_new(
                     conn: &mut #d::PgConnection,
                     tenant_id: &Self::TenantId,
-                    new: &#krate::NewDomain,
+                    new: &#krate::models::NewDomain,
                 ) -> #d::QueryResult<Self> {
                     let values = (
                         #tenant_eq,

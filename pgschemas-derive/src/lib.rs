@@ -10,7 +10,7 @@ mod tenant;
 
 use proc_macro::TokenStream;
 
-/// Implements `pgschemas_diesel::Schema` and `pgschemas_diesel::TenantModel` for a struct
+/// Implements `pgschemas_diesel::Schema` and `pgschemas_diesel::models::TenantModel` for a struct
 /// holding one row of the user's tenants table.
 ///
 /// The struct must also derive Diesel's `Queryable` and `Selectable` (the generated queries
@@ -44,7 +44,7 @@ fn derive_tenant_inner(input: proc_macro2::TokenStream) -> proc_macro2::TokenStr
         .unwrap_or_else(syn::Error::into_compile_error)
 }
 
-/// Implements `pgschemas_diesel::DomainModel` for a struct holding one row of the user's
+/// Implements `pgschemas_diesel::models::DomainModel` for a struct holding one row of the user's
 /// domains (routes) table.
 ///
 /// The struct must also derive Diesel's `Queryable` and `Selectable`.
@@ -101,7 +101,10 @@ mod tests {
             out.contains("type Table = crate :: schema :: tenants :: table"),
             "{out}"
         );
-        assert!(out.contains(":: pgschemas_diesel :: TenantModel"), "{out}");
+        assert!(
+            out.contains(":: pgschemas_diesel :: models :: TenantModel"),
+            "{out}"
+        );
         assert!(!out.contains("compile_error"), "{out}");
     }
 
@@ -112,7 +115,7 @@ mod tests {
              struct T { id: i64, #[diesel(column_name = org_slug)] slug: String }",
         );
         assert!(out.contains("s :: orgs :: org_slug"), "{out}");
-        assert!(out.contains("my :: lib :: TenantModel"), "{out}");
+        assert!(out.contains("my :: lib :: models :: TenantModel"), "{out}");
     }
 
     #[test]
@@ -174,7 +177,10 @@ mod tests {
             "#[diesel(table_name = d)] struct D { id: i64, tenant_id: i64, domain: String,
              folder: Option<String>, is_primary: bool, redirect_to_primary: bool }",
         );
-        assert!(out.contains(":: pgschemas_diesel :: DomainModel"), "{out}");
+        assert!(
+            out.contains(":: pgschemas_diesel :: models :: DomainModel"),
+            "{out}"
+        );
         assert!(!out.contains("compile_error"), "{out}");
 
         let out = expand_domain("#[domain(table = d, tenant = org)] struct D { id: i64 }");

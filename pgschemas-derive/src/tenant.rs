@@ -79,7 +79,7 @@ pub(crate) fn derive(input: DeriveInput) -> syn::Result<TokenStream> {
         let ident = status.ident;
         let ty = &status.field.ty;
         let body = attr::respan(
-            quote!(<#ty as #krate::IsActive>::is_active(&self.#ident)),
+            quote!(<#ty as #krate::models::IsActive>::is_active(&self.#ident)),
             ty.span(),
         );
         quote! {
@@ -101,11 +101,11 @@ pub(crate) fn derive(input: DeriveInput) -> syn::Result<TokenStream> {
             }
 
             #[automatically_derived]
-            impl #impl_g #krate::TenantModel for #name #ty_g #model_where {
+            impl #impl_g #krate::models::TenantModel for #name #ty_g #model_where {
                 type Table = #table::table;
                 type Id = #id_ty;
 
-                fn table_name() -> #krate::TableName {
+                fn table_name() -> #krate::models::TableName {
                     #p::table_name(&#table::table, #fallback)
                 }
 

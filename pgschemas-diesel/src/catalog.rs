@@ -1,4 +1,10 @@
 //! What the crate needs to know about dynamic tenants and their routes.
+//!
+//! The [`Catalog`] trait is read by routing, the migrator, `doctor` and the CLI; its rows are
+//! [`TenantRecord`]s and [`DomainRecord`]s, a row that cannot be used is an [`InvalidRow`]
+//! (of a [`RowKind`]), and [`NoTenants`] is the catalog of an application with static tenants
+//! only. [`models::ModelCatalog`](crate::models::ModelCatalog) builds one from your Diesel
+//! models. See the guide's "Models and derives" section.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -59,10 +65,10 @@ impl fmt::Display for RowKind {
 /// name is not valid, a domain whose host or folder routing could never match, a domain of
 /// such a tenant (or of no tenant), a row that clashes with the configuration or another row.
 ///
-/// One bad row never stops the others: routing, the [`Migrator`](crate::Migrator), the CLI
-/// and [`doctor`](crate::doctor) leave it out and report it (the
-/// [`RouteOptions::on_error`](crate::RouteOptions::on_error) callback receives it as
-/// [`Error::InvalidRow`](crate::Error::InvalidRow), a [`MigrationReport`](crate::MigrationReport)
+/// One bad row never stops the others: routing, the [`Migrator`](crate::migrate::Migrator), the CLI
+/// and [`doctor`](crate::doctor::doctor) leave it out and report it (the
+/// [`RouteOptions::on_error`](crate::routing::RouteOptions::on_error) callback receives it as
+/// [`Error::InvalidRow`](crate::Error::InvalidRow), a [`MigrationReport`](crate::migrate::MigrationReport)
 /// lists it in `invalid_rows`, `doctor` has an `invalid-rows` finding). `Display` is one line
 /// that names the row and says why it was left out.
 ///
@@ -159,7 +165,7 @@ pub trait Catalog: Send + Sync + 'static {
     /// cannot be used becomes. What routing, migrations, the CLI and `doctor` read.
     ///
     /// The default wraps [`tenants`](Self::tenants) (so one bad row fails the whole read);
-    /// [`ModelCatalog`](crate::ModelCatalog) returns each bad row as an [`InvalidRow`].
+    /// [`ModelCatalog`](crate::models::ModelCatalog) returns each bad row as an [`InvalidRow`].
     ///
     /// # Errors
     ///
@@ -190,8 +196,9 @@ pub trait Catalog: Send + Sync + 'static {
     /// [`Error::Database`](crate::Error::Database).
     fn domains(&self, conn: &mut PgConnection) -> Result<Vec<DomainRecord>>;
 
-    /// The tables (`schema`, `table`) whose changes alter tenants or routes.
-    fn watched_tables(&self) -> Vec<(String, String)>;
+    /// The tables (`schema`, `table`) whose changes alter tenants or routes; a table declared
+    /// without a schema is reported in `shared`, the caller's shared schema.
+    fn watched_tables(&self, shared: &SchemaName) -> Vec<(String, String)>;
 }
 
 /// A catalog with no dynamic tenants: static tenants only.
@@ -212,7 +219,7 @@ impl Catalog for NoTenants {
         Ok(Vec::new())
     }
 
-    fn watched_tables(&self) -> Vec<(String, String)> {
+    fn watched_tables(&self, _shared: &SchemaName) -> Vec<(String, String)> {
         Vec::new()
     }
 }

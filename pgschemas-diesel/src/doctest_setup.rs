@@ -31,10 +31,12 @@ use diesel::migration::{
 use diesel::pg::Pg;
 use diesel_migrations::MigrationHarness;
 
+use crate::migrate::{Migrator, MigratorBuilder};
 use crate::models::{DefaultDomain, DefaultTenant, NewTenant, SHARED_MIGRATIONS, default_catalog};
+use crate::models::{NewDomain, TenantModel, add_domain};
 use crate::name::SchemaName;
 use crate::testing::TestDatabase;
-use crate::{Config, Migrator, MigratorBuilder, NewDomain, TenantModel, TenantPool, add_domain};
+use crate::{Config, TenantPool};
 
 /// Numbers the databases this process creates.
 static NEXT: AtomicUsize = AtomicUsize::new(0);
@@ -170,7 +172,7 @@ impl DoctestDatabase {
     }
 
     /// The body of `GET /` answered by `handler` behind a
-    /// [`TenancyLayer`](crate::axum::TenancyLayer), for a request routed to the static tenant
+    /// [`TenancyLayer`](crate::routing::layer::TenancyLayer), for a request routed to the static tenant
     /// `schema` (make the schema first, with [`notes`](Self::notes)); the router's state is a
     /// [`TenantPool`] of the database.
     ///
@@ -184,7 +186,8 @@ impl DoctestDatabase {
         H: axum::handler::Handler<T, TenantPool>,
         T: 'static,
     {
-        use crate::{RouteTable, Routes, StaticTenant};
+        use crate::StaticTenant;
+        use crate::routing::{RouteTable, Routes};
         use tower::{Layer, ServiceExt};
 
         const HOST: &str = "tenant.example.com";
@@ -197,7 +200,7 @@ impl DoctestDatabase {
             .route("/", axum::routing::get(handler))
             .with_state(pool);
         let table = RouteTable::fixed(Routes::build(&config, &[], &[]));
-        let app = crate::axum::TenancyLayer::new(table).layer(router);
+        let app = crate::routing::layer::TenancyLayer::new(table).layer(router);
         let request = http::Request::get("/")
             .header(http::header::HOST, HOST)
             .body(axum::body::Body::empty())

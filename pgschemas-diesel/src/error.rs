@@ -89,7 +89,7 @@ pub enum Error {
 
     /// A table routing watches has no trigger notifying it of changes.
     #[error(
-        "table {table} has no trigger notifying channel {channel:?}, so route changes would wait for the next full reload; install it with pgschemas_diesel::install_route_triggers (or the SQL of pgschemas_diesel::route_trigger_sql in a shared migration), or turn this check off with RouteOptions::check_triggers(false)"
+        "table {table} has no trigger notifying channel {channel:?}, so route changes would wait for the next full reload; install it with pgschemas_diesel::models::install_route_triggers (or the SQL of pgschemas_diesel::models::route_trigger_sql in a shared migration), or turn this check off with RouteOptions::check_triggers(false)"
     )]
     RouteTriggerMissing {
         /// The table, schema-qualified and quoted.
@@ -227,8 +227,8 @@ pub enum Error {
     /// Cloning a schema was refused before anything was created, because definitions in the
     /// source name the source schema where the clone cannot rewrite the name (a qualified name
     /// in a function body, a string naming it, a `search_path` setting it cannot read): their
-    /// copies would still read or write the source. [`Provisioner`](crate::Provisioner) also
-    /// refuses, with this error, what [`CloneReport::warnings`](crate::CloneReport::warnings)
+    /// copies would still read or write the source. [`Provisioner`](crate::provision::Provisioner) also
+    /// refuses, with this error, what [`CloneReport::warnings`](crate::provision::CloneReport::warnings)
     /// would list.
     #[error(
         "cannot clone schema {source_schema:?} into {schema:?}: {}; the copies would still reach {source_schema:?}: refer to the schema's own objects without its name (a clone's path finds its own)",
@@ -287,10 +287,10 @@ pub enum Error {
     #[error("could not connect to PostgreSQL")]
     Connection(#[from] diesel::ConnectionError),
 
-    /// Migrating a schema failed; the [`MigrationError`](crate::MigrationError) names the
+    /// Migrating a schema failed; the [`MigrationError`](crate::migrate::MigrationError) names the
     /// schema and the migration.
     #[error(transparent)]
-    Migration(#[from] crate::MigrationError),
+    Migration(#[from] crate::migrate::MigrationError),
 
     /// A schema reference (`-s`/`-x` of a multi-schema command) names no schema.
     #[error(

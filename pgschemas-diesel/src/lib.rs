@@ -30,69 +30,81 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! # Where to find things
+//!
+//! | You want to | Look at |
+//! |---|---|
+//! | describe the shared schema, static tenants, the clone reference | [`Config`], [`StaticTenant`] |
+//! | name a schema, build its search path | [`SchemaName`], [`Schema`], [`SearchPath`] |
+//! | run queries with a tenant's path (pool, session or transaction form) | [`TenantPool`], [`TenantScope`], [`NestedScope`], [`SchemaConnection`] |
+//! | say where your tenants and domains are stored | [`catalog`] ([`Catalog`](catalog::Catalog)), [`models`] (derives [`Tenant`], [`Domain`]) |
+//! | migrate one schema or all of them | [`migrate`] ([`Migrator`](migrate::Migrator)) |
+//! | create, drop or clone tenants | [`provision`] ([`Provisioner`](provision::Provisioner)), [`lifecycle`] (schema DDL) |
+//! | route a request to its tenant | [`routing`] ([`RouteTable`](routing::RouteTable)); `routing::layer` with `axum` |
+//! | check a deployment before going live | [`doctor`] |
+//! | a management command line in your binary | `cli` (feature `cli`) |
+//! | a database per test, a throwaway cluster | `testing` (feature `testing`) |
+//! | understand a failure | [`Error`], [`migrate::MigrationError`] |
+//!
+//! The guide (`docs/guide.md`) walks through each of these in order.
+//!
+//! # Layers
+//!
+//! Modules depend downwards only, from low to high:
+//!
+//! 1. names and paths (`name`, `path`, `domain`), [`Error`];
+//! 2. [`Config`] (`config`), then [`Schema`] and activation on a connection (`activate`,
+//!    `transaction`, `checkout`);
+//! 3. the pool and its scopes (`pool`), schema DDL ([`lifecycle`]), the [`catalog`] trait;
+//! 4. [`models`] (a [`catalog`] over your tables), then [`migrate`] (with `parallel`),
+//!    [`provision`] (uses [`migrate`]), [`routing`] (uses the [`models`]' notification
+//!    channel) and [`doctor`] (uses [`migrate`] and [`routing`]);
+//! 5. `cli` and `testing`, which use everything below.
+//!
+//! One exception stays: [`Error`] carries a [`migrate::MigrationError`] and a
+//! [`catalog::InvalidRow`] as values.
+//!
 //! # Feature flags
 //!
 //! - `testing`: `pgschemas_diesel::testing` — a database per test, a throwaway PostgreSQL
 //!   cluster when none is running, and a PgBouncer harness.
-//! - `axum`: `pgschemas_diesel::axum` — a tower layer that routes each request to its tenant
-//!   with a [`RouteTable`], and the `Route` / `TenantDb` extractors.
+//! - `axum`: `pgschemas_diesel::routing::layer` — a tower layer that routes each request to
+//!   its tenant with a [`RouteTable`](routing::RouteTable), and the `Route` / `TenantDb`
+//!   extractors.
 //! - `cli`: `pgschemas_diesel::cli` — the management command line (`migrate`, `whowill`,
 //!   `create-tenant`, `run-sql`, `doctor`, ...) for your own binary.
 
-mod catalog;
+mod activate;
+pub mod catalog;
 mod checkout;
 #[cfg(feature = "cli")]
 pub mod cli;
 mod config;
 mod dependents;
-mod doctor;
+pub mod doctor;
 mod domain;
 mod error;
-mod lifecycle;
-mod migrate;
+pub mod lifecycle;
+pub mod migrate;
 pub mod models;
 mod name;
 mod parallel;
 mod path;
 mod pool;
-mod provision;
-mod routing;
-mod schema;
+pub mod provision;
+pub mod routing;
 mod sql_lex;
 mod transaction;
 
-pub use catalog::{Catalog, DomainRecord, InvalidRow, NoTenants, RowKind, TenantRecord};
+pub use activate::{Schema, SchemaConnection};
 pub use config::{Config, ConfigBuilder, StaticTenant, StaticTenantBuilder};
-pub use doctor::{Check, CheckStatus, DoctorReport, doctor};
 pub use error::{
     CloneRefusal, ConfiguredSchema, Dependent, DomainFault, Error, FolderFault, HookName, Result,
     RouteFault, SessionProblem,
 };
-pub use lifecycle::{
-    create_schema, dangerous_drop_schema, drop_schema, list_schemas, schema_exists,
-};
-pub use migrate::{
-    MIGRATION_LOCK_CLASS, MigrationError, MigrationErrorKind, MigrationReport, MigrationSet,
-    Migrator, MigratorBuilder, Progress, SchemaKind, SchemaReport, Selection, Target,
-    migrate_schema, pending_migrations,
-};
-pub use models::{
-    DomainModel, DomainSource, InsertReturning, IsActive, ModelCatalog, NewDomain, NoDomains,
-    ROUTES_CHANNEL, TableName, TenantModel, absolute_url, add_domain, install_route_triggers,
-    primary_domain, route_trigger_sql, set_primary_domain,
-};
 pub use name::{InvalidReason, MAX_SCHEMA_NAME_LEN, SchemaName};
 pub use path::SearchPath;
 pub use pool::{DisableStatementCache, Manager, NestedScope, TenantPool, TenantScope};
-pub use provision::{
-    CloneReport, Dropped, HookError, Provisioner, ProvisionerBuilder, clone_schema,
-    create_reference, recreate_reference,
-};
-pub use routing::{
-    ErrorHook, Redirect, Resolution, Route, RouteOptions, RouteTable, RouteTableStatus, Routes,
-    Suspended, Via,
-};
-pub use schema::{Schema, SchemaConnection};
 
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -101,17 +113,14 @@ pub mod testing;
 #[doc(hidden)]
 pub mod doctest_setup;
 
-#[cfg(feature = "axum")]
-pub use routing::layer as axum;
-
 /// The README's examples, compiled as doctests so that it stays true.
 #[cfg(doctest)]
 #[doc = include_str!("../../README.md")]
 pub struct ReadmeDoctests;
 
-/// Derives [`TenantModel`] (and [`Schema`]) for a struct mapping a row of your tenants table.
+/// Derives [`TenantModel`](models::TenantModel) (and [`Schema`]) for a struct mapping a row of your tenants table.
 ///
-/// See [`models`] for a complete example, and [`TenantModel`] for what it provides. The
+/// See [`models`] for a complete example, and [`TenantModel`](models::TenantModel) for what it provides. The
 /// struct must also derive Diesel's `Queryable` and `Selectable`.
 ///
 /// ```
@@ -136,9 +145,9 @@ pub struct ReadmeDoctests;
 #[doc(inline)]
 pub use pgschemas_derive::Tenant;
 
-/// Derives [`DomainModel`] for a struct mapping a row of your domains (routes) table.
+/// Derives [`DomainModel`](models::DomainModel) for a struct mapping a row of your domains (routes) table.
 ///
-/// See [`models`] for a complete example, and [`DomainModel`] for what it provides. The
+/// See [`models`] for a complete example, and [`DomainModel`](models::DomainModel) for what it provides. The
 /// struct must also derive Diesel's `Queryable` and `Selectable`.
 ///
 /// ```

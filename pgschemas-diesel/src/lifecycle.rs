@@ -1,4 +1,11 @@
-//! Creating, dropping and listing schemas.
+//! Creating, dropping and listing schemas: the DDL under tenants, without rows or
+//! migrations.
+//!
+//! [`create_schema`], [`drop_schema`] (refuses the shared schema and schemas others depend
+//! on), [`dangerous_drop_schema`], [`list_schemas`] and [`schema_exists`]. To create or drop a
+//! tenant with its rows, migrations and hooks in one transaction, use
+//! [`provision::Provisioner`](crate::provision::Provisioner). See the guide's "Provisioning
+//! and cloning" section.
 
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;

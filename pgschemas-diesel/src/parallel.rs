@@ -1,5 +1,5 @@
 //! The worker loop: items handed out in order to N threads, each result passed back to the
-//! calling thread as it is ready; the [`Migrator`](crate::Migrator) and the CLI's `run-sql`
+//! calling thread as it is ready; the [`Migrator`](crate::migrate::Migrator) and the CLI's `run-sql`
 //! both run their schemas through it.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

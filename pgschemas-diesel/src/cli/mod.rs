@@ -1,13 +1,13 @@
 //! The management command line (feature `cli`): `migrate`, `whowill`, `list`,
 //! `create-reference`, `clone`, `create-tenant`, `drop-tenant`, `run-sql`, `doctor`.
 //!
-//! Your own binary builds a [`Tenancy`] (configuration, models, embedded migrations) and calls
+//! Your own binary builds a [`App`] (configuration, models, embedded migrations) and calls
 //! [`run`], so that the commands know your tenants:
 //!
 //! ```no_run
 //! // `no_run`: `cli::run` reads this process's command line; `run_from` runs in tests
 //! use diesel_migrations::{EmbeddedMigrations, embed_migrations};
-//! use pgschemas_diesel::cli::{self, Tenancy};
+//! use pgschemas_diesel::cli::{self, App};
 //! use pgschemas_diesel::{Config, StaticTenant};
 //!
 //! // In your crate: embed_migrations!("migrations/tenant")
@@ -25,7 +25,7 @@
 //!             return std::process::ExitCode::from(2);
 //!         }
 //!     };
-//!     cli::run(Tenancy::builder(config, TENANT_MIGRATIONS).default_models().build())
+//!     cli::run(App::builder(config, TENANT_MIGRATIONS).default_models().build())
 //! }
 //! ```
 //!
@@ -71,14 +71,14 @@
 //! selection of no existing schema, or a refused script): then nothing was run.
 //!
 //! **Database**: `--database-url`, else the `DATABASE_URL` environment variable, else
-//! [`TenancyBuilder::database_url`].
+//! [`AppBuilder::database_url`].
 
+mod app;
 mod args;
 mod commands;
 mod output;
 mod script;
 mod sql;
-mod tenancy;
 
 use std::ffi::OsString;
 use std::io::{IsTerminal, Write};
@@ -86,7 +86,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-pub use tenancy::{DefaultModelRows, NewTenantRows, Tenancy, TenancyBuilder, TenantRows};
+pub use app::{App, AppBuilder, DefaultModelRows, NewTenantRows, TenantRows};
 
 use args::Cli;
 
@@ -132,23 +132,23 @@ impl From<Outcome> for ExitCode {
     }
 }
 
-/// Runs the command line of this process (`std::env::args_os`) against `tenancy`, printing to
+/// Runs the command line of this process (`std::env::args_os`) against `app`, printing to
 /// standard output and standard error, and returns the exit status to end `main` with.
 ///
 /// A progress bar is shown for long work when standard error is a terminal.
 ///
 /// ```no_run
 /// // `no_run`: it reads this process's command line ([`run_from`] runs in tests)
-/// # use pgschemas_diesel::{Config, cli::{self, Tenancy}};
+/// # use pgschemas_diesel::{Config, cli::{self, App}};
 /// # const M: diesel_migrations::EmbeddedMigrations = diesel_migrations::embed_migrations!("../examples/migrations/tenant");
 /// fn main() -> std::process::ExitCode {
-///     cli::run(Tenancy::builder(Config::default(), M).default_models().build())
+///     cli::run(App::builder(Config::default(), M).default_models().build())
 /// }
 /// ```
-pub fn run(tenancy: Tenancy) -> ExitCode {
+pub fn run(app: App) -> ExitCode {
     let progress = std::io::stderr().is_terminal();
     let outcome = run_with(
-        &tenancy,
+        &app,
         std::env::args_os(),
         &mut std::io::stdout(),
         &mut std::io::stderr(),
@@ -158,36 +158,31 @@ pub fn run(tenancy: Tenancy) -> ExitCode {
 }
 
 /// Runs the command line `args` (the program name first, as in `std::env::args_os`) against
-/// `tenancy`, writing results to `out` and errors to `err`: for embedding the CLI in a larger
+/// `app`, writing results to `out` and errors to `err`: for embedding the CLI in a larger
 /// program, or testing it. Never shows a progress bar.
 ///
 /// ```
 /// # let db = pgschemas_diesel::doctest_setup::database().models().tenant("acme", &["acme.example.com"]); let database_url = db.url();
-/// use pgschemas_diesel::cli::{self, Outcome, Tenancy};
+/// use pgschemas_diesel::cli::{self, Outcome, App};
 /// # use pgschemas_diesel::Config;
 /// # const M: diesel_migrations::EmbeddedMigrations = diesel_migrations::embed_migrations!("../examples/migrations/tenant");
-/// let tenancy = Tenancy::builder(Config::default(), M).default_models().build();
+/// let app = App::builder(Config::default(), M).default_models().build();
 /// let (mut out, mut err) = (Vec::new(), Vec::new());
 /// let args = ["manage", "whowill", "--all", "--database-url", database_url];
-/// let outcome = cli::run_from(&tenancy, args, &mut out, &mut err);
+/// let outcome = cli::run_from(&app, args, &mut out, &mut err);
 /// assert_eq!(outcome, Outcome::Success, "{}", String::from_utf8_lossy(&err));
 /// assert!(String::from_utf8_lossy(&out).contains("acme.example.com"));
 /// ```
-pub fn run_from<I, T>(
-    tenancy: &Tenancy,
-    args: I,
-    out: &mut dyn Write,
-    err: &mut dyn Write,
-) -> Outcome
+pub fn run_from<I, T>(app: &App, args: I, out: &mut dyn Write, err: &mut dyn Write) -> Outcome
 where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
-    run_with(tenancy, args, out, err, false)
+    run_with(app, args, out, err, false)
 }
 
 fn run_with<I, T>(
-    tenancy: &Tenancy,
+    app: &App,
     args: I,
     out: &mut dyn Write,
     err: &mut dyn Write,
@@ -215,7 +210,7 @@ where
         }
     };
     let mut ctx = commands::Ctx {
-        tenancy,
+        app,
         database_url: cli.database_url,
         out,
         err,

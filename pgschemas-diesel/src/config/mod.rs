@@ -13,7 +13,6 @@ use crate::error::ConfiguredSchema;
 use crate::error::{Error, Result};
 use crate::name::SchemaName;
 use crate::path::SearchPath;
-use crate::schema::Schema;
 
 pub use builder::ConfigBuilder;
 pub use static_tenant::{StaticTenant, StaticTenantBuilder};
@@ -66,7 +65,7 @@ impl Config {
         ConfigBuilder::new()
     }
 
-    /// Makes this the process-wide configuration used by [`Schema::activate`] and the
+    /// Makes this the process-wide configuration used by [`Schema::activate`](crate::Schema::activate) and the
     /// [`SchemaConnection`](crate::SchemaConnection) methods on a plain connection.
     ///
     /// # Errors
@@ -142,29 +141,6 @@ impl Config {
     /// The reference schema that new tenants may be cloned from, if configured.
     pub fn clone_reference(&self) -> Option<&SchemaName> {
         self.0.clone_reference.as_ref()
-    }
-
-    /// The search path for `schema`: `<schema>, <shared>, <extras...>`, deduplicated.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::InvalidSchemaName`] when the schema's name is not valid.
-    ///
-    /// ```
-    /// let config = pgschemas_diesel::Config::default();
-    /// assert_eq!(config.search_path(&"tenant1")?.as_sql_value(), r#""tenant1", "public", pg_temp"#);
-    /// assert_eq!(config.search_path(&"public")?.as_sql_value(), r#""public", pg_temp"#);
-    /// # Ok::<(), pgschemas_diesel::Error>(())
-    /// ```
-    pub fn search_path<S: Schema + ?Sized>(&self, schema: &S) -> Result<SearchPath> {
-        let name = SchemaName::new(schema.schema_name())?;
-        if name == self.0.shared {
-            return Ok(self.0.neutral.clone());
-        }
-        Ok(SearchPath::new(
-            name,
-            std::iter::once(&self.0.shared).chain(&self.0.extra),
-        ))
     }
 
     /// The neutral search path, used when no tenant is active: `<shared>, <extras...>`.

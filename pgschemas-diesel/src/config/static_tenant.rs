@@ -7,7 +7,6 @@ use std::fmt;
 use crate::domain::stored_domain;
 use crate::error::{Error, Result};
 use crate::name::SchemaName;
-use crate::schema::Schema;
 
 /// A static tenant: a schema fixed in configuration (such as `www` or `blog`), routed by its
 /// own domains, fallback domains or header alias.
@@ -73,12 +72,6 @@ impl StaticTenant {
     /// Whether the tenant migrations run in this schema (default `true`).
     pub fn migrate(&self) -> bool {
         self.migrate
-    }
-}
-
-impl Schema for StaticTenant {
-    fn schema_name(&self) -> &str {
-        self.name.as_str()
     }
 }
 

@@ -12,7 +12,7 @@ use super::report::{Check, CheckStatus};
 use crate::catalog::{CatalogRows, InvalidRow, RowKind};
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::migrate::{applied_versions, source_versions};
+use crate::migrate::{read_ledgers, source_versions};
 use crate::routing::Routes;
 
 /// `shared-schema-create`: `CREATE` on the shared schema is not granted to `PUBLIC`.
@@ -213,7 +213,7 @@ pub(super) fn migrations(
         .filter(|s| facts.schemas.contains(*s))
         .collect();
     // One query for every ledger; a schema without a ledger yet has nothing applied.
-    let applied: BTreeMap<String, BTreeSet<String>> = applied_versions(conn, &present)?
+    let applied: BTreeMap<String, BTreeSet<String>> = read_ledgers(conn, &present)?
         .into_iter()
         .map(|(schema, versions)| (schema, versions.unwrap_or_default()))
         .collect();

@@ -1,5 +1,6 @@
-//! Checks worth running before going live: `doctor`, one function per check (in `checks`),
-//! reported as [`Check`]s (in `report`).
+//! Checks worth running before going live: [`doctor`] runs them, one function per check
+//! (in `checks`), and returns a [`DoctorReport`] of [`Check`]s, each with a [`CheckStatus`]
+//! (in `report`). The CLI's `doctor` command prints the same report.
 
 mod checks;
 mod report;

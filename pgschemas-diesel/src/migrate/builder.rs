@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::pool::TenantPool;
 
 /// A migration source the workers share.
-pub(super) type Source = Arc<dyn MigrationSource<Pg> + Send + Sync>;
+pub(super) type DynMigrations = Arc<dyn MigrationSource<Pg> + Send + Sync>;
 type ProgressFn = Arc<dyn Fn(&Progress<'_>) + Send + Sync>;
 
 /// Migrates many schemas: the shared schema with the shared migrations, then the static
@@ -26,7 +26,7 @@ type ProgressFn = Arc<dyn Fn(&Progress<'_>) + Send + Sync>;
 ///   are migrated.
 /// - **Order**: the shared schema first, alone; then static tenants (declared order), the
 ///   clone reference, dynamic tenants by name, handed out in that order to the workers.
-/// - **Each schema** is migrated by [`migrate_schema`](crate::migrate_schema)'s rules: its
+/// - **Each schema** is migrated by [`migrate_schema`](crate::migrate::migrate_schema)'s rules: its
 ///   own ledger, an advisory lock per (database, schema) so that two processes never
 ///   migrate it at once, one transaction per migration, never all tenants in one.
 /// - **Failures**: by default the run stops handing out schemas after the first failure
@@ -73,8 +73,8 @@ type ProgressFn = Arc<dyn Fn(&Progress<'_>) + Send + Sync>;
 pub struct Migrator {
     pub(super) pool: TenantPool,
     pub(super) catalog: Arc<dyn Catalog>,
-    pub(super) shared: Option<Source>,
-    pub(super) tenant: Option<Source>,
+    pub(super) shared: Option<DynMigrations>,
+    pub(super) tenant: Option<DynMigrations>,
     pub(super) workers: usize,
     pub(super) keep_going: bool,
     pub(super) create_missing: bool,

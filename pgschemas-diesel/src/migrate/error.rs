@@ -9,8 +9,8 @@ use crate::name::SchemaName;
 /// running) and why.
 ///
 /// A separate type from [`Error`](crate::Error) because callers branch on it: the
-/// [`Migrator`](crate::Migrator) keeps one per failed schema in its
-/// [`MigrationReport`](crate::MigrationReport) and carries on (or stops) as configured. It
+/// [`Migrator`](crate::migrate::Migrator) keeps one per failed schema in its
+/// [`MigrationReport`](crate::migrate::MigrationReport) and carries on (or stops) as configured. It
 /// converts into [`Error::Migration`](crate::Error::Migration) for `?`.
 ///
 /// The message names the schema and the migration; the cause, when there is one, is its

@@ -4,9 +4,9 @@ use std::convert::Infallible;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
-use super::builder::{Migrator, Source};
+use super::builder::{DynMigrations, Migrator};
 use super::error::{MigrationError, MigrationErrorKind};
-use super::list::{Migrations, load, versions};
+use super::list::{Migrations, read_migrations, versions};
 use super::report::{MigrationReport, Mode, Progress, SchemaReport};
 use super::run::{apply, pending_in};
 use super::selection::{MigrationSet, SchemaKind, Selection, Target};
@@ -95,7 +95,7 @@ impl Migrator {
         CatalogRows::read(&*self.catalog, &mut conn).map_err(|e| Error::Catalog(Box::new(e)))
     }
 
-    fn source(&self, set: MigrationSet) -> Option<&Source> {
+    fn source(&self, set: MigrationSet) -> Option<&DynMigrations> {
         match set {
             MigrationSet::Shared => self.shared.as_ref(),
             MigrationSet::Tenant => self.tenant.as_ref(),
@@ -378,7 +378,7 @@ impl Lists {
         };
         if slot.is_none() {
             let list = match source {
-                Some(source) => load(&target.schema, source.as_ref())?,
+                Some(source) => read_migrations(&target.schema, source.as_ref())?,
                 None => Vec::new(),
             };
             *slot = Some(list);

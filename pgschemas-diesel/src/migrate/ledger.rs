@@ -70,7 +70,7 @@ fn states_sql() -> String {
 /// Which of `schemas` exist, and the versions in each one's ledger (`None`: no ledger yet),
 /// in one query: the ledgers are read server-side with `query_to_xml`. A schema missing from
 /// the map does not exist.
-pub(crate) fn applied_versions(
+pub(crate) fn read_ledgers(
     conn: &mut PgConnection,
     schemas: &[&str],
 ) -> Result<HashMap<String, Option<BTreeSet<String>>>> {

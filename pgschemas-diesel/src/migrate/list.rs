@@ -24,7 +24,10 @@ where
 }
 
 /// `source`'s migrations, sorted by version, for migrating `schema` (which a failure names).
-pub(crate) fn load<S>(schema: &SchemaName, source: &S) -> Result<Migrations, MigrationError>
+pub(crate) fn read_migrations<S>(
+    schema: &SchemaName,
+    source: &S,
+) -> Result<Migrations, MigrationError>
 where
     S: MigrationSource<Pg> + ?Sized,
 {

@@ -1,6 +1,12 @@
 //! Per-schema migrations: one schema ([`migrate_schema`], [`pending_migrations`]) or many
 //! ([`Migrator`], [`Selection`]).
 //!
+//! In it: the [`Migrator`] and its [`MigratorBuilder`], which schemas to run on
+//! ([`Selection`], [`Target`], [`SchemaKind`], [`MigrationSet`]), what a run reports
+//! ([`MigrationReport`], [`SchemaReport`], [`Progress`]), its errors ([`MigrationError`],
+//! [`MigrationErrorKind`]) and the advisory lock class ([`MIGRATION_LOCK_CLASS`]). See the
+//! guide's "Migrations" section.
+//!
 //! Every schema keeps its own `__diesel_schema_migrations` ledger; migrations are Diesel's
 //! (`embed_migrations!`, or any [`MigrationSource`](diesel::migration::MigrationSource)).
 //!
@@ -19,8 +25,8 @@ mod selection;
 
 pub use builder::{Migrator, MigratorBuilder};
 pub use error::{MigrationError, MigrationErrorKind};
-pub(crate) use ledger::{applied_versions, create_ledger_sql, ledger_table};
-pub(crate) use list::{load, source_versions, versions};
+pub(crate) use ledger::{create_ledger_sql, ledger_table, read_ledgers};
+pub(crate) use list::{read_migrations, source_versions, versions};
 pub use lock::MIGRATION_LOCK_CLASS;
 pub(crate) use lock::{LockFn, lock_statement};
 pub use report::{MigrationReport, Progress, SchemaReport};

@@ -1,4 +1,4 @@
-//! What a [`Migrator`](crate::Migrator) run reports: per schema, as it goes and at the end.
+//! What a [`Migrator`](crate::migrate::Migrator) run reports: per schema, as it goes and at the end.
 
 use std::fmt;
 use std::time::{Duration, Instant};
@@ -16,7 +16,7 @@ pub(super) enum Mode {
 }
 
 /// A schema started or finished; passed to
-/// [`MigratorBuilder::on_progress`](crate::MigratorBuilder::on_progress).
+/// [`MigratorBuilder::on_progress`](crate::migrate::MigratorBuilder::on_progress).
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Progress<'a> {
@@ -84,7 +84,7 @@ impl Progress<'_> {
     }
 }
 
-/// What happened to one schema in a [`Migrator`](crate::Migrator) run or plan.
+/// What happened to one schema in a [`Migrator`](crate::migrate::Migrator) run or plan.
 #[derive(Debug)]
 pub struct SchemaReport {
     /// The schema.
@@ -137,7 +137,7 @@ impl SchemaReport {
     }
 }
 
-/// The outcome of a [`Migrator`](crate::Migrator) run or plan: one [`SchemaReport`] per selected schema, in
+/// The outcome of a [`Migrator`](crate::migrate::Migrator) run or plan: one [`SchemaReport`] per selected schema, in
 /// run order, and one [`InvalidRow`] per tenant row left out. `Display` prints a one-line
 /// summary, then the failures and the rows left out.
 #[derive(Debug)]

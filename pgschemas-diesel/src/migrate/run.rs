@@ -7,7 +7,7 @@ use diesel::sql_types::{Bool, Nullable, Text};
 
 use super::error::{MigrationError, MigrationErrorKind};
 use super::ledger::{applied_in, ledger_table};
-use super::list::{load, versions};
+use super::list::{read_migrations, versions};
 use super::lock::SchemaLock;
 use crate::checkout::set_path_call;
 use crate::config::Config;
@@ -28,7 +28,7 @@ use crate::transaction;
 /// - The ledger, `__diesel_schema_migrations`, lives in `schema` and is always addressed
 ///   schema-qualified, so it cannot land in the shared schema.
 /// - Two processes never migrate one schema at once: the run holds an advisory lock keyed
-///   by ([`MIGRATION_LOCK_CLASS`](crate::MIGRATION_LOCK_CLASS), `hashtext(schema)`). Outside a transaction it is the
+///   by ([`MIGRATION_LOCK_CLASS`](crate::migrate::MIGRATION_LOCK_CLASS), `hashtext(schema)`). Outside a transaction it is the
 ///   session form, released when the run ends (even on error); inside a Diesel transaction
 ///   (as when provisioning a tenant atomically) it is `pg_advisory_xact_lock`, released with
 ///   that transaction.
@@ -43,7 +43,7 @@ use crate::transaction;
 /// Round trips: read and set the path (2), lock and check (1), create the ledger (1, first
 /// run only), read the ledger (1), four per migration, unlock and restore (2).
 ///
-/// To migrate many schemas, use the [`Migrator`](crate::Migrator): it runs this on N
+/// To migrate many schemas, use the [`Migrator`](crate::migrate::Migrator): it runs this on N
 /// connections in parallel, in a stable order, and reports per schema.
 ///
 /// # Errors
@@ -80,7 +80,7 @@ pub fn migrate_schema<S>(
 where
     S: MigrationSource<Pg> + ?Sized,
 {
-    let list = load(schema, migrations)?;
+    let list = read_migrations(schema, migrations)?;
     let path = config
         .search_path(schema)
         .map_err(|e| MigrationError::from_crate(schema, e))?;
@@ -175,7 +175,7 @@ pub fn pending_migrations<S: MigrationSource<Pg> + ?Sized>(
     schema: &SchemaName,
     migrations: &S,
 ) -> Result<Vec<String>, MigrationError> {
-    pending_in(conn, schema, &load(schema, migrations)?)
+    pending_in(conn, schema, &read_migrations(schema, migrations)?)
 }
 
 /// [`pending_migrations`] with the migrations loaded already.

@@ -41,7 +41,7 @@ pub enum MigrationSet {
     /// migrate).
     Tenant,
     /// None: a static tenant declared with `.migrate(false)`. Listed by
-    /// [`Selection::resolve`], skipped by the [`Migrator`](crate::Migrator).
+    /// [`Selection::resolve`], skipped by the [`Migrator`](crate::migrate::Migrator).
     None,
 }
 
@@ -173,7 +173,7 @@ impl Selection {
     /// shared schema, the static tenants in declared order, the clone reference, then the
     /// dynamic tenants sorted by schema name. Each schema appears once.
     ///
-    /// Pure: `tenants` and `domains` are what the [`Catalog`](crate::Catalog) returned
+    /// Pure: `tenants` and `domains` are what the [`Catalog`](crate::catalog::Catalog) returned
     /// (inactive tenants included). Whether the schemas exist is not checked here. A
     /// dynamic tenant whose schema is named like the shared schema, a static tenant or the
     /// clone reference (which `Config::check_tenant_name` refuses) counts as that schema.

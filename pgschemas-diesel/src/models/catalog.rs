@@ -7,7 +7,6 @@ use diesel::PgConnection;
 
 use super::{DomainModel, TableName, TenantModel};
 use crate::catalog::{Catalog, DomainRecord, InvalidRow, TenantRecord};
-use crate::config::Config;
 use crate::error::Result;
 use crate::name::SchemaName;
 
@@ -69,8 +68,8 @@ impl DomainSource for NoDomains {
 ///
 /// Tables that `table!` declares without a schema are reported by
 /// [`watched_tables`](Catalog::watched_tables) in the shared schema: the one given with
-/// [`with_shared_schema`](Self::with_shared_schema), else the
-/// [installed](Config::install) configuration's at the time of the call.
+/// [`with_shared_schema`](Self::with_shared_schema), else the one the caller passes (its
+/// configuration's).
 ///
 /// ```
 /// use std::sync::Arc;
@@ -104,8 +103,8 @@ impl<T, D> ModelCatalog<T, D> {
         }
     }
 
-    /// Reports unqualified tables in `schema` rather than the installed configuration's
-    /// shared schema.
+    /// Reports unqualified tables in `schema` rather than the shared schema the caller passes
+    /// to [`watched_tables`](Catalog::watched_tables).
     ///
     /// ```
     /// use pgschemas_diesel::{Catalog, ModelCatalog, SchemaName};
@@ -176,14 +175,11 @@ where
         D::domain_records(conn)
     }
 
-    fn watched_tables(&self) -> Vec<(String, String)> {
-        let shared = match &self.shared_schema {
-            Some(s) => s.as_str().to_owned(),
-            None => Config::global().shared_schema().as_str().to_owned(),
-        };
+    fn watched_tables(&self, shared: &SchemaName) -> Vec<(String, String)> {
+        let shared = self.shared_schema.as_ref().unwrap_or(shared);
         std::iter::once(T::table_name())
             .chain(D::domain_table())
-            .map(|t| t.qualified(&shared))
+            .map(|t| t.qualified(shared.as_str()))
             .collect()
     }
 }

@@ -6,7 +6,7 @@ use diesel_migrations::{EmbeddedMigrations, embed_migrations};
 
 use super::IsActive;
 use super::catalog::ModelCatalog;
-use super::schema::{domains, tenants};
+use super::tables::{domains, tenants};
 use crate::name::SchemaName;
 use crate::{Domain, Tenant};
 
@@ -37,7 +37,7 @@ pub const SHARED_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/
 
 /// Whether a default tenant is served: `public.tenant_status`.
 ///
-/// A suspended tenant's [`TenantRecord::active`](crate::TenantRecord::active) is `false`.
+/// A suspended tenant's [`TenantRecord::active`](crate::catalog::TenantRecord::active) is `false`.
 ///
 /// ```
 /// use pgschemas_diesel::IsActive;
@@ -48,7 +48,7 @@ pub const SHARED_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/
 /// assert_eq!(TenantStatus::default(), TenantStatus::Active);
 /// ```
 #[derive(diesel_derive_enum::DbEnum, Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-#[db_enum(existing_type_path = "crate::models::schema::sql_types::TenantStatus")]
+#[db_enum(existing_type_path = "crate::models::tables::sql_types::TenantStatus")]
 pub enum TenantStatus {
     /// Served normally.
     #[default]
@@ -120,7 +120,7 @@ impl DefaultTenant {
     }
 }
 
-/// A new row of `public.tenants`, for [`TenantModel::insert`](crate::TenantModel::insert).
+/// A new row of `public.tenants`, for [`TenantModel::insert`](crate::models::TenantModel::insert).
 ///
 /// ```
 /// use pgschemas_diesel::SchemaName;
@@ -173,7 +173,7 @@ impl NewTenant {
 }
 
 /// A row of `public.domains`, the default domain model. Add routes with
-/// [`add_domain`](crate::add_domain), which applies the domain rules.
+/// [`add_domain`](crate::models::add_domain), which applies the domain rules.
 ///
 /// ```
 /// # let db = pgschemas_diesel::doctest_setup::database().models().tenant("acme", &[]); let database_url = db.url();

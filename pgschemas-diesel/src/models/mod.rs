@@ -1,6 +1,8 @@
 //! Dynamic tenants and their routes as Diesel models: the traits `#[derive(Tenant)]` and
-//! `#[derive(Domain)]` implement, the [`Catalog`](crate::Catalog) built from them, the
-//! domain rules, and ready-made default models with their shared migrations.
+//! `#[derive(Domain)]` implement, the [`Catalog`](crate::catalog::Catalog) built from them, the
+//! domain rules, and ready-made default models with their shared migrations. Their Diesel
+//! tables are in [`tables`] (what `diesel print-schema` would call `schema`). See the guide's
+//! "Models and derives" section.
 //!
 //! Bring your own tables:
 //!
@@ -51,7 +53,7 @@ mod defaults;
 mod notify;
 pub(crate) mod private;
 mod rules;
-pub mod schema;
+pub mod tables;
 
 use std::fmt;
 
@@ -61,10 +63,10 @@ use diesel::query_builder::Query;
 use diesel::query_dsl::LoadQuery;
 use diesel::{Insertable, PgConnection, QueryResult, RunQueryDsl, Selectable, SelectableHelper};
 
+use crate::activate::Schema;
 use crate::catalog::{DomainRecord, TenantRecord};
 use crate::error::Result;
 use crate::name::SchemaName;
-use crate::schema::Schema;
 
 pub use catalog::{DomainSource, ModelCatalog, NoDomains};
 pub use defaults::{
@@ -145,8 +147,8 @@ impl fmt::Display for TableName {
 /// ```
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot say whether a tenant is active",
-    label = "the `status` field must implement `pgschemas_diesel::IsActive`",
-    note = "implement `pgschemas_diesel::IsActive` for it, or use `bool` or `pgschemas_diesel::models::TenantStatus`"
+    label = "the `status` field must implement `pgschemas_diesel::models::IsActive`",
+    note = "implement `pgschemas_diesel::models::IsActive` for it, or use `bool` or `pgschemas_diesel::models::TenantStatus`"
 )]
 pub trait IsActive {
     /// Whether a tenant with this status is served.
@@ -175,7 +177,7 @@ impl<T: IsActive + ?Sized> IsActive for &T {
 /// use diesel::prelude::*;
 /// use pgschemas_diesel::TenantModel;
 /// use pgschemas_diesel::models::DefaultTenant;
-/// use pgschemas_diesel::models::schema::tenants;
+/// use pgschemas_diesel::models::tables::tenants;
 ///
 /// let mut conn = PgConnection::establish(database_url)?;
 /// let acme = DefaultTenant::insert(

@@ -5,6 +5,7 @@ use diesel::PgConnection;
 use diesel::connection::SimpleConnection;
 
 use crate::catalog::Catalog;
+use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::name::quote_ident;
 
@@ -42,7 +43,8 @@ pub fn route_trigger_sql(schema: &str, table: &str) -> String {
 }
 
 /// Installs the [`route_trigger_sql`] of every table the catalog
-/// [watches](Catalog::watched_tables), in one round trip.
+/// [watches](Catalog::watched_tables) (unqualified tables in `config`'s shared schema), in one
+/// round trip.
 ///
 /// # Errors
 ///
@@ -62,8 +64,12 @@ pub fn route_trigger_sql(schema: &str, table: &str) -> String {
 /// assert_eq!((changed.channel.as_str(), changed.payload.as_str()), ("pgschemas_routes", "domains"));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-pub fn install_route_triggers(conn: &mut PgConnection, catalog: &dyn Catalog) -> Result<()> {
-    let tables = catalog.watched_tables();
+pub fn install_route_triggers(
+    conn: &mut PgConnection,
+    config: &Config,
+    catalog: &dyn Catalog,
+) -> Result<()> {
+    let tables = catalog.watched_tables(config.shared_schema());
     let sql: String = tables
         .iter()
         .map(|(schema, table)| route_trigger_sql(schema, table))

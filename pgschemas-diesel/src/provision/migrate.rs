@@ -9,7 +9,8 @@ use diesel::sql_types::{Array, Text};
 use crate::config::Config;
 use crate::error::Result;
 use crate::migrate::{
-    self, MigrationError, MigrationErrorKind, create_ledger_sql, ledger_table, load, migrate_schema,
+    self, MigrationError, MigrationErrorKind, create_ledger_sql, ledger_table, migrate_schema,
+    read_migrations,
 };
 use crate::name::SchemaName;
 use crate::path::SearchPath;
@@ -21,7 +22,7 @@ pub(crate) fn versions(
     schema: &SchemaName,
     source: &dyn MigrationSource<Pg>,
 ) -> Result<Vec<String>> {
-    Ok(migrate::versions(&load(schema, source)?))
+    Ok(migrate::versions(&read_migrations(schema, source)?))
 }
 
 /// Applies every migration of `source` to `schema`, which this transaction has just created
@@ -39,7 +40,7 @@ pub(crate) fn apply_all_fresh(
     source: &dyn MigrationSource<Pg>,
 ) -> Result<usize> {
     let schema = path.schema();
-    let migrations = load(schema, source)?;
+    let migrations = read_migrations(schema, source)?;
     conn.batch_execute(&format!(
         "{}; {}",
         set_local_path_sql(path.as_sql_value()),

@@ -1,5 +1,10 @@
 //! Creating and dropping dynamic tenants atomically; the clone reference; schema cloning.
 //!
+//! In it: the [`Provisioner`] and its [`ProvisionerBuilder`] (hooks fail with a
+//! [`HookError`]; a drop reports what it [`Dropped`]), the clone reference
+//! ([`create_reference`], [`recreate_reference`]) and [`clone_schema`] with its
+//! [`CloneReport`]. See the guide's "Provisioning and cloning" section.
+//!
 //! A [`Provisioner`] is built in `builder`, creates tenants in `create`, drops them in `drop`
 //! and runs the `hooks`; `reference` makes the clone reference that `clone` copies.
 

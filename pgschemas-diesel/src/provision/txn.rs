@@ -15,9 +15,9 @@ use crate::transaction::{self, Ended, copy_setting_sql};
 const SAVED_PATH: &str = "pgschemas.saved_path";
 
 /// Takes the transaction-scoped exclusive lock on `schema`: the migration lock
-/// ([`MIGRATION_LOCK_CLASS`](crate::MIGRATION_LOCK_CLASS), `hashtext(schema)`), so
+/// ([`MIGRATION_LOCK_CLASS`](crate::migrate::MIGRATION_LOCK_CLASS), `hashtext(schema)`), so
 /// provisioning, dropping and migrating one schema serialize (and
-/// [`migrate_schema`](crate::migrate_schema) inside the same transaction takes it again
+/// [`migrate_schema`](crate::migrate::migrate_schema) inside the same transaction takes it again
 /// without waiting).
 pub(crate) fn lock_sql(schema: &SchemaName) -> String {
     lock_statement(schema, LockFn::Transaction)

@@ -343,7 +343,7 @@ impl IntoResponse for MissingTenancy {
 }
 
 const NO_ROUTE: MissingTenancy = MissingTenancy(
-    "no tenant route on this request: wrap the router in pgschemas_diesel::axum::TenancyLayer",
+    "no tenant route on this request: wrap the router in pgschemas_diesel::routing::layer::TenancyLayer",
 );
 
 impl<S: Send + Sync> FromRequestParts<S> for Route {

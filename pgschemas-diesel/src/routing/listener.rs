@@ -10,10 +10,10 @@ use diesel::prelude::*;
 
 use crate::error::{Error, Result};
 
-use super::load::{Source, listen};
+use super::origin::{Origin, listen};
 use super::state::Shared;
 
-/// The listener thread; stops it when the last [`RouteTable`](crate::RouteTable) clone goes.
+/// The listener thread; stops it when the last [`RouteTable`](crate::routing::RouteTable) clone goes.
 pub(super) struct Listener {
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
@@ -93,7 +93,7 @@ fn run(shared: &Shared, stop: &AtomicBool, conn: PgConnection) {
 
 /// A new listening connection and a full reload on it (changes made while disconnected
 /// were not notified).
-fn reconnect(shared: &Shared, source: &Source) -> Result<PgConnection> {
+fn reconnect(shared: &Shared, source: &Origin) -> Result<PgConnection> {
     let (mut conn, pid) = listen(source)?;
     shared.reload(&mut conn)?;
     shared.update(|s| {
@@ -109,7 +109,7 @@ fn reconnect(shared: &Shared, source: &Source) -> Result<PgConnection> {
 fn serve(
     shared: &Shared,
     stop: &AtomicBool,
-    source: &Source,
+    source: &Origin,
     mut conn: PgConnection,
 ) -> Result<()> {
     let options = &source.options;

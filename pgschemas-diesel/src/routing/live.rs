@@ -9,8 +9,8 @@ use crate::config::Config;
 use crate::error::Result;
 
 use super::listener::Listener;
-use super::load::{Source, check_triggers, listen, load};
 use super::options::RouteOptions;
+use super::origin::{Origin, check_triggers, listen, read_routes};
 use super::route::Resolution;
 use super::snapshot::Routes;
 use super::state::{RouteTableStatus, Shared};
@@ -20,9 +20,9 @@ use super::state::{RouteTableStatus, Shared};
 ///
 /// [`start`](Self::start) loads the table and spawns a listener thread with its own
 /// connection, which `LISTEN`s on the `pgschemas_routes` channel, reloads the table when
-/// a notification arrives on [`ROUTES_CHANNEL`](crate::ROUTES_CHANNEL) (the triggers of the
+/// a notification arrives on [`ROUTES_CHANNEL`](crate::models::ROUTES_CHANNEL) (the triggers of the
 /// default models' [shared migrations](crate::models::SHARED_MIGRATIONS), or those
-/// [`install_route_triggers`](crate::install_route_triggers) puts on your own tables, send one
+/// [`install_route_triggers`](crate::models::install_route_triggers) puts on your own tables, send one
 /// on every change), reloads it fully every minute as a safety net, and reconnects
 /// with back-off when its connection drops. Readers never wait: each reload builds a new
 /// [`Routes`] snapshot and swaps it in atomically. A miss is answered from memory too (the
@@ -117,7 +117,7 @@ impl RouteTable {
         catalog: Arc<dyn Catalog>,
         options: RouteOptions,
     ) -> Result<Self> {
-        let source = Source {
+        let source = Origin {
             url: database_url.into(),
             config,
             catalog,
@@ -125,9 +125,9 @@ impl RouteTable {
         };
         let (mut conn, pid) = listen(&source)?;
         if source.options.check_triggers {
-            check_triggers(&mut conn, &*source.catalog)?;
+            check_triggers(&mut conn, &source.config, &*source.catalog)?;
         }
-        let routes = load(&mut conn, &source)?;
+        let routes = read_routes(&mut conn, &source)?;
         let status = RouteTableStatus {
             connected: true,
             listener_pid: Some(pid),

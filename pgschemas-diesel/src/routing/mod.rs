@@ -2,17 +2,21 @@
 //!
 //! Framework-free. [`Routes`] is an immutable, indexed snapshot of every route;
 //! [`RouteTable`] holds the current snapshot, answers from memory and swaps in a new one when
-//! PostgreSQL notifies a change. The `axum` feature adds a tower layer on top.
+//! PostgreSQL notifies a change ([`RouteTableStatus`] says how fresh it is; [`RouteOptions`]
+//! and [`ErrorHook`] tune it). A lookup gives a [`Resolution`]: a [`Route`] (reached
+//! [`Via`] a domain, folder or header), a [`Redirect`] or a [`Suspended`] tenant. The `axum`
+//! feature adds a tower layer and extractors on top, in `layer`. See the guide's "Routing
+//! and the axum layer" section.
 
 mod listener;
 mod live;
-mod load;
 mod options;
+mod origin;
 mod route;
+mod segment;
 mod snapshot;
 mod state;
 mod table;
-mod target;
 
 #[cfg(feature = "axum")]
 pub mod layer;

@@ -10,7 +10,7 @@ use crate::error::Error;
 /// table (for logging).
 pub type ErrorHook = Arc<dyn Fn(&Error) + Send + Sync>;
 
-/// How a [`RouteTable`](crate::RouteTable) keeps itself fresh.
+/// How a [`RouteTable`](crate::routing::RouteTable) keeps itself fresh.
 ///
 /// ```
 /// use std::time::Duration;
@@ -123,9 +123,9 @@ impl RouteOptions {
         /// ```
         reconnect_max(max: Duration) => reconnect_max = max.max(Duration::from_millis(50));
 
-        /// Whether [`RouteTable::start`](crate::RouteTable::start) checks that every table of
-        /// [`Catalog::watched_tables`](crate::Catalog::watched_tables) has an enabled trigger
-        /// notifying the [`ROUTES_CHANNEL`](crate::ROUTES_CHANNEL) (default `true`). Without one,
+        /// Whether [`RouteTable::start`](crate::routing::RouteTable::start) checks that every table of
+        /// [`Catalog::watched_tables`](crate::catalog::Catalog::watched_tables) has an enabled trigger
+        /// notifying the [`ROUTES_CHANNEL`](crate::models::ROUTES_CHANNEL) (default `true`). Without one,
         /// changes reach the table only at the next full reload.
         ///
         /// ```
@@ -139,11 +139,11 @@ impl RouteOptions {
     ///
     /// It also receives [`Error::InvalidRow`] for each catalog row a snapshot leaves out (a tenant
     /// whose schema name is not valid, a domain that cannot be routed, ...; see
-    /// [`Routes::invalid_rows`](crate::Routes::invalid_rows)), once, when a snapshot first leaves
+    /// [`Routes::invalid_rows`](crate::routing::Routes::invalid_rows)), once, when a snapshot first leaves
     /// it out: the other rows are served, and the table keeps following changes. Called from the
-    /// thread that loaded the snapshot ([`RouteTable::start`](crate::RouteTable::start) itself for
+    /// thread that loaded the snapshot ([`RouteTable::start`](crate::routing::RouteTable::start) itself for
     /// the first), before the snapshot's version is published; so the callback must not call
-    /// [`RouteTable::refresh`](crate::RouteTable::refresh), which would wait for the load in
+    /// [`RouteTable::refresh`](crate::routing::RouteTable::refresh), which would wait for the load in
     /// progress.
     ///
     /// ```

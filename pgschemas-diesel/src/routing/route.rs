@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use crate::name::SchemaName;
 
-use super::target::strip_folder;
+use super::segment::strip_folder;
 
 /// A tenant as the route table knows it; shared by all its routes.
 #[derive(Debug)]
@@ -18,12 +18,12 @@ pub(super) struct Tenant {
     pub(super) active: bool,
     /// Where its redirecting routes lead: its primary route. Only kept for tenants that
     /// have a redirecting route.
-    pub(super) redirect_to: Option<Box<Target>>,
+    pub(super) redirect_to: Option<Box<Place>>,
 }
 
 /// A route's place: a host and, for a folder route, `/folder`.
 #[derive(Debug)]
-pub(super) struct Target {
+pub(super) struct Place {
     pub(super) host: Arc<str>,
     pub(super) folder: Option<Arc<str>>,
 }
@@ -51,7 +51,7 @@ pub enum Via {
     DynamicFolder,
     /// A static tenant's fallback domain: no dynamic tenant matched the host.
     FallbackDomain,
-    /// The tenant header (see [`Routes::resolve_header`](crate::Routes::resolve_header)).
+    /// The tenant header (see [`Routes::resolve_header`](crate::routing::Routes::resolve_header)).
     Header,
 }
 
@@ -94,7 +94,7 @@ impl Route {
         &self.tenant.schema
     }
 
-    /// The catalog id of a dynamic tenant ([`TenantRecord::id`](crate::TenantRecord::id)); `None`
+    /// The catalog id of a dynamic tenant ([`TenantRecord::id`](crate::catalog::TenantRecord::id)); `None`
     /// for a static tenant.
     pub fn tenant_id(&self) -> Option<&str> {
         self.tenant.id.as_deref()

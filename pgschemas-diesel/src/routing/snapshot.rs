@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use crate::catalog::InvalidRow;
 
-use super::route::{Resolution, Target, Tenant, Via};
-use super::target::{first_segment, push_encoded};
+use super::route::{Place, Resolution, Tenant, Via};
+use super::segment::{first_segment, push_encoded};
 use crate::domain::normalize_host;
 
 /// The route table's maps: foldhash, seeded per process (fast on short host strings, and
@@ -57,7 +57,7 @@ impl Default for HostSlot {
 /// An immutable route table: every static tenant from the [`Config`](crate::Config), every dynamic
 /// tenant and domain from the catalog, indexed for allocation-free lookups.
 ///
-/// Usually held by a [`RouteTable`](crate::RouteTable), which swaps in a new one when the
+/// Usually held by a [`RouteTable`](crate::routing::RouteTable), which swaps in a new one when the
 /// catalog changes; build one directly for tests or for a fixed set of tenants.
 ///
 /// Rows that cannot be routed (an invalid host or folder, a domain of an unknown tenant, a
@@ -261,7 +261,7 @@ impl Routes {
         &self.invalid
     }
 
-    /// The generation of this snapshot in its [`RouteTable`](crate::RouteTable): 0 for a
+    /// The generation of this snapshot in its [`RouteTable`](crate::routing::RouteTable): 0 for a
     /// table built directly, then 1, 2, ... for each reload.
     pub fn version(&self) -> u64 {
         self.version
@@ -293,7 +293,7 @@ fn dynamic_route(
 }
 
 /// The `Location` of a redirect to `to`: `//host[:port]/[folder/]rest`, `rest` percent-encoded.
-fn location(to: &Target, port: Option<&str>, rest: &[u8]) -> String {
+fn location(to: &Place, port: Option<&str>, rest: &[u8]) -> String {
     let to_folder = to.folder.as_deref().unwrap_or("");
     let mut location = String::with_capacity(to.host.len() + to_folder.len() + rest.len() + 10);
     location.push_str("//");

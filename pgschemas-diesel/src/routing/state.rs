@@ -11,11 +11,11 @@ use diesel::PgConnection;
 use crate::catalog::InvalidRow;
 use crate::error::{Error, Result};
 
-use super::load::{Source, connect, load};
 use super::options::ErrorHook;
+use super::origin::{Origin, connect, read_routes};
 use super::snapshot::Routes;
 
-/// What a [`RouteTable`](crate::RouteTable)'s listener is doing.
+/// What a [`RouteTable`](crate::routing::RouteTable)'s listener is doing.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct RouteTableStatus {
@@ -35,7 +35,7 @@ pub struct RouteTableStatus {
     pub last_error: Option<String>,
 }
 
-/// The state a [`RouteTable`](crate::RouteTable)'s clones and its listener thread share.
+/// The state a [`RouteTable`](crate::routing::RouteTable)'s clones and its listener thread share.
 pub(super) struct Shared {
     pub(super) current: ArcSwap<Routes>,
     status: Mutex<RouteTableStatus>,
@@ -44,12 +44,12 @@ pub(super) struct Shared {
     /// the order of the reads; holds the connection [`refresh`](Self::refresh) reuses.
     load: Mutex<Option<PgConnection>>,
     /// Where snapshots come from; `None` for a fixed table.
-    pub(super) source: Option<Source>,
+    pub(super) source: Option<Origin>,
 }
 
 impl Shared {
     /// Serves `routes` with `status`; reloads from `source`, if any.
-    pub(super) fn new(routes: Routes, status: RouteTableStatus, source: Option<Source>) -> Self {
+    pub(super) fn new(routes: Routes, status: RouteTableStatus, source: Option<Origin>) -> Self {
         Self {
             current: ArcSwap::from_pointee(routes),
             status: Mutex::new(status),
@@ -112,7 +112,7 @@ impl Shared {
             return Ok(self.status().version);
         };
         let _order = self.load.lock().unwrap_or_else(PoisonError::into_inner);
-        let routes = load(conn, source)?;
+        let routes = read_routes(conn, source)?;
         Ok(self.store(routes))
     }
 
@@ -127,7 +127,7 @@ impl Shared {
             Some(c) => c,
             None => connect(source)?,
         };
-        let routes = load(&mut conn, source)?;
+        let routes = read_routes(&mut conn, source)?;
         *slot = Some(conn);
         Ok(self.store(routes))
     }

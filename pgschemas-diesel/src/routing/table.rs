@@ -8,7 +8,7 @@ use crate::catalog::{CatalogRows, DomainRecord, InvalidRow, TenantRecord};
 use crate::config::Config;
 use crate::domain::{is_valid_folder, route_host, route_label};
 
-use super::route::{Target, Tenant};
+use super::route::{Place, Tenant};
 use super::snapshot::{DynRoute, HostSlot, Map, NO_FOLDERS, Routes};
 
 impl Routes {
@@ -297,7 +297,7 @@ impl Builder {
         let primary = claims.iter().find(|c| c.2);
         let redirects = claims.iter().any(|c| c.3 && !c.2);
         let redirect_to = match (primary, redirects) {
-            (Some((host, folder, ..)), true) => Some(Box::new(Target {
+            (Some((host, folder, ..)), true) => Some(Box::new(Place {
                 host: Arc::clone(host),
                 folder: folder.clone(),
             })),

@@ -4,7 +4,7 @@ mod reexport {
 }
 
 use diesel::prelude::*;
-use reexport::tenancy::{Domain, Tenant, TenantModel};
+use reexport::tenancy::{Domain, Tenant, models::TenantModel};
 
 diesel::table! {
     tenants (id) { id -> Int8, schema_name -> Text }
@@ -39,5 +39,5 @@ struct D {
 
 fn main() {
     assert_eq!(T::table_name().name, "tenants");
-    let _ = reexport::tenancy::ModelCatalog::<T, D>::new();
+    let _ = reexport::tenancy::models::ModelCatalog::<T, D>::new();
 }

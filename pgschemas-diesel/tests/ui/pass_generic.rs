@@ -5,7 +5,7 @@ use diesel::deserialize::FromSql;
 use diesel::pg::Pg;
 use diesel::prelude::*;
 use diesel::sql_types::Text;
-use pgschemas_diesel::{Domain, DomainModel, Schema, Tenant, TenantModel};
+use pgschemas_diesel::{Domain, models::DomainModel, Schema, Tenant, models::TenantModel};
 
 diesel::table! {
     tenants (id) { id -> Int8, schema_name -> Text, note -> Text }

@@ -1,6 +1,6 @@
 //! Renamed fields, `#[diesel(column_name)]`, a `bool` status and a `String` folder.
 use diesel::prelude::*;
-use pgschemas_diesel::{Domain, DomainModel, Tenant, TenantModel};
+use pgschemas_diesel::{Domain, models::DomainModel, Tenant, models::TenantModel};
 
 diesel::table! {
     orgs (org_pk) { org_pk -> Int4, slug -> Text, enabled -> Bool }

@@ -2,7 +2,7 @@
 use std::sync::Arc;
 
 use diesel::prelude::*;
-use pgschemas_diesel::{Catalog, ModelCatalog, NoDomains, Tenant};
+use pgschemas_diesel::{catalog::Catalog, models::ModelCatalog, models::NoDomains, Tenant};
 
 diesel::table! {
     app.customers (id) { id -> Text, schema_name -> Text }
@@ -17,5 +17,5 @@ struct Customer {
 
 fn main() {
     let catalog: Arc<dyn Catalog> = Arc::new(ModelCatalog::<Customer, NoDomains>::new());
-    assert_eq!(catalog.watched_tables(), [("app".to_string(), "customers".to_string())]);
+    assert_eq!(catalog.watched_tables(pgschemas_diesel::Config::default().shared_schema()), [("app".to_string(), "customers".to_string())]);
 }

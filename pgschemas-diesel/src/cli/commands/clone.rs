@@ -14,7 +14,7 @@ use crate::name::SchemaName;
 use crate::provision::{CloneReport, clone_schema};
 
 pub(super) fn clone(ctx: &mut Ctx<'_>, args: &CloneArgs) -> CliResult {
-    let config = &ctx.tenancy.config;
+    let config = &ctx.app.config;
     let source = SchemaName::new(&args.source)?;
     let destination = SchemaName::new(&args.destination)?;
     let with_data = !args.no_data;

@@ -7,9 +7,9 @@ use std::io::{self, Write};
 use super::{CliError, CliResult};
 use crate::catalog::{CatalogRows, DomainRecord, InvalidRow, TenantRecord};
 use crate::cli::Outcome;
+use crate::cli::app::{App, SharedMigrations};
 use crate::cli::args::SelectArgs;
 use crate::cli::output::{Table, plural};
-use crate::cli::tenancy::{SharedSource, Tenancy};
 use crate::migrate::{SchemaKind, Selection, Target, source_versions};
 
 /// The selection of a command that refuses to take every schema by default.
@@ -25,7 +25,7 @@ pub(super) fn require_selection(args: &SelectArgs) -> CliResult<Selection> {
 }
 
 /// The versions of a migration set, when it is configured and can be read.
-pub(super) fn versions(source: Option<&SharedSource>) -> Option<BTreeSet<String>> {
+pub(super) fn versions(source: Option<&SharedMigrations>) -> Option<BTreeSet<String>> {
     source_versions(source?).ok()
 }
 
@@ -41,7 +41,7 @@ pub(super) fn success_if(ok: bool) -> Outcome {
 /// The refusal of `create-tenant` and `drop-tenant` when the program gave no tenant rows.
 pub(super) fn no_rows() -> CliError {
     CliError::Failed(
-        "this program cannot write tenant rows: build its Tenancy with .tenant_rows(..) or .default_models()"
+        "this program cannot write tenant rows: build its App with .tenant_rows(..) or .default_models()"
             .to_owned(),
     )
 }
@@ -54,12 +54,8 @@ pub(super) struct RouteNames {
 }
 
 impl RouteNames {
-    pub(super) fn new(
-        tenancy: &Tenancy,
-        tenants: &[TenantRecord],
-        domains: &[DomainRecord],
-    ) -> Self {
-        let statics = tenancy
+    pub(super) fn new(app: &App, tenants: &[TenantRecord], domains: &[DomainRecord]) -> Self {
+        let statics = app
             .config
             .static_tenants()
             .iter()

@@ -8,8 +8,8 @@ use crate::cli::output::plural;
 use crate::error::Error;
 
 pub(super) fn create_reference(ctx: &mut Ctx<'_>, args: &CreateReferenceArgs) -> CliResult {
-    let tenancy = ctx.tenancy;
-    let Some(reference) = tenancy.config.clone_reference() else {
+    let app = ctx.app;
+    let Some(reference) = app.config.clone_reference() else {
         return Err(CliError::Failed(
             "there is no reference schema configured: set one with ConfigBuilder::clone_reference"
                 .to_owned(),
@@ -17,8 +17,8 @@ pub(super) fn create_reference(ctx: &mut Ctx<'_>, args: &CreateReferenceArgs) ->
     };
     let mut conn = ctx.connect()?;
     ctx.ensure_shared_migrated(&mut conn)?;
-    let provisioner = tenancy.provisioner()?;
-    let count = versions(Some(&tenancy.tenant_migrations)).map_or(0, |v| v.len());
+    let provisioner = app.provisioner()?;
+    let count = versions(Some(&app.tenant_migrations)).map_or(0, |v| v.len());
     if args.recreate {
         provisioner.recreate_reference(&mut conn)?;
         writeln!(

@@ -3,20 +3,20 @@
 use super::common::no_rows;
 use super::{CliError, CliResult, Ctx};
 use crate::cli::Outcome;
+use crate::cli::app::NewTenantRows;
 use crate::cli::args::CreateTenantArgs;
-use crate::cli::tenancy::NewTenantRows;
 use crate::models::NewDomain;
 
 pub(super) fn create_tenant(ctx: &mut Ctx<'_>, args: &CreateTenantArgs) -> CliResult {
-    let tenancy = ctx.tenancy;
-    let rows = tenancy.rows.as_ref().ok_or_else(no_rows)?;
-    let schema = tenancy.config.check_tenant_name(&args.schema)?;
+    let app = ctx.app;
+    let rows = app.rows.as_ref().ok_or_else(no_rows)?;
+    let schema = app.config.check_tenant_name(&args.schema)?;
     let mut new = NewTenantRows::new(schema.clone());
     new.name.clone_from(&args.name);
     new.domains = routes(args)?;
     let mut conn = ctx.connect()?;
     ctx.ensure_shared_migrated(&mut conn)?;
-    let provisioner = tenancy.provisioner()?;
+    let provisioner = app.provisioner()?;
     let id =
         provisioner.create_tenant(&mut conn, schema.as_str(), |conn| rows.create(conn, &new))?;
     let routes: Vec<String> = new

@@ -5,13 +5,13 @@ use super::{CliError, CliResult, Ctx};
 use crate::doctor::CheckStatus;
 
 pub(super) fn doctor(ctx: &mut Ctx<'_>) -> CliResult {
-    let tenancy = ctx.tenancy;
+    let app = ctx.app;
     let mut conn = ctx.connect()?;
     let report = crate::doctor::doctor(
         &mut conn,
-        &tenancy.config,
-        &*tenancy.catalog,
-        &tenancy.tenant_migrations,
+        &app.config,
+        &*app.catalog,
+        &app.tenant_migrations,
     )
     .map_err(|e| CliError::Failed(format!("the checks could not run: {}", e.report())))?;
     let mut counts = [0usize; 3];

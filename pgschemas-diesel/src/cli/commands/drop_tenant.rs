@@ -8,11 +8,11 @@ use crate::error::Error;
 use crate::name::SchemaName;
 
 pub(super) fn drop_tenant(ctx: &mut Ctx<'_>, args: &DropTenantArgs) -> CliResult {
-    let tenancy = ctx.tenancy;
-    let rows = tenancy.rows.as_ref().ok_or_else(no_rows)?;
+    let app = ctx.app;
+    let rows = app.rows.as_ref().ok_or_else(no_rows)?;
     let schema = SchemaName::new(&args.schema)?;
     let mut conn = ctx.connect()?;
-    let provisioner = tenancy.provisioner()?;
+    let provisioner = app.provisioner()?;
     let dropped = provisioner.drop_tenant(&mut conn, schema.as_str(), args.force, |conn| {
         rows.delete(conn, &schema)?
             .ok_or_else(|| Error::TenantNotFound {

@@ -7,22 +7,22 @@ use super::{CliResult, Ctx};
 use crate::catalog::TenantRecord;
 use crate::cli::args::SelectArgs;
 use crate::cli::output::{Table, plural};
-use crate::migrate::{MigrationSet, SchemaKind, applied_versions};
+use crate::migrate::{MigrationSet, SchemaKind, read_ledgers};
 
 pub(super) fn list(ctx: &mut Ctx<'_>, args: &SelectArgs) -> CliResult {
-    let tenancy = ctx.tenancy;
+    let app = ctx.app;
     let mut conn = ctx.connect()?;
     let rows = ctx.catalog(&mut conn)?;
     let (tenants, domains) = (&rows.tenants, &rows.domains);
     let selection = args.selection();
-    let targets = selection.resolve(&tenancy.config, tenants, domains)?;
+    let targets = selection.resolve(&app.config, tenants, domains)?;
     let names: Vec<&str> = targets.iter().map(|t| t.schema.as_str()).collect();
-    let states = applied_versions(&mut conn, &names)?;
-    let shared_versions = versions(tenancy.shared_migrations.as_ref());
-    let tenant_versions = versions(Some(&tenancy.tenant_migrations));
+    let states = read_ledgers(&mut conn, &names)?;
+    let shared_versions = versions(app.shared_migrations.as_ref());
+    let tenant_versions = versions(Some(&app.tenant_migrations));
     let by_schema: HashMap<&str, &TenantRecord> =
         tenants.iter().map(|t| (t.schema.as_str(), t)).collect();
-    let routes = RouteNames::new(tenancy, tenants, domains);
+    let routes = RouteNames::new(app, tenants, domains);
 
     let mut table = Table::new(&["schema", "kind", "tenant", "state", "route", "migrations"]);
     for t in &targets {

@@ -11,9 +11,9 @@ use diesel::migration::MigrationSource;
 use super::common::{left_out_note, success_if, write_failed, write_left_out, write_not_started};
 use super::{CliResult, Ctx};
 use crate::catalog::InvalidRow;
+use crate::cli::app::{App, SharedMigrations};
 use crate::cli::args::MigrateArgs;
 use crate::cli::output::{Reporter, Table, duration, plural};
-use crate::cli::tenancy::{SharedSource, Tenancy};
 use crate::migrate::{MigrationError, Migrator, Progress, SchemaKind, SchemaReport};
 use crate::parallel::Workers;
 use crate::pool::TenantPool;
@@ -22,7 +22,7 @@ pub(super) fn migrate(ctx: &mut Ctx<'_>, args: MigrateArgs) -> CliResult {
     let workers = Workers::from(args.workers);
     let pool = ctx.pool(workers.count)?;
     let (tx, rx) = mpsc::channel::<Event>();
-    let migrator = migrator(ctx.tenancy, pool, workers, tx)?;
+    let migrator = migrator(ctx.app, pool, workers, tx)?;
     let selection = args.select.selection();
     let plan = args.plan;
     let reporter = Reporter::new(ctx.progress, if plan { "planning" } else { "migrating" });
@@ -58,22 +58,22 @@ pub(super) fn migrate(ctx: &mut Ctx<'_>, args: MigrateArgs) -> CliResult {
     Ok(success_if(result.is_success()))
 }
 
-/// The migrator of the tenancy's migrations, sending its progress to `events`.
+/// The migrator of the app's migrations, sending its progress to `events`.
 fn migrator(
-    tenancy: &Tenancy,
+    app: &App,
     pool: TenantPool,
     workers: Workers,
     events: mpsc::Sender<Event>,
 ) -> CliResult<Migrator> {
-    let mut builder = Migrator::builder(pool, Arc::clone(&tenancy.catalog))
-        .tenant_migrations(tenancy.tenant_migrations.clone())
+    let mut builder = Migrator::builder(pool, Arc::clone(&app.catalog))
+        .tenant_migrations(app.tenant_migrations.clone())
         .workers(workers.count)
         .keep_going(workers.keep_going)
         .on_progress(move |p| {
             // The receiver lives until the run ends.
             let _ = events.send(Event::from(p));
         });
-    if let Some(shared) = &tenancy.shared_migrations {
+    if let Some(shared) = &app.shared_migrations {
         builder = builder.shared_migrations(shared.clone());
     }
     Ok(builder.build()?)
@@ -148,11 +148,11 @@ fn follow(
 }
 
 /// Version -> full migration name, for both sets.
-fn migration_names(tenancy: &Tenancy) -> HashMap<(bool, String), String> {
+fn migration_names(app: &App) -> HashMap<(bool, String), String> {
     let mut names = HashMap::new();
-    let sets: [(bool, Option<&SharedSource>); 2] = [
-        (true, tenancy.shared_migrations.as_ref()),
-        (false, Some(&tenancy.tenant_migrations)),
+    let sets: [(bool, Option<&SharedMigrations>); 2] = [
+        (true, app.shared_migrations.as_ref()),
+        (false, Some(&app.tenant_migrations)),
     ];
     for (shared, source) in sets {
         if let Some(Ok(list)) = source.map(|s| s.migrations()) {
@@ -173,7 +173,7 @@ fn print_plan(
     invalid: &[InvalidRow],
     took: Duration,
 ) -> CliResult<()> {
-    let names = migration_names(ctx.tenancy);
+    let names = migration_names(ctx.app);
     let out = &mut *ctx.out;
     for s in schemas {
         write_schema_plan(out, s, &names)?;

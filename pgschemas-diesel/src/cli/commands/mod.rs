@@ -18,9 +18,9 @@ use std::time::Duration;
 use diesel::prelude::*;
 
 use super::Outcome;
+use super::app::App;
 use super::args::Command;
 use super::output::plural;
-use super::tenancy::Tenancy;
 use crate::catalog::CatalogRows;
 use crate::error::Error;
 use crate::lifecycle::create_schema;
@@ -29,7 +29,7 @@ use crate::pool::TenantPool;
 
 /// What a command runs with.
 pub(crate) struct Ctx<'a> {
-    pub(crate) tenancy: &'a Tenancy,
+    pub(crate) app: &'a App,
     pub(crate) database_url: Option<String>,
     pub(crate) out: &'a mut dyn Write,
     pub(crate) err: &'a mut dyn Write,
@@ -104,7 +104,7 @@ impl Ctx<'_> {
         self.database_url
             .clone()
             .or_else(|| std::env::var("DATABASE_URL").ok().filter(|u| !u.is_empty()))
-            .or_else(|| self.tenancy.database_url.clone())
+            .or_else(|| self.app.database_url.clone())
             .ok_or_else(|| {
                 CliError::Usage(
                     "no database given: pass --database-url or set DATABASE_URL".to_owned(),
@@ -116,7 +116,7 @@ impl Ctx<'_> {
     fn connect(&self) -> CliResult<PgConnection> {
         let url = self.url()?;
         let mut conn = PgConnection::establish(&url).map_err(Error::from)?;
-        self.tenancy.config.deactivate(&mut conn)?;
+        self.app.config.deactivate(&mut conn)?;
         Ok(conn)
     }
 
@@ -128,7 +128,7 @@ impl Ctx<'_> {
         let size = u32::try_from(size).unwrap_or(u32::MAX);
         Ok(TenantPool::with_builder(
             self.url()?,
-            self.tenancy.config.clone(),
+            self.app.config.clone(),
             // Every connection is made before the pool is handed out (r2d2's default
             // `min_idle`): a connection still being made on r2d2's thread when the command
             // ends and the process exits can crash libpq's TLS teardown.
@@ -140,17 +140,16 @@ impl Ctx<'_> {
 
     /// The catalog's usable tenants and domains, and the rows left out.
     fn catalog(&self, conn: &mut PgConnection) -> CliResult<CatalogRows> {
-        Ok(CatalogRows::read(&*self.tenancy.catalog, conn)
-            .map_err(|e| Error::Catalog(Box::new(e)))?)
+        Ok(CatalogRows::read(&*self.app.catalog, conn).map_err(|e| Error::Catalog(Box::new(e)))?)
     }
 
     /// Applies the pending shared migrations (creating the shared schema if needed), saying
     /// so; nothing when there are none or no shared migrations are configured.
     fn ensure_shared_migrated(&mut self, conn: &mut PgConnection) -> CliResult<()> {
-        let Some(source) = &self.tenancy.shared_migrations else {
+        let Some(source) = &self.app.shared_migrations else {
             return Ok(());
         };
-        let schema = self.tenancy.config.shared_schema();
+        let schema = self.app.config.shared_schema();
         match pending_migrations(conn, schema, source) {
             Ok(pending) if pending.is_empty() => return Ok(()),
             Ok(_) => {}
@@ -159,7 +158,7 @@ impl Ctx<'_> {
             }
             Err(e) => return Err(e.into()),
         }
-        let applied = migrate_schema(conn, &self.tenancy.config, schema, source)?;
+        let applied = migrate_schema(conn, &self.app.config, schema, source)?;
         writeln!(
             self.out,
             "shared schema {:?}: {} applied first",

@@ -58,7 +58,7 @@ fn resolve(
 ) -> CliResult<(Vec<Target>, Vec<InvalidRow>)> {
     let mut conn = pool.get()?;
     let rows = ctx.catalog(&mut conn)?;
-    let targets = selection.resolve(&ctx.tenancy.config, &rows.tenants, &rows.domains)?;
+    let targets = selection.resolve(&ctx.app.config, &rows.tenants, &rows.domains)?;
     refuse_targets(&mut conn, &targets)?;
     Ok((targets, missed(selection, &rows).to_vec()))
 }

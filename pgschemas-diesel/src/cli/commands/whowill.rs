@@ -8,8 +8,8 @@ pub(super) fn whowill(ctx: &mut Ctx<'_>, args: &SelectArgs) -> CliResult {
     let selection = require_selection(args)?;
     let mut conn = ctx.connect()?;
     let rows = ctx.catalog(&mut conn)?;
-    let targets = selection.resolve(&ctx.tenancy.config, &rows.tenants, &rows.domains)?;
-    let routes = RouteNames::new(ctx.tenancy, &rows.tenants, &rows.domains);
+    let targets = selection.resolve(&ctx.app.config, &rows.tenants, &rows.domains)?;
+    let routes = RouteNames::new(ctx.app, &rows.tenants, &rows.domains);
     for t in &targets {
         writeln!(ctx.out, "{}", routes.label(t))?;
     }

@@ -83,7 +83,7 @@ pub struct CloneReport {
     /// `set_config`), a `SET search_path` to it inside a body, a function setting other than
     /// `search_path` naming it, a trigger passing it as an argument. Definitions that
     /// certainly name it are refused instead ([`Error::CloneNamesSource`]), and
-    /// [`Provisioner`](crate::Provisioner), which has nobody to read this list, refuses
+    /// [`Provisioner`](crate::provision::Provisioner), which has nobody to read this list, refuses
     /// these too.
     pub warnings: Vec<String>,
     /// Tables (the migration ledger included).
@@ -207,7 +207,7 @@ pub(crate) struct Template {
 
 impl Template {
     /// Refuses, for a clone nobody reviews (a tenant created by a
-    /// [`Provisioner`](crate::Provisioner)), what the report would only list as warnings.
+    /// [`Provisioner`](crate::provision::Provisioner)), what the report would only list as warnings.
     pub(crate) fn refuse_warnings(&self, dst: &SchemaName) -> Result<()> {
         if self.report.warnings.is_empty() {
             return Ok(());

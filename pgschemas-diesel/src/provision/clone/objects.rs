@@ -58,23 +58,23 @@ impl Objects {
         ))
         .map_err(Error::from)?;
         let objects = Self {
-            types: load(conn, TYPES, nsp)?,
-            domain_constraints: load(conn, DOMAIN_CONSTRAINTS, nsp)?,
-            sequences: load(conn, SEQUENCES, nsp)?,
-            serials: load(conn, SERIALS, nsp)?,
-            tables: load(conn, TABLES, nsp)?,
-            columns: load(conn, COLUMNS, nsp)?,
-            constraints: load(conn, CONSTRAINTS, nsp)?,
-            indexes: load(conn, INDEXES, nsp)?,
-            functions: load(conn, FUNCTIONS, nsp)?,
-            views: load(conn, VIEWS, nsp)?,
-            classes: load(conn, CLASSES, nsp)?,
-            depends: load(conn, DEPENDENCIES, nsp)?,
-            triggers: load(conn, TRIGGERS, nsp)?,
-            rules: load(conn, RULES, nsp)?,
-            policies: load(conn, POLICIES, nsp)?,
-            statistics: load(conn, STATISTICS, nsp)?,
-            comments: load(conn, COMMENTS, nsp)?,
+            types: fetch_rows(conn, TYPES, nsp)?,
+            domain_constraints: fetch_rows(conn, DOMAIN_CONSTRAINTS, nsp)?,
+            sequences: fetch_rows(conn, SEQUENCES, nsp)?,
+            serials: fetch_rows(conn, SERIALS, nsp)?,
+            tables: fetch_rows(conn, TABLES, nsp)?,
+            columns: fetch_rows(conn, COLUMNS, nsp)?,
+            constraints: fetch_rows(conn, CONSTRAINTS, nsp)?,
+            indexes: fetch_rows(conn, INDEXES, nsp)?,
+            functions: fetch_rows(conn, FUNCTIONS, nsp)?,
+            views: fetch_rows(conn, VIEWS, nsp)?,
+            classes: fetch_rows(conn, CLASSES, nsp)?,
+            depends: fetch_rows(conn, DEPENDENCIES, nsp)?,
+            triggers: fetch_rows(conn, TRIGGERS, nsp)?,
+            rules: fetch_rows(conn, RULES, nsp)?,
+            policies: fetch_rows(conn, POLICIES, nsp)?,
+            statistics: fetch_rows(conn, STATISTICS, nsp)?,
+            comments: fetch_rows(conn, COMMENTS, nsp)?,
         };
         conn.batch_execute(&copy_setting_sql("search_path", CLONE_PATH))
             .map_err(Error::from)?;
@@ -89,7 +89,7 @@ fn refuse_unsupported(
     src: &SchemaName,
     dst: &SchemaName,
 ) -> Result<()> {
-    let unsupported: Vec<Line> = load(conn, UNSUPPORTED, nsp)?;
+    let unsupported: Vec<Line> = fetch_rows(conn, UNSUPPORTED, nsp)?;
     if unsupported.is_empty() {
         return Ok(());
     }
@@ -102,7 +102,7 @@ fn refuse_unsupported(
     ))
 }
 
-fn load<T: QueryableByName<diesel::pg::Pg> + 'static>(
+fn fetch_rows<T: QueryableByName<diesel::pg::Pg> + 'static>(
     conn: &mut PgConnection,
     sql: &str,
     nsp: u32,

@@ -84,7 +84,7 @@ fn bad_rows_are_left_out_with_a_warning() {
     let described: Vec<String> = invalid.iter().map(ToString::to_string).collect();
     assert_eq!(described, routes.warnings());
     // A domain of a tenant left out says so.
-    assert!(invalid.contains(&crate::InvalidRow::domain(
+    assert!(invalid.contains(&crate::catalog::InvalidRow::domain(
         "2",
         "www-dyn.localhost",
         "its tenant is left out"
@@ -96,7 +96,7 @@ fn rows_left_out_by_the_catalog_read_come_first() {
     let rows = crate::catalog::CatalogRows {
         tenants: vec![tenant("1", "tenant1")],
         domains: vec![domain("1", "tenant1.localhost", None, true)],
-        invalid: vec![crate::InvalidRow::tenant("2", "Bad", "invalid schema name")],
+        invalid: vec![crate::catalog::InvalidRow::tenant("2", "Bad", "invalid schema name")],
     };
     let routes = Routes::from_rows(&sandbox(), &rows);
     assert_eq!(routes.invalid_rows(), rows.invalid.as_slice());

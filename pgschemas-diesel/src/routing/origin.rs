@@ -7,17 +7,17 @@ use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::sql_types::{Bool, Integer, Text};
 
+use crate::activate::set_path;
 use crate::catalog::{Catalog, CatalogRows};
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::schema::set_path;
 
 use super::ROUTES_CHANNEL;
 use super::options::RouteOptions;
 use super::snapshot::Routes;
 
 /// Where snapshots come from.
-pub(super) struct Source {
+pub(super) struct Origin {
     pub(super) url: String,
     pub(super) config: Config,
     pub(super) catalog: Arc<dyn Catalog>,
@@ -25,7 +25,7 @@ pub(super) struct Source {
 }
 
 /// A connection with the neutral search path.
-pub(super) fn connect(source: &Source) -> Result<PgConnection> {
+pub(super) fn connect(source: &Origin) -> Result<PgConnection> {
     let mut conn = PgConnection::establish(&source.url)?;
     set_path(&mut conn, source.config.neutral_path())?;
     Ok(conn)
@@ -38,7 +38,7 @@ struct Pid {
 }
 
 /// A connection listening on the routes channel, and its backend pid.
-pub(super) fn listen(source: &Source) -> Result<(PgConnection, i32)> {
+pub(super) fn listen(source: &Origin) -> Result<(PgConnection, i32)> {
     let mut conn = connect(source)?;
     conn.batch_execute(&format!("LISTEN {ROUTES_CHANNEL}"))?;
     let pid = diesel::sql_query("SELECT pg_backend_pid() AS pid").get_result::<Pid>(&mut conn)?;
@@ -47,7 +47,7 @@ pub(super) fn listen(source: &Source) -> Result<(PgConnection, i32)> {
 
 /// One consistent read of the catalog (one repeatable-read snapshot), built into routes; a
 /// bad row is left out, never a reason to fail.
-pub(super) fn load(conn: &mut PgConnection, source: &Source) -> Result<Routes> {
+pub(super) fn read_routes(conn: &mut PgConnection, source: &Origin) -> Result<Routes> {
     let rows = conn
         .build_transaction()
         .read_only()
@@ -57,7 +57,7 @@ pub(super) fn load(conn: &mut PgConnection, source: &Source) -> Result<Routes> {
 }
 
 #[derive(QueryableByName)]
-struct Check {
+struct TriggerState {
     #[diesel(sql_type = Bool)]
     exists: bool,
     #[diesel(sql_type = Bool)]
@@ -65,8 +65,12 @@ struct Check {
 }
 
 /// Every watched table exists and has an enabled trigger that notifies the routes channel.
-pub(super) fn check_triggers(conn: &mut PgConnection, catalog: &dyn Catalog) -> Result<()> {
-    for (schema, table) in catalog.watched_tables() {
+pub(super) fn check_triggers(
+    conn: &mut PgConnection,
+    config: &Config,
+    catalog: &dyn Catalog,
+) -> Result<()> {
+    for (schema, table) in catalog.watched_tables(config.shared_schema()) {
         let qualified = format!(
             "{}.{}",
             crate::name::quote_ident(&schema),
@@ -82,7 +86,7 @@ pub(super) fn check_triggers(conn: &mut PgConnection, catalog: &dyn Catalog) -> 
         )
         .bind::<Text, _>(&qualified)
         .bind::<Text, _>(ROUTES_CHANNEL)
-        .get_result::<Check>(conn)?;
+        .get_result::<TriggerState>(conn)?;
         if !check.exists {
             return Err(Error::WatchedTableMissing { table: qualified });
         }

@@ -1,11 +1,12 @@
-//! Activating a schema on a plain connection.
+//! Activating a schema: the [`Schema`] trait, the search path a schema gets from a
+//! [`Config`], and setting it on a plain connection (session or transaction form).
 
 use diesel::prelude::*;
 use diesel::result::Error as DieselError;
 use diesel::sql_types::{Nullable, Text};
 
 use crate::checkout::{self, Leftover};
-use crate::config::Config;
+use crate::config::{Config, StaticTenant};
 use crate::error::SessionProblem;
 use crate::error::{Error, Result};
 use crate::name::SchemaName;
@@ -63,6 +64,12 @@ impl Schema for String {
     }
 }
 
+impl Schema for StaticTenant {
+    fn schema_name(&self) -> &str {
+        self.name().as_str()
+    }
+}
+
 impl<T: Schema + ?Sized> Schema for &T {
     fn schema_name(&self) -> &str {
         (**self).schema_name()
@@ -70,6 +77,29 @@ impl<T: Schema + ?Sized> Schema for &T {
 }
 
 impl Config {
+    /// The search path for `schema`: `<schema>, <shared>, <extras...>`, deduplicated.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidSchemaName`] when the schema's name is not valid.
+    ///
+    /// ```
+    /// let config = pgschemas_diesel::Config::default();
+    /// assert_eq!(config.search_path(&"tenant1")?.as_sql_value(), r#""tenant1", "public", pg_temp"#);
+    /// assert_eq!(config.search_path(&"public")?.as_sql_value(), r#""public", pg_temp"#);
+    /// # Ok::<(), pgschemas_diesel::Error>(())
+    /// ```
+    pub fn search_path<S: Schema + ?Sized>(&self, schema: &S) -> Result<SearchPath> {
+        let name = SchemaName::new(schema.schema_name())?;
+        if name == *self.shared_schema() {
+            return Ok(self.neutral_path().clone());
+        }
+        Ok(SearchPath::new(
+            name,
+            std::iter::once(self.shared_schema()).chain(self.extra_search_paths()),
+        ))
+    }
+
     /// Sets `conn`'s session `search_path` to `schema`'s path under this configuration: one
     /// round trip, which also checks that the schema exists.
     ///

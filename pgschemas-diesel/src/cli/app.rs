@@ -18,9 +18,9 @@ use crate::provision::Provisioner;
 /// [`Arc`]'d source that is itself a [`MigrationSource`], so that one embedded set serves
 /// every command.
 #[derive(Clone)]
-pub(crate) struct SharedSource(Arc<dyn MigrationSource<Pg> + Send + Sync>);
+pub(crate) struct SharedMigrations(Arc<dyn MigrationSource<Pg> + Send + Sync>);
 
-impl SharedSource {
+impl SharedMigrations {
     fn new<M>(migrations: M) -> Self
     where
         M: MigrationSource<Pg> + Send + Sync + 'static,
@@ -29,7 +29,7 @@ impl SharedSource {
     }
 }
 
-impl MigrationSource<Pg> for SharedSource {
+impl MigrationSource<Pg> for SharedMigrations {
     fn migrations(&self) -> diesel::migration::Result<Vec<Box<dyn Migration<Pg>>>> {
         self.0.migrations()
     }
@@ -44,7 +44,7 @@ impl MigrationSource<Pg> for SharedSource {
 ///
 /// ```no_run
 /// use diesel_migrations::{EmbeddedMigrations, embed_migrations};
-/// use pgschemas_diesel::cli::{self, Tenancy};
+/// use pgschemas_diesel::cli::{self, App};
 /// use pgschemas_diesel::{Config, StaticTenant};
 ///
 /// // In your crate: embed_migrations!("migrations/tenant")
@@ -57,24 +57,24 @@ impl MigrationSource<Pg> for SharedSource {
 ///         .build()
 ///         .expect("a valid configuration");
 ///     // The ready-made models: catalog, shared migrations and tenant rows.
-///     let tenancy = Tenancy::builder(config, TENANT_MIGRATIONS).default_models().build();
-///     cli::run(tenancy)
+///     let app = App::builder(config, TENANT_MIGRATIONS).default_models().build();
+///     cli::run(app)
 /// }
 /// ```
 #[derive(Clone)]
-pub struct Tenancy {
+pub struct App {
     pub(crate) database_url: Option<String>,
     pub(crate) config: Config,
     pub(crate) catalog: Arc<dyn Catalog>,
-    pub(crate) shared_migrations: Option<SharedSource>,
-    pub(crate) tenant_migrations: SharedSource,
+    pub(crate) shared_migrations: Option<SharedMigrations>,
+    pub(crate) tenant_migrations: SharedMigrations,
     pub(crate) rows: Option<Arc<dyn TenantRows>>,
     pub(crate) provisioner: Option<Provisioner>,
 }
 
-impl fmt::Debug for Tenancy {
+impl fmt::Debug for App {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Tenancy")
+        f.debug_struct("App")
             .field("database_url", &self.database_url.as_ref().map(|_| "<set>"))
             .field("config", &self.config)
             .field("shared_migrations", &self.shared_migrations.is_some())
@@ -84,7 +84,7 @@ impl fmt::Debug for Tenancy {
     }
 }
 
-impl Tenancy {
+impl App {
     /// Starts a bundle for `config` whose tenant schemas (static tenants that migrate, the
     /// clone reference, dynamic tenants) take `tenant_migrations`. Without more, there are no
     /// dynamic tenants ([`NoTenants`]) and the shared schema is not migrated.
@@ -92,23 +92,23 @@ impl Tenancy {
     /// ```
     /// use diesel_migrations::{EmbeddedMigrations, embed_migrations};
     /// use pgschemas_diesel::Config;
-    /// use pgschemas_diesel::cli::Tenancy;
+    /// use pgschemas_diesel::cli::App;
     ///
     /// const TENANT_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../examples/migrations/tenant");
-    /// let tenancy = Tenancy::builder(Config::default(), TENANT_MIGRATIONS).build();
-    /// assert_eq!(tenancy.config().shared_schema().as_str(), "public");
+    /// let app = App::builder(Config::default(), TENANT_MIGRATIONS).build();
+    /// assert_eq!(app.config().shared_schema().as_str(), "public");
     /// ```
-    pub fn builder<M>(config: Config, tenant_migrations: M) -> TenancyBuilder
+    pub fn builder<M>(config: Config, tenant_migrations: M) -> AppBuilder
     where
         M: MigrationSource<Pg> + Send + Sync + 'static,
     {
-        TenancyBuilder {
-            inner: Tenancy {
+        AppBuilder {
+            inner: App {
                 database_url: None,
                 config,
                 catalog: Arc::new(NoTenants),
                 shared_migrations: None,
-                tenant_migrations: SharedSource::new(tenant_migrations),
+                tenant_migrations: SharedMigrations::new(tenant_migrations),
                 rows: None,
                 provisioner: None,
             },
@@ -118,17 +118,17 @@ impl Tenancy {
     /// The configuration.
     ///
     /// ```
-    /// # use pgschemas_diesel::{Config, cli::Tenancy};
+    /// # use pgschemas_diesel::{Config, cli::App};
     /// # const M: diesel_migrations::EmbeddedMigrations = diesel_migrations::embed_migrations!("../examples/migrations/tenant");
-    /// let tenancy = Tenancy::builder(Config::default(), M).build();
-    /// assert!(tenancy.config().static_tenants().is_empty());
+    /// let app = App::builder(Config::default(), M).build();
+    /// assert!(app.config().static_tenants().is_empty());
     /// ```
     pub fn config(&self) -> &Config {
         &self.config
     }
 
     /// The provisioner `create-tenant`, `drop-tenant` and `create-reference` use: the one
-    /// given to [`TenancyBuilder::provisioner`], else one with the defaults.
+    /// given to [`AppBuilder::provisioner`], else one with the defaults.
     pub(crate) fn provisioner(&self) -> Result<Provisioner> {
         match &self.provisioner {
             Some(p) => Ok(p.clone()),
@@ -139,35 +139,35 @@ impl Tenancy {
     }
 }
 
-/// Builds a [`Tenancy`]; see [`Tenancy::builder`].
+/// Builds a [`App`]; see [`App::builder`].
 ///
 /// ```
-/// use pgschemas_diesel::{Config, cli::Tenancy};
+/// use pgschemas_diesel::{Config, cli::App};
 /// # const M: diesel_migrations::EmbeddedMigrations = diesel_migrations::embed_migrations!("../examples/migrations/tenant");
-/// let builder = Tenancy::builder(Config::default(), M).default_models();
-/// let tenancy = builder.database_url("postgres://postgres@127.0.0.1/app").build();
+/// let builder = App::builder(Config::default(), M).default_models();
+/// let app = builder.database_url("postgres://postgres@127.0.0.1/app").build();
 /// ```
 #[must_use]
-pub struct TenancyBuilder {
-    inner: Tenancy,
+pub struct AppBuilder {
+    inner: App,
 }
 
-impl fmt::Debug for TenancyBuilder {
+impl fmt::Debug for AppBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("TenancyBuilder").field(&self.inner).finish()
+        f.debug_tuple("AppBuilder").field(&self.inner).finish()
     }
 }
 
-impl TenancyBuilder {
+impl AppBuilder {
     /// Uses the ready-made models of [`crate::models`]: their catalog
     /// ([`default_catalog`](crate::models::default_catalog)), their shared migrations
     /// ([`SHARED_MIGRATIONS`](crate::models::SHARED_MIGRATIONS)) and [`DefaultModelRows`] to
     /// write and delete tenants.
     ///
     /// ```
-    /// # use pgschemas_diesel::{Config, cli::Tenancy};
+    /// # use pgschemas_diesel::{Config, cli::App};
     /// # const M: diesel_migrations::EmbeddedMigrations = diesel_migrations::embed_migrations!("../examples/migrations/tenant");
-    /// let tenancy = Tenancy::builder(Config::default(), M).default_models().build();
+    /// let app = App::builder(Config::default(), M).default_models().build();
     /// ```
     pub fn default_models(self) -> Self {
         self.catalog(crate::models::default_catalog())
@@ -176,13 +176,13 @@ impl TenancyBuilder {
     }
 
     /// The catalog of dynamic tenants: your models through
-    /// [`ModelCatalog`](crate::ModelCatalog), or your own [`Catalog`].
+    /// [`ModelCatalog`](crate::models::ModelCatalog), or your own [`Catalog`].
     ///
     /// ```
-    /// use pgschemas_diesel::{Config, ModelCatalog, cli::Tenancy};
+    /// use pgschemas_diesel::{Config, ModelCatalog, cli::App};
     /// use pgschemas_diesel::models::{DefaultDomain, DefaultTenant};
     /// # const M: diesel_migrations::EmbeddedMigrations = diesel_migrations::embed_migrations!("../examples/migrations/tenant");
-    /// let tenancy = Tenancy::builder(Config::default(), M)
+    /// let app = App::builder(Config::default(), M)
     ///     .catalog(ModelCatalog::<DefaultTenant, DefaultDomain>::new())
     ///     .build();
     /// ```
@@ -195,10 +195,10 @@ impl TenancyBuilder {
     ///
     /// ```
     /// use std::sync::Arc;
-    /// use pgschemas_diesel::{Catalog, Config, NoTenants, cli::Tenancy};
+    /// use pgschemas_diesel::{Catalog, Config, NoTenants, cli::App};
     /// # const M: diesel_migrations::EmbeddedMigrations = diesel_migrations::embed_migrations!("../examples/migrations/tenant");
     /// let catalog: Arc<dyn Catalog> = Arc::new(NoTenants);
-    /// let tenancy = Tenancy::builder(Config::default(), M).shared_catalog(catalog).build();
+    /// let app = App::builder(Config::default(), M).shared_catalog(catalog).build();
     /// ```
     pub fn shared_catalog(mut self, catalog: Arc<dyn Catalog>) -> Self {
         self.inner.catalog = catalog;
@@ -210,9 +210,9 @@ impl TenancyBuilder {
     /// apply them first when some are pending.
     ///
     /// ```
-    /// # use pgschemas_diesel::{Config, cli::Tenancy};
+    /// # use pgschemas_diesel::{Config, cli::App};
     /// # const M: diesel_migrations::EmbeddedMigrations = diesel_migrations::embed_migrations!("../examples/migrations/tenant");
-    /// let tenancy = Tenancy::builder(Config::default(), M)
+    /// let app = App::builder(Config::default(), M)
     ///     .shared_migrations(pgschemas_diesel::models::SHARED_MIGRATIONS)
     ///     .build();
     /// ```
@@ -220,7 +220,7 @@ impl TenancyBuilder {
     where
         M: MigrationSource<Pg> + Send + Sync + 'static,
     {
-        self.inner.shared_migrations = Some(SharedSource::new(migrations));
+        self.inner.shared_migrations = Some(SharedMigrations::new(migrations));
         self
     }
 
@@ -228,9 +228,9 @@ impl TenancyBuilder {
     /// it, both commands refuse with a message saying so.
     ///
     /// ```
-    /// # use pgschemas_diesel::{Config, cli::{DefaultModelRows, Tenancy}};
+    /// # use pgschemas_diesel::{Config, cli::{DefaultModelRows, App}};
     /// # const M: diesel_migrations::EmbeddedMigrations = diesel_migrations::embed_migrations!("../examples/migrations/tenant");
-    /// let tenancy = Tenancy::builder(Config::default(), M).tenant_rows(DefaultModelRows).build();
+    /// let app = App::builder(Config::default(), M).tenant_rows(DefaultModelRows).build();
     /// ```
     pub fn tenant_rows<R: TenantRows>(mut self, rows: R) -> Self {
         self.inner.rows = Some(Arc::new(rows));
@@ -242,13 +242,13 @@ impl TenancyBuilder {
     /// migrations. Without it, the CLI uses [`Provisioner::builder`]'s defaults.
     ///
     /// ```
-    /// use pgschemas_diesel::{Config, Provisioner, cli::Tenancy};
+    /// use pgschemas_diesel::{Config, Provisioner, cli::App};
     /// # const M: diesel_migrations::EmbeddedMigrations = diesel_migrations::embed_migrations!("../examples/migrations/tenant");
     /// let config = Config::default();
     /// let provisioner = Provisioner::builder(config.clone(), M)
     ///     .after_sync(|_conn, schema| { println!("{schema} is ready"); Ok(()) })
     ///     .build()?;
-    /// let tenancy = Tenancy::builder(config, M).provisioner(provisioner).build();
+    /// let app = App::builder(config, M).provisioner(provisioner).build();
     /// # Ok::<(), pgschemas_diesel::Error>(())
     /// ```
     pub fn provisioner(mut self, provisioner: Provisioner) -> Self {
@@ -260,9 +260,9 @@ impl TenancyBuilder {
     /// variable gives one.
     ///
     /// ```
-    /// # use pgschemas_diesel::{Config, cli::Tenancy};
+    /// # use pgschemas_diesel::{Config, cli::App};
     /// # const M: diesel_migrations::EmbeddedMigrations = diesel_migrations::embed_migrations!("../examples/migrations/tenant");
-    /// let tenancy = Tenancy::builder(Config::default(), M)
+    /// let app = App::builder(Config::default(), M)
     ///     .database_url("postgres://postgres@127.0.0.1/app")
     ///     .build();
     /// ```
@@ -274,11 +274,11 @@ impl TenancyBuilder {
     /// Finishes the bundle.
     ///
     /// ```
-    /// # use pgschemas_diesel::{Config, cli::Tenancy};
+    /// # use pgschemas_diesel::{Config, cli::App};
     /// # const M: diesel_migrations::EmbeddedMigrations = diesel_migrations::embed_migrations!("../examples/migrations/tenant");
-    /// let tenancy = Tenancy::builder(Config::default(), M).build();
+    /// let app = App::builder(Config::default(), M).build();
     /// ```
-    pub fn build(self) -> Tenancy {
+    pub fn build(self) -> App {
         self.inner
     }
 }
@@ -413,13 +413,13 @@ pub trait TenantRows: Send + Sync + 'static {
 
 /// [`TenantRows`] for the ready-made models ([`DefaultTenant`], [`DefaultDomain`]): inserts
 /// the tenant (named after its schema unless `--name` is given) and adds its routes with
-/// [`add_domain`](crate::add_domain) (the first one becomes primary); deleting the tenant
+/// [`add_domain`](crate::models::add_domain) (the first one becomes primary); deleting the tenant
 /// deletes its routes (`ON DELETE CASCADE`).
 ///
 /// ```
-/// use pgschemas_diesel::{Config, cli::{DefaultModelRows, Tenancy}};
+/// use pgschemas_diesel::{Config, cli::{DefaultModelRows, App}};
 /// # const M: diesel_migrations::EmbeddedMigrations = diesel_migrations::embed_migrations!("../examples/migrations/tenant");
-/// let tenancy = Tenancy::builder(Config::default(), M).tenant_rows(DefaultModelRows).build();
+/// let app = App::builder(Config::default(), M).tenant_rows(DefaultModelRows).build();
 /// ```
 #[derive(Debug, Clone, Copy, Default)]
 pub struct DefaultModelRows;

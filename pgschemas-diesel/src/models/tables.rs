@@ -10,7 +10,7 @@
 //! ```
 //! # let db = pgschemas_diesel::doctest_setup::database().models().tenant("acme", &["acme.example.com"]); let database_url = db.url();
 //! use diesel::prelude::*;
-//! use pgschemas_diesel::models::schema::{domains, tenants};
+//! use pgschemas_diesel::models::tables::{domains, tenants};
 //!
 //! let mut conn = PgConnection::establish(database_url)?;
 //! let routes: Vec<(String, String)> = domains::table
@@ -27,7 +27,7 @@ pub mod sql_types {
     /// [`TenantStatus`](crate::models::TenantStatus).
     ///
     /// ```
-    /// use pgschemas_diesel::models::schema::sql_types::TenantStatus;
+    /// use pgschemas_diesel::models::tables::sql_types::TenantStatus;
     /// let _sql_type = TenantStatus;
     /// ```
     #[derive(Debug, Clone, Copy, diesel::sql_types::SqlType, diesel::query_builder::QueryId)]

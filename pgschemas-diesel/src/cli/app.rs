@@ -42,24 +42,31 @@ impl MigrationSource<Pg> for SharedMigrations {
 ///
 /// Build it in your own binary and hand it to [`run`](super::run):
 ///
-/// ```no_run
+/// ```
+/// # let db = pgschemas_diesel::doctest_setup::database(); let database_url = db.url();
 /// use diesel_migrations::{EmbeddedMigrations, embed_migrations};
-/// use pgschemas_diesel::cli::{self, App};
+/// use pgschemas_diesel::cli::{self, App, Outcome};
 /// use pgschemas_diesel::{Config, StaticTenant};
 ///
 /// // In your crate: embed_migrations!("migrations/tenant")
 /// const TENANT_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../examples/migrations/tenant");
 ///
-/// fn main() -> std::process::ExitCode {
+/// fn app() -> App {
 ///     let config = Config::builder()
 ///         .static_tenant(StaticTenant::builder("www").domain("localhost"))
 ///         .clone_reference("sample")
 ///         .build()
 ///         .expect("a valid configuration");
 ///     // The ready-made models: catalog, shared migrations and tenant rows.
-///     let app = App::builder(config, TENANT_MIGRATIONS).default_models().build();
-///     cli::run(app)
+///     App::builder(config, TENANT_MIGRATIONS).default_models().build()
 /// }
+///
+/// // Your binary: fn main() -> std::process::ExitCode { cli::run(app()) }
+/// // Here, `manage migrate` with the command line given:
+/// let (mut out, mut err) = (Vec::new(), Vec::new());
+/// let args = ["manage", "migrate", "--database-url", database_url];
+/// let outcome = cli::run_from(&app(), args, &mut out, &mut err);
+/// assert_eq!(outcome, Outcome::Success, "{}", String::from_utf8_lossy(&err));
 /// ```
 #[derive(Clone)]
 pub struct App {
@@ -366,7 +373,10 @@ impl NewTenantRows {
 ///
 /// [`DefaultModelRows`] implements it for the ready-made models; implement it for your own:
 ///
-/// ```no_run
+/// ```
+/// # let db = pgschemas_diesel::doctest_setup::database()
+/// #     .sql("create table orgs (id bigserial primary key, slug text not null unique, title text not null)");
+/// # let mut conn = db.connect();
 /// use diesel::prelude::*;
 /// use pgschemas_diesel::cli::{NewTenantRows, TenantRows};
 /// use pgschemas_diesel::{Result, SchemaName};
@@ -392,6 +402,13 @@ impl NewTenantRows {
 ///         Ok(id.map(|id| id.to_string()))
 ///     }
 /// }
+///
+/// // what `create-tenant acme --name "Acme Inc"` and `drop-tenant acme` do with the rows
+/// let acme = SchemaName::new("acme")?;
+/// assert_eq!(OrgRows.create(&mut conn, &NewTenantRows::new(acme.clone()).name("Acme Inc"))?, "1");
+/// assert_eq!(OrgRows.delete(&mut conn, &acme)?.as_deref(), Some("1"));
+/// assert_eq!(OrgRows.delete(&mut conn, &acme)?, None); // no tenant has it any more
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub trait TenantRows: Send + Sync + 'static {
     /// Writes the tenant's rows and returns its key as text.

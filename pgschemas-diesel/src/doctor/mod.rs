@@ -48,15 +48,21 @@ pub use report::{Check, CheckStatus, DoctorReport};
 /// [`Error::Database`](crate::Error::Database) when a catalog query fails; problems found (a
 /// bad row included) are findings, not errors.
 ///
-/// ```no_run
+/// ```
+/// # let db = pgschemas_diesel::doctest_setup::database().schemas(&["leftover"]); let database_url = db.url();
 /// use diesel::{Connection, PgConnection};
-/// use pgschemas_diesel::{Config, NoTenants};
+/// use pgschemas_diesel::{CheckStatus, Config, NoTenants};
 ///
 /// const MIGRATIONS: diesel_migrations::EmbeddedMigrations =
 ///     diesel_migrations::embed_migrations!("../examples/migrations/tenant");
-/// let mut conn = PgConnection::establish("postgres://postgres@127.0.0.1/app")?;
+/// let mut conn = PgConnection::establish(database_url)?;
 /// let report = pgschemas_diesel::doctor(&mut conn, &Config::default(), &NoTenants, &MIGRATIONS)?;
 /// print!("{report}");
+/// // the schema "leftover" belongs to no tenant
+/// let orphans = report.get("orphan-schemas").expect("the check ran");
+/// assert_eq!(orphans.status, CheckStatus::Warn);
+/// assert!(orphans.summary.contains("leftover"));
+/// assert_eq!(report.worst(), CheckStatus::Warn);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn doctor(

@@ -67,26 +67,40 @@ impl ProvisionerBuilder {
         /// rows are written and the [`needs_sync`](Self::needs_sync) hook runs; provision the
         /// schema later with [`Provisioner::provision_existing`].
         ///
-        /// ```no_run
+        /// ```
+        /// # let db = pgschemas_diesel::doctest_setup::database().models(); let mut conn = db.connect();
         /// # use diesel_migrations::{embed_migrations, EmbeddedMigrations};
         /// # const M: EmbeddedMigrations = embed_migrations!("../examples/migrations/tenant");
+        /// use pgschemas_diesel::models::{DefaultTenant, NewTenant};
+        /// use pgschemas_diesel::{SchemaName, TenantModel, schema_exists};
+        ///
         /// let p = pgschemas_diesel::Provisioner::builder(pgschemas_diesel::Config::default(), M)
         ///     .auto_create_schema(false)
         ///     .build()?;
-        /// # Ok::<(), pgschemas_diesel::Error>(())
+        /// let acme = SchemaName::new("acme")?;
+        /// p.create_tenant(&mut conn, "acme", |conn| {
+        ///     Ok(DefaultTenant::insert(conn, NewTenant::new(&acme, "Acme"))?)
+        /// })?;
+        /// assert!(!schema_exists(&mut conn, &acme)?); // the row only
+        /// p.provision_existing(&mut conn, "acme")?;
+        /// assert!(schema_exists(&mut conn, &acme)?);
+        /// # Ok::<(), Box<dyn std::error::Error>>(())
         /// ```
         flag auto_create_schema;
 
         /// Whether [`Provisioner::drop_tenant`] drops the schema without being forced (default
         /// `false`, as in django-pgschemas: deleting a tenant keeps its data unless asked).
         ///
-        /// ```no_run
+        /// ```
+        /// # let db = pgschemas_diesel::doctest_setup::database().models().tenant("acme", &[]); let mut conn = db.connect();
         /// # use diesel_migrations::{embed_migrations, EmbeddedMigrations};
         /// # const M: EmbeddedMigrations = embed_migrations!("../examples/migrations/tenant");
         /// let p = pgschemas_diesel::Provisioner::builder(pgschemas_diesel::Config::default(), M)
         ///     .auto_drop_schema(true)
         ///     .build()?;
-        /// # Ok::<(), pgschemas_diesel::Error>(())
+        /// let dropped = p.drop_tenant(&mut conn, "acme", false, |_conn| Ok(()))?; // not forced
+        /// assert!(dropped.schema_dropped);
+        /// # Ok::<(), Box<dyn std::error::Error>>(())
         /// ```
         flag auto_drop_schema;
     }
@@ -103,14 +117,25 @@ impl ProvisionerBuilder {
     /// an error here, [`Error::CloneNamesSource`], and the tenant is not created: remove the
     /// reference's name from those definitions, or turn cloning off to migrate tenants.
     ///
-    /// ```no_run
+    /// ```
+    /// # let db = pgschemas_diesel::doctest_setup::database().models(); let mut conn = db.connect();
     /// # use diesel_migrations::{embed_migrations, EmbeddedMigrations};
     /// # const M: EmbeddedMigrations = embed_migrations!("../examples/migrations/tenant");
-    /// let config = pgschemas_diesel::Config::builder().clone_reference("sample").build()?;
-    /// let p = pgschemas_diesel::Provisioner::builder(config, M)
-    ///     .clone_from_reference(true)
-    ///     .build()?;
-    /// # Ok::<(), pgschemas_diesel::Error>(())
+    /// use diesel::RunQueryDsl;
+    /// use pgschemas_diesel::{Config, Error, Provisioner};
+    ///
+    /// let config = Config::builder().clone_reference("sample").build()?;
+    /// let p = Provisioner::builder(config, M).clone_from_reference(true).build()?;
+    /// p.create_reference(&mut conn)?;
+    /// diesel::sql_query("insert into sample.products (sku, name, price_cents) values ('gift', 'Gift card', 0)")
+    ///     .execute(&mut conn)?;
+    /// p.create_tenant(&mut conn, "acme", |_conn| Ok(()))?;
+    /// let copied = diesel::sql_query("select * from acme.products where sku = 'gift'").execute(&mut conn)?;
+    /// assert_eq!(copied, 1); // a clone, with the reference's rows
+    ///
+    /// let no_reference = Provisioner::builder(Config::default(), M).clone_from_reference(true).build();
+    /// assert!(matches!(no_reference, Err(Error::Config(_))));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn clone_from_reference(mut self, on: bool) -> Self {
         self.clone_from_reference = Some(on);
@@ -122,12 +147,21 @@ impl ProvisionerBuilder {
         /// the reference's seed data is every new tenant's). The migration ledger is copied
         /// either way.
         ///
-        /// ```no_run
+        /// ```
+        /// # let db = pgschemas_diesel::doctest_setup::database().models(); let mut conn = db.connect();
         /// # use diesel_migrations::{embed_migrations, EmbeddedMigrations};
         /// # const M: EmbeddedMigrations = embed_migrations!("../examples/migrations/tenant");
+        /// # use diesel::RunQueryDsl;
         /// let config = pgschemas_diesel::Config::builder().clone_reference("sample").build()?;
         /// let p = pgschemas_diesel::Provisioner::builder(config, M).clone_data(false).build()?;
-        /// # Ok::<(), pgschemas_diesel::Error>(())
+        /// p.create_reference(&mut conn)?;
+        /// diesel::sql_query("insert into sample.products (sku, name, price_cents) values ('gift', 'Gift card', 0)")
+        ///     .execute(&mut conn)?;
+        /// p.create_tenant(&mut conn, "acme", |_conn| Ok(()))?;
+        /// assert_eq!(diesel::sql_query("select * from acme.products").execute(&mut conn)?, 0);
+        /// let ledger = diesel::sql_query("select * from acme.__diesel_schema_migrations").execute(&mut conn)?;
+        /// assert_eq!(ledger, 5); // migrated all the same
+        /// # Ok::<(), Box<dyn std::error::Error>>(())
         /// ```
         flag clone_data;
 
@@ -135,9 +169,12 @@ impl ProvisionerBuilder {
         /// tenant's path (`<tenant>, <shared>, ...`) active. An error rolls back everything: no
         /// row, no domain, no schema ([`Error::Hook`]).
         ///
-        /// ```no_run
+        /// ```
+        /// # let db = pgschemas_diesel::doctest_setup::database().models(); let mut conn = db.connect();
         /// # use diesel_migrations::{embed_migrations, EmbeddedMigrations};
         /// # const M: EmbeddedMigrations = embed_migrations!("../examples/migrations/tenant");
+        /// use pgschemas_diesel::{Error, SchemaName, schema_exists};
+        ///
         /// let p = pgschemas_diesel::Provisioner::builder(pgschemas_diesel::Config::default(), M)
         ///     .after_sync(|_conn, schema| {
         ///         if schema.as_str().starts_with("test_") {
@@ -146,7 +183,10 @@ impl ProvisionerBuilder {
         ///         Ok(())
         ///     })
         ///     .build()?;
-        /// # Ok::<(), pgschemas_diesel::Error>(())
+        /// let vetoed = p.create_tenant(&mut conn, "test_acme", |_conn| Ok(()));
+        /// assert!(matches!(vetoed, Err(Error::Hook { .. })));
+        /// assert!(!schema_exists(&mut conn, &SchemaName::new("test_acme")?)?); // rolled back
+        /// # Ok::<(), Box<dyn std::error::Error>>(())
         /// ```
         hook after_sync;
 
@@ -154,33 +194,48 @@ impl ProvisionerBuilder {
         /// transaction, after the rows are written: a place to queue the schema's creation. An
         /// error rolls the rows back.
         ///
-        /// ```no_run
+        /// ```
+        /// # let db = pgschemas_diesel::doctest_setup::database().models(); let mut conn = db.connect();
         /// # use diesel_migrations::{embed_migrations, EmbeddedMigrations};
         /// # const M: EmbeddedMigrations = embed_migrations!("../examples/migrations/tenant");
+        /// use std::sync::{Arc, Mutex};
+        ///
+        /// let later = Arc::new(Mutex::new(Vec::new()));
+        /// let queue = Arc::clone(&later);
         /// let p = pgschemas_diesel::Provisioner::builder(pgschemas_diesel::Config::default(), M)
         ///     .auto_create_schema(false)
-        ///     .needs_sync(|_conn, schema| {
-        ///         println!("provision {schema} later");
+        ///     .needs_sync(move |_conn, schema| {
+        ///         queue.lock().unwrap().push(schema.to_string()); // provision it later
         ///         Ok(())
         ///     })
         ///     .build()?;
-        /// # Ok::<(), pgschemas_diesel::Error>(())
+        /// p.create_tenant(&mut conn, "acme", |_conn| Ok(()))?;
+        /// assert_eq!(*later.lock().unwrap(), ["acme"]);
+        /// # Ok::<(), Box<dyn std::error::Error>>(())
         /// ```
         hook needs_sync;
 
         /// Runs just before a tenant's schema is dropped, inside the transaction; an error keeps
         /// the schema and the rows.
         ///
-        /// ```no_run
+        /// ```
+        /// # let db = pgschemas_diesel::doctest_setup::database().models().tenant("acme", &[]); let mut conn = db.connect();
         /// # use diesel_migrations::{embed_migrations, EmbeddedMigrations};
         /// # const M: EmbeddedMigrations = embed_migrations!("../examples/migrations/tenant");
+        /// use pgschemas_diesel::{Error, SchemaName, schema_exists};
+        ///
         /// let p = pgschemas_diesel::Provisioner::builder(pgschemas_diesel::Config::default(), M)
         ///     .before_drop(|_conn, schema| {
-        ///         println!("dropping {schema}");
+        ///         if schema.as_str() == "acme" {
+        ///             return Err("acme's data is kept".into());
+        ///         }
         ///         Ok(())
         ///     })
         ///     .build()?;
-        /// # Ok::<(), pgschemas_diesel::Error>(())
+        /// let vetoed = p.drop_tenant(&mut conn, "acme", true, |_conn| Ok(()));
+        /// assert!(matches!(vetoed, Err(Error::Hook { .. })));
+        /// assert!(schema_exists(&mut conn, &SchemaName::new("acme")?)?);
+        /// # Ok::<(), Box<dyn std::error::Error>>(())
         /// ```
         hook before_drop;
     }
@@ -214,7 +269,7 @@ impl Provisioner {
     /// Starts a provisioner for `config` whose tenants get `migrations` (typically
     /// `embed_migrations!("migrations/tenant")`).
     ///
-    /// ```no_run
+    /// ```
     /// use diesel_migrations::{embed_migrations, EmbeddedMigrations};
     /// use pgschemas_diesel::{Config, Provisioner};
     ///
@@ -222,6 +277,7 @@ impl Provisioner {
     /// const TENANT_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../examples/migrations/tenant");
     ///
     /// let provisioner = Provisioner::builder(Config::default(), TENANT_MIGRATIONS).build()?;
+    /// assert!(provisioner.config().clone_reference().is_none()); // tenants are migrated
     /// # Ok::<(), pgschemas_diesel::Error>(())
     /// ```
     pub fn builder<M>(config: Config, migrations: M) -> ProvisionerBuilder

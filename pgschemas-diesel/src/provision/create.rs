@@ -45,20 +45,28 @@ impl Provisioner {
     /// [`clone_from_reference`](ProvisionerBuilder::clone_from_reference)), [`Error::Hook`],
     /// `rows`' error (a database error is given the schema's name), [`Error::Database`].
     ///
-    /// ```no_run
-    /// # fn demo(provisioner: &pgschemas_diesel::Provisioner, conn: &mut diesel::PgConnection) -> pgschemas_diesel::Result<()> {
+    /// ```
+    /// # let db = pgschemas_diesel::doctest_setup::database().models(); let conn = &mut db.connect();
+    /// # const M: diesel_migrations::EmbeddedMigrations = diesel_migrations::embed_migrations!("../examples/migrations/tenant");
+    /// # let provisioner = pgschemas_diesel::Provisioner::builder(pgschemas_diesel::Config::default(), M).build()?;
     /// use diesel::RunQueryDsl;
+    /// use pgschemas_diesel::Error;
     ///
     /// let id: i64 = provisioner.create_tenant(conn, "customer1", |conn| {
     ///     #[derive(diesel::QueryableByName)]
     ///     struct Id { #[diesel(sql_type = diesel::sql_types::BigInt)] id: i64 }
     ///     let row: Id = diesel::sql_query(
-    ///         "insert into tenants (schema_name) values ('customer1') returning id",
+    ///         "insert into tenants (schema_name, name) values ('customer1', 'Customer 1') returning id",
     ///     )
     ///     .get_result(conn)?;
     ///     Ok(row.id)
     /// })?;
-    /// # Ok(()) }
+    /// assert_eq!(id, 1);
+    /// assert_eq!(diesel::sql_query("select * from customer1.orders").execute(conn)?, 0); // migrated
+    ///
+    /// let again = provisioner.create_tenant(conn, "customer1", |_conn| Ok(0));
+    /// assert!(matches!(again, Err(Error::SchemaExists { .. })));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn create_tenant<T, F>(&self, conn: &mut PgConnection, schema: &str, rows: F) -> Result<T>
     where
@@ -95,10 +103,18 @@ impl Provisioner {
     ///
     /// As [`create_tenant`](Self::create_tenant), without `rows`.
     ///
-    /// ```no_run
-    /// # fn demo(provisioner: &pgschemas_diesel::Provisioner, conn: &mut diesel::PgConnection) -> pgschemas_diesel::Result<()> {
+    /// ```
+    /// # let db = pgschemas_diesel::doctest_setup::database().models()
+    /// #     .sql("insert into tenants (schema_name, name) values ('customer1', 'Customer 1')");
+    /// # let conn = &mut db.connect();
+    /// # const M: diesel_migrations::EmbeddedMigrations = diesel_migrations::embed_migrations!("../examples/migrations/tenant");
+    /// # let provisioner = pgschemas_diesel::Provisioner::builder(pgschemas_diesel::Config::default(), M).build()?;
+    /// use pgschemas_diesel::{SchemaName, schema_exists};
+    ///
+    /// // customer1's row exists, its schema does not
     /// provisioner.provision_existing(conn, "customer1")?;
-    /// # Ok(()) }
+    /// assert!(schema_exists(conn, &SchemaName::new("customer1")?)?);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn provision_existing(&self, conn: &mut PgConnection, schema: &str) -> Result<()> {
         let name = self.0.options.config.check_tenant_name(schema)?;

@@ -17,11 +17,15 @@ use crate::{Config, Error};
 
 /// What [`Provisioner::drop_tenant`] did.
 ///
-/// ```no_run
-/// # fn demo(p: &pgschemas_diesel::Provisioner, conn: &mut diesel::PgConnection) -> pgschemas_diesel::Result<()> {
+/// ```
+/// # let db = pgschemas_diesel::doctest_setup::database().models().tenant("customer1", &[]); let conn = &mut db.connect();
+/// # const M: diesel_migrations::EmbeddedMigrations = diesel_migrations::embed_migrations!("../examples/migrations/tenant");
+/// # let p = pgschemas_diesel::Provisioner::builder(pgschemas_diesel::Config::default(), M).build()?;
 /// let dropped = p.drop_tenant(conn, "customer1", true, |_conn| Ok(()))?;
 /// assert!(dropped.schema_dropped);
-/// # Ok(()) }
+/// let again = p.drop_tenant(conn, "customer1", true, |_conn| Ok(()))?;
+/// assert!(!again.schema_dropped); // nothing left to drop
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -56,16 +60,18 @@ impl Provisioner {
     /// [`Error::Dependents`]; [`Error::Hook`]; `rows`' error; [`Error::Database`]. Nothing
     /// is changed on error.
     ///
-    /// ```no_run
-    /// # fn demo(provisioner: &pgschemas_diesel::Provisioner, conn: &mut diesel::PgConnection) -> pgschemas_diesel::Result<()> {
+    /// ```
+    /// # let db = pgschemas_diesel::doctest_setup::database().models().tenant("customer1", &[]); let conn = &mut db.connect();
+    /// # const M: diesel_migrations::EmbeddedMigrations = diesel_migrations::embed_migrations!("../examples/migrations/tenant");
+    /// # let provisioner = pgschemas_diesel::Provisioner::builder(pgschemas_diesel::Config::default(), M).build()?;
     /// use diesel::RunQueryDsl;
     ///
     /// let dropped = provisioner.drop_tenant(conn, "customer1", true, |conn| {
-    ///     diesel::sql_query("delete from tenants where schema_name = 'customer1'").execute(conn)?;
-    ///     Ok(())
+    ///     Ok(diesel::sql_query("delete from tenants where schema_name = 'customer1'").execute(conn)?)
     /// })?;
     /// assert!(dropped.schema_dropped);
-    /// # Ok(()) }
+    /// assert_eq!(dropped.value, 1); // the rows closure's answer: one tenant row deleted
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn drop_tenant<T, F>(
         &self,
@@ -90,15 +96,25 @@ impl Provisioner {
     ///
     /// As [`drop_tenant`](Self::drop_tenant), without [`Error::Dependents`].
     ///
-    /// ```no_run
-    /// # fn demo(provisioner: &pgschemas_diesel::Provisioner, conn: &mut diesel::PgConnection) -> pgschemas_diesel::Result<()> {
+    /// ```
+    /// # let db = pgschemas_diesel::doctest_setup::database().models().tenant("customer1", &[])
+    /// #     .sql("create view public.all_notes as select * from customer1.notes");
+    /// # let conn = &mut db.connect();
+    /// # const M: diesel_migrations::EmbeddedMigrations = diesel_migrations::embed_migrations!("../examples/migrations/tenant");
+    /// # let provisioner = pgschemas_diesel::Provisioner::builder(pgschemas_diesel::Config::default(), M).build()?;
     /// use diesel::RunQueryDsl;
+    /// use pgschemas_diesel::Error;
+    ///
+    /// // public.all_notes is a view over customer1.notes
+    /// let refused = provisioner.drop_tenant(conn, "customer1", true, |_conn| Ok(()));
+    /// assert!(matches!(refused, Err(Error::Dependents { .. })));
     ///
     /// provisioner.dangerous_drop_tenant_cascade(conn, "customer1", |conn| {
     ///     diesel::sql_query("delete from tenants where schema_name = 'customer1'").execute(conn)?;
     ///     Ok(())
     /// })?;
-    /// # Ok(()) }
+    /// assert!(diesel::sql_query("select * from public.all_notes").execute(conn).is_err()); // dropped too
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn dangerous_drop_tenant_cascade<T, F>(
         &self,

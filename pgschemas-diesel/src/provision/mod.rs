@@ -47,8 +47,10 @@ use hooks::Hooks;
 /// | `dynamic_tenant_needs_sync` | [`needs_sync`](ProvisionerBuilder::needs_sync) | a tenant is created with `auto_create_schema` off |
 /// | `dynamic_tenant_pre_drop` | [`before_drop`](ProvisionerBuilder::before_drop) | just before the schema is dropped; an error keeps everything |
 ///
-/// ```no_run
+/// ```
+/// # let db = pgschemas_diesel::doctest_setup::database().models(); let database_url = db.url();
 /// use diesel::prelude::*;
+/// use diesel::sql_types::BigInt;
 /// use diesel_migrations::{embed_migrations, EmbeddedMigrations};
 /// use pgschemas_diesel::models::{DefaultDomain, DefaultTenant, NewTenant};
 /// use pgschemas_diesel::{add_domain, Config, NewDomain, Provisioner, TenantModel, TenantPool};
@@ -66,7 +68,7 @@ use hooks::Hooks;
 ///     })
 ///     .build()?;
 ///
-/// let pool = TenantPool::new("postgres://postgres@127.0.0.1/app", config.clone())?;
+/// let pool = TenantPool::new(database_url, config.clone())?;
 /// let mut conn = pool.get()?;
 /// let schema = config.check_tenant_name("customer1")?;
 /// let tenant = provisioner.create_tenant(&mut conn, schema.as_str(), |conn| {
@@ -74,6 +76,12 @@ use hooks::Hooks;
 ///     let _: DefaultDomain = add_domain(conn, &tenant.id, NewDomain::new("customer1.example.com"))?;
 ///     Ok(tenant)
 /// })?;
+/// assert_eq!(tenant.schema_name, "customer1");
+///
+/// let mut conn = pool.scope(&schema)?; // migrated and seeded
+/// let products: i64 = diesel::select(diesel::dsl::sql::<BigInt>("(select count(*) from products)"))
+///     .get_result(&mut *conn)?;
+/// assert_eq!(products, 1);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Clone)]

@@ -21,17 +21,21 @@ use super::{Provisioner, migrate};
 /// [`Error::NoCloneReference`] when no clone reference is configured; [`Error::SchemaExists`];
 /// [`Error::Migration`] (naming the migration); [`Error::Database`].
 ///
-/// ```no_run
+/// ```
+/// # let db = pgschemas_diesel::doctest_setup::database(); let database_url = db.url();
 /// # use diesel::{Connection, PgConnection};
 /// use diesel_migrations::{embed_migrations, EmbeddedMigrations};
-/// use pgschemas_diesel::{create_reference, Config};
+/// use pgschemas_diesel::{create_reference, Config, Error, SchemaName, schema_exists};
 ///
 /// // In your crate: embed_migrations!("migrations/tenant")
 /// const TENANT_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../examples/migrations/tenant");
 ///
 /// let config = Config::builder().clone_reference("sample").build()?;
-/// let mut conn = PgConnection::establish("postgres://postgres@127.0.0.1/app")?;
+/// let mut conn = PgConnection::establish(database_url)?;
 /// create_reference(&mut conn, &config, TENANT_MIGRATIONS)?;
+/// assert!(schema_exists(&mut conn, &SchemaName::new("sample")?)?);
+/// let again = create_reference(&mut conn, &config, TENANT_MIGRATIONS);
+/// assert!(matches!(again, Err(Error::SchemaExists { .. })));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn create_reference<M: MigrationSource<Pg>>(
@@ -50,13 +54,18 @@ pub fn create_reference<M: MigrationSource<Pg>>(
 /// [`Error::NoCloneReference`] when no clone reference is configured; [`Error::Migration`];
 /// [`Error::Database`].
 ///
-/// ```no_run
-/// # use diesel::{Connection, PgConnection};
+/// ```
+/// # let db = pgschemas_diesel::doctest_setup::database(); let database_url = db.url();
+/// # use diesel::{Connection, PgConnection, RunQueryDsl};
 /// # use diesel_migrations::{embed_migrations, EmbeddedMigrations};
 /// # const TENANT_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../examples/migrations/tenant");
 /// let config = pgschemas_diesel::Config::builder().clone_reference("sample").build()?;
-/// let mut conn = PgConnection::establish("postgres://postgres@127.0.0.1/app")?;
+/// let mut conn = PgConnection::establish(database_url)?;
+/// pgschemas_diesel::create_reference(&mut conn, &config, TENANT_MIGRATIONS)?;
+/// diesel::sql_query("insert into sample.products (sku, name, price_cents) values ('old', 'Old', 1)")
+///     .execute(&mut conn)?;
 /// pgschemas_diesel::recreate_reference(&mut conn, &config, TENANT_MIGRATIONS)?;
+/// assert_eq!(diesel::sql_query("select * from sample.products").execute(&mut conn)?, 0); // fresh
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn recreate_reference<M: MigrationSource<Pg>>(
@@ -105,10 +114,14 @@ impl Provisioner {
     ///
     /// As [`create_reference`].
     ///
-    /// ```no_run
-    /// # fn demo(provisioner: &pgschemas_diesel::Provisioner, conn: &mut diesel::PgConnection) -> pgschemas_diesel::Result<()> {
+    /// ```
+    /// # let db = pgschemas_diesel::doctest_setup::database(); let conn = &mut db.connect();
+    /// # const M: diesel_migrations::EmbeddedMigrations = diesel_migrations::embed_migrations!("../examples/migrations/tenant");
+    /// # let config = pgschemas_diesel::Config::builder().clone_reference("sample").build()?;
+    /// # let provisioner = pgschemas_diesel::Provisioner::builder(config, M).build()?;
     /// provisioner.create_reference(conn)?;
-    /// # Ok(()) }
+    /// assert!(pgschemas_diesel::schema_exists(conn, &pgschemas_diesel::SchemaName::new("sample")?)?);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn create_reference(&self, conn: &mut PgConnection) -> Result<()> {
         self.migrate_reference(conn, false)
@@ -120,10 +133,16 @@ impl Provisioner {
     ///
     /// As [`recreate_reference`].
     ///
-    /// ```no_run
-    /// # fn demo(provisioner: &pgschemas_diesel::Provisioner, conn: &mut diesel::PgConnection) -> pgschemas_diesel::Result<()> {
+    /// ```
+    /// # let db = pgschemas_diesel::doctest_setup::database().schemas(&["sample"]); let conn = &mut db.connect();
+    /// # const M: diesel_migrations::EmbeddedMigrations = diesel_migrations::embed_migrations!("../examples/migrations/tenant");
+    /// # let config = pgschemas_diesel::Config::builder().clone_reference("sample").build()?;
+    /// # let provisioner = pgschemas_diesel::Provisioner::builder(config, M).build()?;
+    /// # use diesel::RunQueryDsl;
+    /// // "sample" exists, empty
     /// provisioner.recreate_reference(conn)?;
-    /// # Ok(()) }
+    /// assert_eq!(diesel::sql_query("select * from sample.__diesel_schema_migrations").execute(conn)?, 5);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn recreate_reference(&self, conn: &mut PgConnection) -> Result<()> {
         self.migrate_reference(conn, true)
@@ -133,10 +152,20 @@ impl Provisioner {
     /// catalogs again. The cache already notices a recreated reference and any change to
     /// its migration ledger; call this after changing the reference by other means.
     ///
-    /// ```no_run
-    /// # fn demo(provisioner: &pgschemas_diesel::Provisioner) {
+    /// ```
+    /// # let db = pgschemas_diesel::doctest_setup::database().models(); let conn = &mut db.connect();
+    /// # const M: diesel_migrations::EmbeddedMigrations = diesel_migrations::embed_migrations!("../examples/migrations/tenant");
+    /// # let config = pgschemas_diesel::Config::builder().clone_reference("sample").build()?;
+    /// # let provisioner = pgschemas_diesel::Provisioner::builder(config, M).build()?;
+    /// use diesel::RunQueryDsl;
+    ///
+    /// provisioner.create_reference(conn)?;
+    /// provisioner.create_tenant(conn, "t1", |_conn| Ok(()))?; // reads and caches the clone script
+    /// diesel::sql_query("alter table sample.products add column note text").execute(conn)?;
     /// provisioner.clear_clone_cache();
-    /// # }
+    /// provisioner.create_tenant(conn, "t2", |_conn| Ok(()))?;
+    /// diesel::sql_query("select note from t2.products").execute(conn)?; // cloned with the change
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn clear_clone_cache(&self) {
         *self

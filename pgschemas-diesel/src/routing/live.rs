@@ -30,7 +30,8 @@ use super::state::{RouteTableStatus, Shared};
 ///
 /// Cheap to clone; the listener stops when the last clone is dropped.
 ///
-/// ```no_run
+/// ```
+/// # let db = pgschemas_diesel::doctest_setup::database(); let database_url = db.url();
 /// use std::sync::Arc;
 /// use pgschemas_diesel::{Config, NoTenants, Resolution, RouteOptions, RouteTable, StaticTenant};
 ///
@@ -38,14 +39,14 @@ use super::state::{RouteTableStatus, Shared};
 ///     .static_tenant(StaticTenant::builder("www").domain("localhost"))
 ///     .build()?;
 /// let table = RouteTable::start(
-///     "postgres://postgres@127.0.0.1/app",
+///     database_url,
 ///     config,
 ///     Arc::new(NoTenants),
 ///     RouteOptions::default(),
 /// )?;
 /// match table.resolve("localhost:3000", "/") {
-///     Resolution::Route(route) => println!("serve from {}", route.schema()),
-///     other => println!("{other:?}"),
+///     Resolution::Route(route) => assert_eq!(route.schema().as_str(), "www"), // serve from www
+///     other => panic!("localhost is www's: {other:?}"),
 /// }
 /// # Ok::<(), pgschemas_diesel::Error>(())
 /// ```
@@ -103,12 +104,14 @@ impl RouteTable {
     /// A bad row of the catalog is no error: it is left out, and reported to
     /// [`RouteOptions::on_error`]; the other tenants are served.
     ///
-    /// ```no_run
+    /// ```
+    /// # let db = pgschemas_diesel::doctest_setup::database(); let database_url = db.url();
     /// use std::sync::Arc;
     /// use pgschemas_diesel::{Config, NoTenants, RouteOptions, RouteTable};
     ///
-    /// let table = RouteTable::start("postgres://postgres@127.0.0.1/app", Config::default(),
+    /// let table = RouteTable::start(database_url, Config::default(),
     ///     Arc::new(NoTenants), RouteOptions::default())?;
+    /// assert!(table.status().connected);
     /// # Ok::<(), pgschemas_diesel::Error>(())
     /// ```
     pub fn start(
@@ -207,11 +210,19 @@ impl RouteTable {
     /// its current snapshot.
     /// A [`fixed`](Self::fixed) table has nothing to reload: its version is returned.
     ///
-    /// ```no_run
-    /// # fn demo(table: pgschemas_diesel::RouteTable) -> Result<(), Box<dyn std::error::Error>> {
-    /// let version = table.refresh()?;
+    /// ```
+    /// # let db = pgschemas_diesel::doctest_setup::database().models().tenant("acme", &["acme.example.com"]);
+    /// # let catalog = std::sync::Arc::new(pgschemas_diesel::models::default_catalog());
+    /// # let table = pgschemas_diesel::RouteTable::start(db.url(), pgschemas_diesel::Config::default(), catalog, Default::default())?;
+    /// # let mut conn = db.connect();
+    /// use diesel::RunQueryDsl;
+    /// use pgschemas_diesel::Resolution;
+    ///
+    /// diesel::sql_query("update domains set domain = 'acme.example.org'").execute(&mut conn)?;
+    /// let version = table.refresh()?; // the next request must see the change
     /// assert!(table.version() >= version);
-    /// # Ok(()) }
+    /// assert!(matches!(table.resolve("acme.example.org", "/"), Resolution::Route(_)));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn refresh(&self) -> Result<u64> {
         self.shared.refresh()

@@ -34,18 +34,26 @@ const CREATE_ATTEMPTS: u32 = 5;
 ///
 /// # Examples
 ///
-/// ```no_run
+/// ```
 /// use diesel::prelude::*;
 /// use pgschemas_diesel::testing::TestDatabase;
 ///
 /// // in a test: `let db = pgschemas_diesel::test_database!();`
-/// let db = TestDatabase::new("docs_example");
-/// assert_eq!(db.name(), "test_docs_example");
+/// // (here a name of this process's own, as other runs may use the server)
+/// let hint = format!("docs_example_{}", std::process::id());
+/// let db = TestDatabase::new(&hint);
+/// assert_eq!(db.name(), format!("test_{hint}"));
 ///
 /// let mut conn = db.connect();
 /// diesel::sql_query("CREATE SCHEMA tenant_a").execute(&mut conn)?;
 /// // `db` is dropped at the end of the test, and the database with it
-/// # Ok::<(), diesel::result::Error>(())
+/// let name = db.name().to_owned();
+/// drop(db);
+/// let mut admin = PgConnection::establish(&pgschemas_diesel::testing::server_url())?;
+/// let left = diesel::sql_query(format!("SELECT 1 FROM pg_database WHERE datname = '{name}'"))
+///     .execute(&mut admin)?;
+/// assert_eq!(left, 0);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug)]
 pub struct TestDatabase {
@@ -68,11 +76,13 @@ impl TestDatabase {
     ///
     /// # Examples
     ///
-    /// ```no_run
+    /// ```
     /// use pgschemas_diesel::testing::TestDatabase;
     ///
-    /// let db = TestDatabase::new("my_crate::tests::signup_creates_a_schema");
-    /// assert!(db.name().starts_with("test_my_crate_tests_signup_creates_a_schema_"));
+    /// // a test's path, made this process's own: other runs may use the server
+    /// let pid = std::process::id();
+    /// let db = TestDatabase::new(&format!("my_crate::tests::signup_creates_a_schema_{pid}"));
+    /// assert!(db.name().starts_with(&format!("test_my_crate_tests_signup_creates_a_schema_{pid}_")));
     /// ```
     pub fn new(name_hint: &str) -> TestDatabase {
         TestDatabase::on(&server_url(), name_hint)
@@ -93,11 +103,14 @@ impl TestDatabase {
     ///
     /// # Examples
     ///
-    /// ```no_run
+    /// ```
+    /// use diesel::RunQueryDsl;
     /// use pgschemas_diesel::testing::{TestDatabase, localized_server_url};
     ///
     /// let db = TestDatabase::on(&localized_server_url("de"), "answers_in_german");
     /// assert_eq!(db.name(), "test_answers_in_german");
+    /// let err = diesel::sql_query("SELECT 1/0").execute(&mut db.connect()).unwrap_err();
+    /// assert_eq!(err.to_string(), "Division durch Null");
     /// ```
     pub fn on(server_url: &str, name_hint: &str) -> TestDatabase {
         let name = database_name(name_hint);
@@ -119,9 +132,10 @@ impl TestDatabase {
     ///
     /// # Examples
     ///
-    /// ```no_run
-    /// let db = pgschemas_diesel::testing::TestDatabase::new("name_example");
-    /// assert_eq!(db.name(), "test_name_example");
+    /// ```
+    /// let pid = std::process::id(); // a name of this process's own: other runs may use the server
+    /// let db = pgschemas_diesel::testing::TestDatabase::new(&format!("name_example_{pid}"));
+    /// assert_eq!(db.name(), format!("test_name_example_{pid}"));
     /// ```
     pub fn name(&self) -> &str {
         &self.name
@@ -131,13 +145,15 @@ impl TestDatabase {
     ///
     /// # Examples
     ///
-    /// ```no_run
+    /// ```
     /// use diesel::prelude::*;
     ///
-    /// let db = pgschemas_diesel::testing::TestDatabase::new("url_example");
+    /// let db = pgschemas_diesel::testing::TestDatabase::new(&format!("url_example_{}", std::process::id()));
+    /// assert!(db.url().ends_with(&format!("/{}", db.name())));
     /// let pool = diesel::r2d2::Pool::builder()
     ///     .max_size(2)
     ///     .build(diesel::r2d2::ConnectionManager::<PgConnection>::new(db.url()))?;
+    /// diesel::sql_query("SELECT 1").execute(&mut pool.get()?)?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn url(&self) -> &str {
@@ -152,12 +168,14 @@ impl TestDatabase {
     ///
     /// # Examples
     ///
-    /// ```no_run
+    /// ```
     /// use diesel::prelude::*;
+    /// use diesel::sql_types::Text;
     ///
-    /// let db = pgschemas_diesel::testing::TestDatabase::new("connect_example");
+    /// let db = pgschemas_diesel::testing::TestDatabase::new(&format!("connect_example_{}", std::process::id()));
     /// let mut conn = db.connect();
-    /// diesel::sql_query("SELECT 1").execute(&mut conn)?;
+    /// let current: String = diesel::select(diesel::dsl::sql::<Text>("current_database()")).get_result(&mut conn)?;
+    /// assert_eq!(current, db.name());
     /// # Ok::<(), diesel::result::Error>(())
     /// ```
     pub fn connect(&self) -> PgConnection {
@@ -275,27 +293,34 @@ fn quote_identifier(name: &str) -> String {
 ///
 /// # Examples
 ///
-/// ```no_run
-/// #[test]
+/// ```
+/// // #[test]: in your crate's tests
 /// fn creates_tenant_schemas() {
-///     let db = pgschemas_diesel::test_database!();
+///     let db = pgschemas_diesel::test_database!(); // named after this function
+///     assert!(db.name().starts_with("test_"), "{}", db.name());
 ///     let mut conn = db.connect();
 ///     // ... exercise the code under test against `conn` or `db.url()`
 /// }
 ///
-/// #[test]
+/// // #[test]
 /// fn copies_between_databases() {
 ///     let source = pgschemas_diesel::test_database!("source");
 ///     let target = pgschemas_diesel::test_database!("target");
 ///     assert_ne!(source.name(), target.name());
 /// }
 ///
-/// #[test]
+/// // #[test]
 /// fn works_on_a_server_answering_in_german() {
 ///     let german = pgschemas_diesel::testing::localized_server_url("de");
 ///     let db = pgschemas_diesel::test_database!(server: german);
 ///     let mut conn = db.connect();
+///     # use diesel::RunQueryDsl;
+///     # let err = diesel::sql_query("SELECT 1/0").execute(&mut conn).unwrap_err();
+///     # assert_eq!(err.to_string(), "Division durch Null");
 /// }
+/// # creates_tenant_schemas();
+/// # copies_between_databases();
+/// # works_on_a_server_answering_in_german();
 /// ```
 #[macro_export]
 macro_rules! test_database {

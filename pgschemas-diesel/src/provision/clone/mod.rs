@@ -52,11 +52,13 @@ const CLONE_BODIES: &str = "pgschemas.clone_bodies";
 
 /// What [`clone_schema`] created: how many objects of each kind, and what to look at.
 ///
-/// ```no_run
+/// ```
+/// # let db = pgschemas_diesel::doctest_setup::database().notes(&["sample"]); let database_url = db.url();
 /// # use diesel::{Connection, PgConnection};
 /// use pgschemas_diesel::{clone_schema, Config, SchemaName};
 ///
-/// let mut conn = PgConnection::establish("postgres://postgres@127.0.0.1/app")?;
+/// // sample holds a table, notes, with a serial id
+/// let mut conn = PgConnection::establish(database_url)?;
 /// let report = clone_schema(
 ///     &mut conn,
 ///     &Config::default(),
@@ -64,10 +66,11 @@ const CLONE_BODIES: &str = "pgschemas.clone_bodies";
 ///     &SchemaName::new("customer1")?,
 ///     false,
 /// )?;
-/// println!("{} tables, {} views", report.tables, report.views);
+/// assert_eq!((report.tables, report.sequences, report.views), (1, 1, 0));
 /// for warning in &report.warnings {
 ///     eprintln!("check by hand: {warning}");
 /// }
+/// assert!(report.warnings.is_empty());
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -153,14 +156,20 @@ pub struct CloneReport {
 ///   rewrite it (each one listed); nothing was created;
 /// - [`Error::Database`].
 ///
-/// ```no_run
-/// # use diesel::{Connection, PgConnection};
+/// ```
+/// # let db = pgschemas_diesel::doctest_setup::database().notes(&["sample"])
+/// #     .sql("insert into sample.notes (body) values ('welcome')");
+/// # let database_url = db.url();
+/// # use diesel::{Connection, PgConnection, RunQueryDsl};
 /// use pgschemas_diesel::{clone_schema, Config, SchemaName};
 ///
-/// let mut conn = PgConnection::establish("postgres://postgres@127.0.0.1/app")?;
+/// let mut conn = PgConnection::establish(database_url)?;
 /// let config = Config::builder().clone_reference("sample").build()?;
 /// let src = SchemaName::new("sample")?;
-/// clone_schema(&mut conn, &config, &src, &SchemaName::new("customer1")?, true)?;
+/// let report = clone_schema(&mut conn, &config, &src, &SchemaName::new("customer1")?, true)?;
+/// assert!(report.with_data);
+/// let copied = diesel::sql_query("select * from customer1.notes where body = 'welcome'").execute(&mut conn)?;
+/// assert_eq!(copied, 1);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn clone_schema(

@@ -4,9 +4,9 @@ use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
 use pgschemas_diesel::{
-    Config, ConfiguredSchema, Error, Schema, SchemaConnection, SchemaName, StaticTenant, lifecycle::create_schema,
-    lifecycle::dangerous_drop_schema, lifecycle::drop_schema, lifecycle::list_schemas,
-    lifecycle::schema_exists, test_database,
+    Config, ConfiguredSchema, Error, Schema, SchemaConnection, SchemaName, StaticTenant,
+    lifecycle::create_schema, lifecycle::dangerous_drop_schema, lifecycle::drop_schema,
+    lifecycle::list_schemas, lifecycle::schema_exists, test_database,
 };
 
 #[derive(QueryableByName)]

@@ -8,7 +8,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 use pgschemas_diesel::{
-    Config, HookName, Error, SchemaConnection, SchemaName, StaticTenant, lifecycle::schema_exists,
+    Config, Error, HookName, SchemaConnection, SchemaName, StaticTenant, lifecycle::schema_exists,
     provision::Provisioner, provision::clone_schema, provision::create_reference,
     provision::recreate_reference, test_database,
 };

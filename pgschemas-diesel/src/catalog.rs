@@ -73,7 +73,7 @@ impl fmt::Display for RowKind {
 /// that names the row and says why it was left out.
 ///
 /// ```
-/// use pgschemas_diesel::{InvalidRow, RowKind};
+/// use pgschemas_diesel::catalog::{InvalidRow, RowKind};
 ///
 /// let row = InvalidRow::tenant("3", "Bad Name", r#"invalid schema name "Bad Name": it has a space"#);
 /// assert_eq!(row.kind, RowKind::Tenant);
@@ -102,7 +102,7 @@ impl InvalidRow {
     /// A tenant row, by its key, its schema name as stored and why it is left out.
     ///
     /// ```
-    /// let row = pgschemas_diesel::InvalidRow::tenant("3", "Bad Name", "it has a space");
+    /// let row = pgschemas_diesel::catalog::InvalidRow::tenant("3", "Bad Name", "it has a space");
     /// assert_eq!(row.value, "Bad Name");
     /// ```
     pub fn tenant(
@@ -117,7 +117,7 @@ impl InvalidRow {
     /// is left out.
     ///
     /// ```
-    /// let row = pgschemas_diesel::InvalidRow::domain("3", "example.com/a b", "bad folder");
+    /// let row = pgschemas_diesel::catalog::InvalidRow::domain("3", "example.com/a b", "bad folder");
     /// assert_eq!(row.tenant_id, "3");
     /// ```
     pub fn domain(id: impl Into<String>, route: impl Into<String>, why: impl Into<String>) -> Self {
@@ -172,7 +172,7 @@ pub trait Catalog: Send + Sync + 'static {
     /// [`Error::Database`](crate::Error::Database): the rows could not be read at all.
     ///
     /// ```
-    /// use pgschemas_diesel::{Catalog, NoTenants};
+    /// use pgschemas_diesel::catalog::{Catalog, NoTenants};
     /// # fn demo(conn: &mut diesel::PgConnection) -> pgschemas_diesel::Result<()> {
     /// for row in NoTenants.tenant_rows(conn)? {
     ///     match row {
@@ -204,8 +204,12 @@ pub trait Catalog: Send + Sync + 'static {
 /// A catalog with no dynamic tenants: static tenants only.
 ///
 /// ```
-/// use pgschemas_diesel::{Catalog, NoTenants};
-/// assert!(NoTenants.watched_tables().is_empty());
+/// use pgschemas_diesel::catalog::{Catalog, NoTenants};
+/// use pgschemas_diesel::SchemaName;
+///
+/// let shared = SchemaName::new("public")?;
+/// assert!(NoTenants.watched_tables(&shared).is_empty());
+/// # Ok::<(), pgschemas_diesel::Error>(())
 /// ```
 #[derive(Debug, Clone, Copy, Default)]
 pub struct NoTenants;

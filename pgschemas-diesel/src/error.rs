@@ -70,7 +70,7 @@ pub enum Error {
         wanted_by: &'static str,
     },
 
-    /// A [`Migrator`](crate::Migrator) was built with 0 workers, or with more workers than
+    /// A [`Migrator`](crate::migrate::Migrator) was built with 0 workers, or with more workers than
     /// its pool has connections (each worker holds one).
     #[error("{}", workers_message(*workers, *pool_size))]
     Workers {

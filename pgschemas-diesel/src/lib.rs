@@ -125,7 +125,8 @@ pub struct ReadmeDoctests;
 ///
 /// ```
 /// use diesel::prelude::*;
-/// use pgschemas_diesel::{Schema, Tenant, TenantModel};
+/// use pgschemas_diesel::{Schema, Tenant};
+/// use pgschemas_diesel::models::TenantModel;
 ///
 /// diesel::table! {
 ///     orgs (id) { id -> Int8, slug -> Text, active -> Bool }
@@ -152,7 +153,8 @@ pub use pgschemas_derive::Tenant;
 ///
 /// ```
 /// use diesel::prelude::*;
-/// use pgschemas_diesel::{Domain, DomainModel};
+/// use pgschemas_diesel::Domain;
+/// use pgschemas_diesel::models::DomainModel;
 ///
 /// diesel::table! {
 ///     hosts (id) {

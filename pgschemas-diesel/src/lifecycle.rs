@@ -29,8 +29,8 @@ use crate::name::SchemaName;
 /// # use diesel::{Connection, PgConnection};
 /// let mut conn = PgConnection::establish(database_url)?;
 /// let name = pgschemas_diesel::SchemaName::new("public")?;
-/// assert!(pgschemas_diesel::schema_exists(&mut conn, &name)?);
-/// assert!(!pgschemas_diesel::schema_exists(&mut conn, &pgschemas_diesel::SchemaName::new("customer1")?)?);
+/// assert!(pgschemas_diesel::lifecycle::schema_exists(&mut conn, &name)?);
+/// assert!(!pgschemas_diesel::lifecycle::schema_exists(&mut conn, &pgschemas_diesel::SchemaName::new("customer1")?)?);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn schema_exists(conn: &mut PgConnection, name: &SchemaName) -> Result<bool> {
@@ -53,7 +53,7 @@ pub fn schema_exists(conn: &mut PgConnection, name: &SchemaName) -> Result<bool>
 /// # let db = pgschemas_diesel::doctest_setup::database().schemas(&["customer1"]); let database_url = db.url();
 /// # use diesel::{Connection, PgConnection};
 /// let mut conn = PgConnection::establish(database_url)?;
-/// let schemas = pgschemas_diesel::list_schemas(&mut conn)?;
+/// let schemas = pgschemas_diesel::lifecycle::list_schemas(&mut conn)?;
 /// assert_eq!(schemas, ["customer1", "public"]);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
@@ -82,7 +82,8 @@ pub fn list_schemas(conn: &mut PgConnection) -> Result<Vec<String>> {
 /// ```
 /// # let db = pgschemas_diesel::doctest_setup::database(); let database_url = db.url();
 /// # use diesel::{Connection, PgConnection};
-/// use pgschemas_diesel::{Error, SchemaName, create_schema};
+/// use pgschemas_diesel::{Error, SchemaName};
+/// use pgschemas_diesel::lifecycle::create_schema;
 ///
 /// let mut conn = PgConnection::establish(database_url)?;
 /// let customer1 = SchemaName::new("customer1")?;
@@ -133,7 +134,8 @@ pub fn create_schema(conn: &mut PgConnection, name: &SchemaName) -> Result<()> {
 ///
 /// ```
 /// # let db = pgschemas_diesel::doctest_setup::database().notes(&["customer1"]); let mut conn = db.connect();
-/// use pgschemas_diesel::{drop_schema, schema_exists, Config, Error, SchemaName};
+/// use pgschemas_diesel::{Config, Error, SchemaName};
+/// use pgschemas_diesel::lifecycle::{drop_schema, schema_exists};
 ///
 /// let config = Config::default();
 /// let public = SchemaName::new("public")?;
@@ -188,7 +190,8 @@ fn protected_as(config: &Config, name: &SchemaName) -> Option<ConfiguredSchema> 
 ///
 /// ```
 /// # let db = pgschemas_diesel::doctest_setup::database().notes(&["www"]); let mut conn = db.connect();
-/// use pgschemas_diesel::{SchemaName, dangerous_drop_schema, schema_exists};
+/// use pgschemas_diesel::SchemaName;
+/// use pgschemas_diesel::lifecycle::{dangerous_drop_schema, schema_exists};
 ///
 /// let www = SchemaName::new("www")?; // a static tenant's schema, say: drop_schema refuses it
 /// dangerous_drop_schema(&mut conn, &www)?;

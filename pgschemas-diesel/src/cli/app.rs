@@ -186,7 +186,8 @@ impl AppBuilder {
     /// [`ModelCatalog`](crate::models::ModelCatalog), or your own [`Catalog`].
     ///
     /// ```
-    /// use pgschemas_diesel::{Config, ModelCatalog, cli::App};
+    /// use pgschemas_diesel::{Config, cli::App};
+    /// use pgschemas_diesel::models::ModelCatalog;
     /// use pgschemas_diesel::models::{DefaultDomain, DefaultTenant};
     /// # const M: diesel_migrations::EmbeddedMigrations = diesel_migrations::embed_migrations!("../examples/migrations/tenant");
     /// let app = App::builder(Config::default(), M)
@@ -202,7 +203,8 @@ impl AppBuilder {
     ///
     /// ```
     /// use std::sync::Arc;
-    /// use pgschemas_diesel::{Catalog, Config, NoTenants, cli::App};
+    /// use pgschemas_diesel::{Config, cli::App};
+    /// use pgschemas_diesel::catalog::{Catalog, NoTenants};
     /// # const M: diesel_migrations::EmbeddedMigrations = diesel_migrations::embed_migrations!("../examples/migrations/tenant");
     /// let catalog: Arc<dyn Catalog> = Arc::new(NoTenants);
     /// let app = App::builder(Config::default(), M).shared_catalog(catalog).build();
@@ -249,7 +251,8 @@ impl AppBuilder {
     /// migrations. Without it, the CLI uses [`Provisioner::builder`]'s defaults.
     ///
     /// ```
-    /// use pgschemas_diesel::{Config, Provisioner, cli::App};
+    /// use pgschemas_diesel::{Config, cli::App};
+    /// use pgschemas_diesel::provision::Provisioner;
     /// # const M: diesel_migrations::EmbeddedMigrations = diesel_migrations::embed_migrations!("../examples/migrations/tenant");
     /// let config = Config::default();
     /// let provisioner = Provisioner::builder(config.clone(), M)
@@ -293,7 +296,8 @@ impl AppBuilder {
 /// A tenant `create-tenant` is about to create: its schema, display name and routes.
 ///
 /// ```
-/// use pgschemas_diesel::{NewDomain, SchemaName};
+/// use pgschemas_diesel::SchemaName;
+/// use pgschemas_diesel::models::NewDomain;
 /// use pgschemas_diesel::cli::NewTenantRows;
 ///
 /// let new = NewTenantRows::new(SchemaName::new("acme")?)
@@ -344,7 +348,7 @@ impl NewTenantRows {
     /// Adds a route.
     ///
     /// ```
-    /// use pgschemas_diesel::NewDomain;
+    /// use pgschemas_diesel::models::NewDomain;
     /// let new = pgschemas_diesel::cli::NewTenantRows::new(pgschemas_diesel::SchemaName::new("acme")?)
     ///     .domain(NewDomain::new("example.com").folder("acme"));
     /// assert_eq!(new.domains.len(), 1);

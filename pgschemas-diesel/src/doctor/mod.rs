@@ -51,12 +51,14 @@ pub use report::{Check, CheckStatus, DoctorReport};
 /// ```
 /// # let db = pgschemas_diesel::doctest_setup::database().schemas(&["leftover"]); let database_url = db.url();
 /// use diesel::{Connection, PgConnection};
-/// use pgschemas_diesel::{CheckStatus, Config, NoTenants};
+/// use pgschemas_diesel::Config;
+/// use pgschemas_diesel::doctor::CheckStatus;
+/// use pgschemas_diesel::catalog::NoTenants;
 ///
 /// const MIGRATIONS: diesel_migrations::EmbeddedMigrations =
 ///     diesel_migrations::embed_migrations!("../examples/migrations/tenant");
 /// let mut conn = PgConnection::establish(database_url)?;
-/// let report = pgschemas_diesel::doctor(&mut conn, &Config::default(), &NoTenants, &MIGRATIONS)?;
+/// let report = pgschemas_diesel::doctor::doctor(&mut conn, &Config::default(), &NoTenants, &MIGRATIONS)?;
 /// print!("{report}");
 /// // the schema "leftover" belongs to no tenant
 /// let orphans = report.get("orphan-schemas").expect("the check ran");

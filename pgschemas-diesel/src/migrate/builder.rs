@@ -47,7 +47,8 @@ type ProgressFn = Arc<dyn Fn(&Progress<'_>) + Send + Sync>;
 /// use std::sync::Arc;
 /// use diesel_migrations::{EmbeddedMigrations, embed_migrations};
 /// use pgschemas_diesel::models::default_catalog;
-/// use pgschemas_diesel::{Config, Migrator, Selection, TenantPool};
+/// use pgschemas_diesel::{Config, TenantPool};
+/// use pgschemas_diesel::migrate::{Migrator, Selection};
 ///
 /// const TENANT: EmbeddedMigrations = embed_migrations!("../examples/migrations/tenant");
 ///
@@ -114,9 +115,9 @@ impl MigratorBuilder {
     /// # use std::sync::Arc;
     /// const SHARED: diesel_migrations::EmbeddedMigrations =
     ///     diesel_migrations::embed_migrations!("../examples/migrations/tenant");
-    /// let builder = pgschemas_diesel::Migrator::builder(pool, Arc::new(pgschemas_diesel::NoTenants))
+    /// let builder = pgschemas_diesel::migrate::Migrator::builder(pool, Arc::new(pgschemas_diesel::catalog::NoTenants))
     ///     .shared_migrations(SHARED);
-    /// let report = builder.build()?.run(&pgschemas_diesel::Selection::all())?;
+    /// let report = builder.build()?.run(&pgschemas_diesel::migrate::Selection::all())?;
     /// assert_eq!(report.schemas[0].schema.as_str(), "public");
     /// assert_eq!(report.schemas[0].applied.len(), 5);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -139,9 +140,9 @@ impl MigratorBuilder {
     ///
     /// const TENANT: diesel_migrations::EmbeddedMigrations =
     ///     diesel_migrations::embed_migrations!("../examples/migrations/tenant");
-    /// let builder = pgschemas_diesel::Migrator::builder(pool, Arc::new(default_catalog()))
+    /// let builder = pgschemas_diesel::migrate::Migrator::builder(pool, Arc::new(default_catalog()))
     ///     .tenant_migrations(TENANT);
-    /// let report = builder.build()?.run(&pgschemas_diesel::Selection::all())?;
+    /// let report = builder.build()?.run(&pgschemas_diesel::migrate::Selection::all())?;
     /// assert_eq!(report.schemas.len(), 1); // the shared schema has no migrations here
     /// assert_eq!(report.schemas[0].schema.as_str(), "t1");
     /// assert_eq!(report.schemas[0].applied.len(), 5);
@@ -161,7 +162,8 @@ impl MigratorBuilder {
     /// ```
     /// # let db = pgschemas_diesel::doctest_setup::database(); let pool = db.pool();
     /// # use std::sync::Arc;
-    /// use pgschemas_diesel::{Migrator, NoTenants};
+    /// use pgschemas_diesel::migrate::Migrator;
+    /// use pgschemas_diesel::catalog::NoTenants;
     ///
     /// assert_eq!(pool.max_size(), 2);
     /// let builder = Migrator::builder(pool.clone(), Arc::new(NoTenants)).workers(2);
@@ -183,10 +185,10 @@ impl MigratorBuilder {
     /// # let failing = pgschemas_diesel::doctest_setup::SqlMigrations(pgschemas_diesel::doctest_setup::FAILING_MIGRATIONS);
     /// # use std::sync::Arc;
     /// // `failing`: two migrations, the second fails in every tenant (t1 and t2)
-    /// let builder = pgschemas_diesel::Migrator::builder(pool, Arc::new(pgschemas_diesel::models::default_catalog()))
+    /// let builder = pgschemas_diesel::migrate::Migrator::builder(pool, Arc::new(pgschemas_diesel::models::default_catalog()))
     ///     .tenant_migrations(failing)
     ///     .keep_going(true);
-    /// let report = builder.build()?.run(&pgschemas_diesel::Selection::all())?;
+    /// let report = builder.build()?.run(&pgschemas_diesel::migrate::Selection::all())?;
     /// assert_eq!(report.failed().count(), 2); // t2 was tried after t1 failed
     /// assert_eq!(report.skipped().count(), 0);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -203,7 +205,9 @@ impl MigratorBuilder {
     /// ```
     /// # let db = pgschemas_diesel::doctest_setup::database(); let database_url = db.url();
     /// # use std::sync::Arc;
-    /// use pgschemas_diesel::{Config, MigrationErrorKind, Migrator, NoTenants, Selection, StaticTenant, TenantPool};
+    /// use pgschemas_diesel::{Config, StaticTenant, TenantPool};
+    /// use pgschemas_diesel::migrate::{MigrationErrorKind, Migrator, Selection};
+    /// use pgschemas_diesel::catalog::NoTenants;
     ///
     /// const TENANT: diesel_migrations::EmbeddedMigrations =
     ///     diesel_migrations::embed_migrations!("../examples/migrations/tenant");
@@ -229,13 +233,13 @@ impl MigratorBuilder {
     /// ```
     /// # let db = pgschemas_diesel::doctest_setup::database().models().tenant("t1", &[]).tenant("t2", &[]); let pool = db.pool();
     /// # use std::sync::{Arc, Mutex};
-    /// use pgschemas_diesel::Progress;
+    /// use pgschemas_diesel::migrate::Progress;
     ///
     /// const TENANT: diesel_migrations::EmbeddedMigrations =
     ///     diesel_migrations::embed_migrations!("../examples/migrations/tenant");
     /// let lines = Arc::new(Mutex::new(Vec::new()));
     /// let log = Arc::clone(&lines);
-    /// let builder = pgschemas_diesel::Migrator::builder(pool, Arc::new(pgschemas_diesel::models::default_catalog()))
+    /// let builder = pgschemas_diesel::migrate::Migrator::builder(pool, Arc::new(pgschemas_diesel::models::default_catalog()))
     ///     .tenant_migrations(TENANT)
     ///     .on_progress(move |p| {
     ///         if let Progress::Finished { report, done, total } = p {
@@ -244,7 +248,7 @@ impl MigratorBuilder {
     ///             log.lock().unwrap().push(line);
     ///         }
     ///     });
-    /// builder.build()?.run(&pgschemas_diesel::Selection::all())?;
+    /// builder.build()?.run(&pgschemas_diesel::migrate::Selection::all())?;
     /// assert_eq!(*lines.lock().unwrap(), ["[1/2] t1 ok", "[2/2] t2 ok"]);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
@@ -265,7 +269,9 @@ impl MigratorBuilder {
     /// ```
     /// # let db = pgschemas_diesel::doctest_setup::database(); let pool = db.pool();
     /// # use std::sync::Arc;
-    /// use pgschemas_diesel::{Error, Migrator, NoTenants};
+    /// use pgschemas_diesel::Error;
+    /// use pgschemas_diesel::migrate::Migrator;
+    /// use pgschemas_diesel::catalog::NoTenants;
     ///
     /// let migrator = Migrator::builder(pool.clone(), Arc::new(NoTenants)).build()?;
     /// let none = Migrator::builder(pool, Arc::new(NoTenants)).workers(0).build();
@@ -292,8 +298,8 @@ impl Migrator {
     /// ```
     /// # let db = pgschemas_diesel::doctest_setup::database(); let pool = db.pool();
     /// # use std::sync::Arc;
-    /// let migrator = pgschemas_diesel::Migrator::builder(pool, Arc::new(pgschemas_diesel::NoTenants)).build()?;
-    /// let targets = migrator.targets(&pgschemas_diesel::Selection::all())?;
+    /// let migrator = pgschemas_diesel::migrate::Migrator::builder(pool, Arc::new(pgschemas_diesel::catalog::NoTenants)).build()?;
+    /// let targets = migrator.targets(&pgschemas_diesel::migrate::Selection::all())?;
     /// assert_eq!(targets.len(), 1); // no tenants: the shared schema only
     /// assert_eq!(targets[0].schema.as_str(), "public");
     /// # Ok::<(), Box<dyn std::error::Error>>(())

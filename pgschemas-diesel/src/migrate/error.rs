@@ -21,7 +21,8 @@ use crate::name::SchemaName;
 /// ```
 /// # let db = pgschemas_diesel::doctest_setup::database().schemas(&["t2"]); let database_url = db.url();
 /// # use diesel::{Connection, PgConnection};
-/// use pgschemas_diesel::{Config, MigrationErrorKind, SchemaName, migrate_schema};
+/// use pgschemas_diesel::{Config, SchemaName};
+/// use pgschemas_diesel::migrate::{MigrationErrorKind, migrate_schema};
 ///
 /// const TENANT: diesel_migrations::EmbeddedMigrations =
 ///     diesel_migrations::embed_migrations!("../examples/migrations/tenant");
@@ -152,7 +153,8 @@ impl MigrationError {
     /// ```
     /// # let db = pgschemas_diesel::doctest_setup::database().sql("create schema t1; create table t1.customers (id int)"); let database_url = db.url();
     /// use diesel::{Connection, PgConnection};
-    /// use pgschemas_diesel::{Config, SchemaName, migrate_schema};
+    /// use pgschemas_diesel::{Config, SchemaName};
+    /// use pgschemas_diesel::migrate::migrate_schema;
     ///
     /// const TENANT: diesel_migrations::EmbeddedMigrations =
     ///     diesel_migrations::embed_migrations!("../examples/migrations/tenant");

@@ -31,7 +31,7 @@ impl Migrator {
     /// ```
     /// # let db = pgschemas_diesel::doctest_setup::database().models().tenant("t1", &[]); let migrator = db.migrator(pgschemas_diesel::doctest_setup::TENANT_MIGRATIONS).build()?;
     /// let mut lines = Vec::new();
-    /// for target in migrator.targets(&pgschemas_diesel::Selection::all())? {
+    /// for target in migrator.targets(&pgschemas_diesel::migrate::Selection::all())? {
     ///     println!("{} ({})", target.schema, target.kind);
     ///     lines.push(format!("{} ({})", target.schema, target.kind));
     /// }
@@ -58,10 +58,10 @@ impl Migrator {
     ///
     /// ```
     /// # let db = pgschemas_diesel::doctest_setup::database().models().tenant("t1", &[]).tenant("t2", &[]); let migrator = db.migrator(pgschemas_diesel::doctest_setup::TENANT_MIGRATIONS).build()?;
-    /// let report = migrator.run(&pgschemas_diesel::Selection::all())?;
+    /// let report = migrator.run(&pgschemas_diesel::migrate::Selection::all())?;
     /// assert!(report.is_success(), "{report}");
     /// assert_eq!(report.migration_count(), 4); // two in t1, two in t2
-    /// assert_eq!(migrator.run(&pgschemas_diesel::Selection::all())?.migration_count(), 0); // up to date
+    /// assert_eq!(migrator.run(&pgschemas_diesel::migrate::Selection::all())?.migration_count(), 0); // up to date
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn run(&self, selection: &Selection) -> Result<MigrationReport> {
@@ -78,12 +78,12 @@ impl Migrator {
     ///
     /// ```
     /// # let db = pgschemas_diesel::doctest_setup::database().models().tenant("t1", &[]); let migrator = db.migrator(pgschemas_diesel::doctest_setup::TENANT_MIGRATIONS).build()?;
-    /// let plan = migrator.plan(&pgschemas_diesel::Selection::all())?;
+    /// let plan = migrator.plan(&pgschemas_diesel::migrate::Selection::all())?;
     /// for s in &plan.schemas {
     ///     println!("{}: {} pending", s.schema, s.pending.len());
     /// }
     /// assert_eq!(plan.schemas[0].pending, ["20240101000001", "20240101000002"]);
-    /// assert_eq!(migrator.plan(&pgschemas_diesel::Selection::all())?.migration_count(), 2); // nothing applied
+    /// assert_eq!(migrator.plan(&pgschemas_diesel::migrate::Selection::all())?.migration_count(), 2); // nothing applied
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn plan(&self, selection: &Selection) -> Result<MigrationReport> {

@@ -20,7 +20,7 @@ use crate::transaction;
 /// schemas whose names share a `hashtext` only wait for each other; that is harmless.
 ///
 /// ```
-/// assert_eq!(pgschemas_diesel::MIGRATION_LOCK_CLASS, 0x5047_534D); // "PGSM"
+/// assert_eq!(pgschemas_diesel::migrate::MIGRATION_LOCK_CLASS, 0x5047_534D); // "PGSM"
 /// ```
 pub const MIGRATION_LOCK_CLASS: i32 = 0x5047_534D;
 

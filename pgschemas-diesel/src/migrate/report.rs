@@ -46,7 +46,7 @@ impl Progress<'_> {
     /// ```
     /// # let db = pgschemas_diesel::doctest_setup::database().models().tenant("t1", &[]).tenant("t2", &[]); let builder = db.migrator(pgschemas_diesel::doctest_setup::TENANT_MIGRATIONS);
     /// # use std::sync::{Arc, Mutex};
-    /// use pgschemas_diesel::Progress;
+    /// use pgschemas_diesel::migrate::Progress;
     ///
     /// let fractions = Arc::new(Mutex::new(Vec::new()));
     /// let seen = Arc::clone(&fractions);
@@ -58,7 +58,7 @@ impl Progress<'_> {
     ///         }
     ///     })
     ///     .build()?;
-    /// migrator.run(&pgschemas_diesel::Selection::all())?;
+    /// migrator.run(&pgschemas_diesel::migrate::Selection::all())?;
     /// assert_eq!(*fractions.lock().unwrap(), [0.5, 1.0]);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
@@ -128,7 +128,7 @@ impl SchemaReport {
     /// Whether the schema was migrated (or planned) without error.
     ///
     /// ```
-    /// # let db = pgschemas_diesel::doctest_setup::database().models().tenant("t1", &[]).tenant("t2", &[]); let report = db.migrator(pgschemas_diesel::doctest_setup::TENANT_MIGRATIONS).build()?.run(&pgschemas_diesel::Selection::all())?;
+    /// # let db = pgschemas_diesel::doctest_setup::database().models().tenant("t1", &[]).tenant("t2", &[]); let report = db.migrator(pgschemas_diesel::doctest_setup::TENANT_MIGRATIONS).build()?.run(&pgschemas_diesel::migrate::Selection::all())?;
     /// assert!(report.schemas.iter().all(|s| s.is_success()));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
@@ -172,7 +172,7 @@ impl MigrationReport {
     /// The schemas that failed, in run order.
     ///
     /// ```
-    /// # let db = pgschemas_diesel::doctest_setup::database().models().tenant("t1", &[]).tenant("t2", &[]); let report = db.migrator(pgschemas_diesel::doctest_setup::FAILING_MIGRATIONS).build()?.run(&pgschemas_diesel::Selection::all())?;
+    /// # let db = pgschemas_diesel::doctest_setup::database().models().tenant("t1", &[]).tenant("t2", &[]); let report = db.migrator(pgschemas_diesel::doctest_setup::FAILING_MIGRATIONS).build()?.run(&pgschemas_diesel::migrate::Selection::all())?;
     /// // `report`: a run over t1 and t2 whose second migration fails
     /// for s in report.failed() {
     ///     eprintln!("{}", s.error.as_ref().unwrap());
@@ -195,7 +195,7 @@ impl MigrationReport {
     /// out.
     ///
     /// ```
-    /// # let db = pgschemas_diesel::doctest_setup::database().models().tenant("t1", &[]); let report = db.migrator(pgschemas_diesel::doctest_setup::FAILING_MIGRATIONS).build()?.run(&pgschemas_diesel::Selection::all())?;
+    /// # let db = pgschemas_diesel::doctest_setup::database().models().tenant("t1", &[]); let report = db.migrator(pgschemas_diesel::doctest_setup::FAILING_MIGRATIONS).build()?.run(&pgschemas_diesel::migrate::Selection::all())?;
     /// use std::process::ExitCode;
     ///
     /// // `report`: a run whose second migration failed in t1

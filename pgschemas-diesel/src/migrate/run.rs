@@ -60,7 +60,8 @@ use crate::transaction;
 /// # let db = pgschemas_diesel::doctest_setup::database().schemas(&["t1"]); let database_url = db.url();
 /// use diesel::{Connection, PgConnection};
 /// use diesel_migrations::{EmbeddedMigrations, embed_migrations};
-/// use pgschemas_diesel::{Config, SchemaName, migrate_schema};
+/// use pgschemas_diesel::{Config, SchemaName};
+/// use pgschemas_diesel::migrate::migrate_schema;
 ///
 /// const TENANT: EmbeddedMigrations = embed_migrations!("../examples/migrations/tenant");
 ///
@@ -156,7 +157,8 @@ struct Switched {
 /// ```
 /// # let db = pgschemas_diesel::doctest_setup::database().schemas(&["t1"]); let database_url = db.url();
 /// use diesel::{Connection, PgConnection};
-/// use pgschemas_diesel::{SchemaName, pending_migrations};
+/// use pgschemas_diesel::SchemaName;
+/// use pgschemas_diesel::migrate::pending_migrations;
 ///
 /// const TENANT: diesel_migrations::EmbeddedMigrations =
 ///     diesel_migrations::embed_migrations!("../examples/migrations/tenant");

@@ -76,7 +76,7 @@ pub struct Target {
 /// - `exclude`: references resolved the same way, removed from the result. Exclusion wins.
 ///
 /// ```
-/// use pgschemas_diesel::Selection;
+/// use pgschemas_diesel::migrate::Selection;
 ///
 /// let everything = Selection::all();
 /// let some = Selection::of(["www", "customer1.example.com"]);
@@ -104,7 +104,7 @@ impl Selection {
     /// Every schema.
     ///
     /// ```
-    /// assert!(pgschemas_diesel::Selection::all().include_all);
+    /// assert!(pgschemas_diesel::migrate::Selection::all().include_all);
     /// ```
     pub fn all() -> Self {
         Self {
@@ -116,7 +116,7 @@ impl Selection {
     /// The schemas these references name.
     ///
     /// ```
-    /// let s = pgschemas_diesel::Selection::of(["www", "blog"]);
+    /// let s = pgschemas_diesel::migrate::Selection::of(["www", "blog"]);
     /// assert_eq!(s.schemas, ["www", "blog"]);
     /// ```
     pub fn of<I, S>(references: I) -> Self
@@ -133,7 +133,7 @@ impl Selection {
     /// This selection without the schemas these references name.
     ///
     /// ```
-    /// let s = pgschemas_diesel::Selection::all().excluding(["t3"]);
+    /// let s = pgschemas_diesel::migrate::Selection::all().excluding(["t3"]);
     /// assert_eq!(s.exclude, ["t3"]);
     /// ```
     #[must_use]
@@ -151,7 +151,7 @@ impl Selection {
     /// check this first.
     ///
     /// ```
-    /// use pgschemas_diesel::Selection;
+    /// use pgschemas_diesel::migrate::Selection;
     /// assert!(Selection::default().excluding(["t1"]).is_empty());
     /// assert!(!Selection::of(["t1"]).is_empty());
     /// ```
@@ -184,7 +184,9 @@ impl Selection {
     /// schema; [`Error::AmbiguousReference`] for one that names several.
     ///
     /// ```
-    /// use pgschemas_diesel::{Config, SchemaKind, Selection, StaticTenant, TenantRecord, SchemaName};
+    /// use pgschemas_diesel::{Config, StaticTenant, SchemaName};
+    /// use pgschemas_diesel::migrate::{SchemaKind, Selection};
+    /// use pgschemas_diesel::catalog::TenantRecord;
     ///
     /// let config = Config::builder().static_tenant(StaticTenant::builder("www").domain("localhost")).build()?;
     /// let tenants = vec![TenantRecord { id: "1".into(), schema: SchemaName::new("t1")?, active: true }];

@@ -16,7 +16,7 @@ use crate::name::SchemaName;
 /// it yourself.
 ///
 /// ```
-/// use pgschemas_diesel::{DomainSource, NoDomains};
+/// use pgschemas_diesel::models::{DomainSource, NoDomains};
 ///
 /// assert!(NoDomains::domain_table().is_none());
 /// ```
@@ -45,7 +45,7 @@ impl<D: DomainModel + 'static> DomainSource for D {
 /// No domain model: tenants are reached by header (or by static routes) only.
 ///
 /// ```
-/// use pgschemas_diesel::{ModelCatalog, NoDomains};
+/// use pgschemas_diesel::models::{ModelCatalog, NoDomains};
 /// use pgschemas_diesel::models::DefaultTenant;
 ///
 /// let catalog = ModelCatalog::<DefaultTenant, NoDomains>::new();
@@ -73,12 +73,13 @@ impl DomainSource for NoDomains {
 ///
 /// ```
 /// use std::sync::Arc;
-/// use pgschemas_diesel::{Catalog, ModelCatalog};
-/// use pgschemas_diesel::models::{DefaultDomain, DefaultTenant};
+/// use pgschemas_diesel::Config;
+/// use pgschemas_diesel::catalog::Catalog;
+/// use pgschemas_diesel::models::{DefaultDomain, DefaultTenant, ModelCatalog};
 ///
 /// let catalog: Arc<dyn Catalog> = Arc::new(ModelCatalog::<DefaultTenant, DefaultDomain>::new());
 /// assert_eq!(
-///     catalog.watched_tables(),
+///     catalog.watched_tables(Config::default().shared_schema()),
 ///     [("public".to_string(), "tenants".to_string()), ("public".to_string(), "domains".to_string())],
 /// );
 /// ```
@@ -91,7 +92,7 @@ impl<T, D> ModelCatalog<T, D> {
     /// A catalog over `T` and `D`.
     ///
     /// ```
-    /// use pgschemas_diesel::ModelCatalog;
+    /// use pgschemas_diesel::models::ModelCatalog;
     /// use pgschemas_diesel::models::DefaultTenant;
     ///
     /// let tenants_only = ModelCatalog::<DefaultTenant>::new();
@@ -107,12 +108,14 @@ impl<T, D> ModelCatalog<T, D> {
     /// to [`watched_tables`](Catalog::watched_tables).
     ///
     /// ```
-    /// use pgschemas_diesel::{Catalog, ModelCatalog, SchemaName};
-    /// use pgschemas_diesel::models::DefaultTenant;
+    /// use pgschemas_diesel::SchemaName;
+    /// use pgschemas_diesel::catalog::Catalog;
+    /// use pgschemas_diesel::models::{DefaultTenant, ModelCatalog};
     ///
-    /// let catalog = ModelCatalog::<DefaultTenant>::new().with_shared_schema(SchemaName::new("shared")?);
+    /// let shared = SchemaName::new("shared")?;
+    /// let catalog = ModelCatalog::<DefaultTenant>::new().with_shared_schema(shared.clone());
     /// // DefaultTenant's table is declared as `public.tenants`, so it stays in public.
-    /// assert_eq!(catalog.watched_tables()[0].0, "public");
+    /// assert_eq!(catalog.watched_tables(&shared)[0].0, "public");
     /// # Ok::<(), pgschemas_diesel::Error>(())
     /// ```
     pub fn with_shared_schema(mut self, schema: SchemaName) -> Self {

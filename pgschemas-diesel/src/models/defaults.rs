@@ -24,7 +24,7 @@ use crate::{Domain, Tenant};
 /// # let db = pgschemas_diesel::doctest_setup::database(); let database_url = db.url();
 /// use diesel::{Connection, PgConnection};
 /// use diesel_migrations::MigrationHarness;
-/// use pgschemas_diesel::TenantModel;
+/// use pgschemas_diesel::models::TenantModel;
 /// use pgschemas_diesel::models::{DefaultTenant, SHARED_MIGRATIONS};
 ///
 /// let mut conn = PgConnection::establish(database_url)?;
@@ -40,7 +40,7 @@ pub const SHARED_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/
 /// A suspended tenant's [`TenantRecord::active`](crate::catalog::TenantRecord::active) is `false`.
 ///
 /// ```
-/// use pgschemas_diesel::IsActive;
+/// use pgschemas_diesel::models::IsActive;
 /// use pgschemas_diesel::models::TenantStatus;
 ///
 /// assert!(TenantStatus::Active.is_active());
@@ -68,7 +68,8 @@ impl IsActive for TenantStatus {
 /// ```
 /// # let db = pgschemas_diesel::doctest_setup::database().models(); let database_url = db.url();
 /// use diesel::{Connection, PgConnection};
-/// use pgschemas_diesel::{SchemaName, TenantModel};
+/// use pgschemas_diesel::SchemaName;
+/// use pgschemas_diesel::models::TenantModel;
 /// use pgschemas_diesel::models::{DefaultTenant, NewTenant};
 ///
 /// let mut conn = PgConnection::establish(database_url)?;
@@ -103,7 +104,7 @@ impl DefaultTenant {
     /// ```
     /// # let db = pgschemas_diesel::doctest_setup::database().models().tenant("acme", &[]); let database_url = db.url();
     /// use diesel::{Connection, PgConnection};
-    /// use pgschemas_diesel::TenantModel;
+    /// use pgschemas_diesel::models::TenantModel;
     /// use pgschemas_diesel::models::{DefaultTenant, TenantStatus};
     ///
     /// let mut conn = PgConnection::establish(database_url)?;
@@ -178,7 +179,7 @@ impl NewTenant {
 /// ```
 /// # let db = pgschemas_diesel::doctest_setup::database().models().tenant("acme", &[]); let database_url = db.url();
 /// use diesel::{Connection, PgConnection};
-/// use pgschemas_diesel::{DomainModel, NewDomain, TenantModel, add_domain};
+/// use pgschemas_diesel::models::{DomainModel, NewDomain, TenantModel, add_domain};
 /// use pgschemas_diesel::models::{DefaultDomain, DefaultTenant};
 ///
 /// let mut conn = PgConnection::establish(database_url)?;
@@ -211,10 +212,11 @@ pub struct DefaultDomain {
 ///
 /// ```
 /// use std::sync::Arc;
-/// use pgschemas_diesel::Catalog;
+/// use pgschemas_diesel::Config;
+/// use pgschemas_diesel::catalog::Catalog;
 ///
 /// let catalog: Arc<dyn Catalog> = Arc::new(pgschemas_diesel::models::default_catalog());
-/// assert_eq!(catalog.watched_tables().len(), 2);
+/// assert_eq!(catalog.watched_tables(Config::default().shared_schema()).len(), 2);
 /// ```
 pub fn default_catalog() -> ModelCatalog<DefaultTenant, DefaultDomain> {
     ModelCatalog::new()

@@ -10,7 +10,9 @@
 //! # let db = pgschemas_diesel::doctest_setup::database().sql("CREATE TABLE orgs (id bigserial PRIMARY KEY, slug text NOT NULL UNIQUE, title text NOT NULL); CREATE TABLE hosts (id bigserial PRIMARY KEY, org_id bigint NOT NULL REFERENCES orgs, host text NOT NULL, folder text, is_primary bool NOT NULL DEFAULT false, redirect_to_primary bool NOT NULL DEFAULT false)");
 //! # let database_url = db.url();
 //! use diesel::prelude::*;
-//! use pgschemas_diesel::{Catalog, Domain, DomainModel, ModelCatalog, NewDomain, Tenant, TenantModel};
+//! use pgschemas_diesel::{Domain, Tenant};
+//! use pgschemas_diesel::catalog::Catalog;
+//! use pgschemas_diesel::models::{DomainModel, ModelCatalog, NewDomain, TenantModel};
 //!
 //! diesel::table! {
 //!     orgs (id) { id -> Int8, slug -> Text, title -> Text }
@@ -37,7 +39,7 @@
 //!
 //! let mut conn = PgConnection::establish(database_url)?;
 //! let org = Org::insert(&mut conn, (orgs::slug.eq("acme"), orgs::title.eq("Acme")))?;
-//! let host: Host = pgschemas_diesel::add_domain(&mut conn, &org.id, NewDomain::new("acme.example.com"))?;
+//! let host: Host = pgschemas_diesel::models::add_domain(&mut conn, &org.id, NewDomain::new("acme.example.com"))?;
 //! assert!(host.is_primary); // a tenant's first domain becomes its primary domain
 //!
 //! let catalog = ModelCatalog::<Org, Host>::new(); // what routing and migrations read
@@ -81,7 +83,7 @@ pub use rules::{NewDomain, absolute_url, add_domain, primary_domain, set_primary
 /// `search_path`, normally in the shared schema.
 ///
 /// ```
-/// use pgschemas_diesel::{TableName, TenantModel};
+/// use pgschemas_diesel::models::{TableName, TenantModel};
 /// use pgschemas_diesel::models::DefaultTenant;
 ///
 /// assert_eq!(
@@ -102,7 +104,7 @@ impl TableName {
     /// `(schema, table)`, with `default_schema` standing in for an unqualified table.
     ///
     /// ```
-    /// use pgschemas_diesel::TableName;
+    /// use pgschemas_diesel::models::TableName;
     ///
     /// let t = TableName { schema: None, name: "orgs".into() };
     /// assert_eq!(t.qualified("public"), ("public".to_string(), "orgs".to_string()));
@@ -133,7 +135,7 @@ impl fmt::Display for TableName {
 /// flag) and [`TenantStatus`]; implement it for your own status enum.
 ///
 /// ```
-/// use pgschemas_diesel::IsActive;
+/// use pgschemas_diesel::models::IsActive;
 ///
 /// enum Plan { Trial, Paid, Cancelled }
 ///
@@ -175,7 +177,7 @@ impl<T: IsActive + ?Sized> IsActive for &T {
 /// ```
 /// # let db = pgschemas_diesel::doctest_setup::database().models(); let database_url = db.url();
 /// use diesel::prelude::*;
-/// use pgschemas_diesel::TenantModel;
+/// use pgschemas_diesel::models::TenantModel;
 /// use pgschemas_diesel::models::DefaultTenant;
 /// use pgschemas_diesel::models::tables::tenants;
 ///
@@ -230,7 +232,7 @@ where
 /// ```
 /// # let db = pgschemas_diesel::doctest_setup::database().models().tenant("acme", &[]).tenant("globex", &[]); let database_url = db.url();
 /// use diesel::{Connection, PgConnection};
-/// use pgschemas_diesel::TenantModel;
+/// use pgschemas_diesel::models::TenantModel;
 /// use pgschemas_diesel::models::DefaultTenant;
 ///
 /// let mut conn = PgConnection::establish(database_url)?;
@@ -336,7 +338,7 @@ pub trait TenantModel: Schema + Selectable<Pg> + Sized {
 /// ```
 /// # let db = pgschemas_diesel::doctest_setup::database().models().tenant("acme", &["acme.example.com", "example.com/acme"]); let database_url = db.url();
 /// use diesel::{Connection, PgConnection};
-/// use pgschemas_diesel::{DomainModel, TenantModel};
+/// use pgschemas_diesel::models::{DomainModel, TenantModel};
 /// use pgschemas_diesel::models::{DefaultDomain, DefaultTenant};
 ///
 /// let mut conn = PgConnection::establish(database_url)?;

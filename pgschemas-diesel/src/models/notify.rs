@@ -14,7 +14,7 @@ use crate::name::quote_ident;
 /// the default models; [`install_route_triggers`] does it for your own.
 ///
 /// ```
-/// assert_eq!(pgschemas_diesel::ROUTES_CHANNEL, "pgschemas_routes");
+/// assert_eq!(pgschemas_diesel::models::ROUTES_CHANNEL, "pgschemas_routes");
 /// ```
 pub const ROUTES_CHANNEL: &str = "pgschemas_routes";
 
@@ -24,7 +24,7 @@ pub const ROUTES_CHANNEL: &str = "pgschemas_routes";
 /// (`CREATE OR REPLACE`); put it in one of your shared migrations.
 ///
 /// ```
-/// let sql = pgschemas_diesel::route_trigger_sql("public", "orgs");
+/// let sql = pgschemas_diesel::models::route_trigger_sql("public", "orgs");
 /// assert!(sql.contains(r#"ON "public"."orgs""#));
 /// assert!(sql.contains("pg_notify('pgschemas_routes', TG_TABLE_NAME)"));
 /// ```
@@ -53,10 +53,11 @@ pub fn route_trigger_sql(schema: &str, table: &str) -> String {
 /// ```
 /// # let db = pgschemas_diesel::doctest_setup::database().models(); let database_url = db.url();
 /// use diesel::{Connection, PgConnection, RunQueryDsl};
-/// use pgschemas_diesel::install_route_triggers;
+/// use pgschemas_diesel::models::install_route_triggers;
 ///
 /// let mut conn = PgConnection::establish(database_url)?;
-/// install_route_triggers(&mut conn, &pgschemas_diesel::models::default_catalog())?;
+/// let config = pgschemas_diesel::Config::default();
+/// install_route_triggers(&mut conn, &config, &pgschemas_diesel::models::default_catalog())?;
 ///
 /// diesel::sql_query("LISTEN pgschemas_routes").execute(&mut conn)?;
 /// diesel::sql_query("DELETE FROM public.domains").execute(&mut conn)?;

@@ -16,7 +16,7 @@ use crate::error::{Error, Result};
 /// first domain becomes primary anyway.
 ///
 /// ```
-/// use pgschemas_diesel::NewDomain;
+/// use pgschemas_diesel::models::NewDomain;
 ///
 /// let route = NewDomain::new("Customers.Example.com").folder("acme").redirect_to_primary(true);
 /// assert_eq!(route.domain, "Customers.Example.com");
@@ -41,7 +41,7 @@ impl NewDomain {
     /// A bare-domain route, not primary, not redirecting.
     ///
     /// ```
-    /// let route = pgschemas_diesel::NewDomain::new("acme.example.com");
+    /// let route = pgschemas_diesel::models::NewDomain::new("acme.example.com");
     /// assert!(route.folder.is_none());
     /// ```
     pub fn new(domain: impl Into<String>) -> Self {
@@ -56,7 +56,7 @@ impl NewDomain {
     /// Routes the first path segment `folder` on the domain (an empty folder means none).
     ///
     /// ```
-    /// let route = pgschemas_diesel::NewDomain::new("example.com").folder("acme");
+    /// let route = pgschemas_diesel::models::NewDomain::new("example.com").folder("acme");
     /// assert_eq!(route.folder.as_deref(), Some("acme"));
     /// ```
     pub fn folder(mut self, folder: impl Into<String>) -> Self {
@@ -68,7 +68,7 @@ impl NewDomain {
     /// Makes the route the tenant's primary route.
     ///
     /// ```
-    /// assert!(pgschemas_diesel::NewDomain::new("example.com").primary(true).is_primary);
+    /// assert!(pgschemas_diesel::models::NewDomain::new("example.com").primary(true).is_primary);
     /// ```
     pub fn primary(mut self, is_primary: bool) -> Self {
         self.is_primary = is_primary;
@@ -78,7 +78,7 @@ impl NewDomain {
     /// Redirects requests to this route to the primary route.
     ///
     /// ```
-    /// let route = pgschemas_diesel::NewDomain::new("old.example.com").redirect_to_primary(true);
+    /// let route = pgschemas_diesel::models::NewDomain::new("old.example.com").redirect_to_primary(true);
     /// assert!(route.redirect_to_primary);
     /// ```
     pub fn redirect_to_primary(mut self, redirect: bool) -> Self {
@@ -127,7 +127,7 @@ impl NewDomain {
 /// ```
 /// # let db = pgschemas_diesel::doctest_setup::database().models().tenant("acme", &[]); let database_url = db.url();
 /// use diesel::{Connection, PgConnection};
-/// use pgschemas_diesel::{DomainModel, NewDomain, TenantModel, add_domain};
+/// use pgschemas_diesel::models::{DomainModel, NewDomain, TenantModel, add_domain};
 /// use pgschemas_diesel::models::{DefaultDomain, DefaultTenant};
 ///
 /// let mut conn = PgConnection::establish(database_url)?;
@@ -189,7 +189,7 @@ pub fn add_domain<D: DomainModel>(
 /// ```
 /// # let db = pgschemas_diesel::doctest_setup::database().models().tenant("acme", &["acme.example.com", "example.com/acme"]); let database_url = db.url();
 /// use diesel::{Connection, PgConnection};
-/// use pgschemas_diesel::{DomainModel, TenantModel, set_primary_domain};
+/// use pgschemas_diesel::models::{DomainModel, TenantModel, set_primary_domain};
 /// use pgschemas_diesel::models::{DefaultDomain, DefaultTenant};
 ///
 /// let mut conn = PgConnection::establish(database_url)?;
@@ -217,7 +217,7 @@ pub fn set_primary_domain<D: DomainModel>(conn: &mut PgConnection, route: &D) ->
 /// ```
 /// # let db = pgschemas_diesel::doctest_setup::database().models().tenant("acme", &["acme.example.com"]); let database_url = db.url();
 /// use diesel::{Connection, PgConnection};
-/// use pgschemas_diesel::{DomainModel, TenantModel, primary_domain};
+/// use pgschemas_diesel::models::{DomainModel, TenantModel, primary_domain};
 /// use pgschemas_diesel::models::{DefaultDomain, DefaultTenant};
 ///
 /// let mut conn = PgConnection::establish(database_url)?;
@@ -237,7 +237,7 @@ pub fn primary_domain<D: DomainModel>(
 /// `"//" + "/".join([domain, folder?, path]).replace("//", "/")`.
 ///
 /// ```
-/// use pgschemas_diesel::absolute_url;
+/// use pgschemas_diesel::models::absolute_url;
 ///
 /// assert_eq!(absolute_url("tenants.localhost", None, ""), "//tenants.localhost/");
 /// assert_eq!(absolute_url("tenants.localhost", Some("tenant1"), "/some/path/"), "//tenants.localhost/tenant1/some/path/");

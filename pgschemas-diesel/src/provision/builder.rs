@@ -72,9 +72,11 @@ impl ProvisionerBuilder {
         /// # use diesel_migrations::{embed_migrations, EmbeddedMigrations};
         /// # const M: EmbeddedMigrations = embed_migrations!("../examples/migrations/tenant");
         /// use pgschemas_diesel::models::{DefaultTenant, NewTenant};
-        /// use pgschemas_diesel::{SchemaName, TenantModel, schema_exists};
+        /// use pgschemas_diesel::SchemaName;
+        /// use pgschemas_diesel::models::TenantModel;
+        /// use pgschemas_diesel::lifecycle::schema_exists;
         ///
-        /// let p = pgschemas_diesel::Provisioner::builder(pgschemas_diesel::Config::default(), M)
+        /// let p = pgschemas_diesel::provision::Provisioner::builder(pgschemas_diesel::Config::default(), M)
         ///     .auto_create_schema(false)
         ///     .build()?;
         /// let acme = SchemaName::new("acme")?;
@@ -95,7 +97,7 @@ impl ProvisionerBuilder {
         /// # let db = pgschemas_diesel::doctest_setup::database().models().tenant("acme", &[]); let mut conn = db.connect();
         /// # use diesel_migrations::{embed_migrations, EmbeddedMigrations};
         /// # const M: EmbeddedMigrations = embed_migrations!("../examples/migrations/tenant");
-        /// let p = pgschemas_diesel::Provisioner::builder(pgschemas_diesel::Config::default(), M)
+        /// let p = pgschemas_diesel::provision::Provisioner::builder(pgschemas_diesel::Config::default(), M)
         ///     .auto_drop_schema(true)
         ///     .build()?;
         /// let dropped = p.drop_tenant(&mut conn, "acme", false, |_conn| Ok(()))?; // not forced
@@ -122,7 +124,8 @@ impl ProvisionerBuilder {
     /// # use diesel_migrations::{embed_migrations, EmbeddedMigrations};
     /// # const M: EmbeddedMigrations = embed_migrations!("../examples/migrations/tenant");
     /// use diesel::RunQueryDsl;
-    /// use pgschemas_diesel::{Config, Error, Provisioner};
+    /// use pgschemas_diesel::{Config, Error};
+    /// use pgschemas_diesel::provision::Provisioner;
     ///
     /// let config = Config::builder().clone_reference("sample").build()?;
     /// let p = Provisioner::builder(config, M).clone_from_reference(true).build()?;
@@ -134,7 +137,7 @@ impl ProvisionerBuilder {
     /// assert_eq!(copied, 1); // a clone, with the reference's rows
     ///
     /// let no_reference = Provisioner::builder(Config::default(), M).clone_from_reference(true).build();
-    /// assert!(matches!(no_reference, Err(Error::Config(_))));
+    /// assert!(matches!(no_reference, Err(Error::NoCloneReference { .. })));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn clone_from_reference(mut self, on: bool) -> Self {
@@ -153,7 +156,7 @@ impl ProvisionerBuilder {
         /// # const M: EmbeddedMigrations = embed_migrations!("../examples/migrations/tenant");
         /// # use diesel::RunQueryDsl;
         /// let config = pgschemas_diesel::Config::builder().clone_reference("sample").build()?;
-        /// let p = pgschemas_diesel::Provisioner::builder(config, M).clone_data(false).build()?;
+        /// let p = pgschemas_diesel::provision::Provisioner::builder(config, M).clone_data(false).build()?;
         /// p.create_reference(&mut conn)?;
         /// diesel::sql_query("insert into sample.products (sku, name, price_cents) values ('gift', 'Gift card', 0)")
         ///     .execute(&mut conn)?;
@@ -173,9 +176,10 @@ impl ProvisionerBuilder {
         /// # let db = pgschemas_diesel::doctest_setup::database().models(); let mut conn = db.connect();
         /// # use diesel_migrations::{embed_migrations, EmbeddedMigrations};
         /// # const M: EmbeddedMigrations = embed_migrations!("../examples/migrations/tenant");
-        /// use pgschemas_diesel::{Error, SchemaName, schema_exists};
+        /// use pgschemas_diesel::{Error, SchemaName};
+        /// use pgschemas_diesel::lifecycle::schema_exists;
         ///
-        /// let p = pgschemas_diesel::Provisioner::builder(pgschemas_diesel::Config::default(), M)
+        /// let p = pgschemas_diesel::provision::Provisioner::builder(pgschemas_diesel::Config::default(), M)
         ///     .after_sync(|_conn, schema| {
         ///         if schema.as_str().starts_with("test_") {
         ///             return Err("test tenants are not allowed here".into());
@@ -202,7 +206,7 @@ impl ProvisionerBuilder {
         ///
         /// let later = Arc::new(Mutex::new(Vec::new()));
         /// let queue = Arc::clone(&later);
-        /// let p = pgschemas_diesel::Provisioner::builder(pgschemas_diesel::Config::default(), M)
+        /// let p = pgschemas_diesel::provision::Provisioner::builder(pgschemas_diesel::Config::default(), M)
         ///     .auto_create_schema(false)
         ///     .needs_sync(move |_conn, schema| {
         ///         queue.lock().unwrap().push(schema.to_string()); // provision it later
@@ -222,9 +226,10 @@ impl ProvisionerBuilder {
         /// # let db = pgschemas_diesel::doctest_setup::database().models().tenant("acme", &[]); let mut conn = db.connect();
         /// # use diesel_migrations::{embed_migrations, EmbeddedMigrations};
         /// # const M: EmbeddedMigrations = embed_migrations!("../examples/migrations/tenant");
-        /// use pgschemas_diesel::{Error, SchemaName, schema_exists};
+        /// use pgschemas_diesel::{Error, SchemaName};
+        /// use pgschemas_diesel::lifecycle::schema_exists;
         ///
-        /// let p = pgschemas_diesel::Provisioner::builder(pgschemas_diesel::Config::default(), M)
+        /// let p = pgschemas_diesel::provision::Provisioner::builder(pgschemas_diesel::Config::default(), M)
         ///     .before_drop(|_conn, schema| {
         ///         if schema.as_str() == "acme" {
         ///             return Err("acme's data is kept".into());
@@ -271,7 +276,8 @@ impl Provisioner {
     ///
     /// ```
     /// use diesel_migrations::{embed_migrations, EmbeddedMigrations};
-    /// use pgschemas_diesel::{Config, Provisioner};
+    /// use pgschemas_diesel::Config;
+    /// use pgschemas_diesel::provision::Provisioner;
     ///
     /// // In your crate: embed_migrations!("migrations/tenant")
     /// const TENANT_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../examples/migrations/tenant");

@@ -48,7 +48,7 @@ impl Provisioner {
     /// ```
     /// # let db = pgschemas_diesel::doctest_setup::database().models(); let conn = &mut db.connect();
     /// # const M: diesel_migrations::EmbeddedMigrations = diesel_migrations::embed_migrations!("../examples/migrations/tenant");
-    /// # let provisioner = pgschemas_diesel::Provisioner::builder(pgschemas_diesel::Config::default(), M).build()?;
+    /// # let provisioner = pgschemas_diesel::provision::Provisioner::builder(pgschemas_diesel::Config::default(), M).build()?;
     /// use diesel::RunQueryDsl;
     /// use pgschemas_diesel::Error;
     ///
@@ -108,8 +108,9 @@ impl Provisioner {
     /// #     .sql("insert into tenants (schema_name, name) values ('customer1', 'Customer 1')");
     /// # let conn = &mut db.connect();
     /// # const M: diesel_migrations::EmbeddedMigrations = diesel_migrations::embed_migrations!("../examples/migrations/tenant");
-    /// # let provisioner = pgschemas_diesel::Provisioner::builder(pgschemas_diesel::Config::default(), M).build()?;
-    /// use pgschemas_diesel::{SchemaName, schema_exists};
+    /// # let provisioner = pgschemas_diesel::provision::Provisioner::builder(pgschemas_diesel::Config::default(), M).build()?;
+    /// use pgschemas_diesel::SchemaName;
+    /// use pgschemas_diesel::lifecycle::schema_exists;
     ///
     /// // customer1's row exists, its schema does not
     /// provisioner.provision_existing(conn, "customer1")?;

@@ -20,7 +20,7 @@ use crate::{Config, Error};
 /// ```
 /// # let db = pgschemas_diesel::doctest_setup::database().models().tenant("customer1", &[]); let conn = &mut db.connect();
 /// # const M: diesel_migrations::EmbeddedMigrations = diesel_migrations::embed_migrations!("../examples/migrations/tenant");
-/// # let p = pgschemas_diesel::Provisioner::builder(pgschemas_diesel::Config::default(), M).build()?;
+/// # let p = pgschemas_diesel::provision::Provisioner::builder(pgschemas_diesel::Config::default(), M).build()?;
 /// let dropped = p.drop_tenant(conn, "customer1", true, |_conn| Ok(()))?;
 /// assert!(dropped.schema_dropped);
 /// let again = p.drop_tenant(conn, "customer1", true, |_conn| Ok(()))?;
@@ -63,7 +63,7 @@ impl Provisioner {
     /// ```
     /// # let db = pgschemas_diesel::doctest_setup::database().models().tenant("customer1", &[]); let conn = &mut db.connect();
     /// # const M: diesel_migrations::EmbeddedMigrations = diesel_migrations::embed_migrations!("../examples/migrations/tenant");
-    /// # let provisioner = pgschemas_diesel::Provisioner::builder(pgschemas_diesel::Config::default(), M).build()?;
+    /// # let provisioner = pgschemas_diesel::provision::Provisioner::builder(pgschemas_diesel::Config::default(), M).build()?;
     /// use diesel::RunQueryDsl;
     ///
     /// let dropped = provisioner.drop_tenant(conn, "customer1", true, |conn| {
@@ -101,7 +101,7 @@ impl Provisioner {
     /// #     .sql("create view public.all_notes as select * from customer1.notes");
     /// # let conn = &mut db.connect();
     /// # const M: diesel_migrations::EmbeddedMigrations = diesel_migrations::embed_migrations!("../examples/migrations/tenant");
-    /// # let provisioner = pgschemas_diesel::Provisioner::builder(pgschemas_diesel::Config::default(), M).build()?;
+    /// # let provisioner = pgschemas_diesel::provision::Provisioner::builder(pgschemas_diesel::Config::default(), M).build()?;
     /// use diesel::RunQueryDsl;
     /// use pgschemas_diesel::Error;
     ///

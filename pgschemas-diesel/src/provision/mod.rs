@@ -53,7 +53,9 @@ use hooks::Hooks;
 /// use diesel::sql_types::BigInt;
 /// use diesel_migrations::{embed_migrations, EmbeddedMigrations};
 /// use pgschemas_diesel::models::{DefaultDomain, DefaultTenant, NewTenant};
-/// use pgschemas_diesel::{add_domain, Config, NewDomain, Provisioner, TenantModel, TenantPool};
+/// use pgschemas_diesel::{Config, TenantPool};
+/// use pgschemas_diesel::models::{NewDomain, TenantModel, add_domain};
+/// use pgschemas_diesel::provision::Provisioner;
 ///
 /// // In your crate: embed_migrations!("migrations/tenant")
 /// const TENANT_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../examples/migrations/tenant");

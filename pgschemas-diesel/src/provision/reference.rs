@@ -25,7 +25,9 @@ use super::{Provisioner, migrate};
 /// # let db = pgschemas_diesel::doctest_setup::database(); let database_url = db.url();
 /// # use diesel::{Connection, PgConnection};
 /// use diesel_migrations::{embed_migrations, EmbeddedMigrations};
-/// use pgschemas_diesel::{create_reference, Config, Error, SchemaName, schema_exists};
+/// use pgschemas_diesel::{Config, Error, SchemaName};
+/// use pgschemas_diesel::provision::create_reference;
+/// use pgschemas_diesel::lifecycle::schema_exists;
 ///
 /// // In your crate: embed_migrations!("migrations/tenant")
 /// const TENANT_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../examples/migrations/tenant");
@@ -61,10 +63,10 @@ pub fn create_reference<M: MigrationSource<Pg>>(
 /// # const TENANT_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../examples/migrations/tenant");
 /// let config = pgschemas_diesel::Config::builder().clone_reference("sample").build()?;
 /// let mut conn = PgConnection::establish(database_url)?;
-/// pgschemas_diesel::create_reference(&mut conn, &config, TENANT_MIGRATIONS)?;
+/// pgschemas_diesel::provision::create_reference(&mut conn, &config, TENANT_MIGRATIONS)?;
 /// diesel::sql_query("insert into sample.products (sku, name, price_cents) values ('old', 'Old', 1)")
 ///     .execute(&mut conn)?;
-/// pgschemas_diesel::recreate_reference(&mut conn, &config, TENANT_MIGRATIONS)?;
+/// pgschemas_diesel::provision::recreate_reference(&mut conn, &config, TENANT_MIGRATIONS)?;
 /// assert_eq!(diesel::sql_query("select * from sample.products").execute(&mut conn)?, 0); // fresh
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
@@ -118,9 +120,9 @@ impl Provisioner {
     /// # let db = pgschemas_diesel::doctest_setup::database(); let conn = &mut db.connect();
     /// # const M: diesel_migrations::EmbeddedMigrations = diesel_migrations::embed_migrations!("../examples/migrations/tenant");
     /// # let config = pgschemas_diesel::Config::builder().clone_reference("sample").build()?;
-    /// # let provisioner = pgschemas_diesel::Provisioner::builder(config, M).build()?;
+    /// # let provisioner = pgschemas_diesel::provision::Provisioner::builder(config, M).build()?;
     /// provisioner.create_reference(conn)?;
-    /// assert!(pgschemas_diesel::schema_exists(conn, &pgschemas_diesel::SchemaName::new("sample")?)?);
+    /// assert!(pgschemas_diesel::lifecycle::schema_exists(conn, &pgschemas_diesel::SchemaName::new("sample")?)?);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn create_reference(&self, conn: &mut PgConnection) -> Result<()> {
@@ -137,7 +139,7 @@ impl Provisioner {
     /// # let db = pgschemas_diesel::doctest_setup::database().schemas(&["sample"]); let conn = &mut db.connect();
     /// # const M: diesel_migrations::EmbeddedMigrations = diesel_migrations::embed_migrations!("../examples/migrations/tenant");
     /// # let config = pgschemas_diesel::Config::builder().clone_reference("sample").build()?;
-    /// # let provisioner = pgschemas_diesel::Provisioner::builder(config, M).build()?;
+    /// # let provisioner = pgschemas_diesel::provision::Provisioner::builder(config, M).build()?;
     /// # use diesel::RunQueryDsl;
     /// // "sample" exists, empty
     /// provisioner.recreate_reference(conn)?;
@@ -156,7 +158,7 @@ impl Provisioner {
     /// # let db = pgschemas_diesel::doctest_setup::database().models(); let conn = &mut db.connect();
     /// # const M: diesel_migrations::EmbeddedMigrations = diesel_migrations::embed_migrations!("../examples/migrations/tenant");
     /// # let config = pgschemas_diesel::Config::builder().clone_reference("sample").build()?;
-    /// # let provisioner = pgschemas_diesel::Provisioner::builder(config, M).build()?;
+    /// # let provisioner = pgschemas_diesel::provision::Provisioner::builder(config, M).build()?;
     /// use diesel::RunQueryDsl;
     ///
     /// provisioner.create_reference(conn)?;

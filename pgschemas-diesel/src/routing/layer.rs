@@ -20,9 +20,10 @@
 //! ```
 //! use std::sync::Arc;
 //! use axum::{Router, body::Body, extract::Request, routing::get, ServiceExt};
-//! use pgschemas_diesel::axum::{TenancyLayer, TenantDb};
+//! use pgschemas_diesel::routing::layer::{TenancyLayer, TenantDb};
 //! use pgschemas_diesel::models::default_catalog;
-//! use pgschemas_diesel::{Config, Route, RouteOptions, RouteTable, TenantPool};
+//! use pgschemas_diesel::{Config, TenantPool};
+//! use pgschemas_diesel::routing::{Route, RouteOptions, RouteTable};
 //! use tower::Layer;
 //!
 //! async fn home(route: Route, db: TenantDb) -> String {
@@ -84,8 +85,9 @@ struct Settings {
 /// A tower [`Layer`] that routes each request to its tenant; see the [module](self) docs.
 ///
 /// ```
-/// use pgschemas_diesel::axum::TenancyLayer;
-/// use pgschemas_diesel::{Config, Routes, RouteTable};
+/// use pgschemas_diesel::routing::layer::TenancyLayer;
+/// use pgschemas_diesel::Config;
+/// use pgschemas_diesel::routing::{RouteTable, Routes};
 ///
 /// let table = RouteTable::fixed(Routes::build(&Config::default(), &[], &[]));
 /// let layer = TenancyLayer::new(table).header_routing(http::HeaderName::from_static("tenant"));
@@ -109,8 +111,9 @@ impl TenancyLayer {
     /// Routes by host and path with `table`.
     ///
     /// ```
-    /// # use pgschemas_diesel::{Config, Routes, RouteTable};
-    /// let layer = pgschemas_diesel::axum::TenancyLayer::new(RouteTable::fixed(Routes::build(&Config::default(), &[], &[])));
+    /// # use pgschemas_diesel::Config;
+    /// # use pgschemas_diesel::routing::{RouteTable, Routes};
+    /// let layer = pgschemas_diesel::routing::layer::TenancyLayer::new(RouteTable::fixed(Routes::build(&Config::default(), &[], &[])));
     /// ```
     pub fn new(table: RouteTable) -> Self {
         Self {
@@ -129,9 +132,10 @@ impl TenancyLayer {
     /// the tenant. Enable it only behind a trusted gateway that sets or strips the header.
     ///
     /// ```
-    /// # use pgschemas_diesel::{Config, Routes, RouteTable};
+    /// # use pgschemas_diesel::Config;
+    /// # use pgschemas_diesel::routing::{RouteTable, Routes};
     /// # let table = RouteTable::fixed(Routes::build(&Config::default(), &[], &[]));
-    /// let layer = pgschemas_diesel::axum::TenancyLayer::new(table)
+    /// let layer = pgschemas_diesel::routing::layer::TenancyLayer::new(table)
     ///     .header_routing(http::HeaderName::from_static("tenant"));
     /// ```
     pub fn header_routing(self, name: HeaderName) -> Self {
@@ -374,7 +378,7 @@ impl<S: Send + Sync> OptionalFromRequestParts<S> for Route {
 ///
 /// ```
 /// use diesel::RunQueryDsl;
-/// use pgschemas_diesel::axum::TenantDb;
+/// use pgschemas_diesel::routing::layer::TenantDb;
 ///
 /// async fn count(db: TenantDb) -> String {
 ///     let n = db
@@ -420,7 +424,7 @@ impl TenantDb {
     /// Resumes `f`'s panic in the calling task.
     ///
     /// ```
-    /// # use pgschemas_diesel::axum::TenantDb;
+    /// # use pgschemas_diesel::routing::layer::TenantDb;
     /// # async fn schema_of(db: TenantDb) -> pgschemas_diesel::Result<String> {
     /// let schema = db.run(|conn| Ok(conn.schema().to_string())).await?;
     /// # Ok(schema) }
@@ -454,7 +458,7 @@ impl TenantDb {
     ///
     /// ```
     /// use diesel::RunQueryDsl;
-    /// # use pgschemas_diesel::axum::TenantDb;
+    /// # use pgschemas_diesel::routing::layer::TenantDb;
     /// # async fn add_note(db: TenantDb) -> pgschemas_diesel::Result<usize> {
     /// db.transaction(|conn| {
     ///     diesel::sql_query("insert into notes (body) values ('hi')").execute(conn)?;

@@ -33,7 +33,9 @@ use super::state::{RouteTableStatus, Shared};
 /// ```
 /// # let db = pgschemas_diesel::doctest_setup::database(); let database_url = db.url();
 /// use std::sync::Arc;
-/// use pgschemas_diesel::{Config, NoTenants, Resolution, RouteOptions, RouteTable, StaticTenant};
+/// use pgschemas_diesel::{Config, StaticTenant};
+/// use pgschemas_diesel::catalog::NoTenants;
+/// use pgschemas_diesel::routing::{Resolution, RouteOptions, RouteTable};
 ///
 /// let config = Config::builder()
 ///     .static_tenant(StaticTenant::builder("www").domain("localhost"))
@@ -69,7 +71,8 @@ impl RouteTable {
     /// A table that never changes: for tests, benchmarks, or a fixed set of tenants.
     ///
     /// ```
-    /// use pgschemas_diesel::{Config, Resolution, Routes, RouteTable, StaticTenant};
+    /// use pgschemas_diesel::{Config, StaticTenant};
+    /// use pgschemas_diesel::routing::{Resolution, RouteTable, Routes};
     ///
     /// let config = Config::builder().static_tenant(StaticTenant::builder("www").domain("localhost")).build()?;
     /// let table = RouteTable::fixed(Routes::build(&config, &[], &[]));
@@ -107,7 +110,9 @@ impl RouteTable {
     /// ```
     /// # let db = pgschemas_diesel::doctest_setup::database(); let database_url = db.url();
     /// use std::sync::Arc;
-    /// use pgschemas_diesel::{Config, NoTenants, RouteOptions, RouteTable};
+    /// use pgschemas_diesel::Config;
+    /// use pgschemas_diesel::catalog::NoTenants;
+    /// use pgschemas_diesel::routing::{RouteOptions, RouteTable};
     ///
     /// let table = RouteTable::start(database_url, Config::default(),
     ///     Arc::new(NoTenants), RouteOptions::default())?;
@@ -149,7 +154,8 @@ impl RouteTable {
     /// Resolves a request by host and target; see [`Routes::resolve`]. No query, no lock.
     ///
     /// ```
-    /// # use pgschemas_diesel::{Config, Resolution, Routes, RouteTable};
+    /// # use pgschemas_diesel::Config;
+    /// # use pgschemas_diesel::routing::{Resolution, RouteTable, Routes};
     /// let table = RouteTable::fixed(Routes::build(&Config::default(), &[], &[]));
     /// assert!(matches!(table.resolve("unknown.example.com", "/"), Resolution::NotFound));
     /// ```
@@ -161,7 +167,8 @@ impl RouteTable {
     /// switch: only behind a trusted gateway).
     ///
     /// ```
-    /// # use pgschemas_diesel::{Config, Resolution, Routes, RouteTable};
+    /// # use pgschemas_diesel::Config;
+    /// # use pgschemas_diesel::routing::{Resolution, RouteTable, Routes};
     /// let table = RouteTable::fixed(Routes::build(&Config::default(), &[], &[]));
     /// assert!(matches!(table.resolve_header("tenant1"), Resolution::NotFound));
     /// ```
@@ -172,7 +179,8 @@ impl RouteTable {
     /// The current snapshot.
     ///
     /// ```
-    /// # use pgschemas_diesel::{Config, Routes, RouteTable};
+    /// # use pgschemas_diesel::Config;
+    /// # use pgschemas_diesel::routing::{RouteTable, Routes};
     /// let table = RouteTable::fixed(Routes::build(&Config::default(), &[], &[]));
     /// assert_eq!(table.routes().route_count(), 0);
     /// ```
@@ -183,7 +191,8 @@ impl RouteTable {
     /// The current snapshot's version; it grows by one with every reload.
     ///
     /// ```
-    /// # use pgschemas_diesel::{Config, Routes, RouteTable};
+    /// # use pgschemas_diesel::Config;
+    /// # use pgschemas_diesel::routing::{RouteTable, Routes};
     /// assert_eq!(RouteTable::fixed(Routes::build(&Config::default(), &[], &[])).version(), 0);
     /// ```
     pub fn version(&self) -> u64 {
@@ -193,7 +202,8 @@ impl RouteTable {
     /// The listener's state.
     ///
     /// ```
-    /// # use pgschemas_diesel::{Config, Routes, RouteTable};
+    /// # use pgschemas_diesel::Config;
+    /// # use pgschemas_diesel::routing::{RouteTable, Routes};
     /// let status = RouteTable::fixed(Routes::build(&Config::default(), &[], &[])).status();
     /// assert!(!status.connected);
     /// ```
@@ -213,10 +223,10 @@ impl RouteTable {
     /// ```
     /// # let db = pgschemas_diesel::doctest_setup::database().models().tenant("acme", &["acme.example.com"]);
     /// # let catalog = std::sync::Arc::new(pgschemas_diesel::models::default_catalog());
-    /// # let table = pgschemas_diesel::RouteTable::start(db.url(), pgschemas_diesel::Config::default(), catalog, Default::default())?;
+    /// # let table = pgschemas_diesel::routing::RouteTable::start(db.url(), pgschemas_diesel::Config::default(), catalog, Default::default())?;
     /// # let mut conn = db.connect();
     /// use diesel::RunQueryDsl;
-    /// use pgschemas_diesel::Resolution;
+    /// use pgschemas_diesel::routing::Resolution;
     ///
     /// diesel::sql_query("update domains set domain = 'acme.example.org'").execute(&mut conn)?;
     /// let version = table.refresh()?; // the next request must see the change
@@ -232,7 +242,8 @@ impl RouteTable {
     /// passed first.
     ///
     /// ```
-    /// # use pgschemas_diesel::{Config, Routes, RouteTable};
+    /// # use pgschemas_diesel::Config;
+    /// # use pgschemas_diesel::routing::{RouteTable, Routes};
     /// # use std::time::Duration;
     /// let table = RouteTable::fixed(Routes::build(&Config::default(), &[], &[]));
     /// assert!(table.wait_for_version(0, Duration::ZERO));
@@ -246,7 +257,8 @@ impl RouteTable {
     /// `false` when `timeout` passed first.
     ///
     /// ```
-    /// # use pgschemas_diesel::{Config, Routes, RouteTable};
+    /// # use pgschemas_diesel::Config;
+    /// # use pgschemas_diesel::routing::{RouteTable, Routes};
     /// # use std::time::Duration;
     /// let table = RouteTable::fixed(Routes::build(&Config::default(), &[], &[]));
     /// assert!(!table.wait_until(Duration::from_millis(1), |s| s.connected));

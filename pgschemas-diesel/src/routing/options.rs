@@ -14,7 +14,7 @@ pub type ErrorHook = Arc<dyn Fn(&Error) + Send + Sync>;
 ///
 /// ```
 /// use std::time::Duration;
-/// use pgschemas_diesel::RouteOptions;
+/// use pgschemas_diesel::routing::RouteOptions;
 ///
 /// let options = RouteOptions::default()
 ///     .full_reload_every(Duration::from_secs(300))
@@ -86,7 +86,7 @@ impl RouteOptions {
         /// for a missed notification (default 60 s).
         ///
         /// ```
-        /// let o = pgschemas_diesel::RouteOptions::default().full_reload_every(std::time::Duration::from_secs(30));
+        /// let o = pgschemas_diesel::routing::RouteOptions::default().full_reload_every(std::time::Duration::from_secs(30));
         /// ```
         full_reload_every(every: Duration) => full_reload = every.max(Duration::from_millis(10));
 
@@ -95,7 +95,7 @@ impl RouteOptions {
         /// long a change takes to reach the table.
         ///
         /// ```
-        /// let o = pgschemas_diesel::RouteOptions::default().poll_interval(std::time::Duration::from_millis(10));
+        /// let o = pgschemas_diesel::routing::RouteOptions::default().poll_interval(std::time::Duration::from_millis(10));
         /// ```
         poll_interval(every: Duration) => poll_interval = every.max(Duration::from_millis(1));
 
@@ -103,7 +103,7 @@ impl RouteOptions {
         /// changes costs one reload (default 5 ms).
         ///
         /// ```
-        /// let o = pgschemas_diesel::RouteOptions::default().debounce(std::time::Duration::ZERO);
+        /// let o = pgschemas_diesel::routing::RouteOptions::default().debounce(std::time::Duration::ZERO);
         /// ```
         debounce(wait: Duration) => debounce = wait;
 
@@ -111,7 +111,7 @@ impl RouteOptions {
         /// (default 10 s); a dead connection is then replaced.
         ///
         /// ```
-        /// let o = pgschemas_diesel::RouteOptions::default().heartbeat(std::time::Duration::from_secs(5));
+        /// let o = pgschemas_diesel::routing::RouteOptions::default().heartbeat(std::time::Duration::from_secs(5));
         /// ```
         heartbeat(every: Duration) => heartbeat = every.max(Duration::from_millis(10));
 
@@ -119,7 +119,7 @@ impl RouteOptions {
         /// 50 ms and doubles).
         ///
         /// ```
-        /// let o = pgschemas_diesel::RouteOptions::default().reconnect_max(std::time::Duration::from_secs(1));
+        /// let o = pgschemas_diesel::routing::RouteOptions::default().reconnect_max(std::time::Duration::from_secs(1));
         /// ```
         reconnect_max(max: Duration) => reconnect_max = max.max(Duration::from_millis(50));
 
@@ -129,7 +129,7 @@ impl RouteOptions {
         /// changes reach the table only at the next full reload.
         ///
         /// ```
-        /// let o = pgschemas_diesel::RouteOptions::default().check_triggers(false);
+        /// let o = pgschemas_diesel::routing::RouteOptions::default().check_triggers(false);
         /// ```
         check_triggers(check: bool) => check_triggers = check;
     }
@@ -147,7 +147,7 @@ impl RouteOptions {
     /// progress.
     ///
     /// ```
-    /// let o = pgschemas_diesel::RouteOptions::default().on_error(|e| eprintln!("routing: {}", e.report()));
+    /// let o = pgschemas_diesel::routing::RouteOptions::default().on_error(|e| eprintln!("routing: {}", e.report()));
     /// ```
     pub fn on_error(mut self, hook: impl Fn(&Error) + Send + Sync + 'static) -> Self {
         self.on_error = OnError(Some(Arc::new(hook)));

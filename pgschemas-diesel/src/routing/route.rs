@@ -31,7 +31,8 @@ pub(super) struct Place {
 /// How a request reached its tenant.
 ///
 /// ```
-/// use pgschemas_diesel::{Config, Resolution, Routes, StaticTenant, Via};
+/// use pgschemas_diesel::{Config, StaticTenant};
+/// use pgschemas_diesel::routing::{Resolution, Routes, Via};
 ///
 /// let config = Config::builder().static_tenant(StaticTenant::builder("www").domain("localhost")).build()?;
 /// let routes = Routes::build(&config, &[], &[]);
@@ -62,7 +63,9 @@ pub enum Via {
 /// carry *this* request's folder prefix.
 ///
 /// ```
-/// use pgschemas_diesel::{DomainRecord, Resolution, Routes, SchemaName, TenantRecord, Via, Config};
+/// use pgschemas_diesel::{SchemaName, Config};
+/// use pgschemas_diesel::catalog::{DomainRecord, TenantRecord};
+/// use pgschemas_diesel::routing::{Resolution, Routes, Via};
 ///
 /// let tenants = [TenantRecord { id: "1".into(), schema: SchemaName::new("tenant1")?, active: true }];
 /// let domains = [DomainRecord {
@@ -124,7 +127,8 @@ impl Route {
     /// The path prefix the tenant lives under: `/folder` for a folder route, `""` otherwise.
     ///
     /// ```
-    /// # use pgschemas_diesel::{Config, Resolution, Routes, StaticTenant};
+    /// # use pgschemas_diesel::{Config, StaticTenant};
+    /// # use pgschemas_diesel::routing::{Resolution, Routes};
     /// # let config = Config::builder().static_tenant(StaticTenant::builder("www").domain("localhost")).build()?;
     /// # let Resolution::Route(route) = Routes::build(&config, &[], &[]).resolve("localhost", "/a") else { panic!() };
     /// assert_eq!(route.prefix(), "");
@@ -139,7 +143,9 @@ impl Route {
     /// Unchanged for other routes. Frameworks other than axum use this to rewrite the path.
     ///
     /// ```
-    /// use pgschemas_diesel::{Config, DomainRecord, Resolution, Routes, SchemaName, TenantRecord};
+    /// use pgschemas_diesel::{Config, SchemaName};
+    /// use pgschemas_diesel::catalog::{DomainRecord, TenantRecord};
+    /// use pgschemas_diesel::routing::{Resolution, Routes};
     ///
     /// let tenants = [TenantRecord { id: "1".into(), schema: SchemaName::new("tenant1")?, active: true }];
     /// let domains = [DomainRecord {
@@ -163,7 +169,8 @@ impl Route {
     /// reverse of the prefix stripping done for folder routes; `path` should start with `/`.
     ///
     /// ```
-    /// # use pgschemas_diesel::{Config, Resolution, Routes, StaticTenant};
+    /// # use pgschemas_diesel::{Config, StaticTenant};
+    /// # use pgschemas_diesel::routing::{Resolution, Routes};
     /// # let config = Config::builder().static_tenant(StaticTenant::builder("www").domain("localhost")).build()?;
     /// # let Resolution::Route(route) = Routes::build(&config, &[], &[]).resolve("localhost", "/") else { panic!() };
     /// assert_eq!(route.url("/register/"), "/register/");
@@ -185,7 +192,8 @@ impl Route {
     /// same as [`url`](Self::url).
     ///
     /// ```
-    /// # use pgschemas_diesel::{Config, Resolution, Routes, StaticTenant};
+    /// # use pgschemas_diesel::{Config, StaticTenant};
+    /// # use pgschemas_diesel::routing::{Resolution, Routes};
     /// # let config = Config::builder().static_tenant(StaticTenant::builder("www").domain("localhost")).build()?;
     /// # let Resolution::Route(route) = Routes::build(&config, &[], &[]).resolve("localhost", "/") else { panic!() };
     /// assert_eq!(route.absolute_url("/a"), "//localhost/a");
@@ -249,7 +257,8 @@ impl Suspended {
 /// The answer for one request.
 ///
 /// ```
-/// use pgschemas_diesel::{Config, Resolution, Routes};
+/// use pgschemas_diesel::Config;
+/// use pgschemas_diesel::routing::{Resolution, Routes};
 ///
 /// let routes = Routes::build(&Config::default(), &[], &[]);
 /// assert!(matches!(routes.resolve("example.com", "/"), Resolution::NotFound));
@@ -271,7 +280,8 @@ impl Resolution {
     /// The route, when the request is to be served.
     ///
     /// ```
-    /// # use pgschemas_diesel::{Config, Routes};
+    /// # use pgschemas_diesel::Config;
+    /// # use pgschemas_diesel::routing::Routes;
     /// assert!(Routes::build(&Config::default(), &[], &[]).resolve("x", "/").route().is_none());
     /// ```
     pub fn route(&self) -> Option<&Route> {

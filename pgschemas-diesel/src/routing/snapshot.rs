@@ -66,7 +66,9 @@ impl Default for HostSlot {
 /// [`warnings`](Self::warnings); they never make the build fail.
 ///
 /// ```
-/// use pgschemas_diesel::{Config, DomainRecord, Resolution, Routes, SchemaName, StaticTenant, TenantRecord};
+/// use pgschemas_diesel::{Config, SchemaName, StaticTenant};
+/// use pgschemas_diesel::catalog::{DomainRecord, TenantRecord};
+/// use pgschemas_diesel::routing::{Resolution, Routes};
 ///
 /// let config = Config::builder()
 ///     .static_tenant(StaticTenant::builder("www").domain("localhost").fallback_domain("tenants.localhost"))
@@ -120,7 +122,8 @@ impl Routes {
     /// allocate; a redirect does (its `Location`).
     ///
     /// ```
-    /// use pgschemas_diesel::{Config, Resolution, Routes, StaticTenant};
+    /// use pgschemas_diesel::{Config, StaticTenant};
+    /// use pgschemas_diesel::routing::{Resolution, Routes};
     ///
     /// let config = Config::builder().static_tenant(StaticTenant::builder("blog").domain("blog.localhost")).build()?;
     /// let routes = Routes::build(&config, &[], &[]);
@@ -170,7 +173,8 @@ impl Routes {
     /// tenant. Use it only behind a trusted gateway that sets (or strips) the header.
     ///
     /// ```
-    /// use pgschemas_diesel::{Config, Resolution, Routes, StaticTenant, Via};
+    /// use pgschemas_diesel::{Config, StaticTenant};
+    /// use pgschemas_diesel::routing::{Resolution, Routes, Via};
     ///
     /// let config = Config::builder().static_tenant(StaticTenant::builder("www").header("main")).build()?;
     /// let routes = Routes::build(&config, &[], &[]);
@@ -230,7 +234,9 @@ impl Routes {
     /// routed.
     ///
     /// ```
-    /// use pgschemas_diesel::{Config, DomainRecord, Routes};
+    /// use pgschemas_diesel::Config;
+    /// use pgschemas_diesel::catalog::DomainRecord;
+    /// use pgschemas_diesel::routing::Routes;
     /// let orphan = DomainRecord {
     ///     tenant_id: "9".into(), domain: "x.com".into(), folder: None,
     ///     is_primary: true, redirect_to_primary: false,
@@ -248,7 +254,9 @@ impl Routes {
     /// tenant has.
     ///
     /// ```
-    /// use pgschemas_diesel::{Config, DomainRecord, RowKind, Routes};
+    /// use pgschemas_diesel::Config;
+    /// use pgschemas_diesel::catalog::{DomainRecord, RowKind};
+    /// use pgschemas_diesel::routing::Routes;
     /// let bad = DomainRecord {
     ///     tenant_id: "9".into(), domain: "bad host.com".into(), folder: None,
     ///     is_primary: true, redirect_to_primary: false,

@@ -19,7 +19,8 @@ impl Routes {
     /// without folder; a static tenant's fallback domain; else not found.
     ///
     /// ```
-    /// use pgschemas_diesel::{Config, Routes};
+    /// use pgschemas_diesel::Config;
+    /// use pgschemas_diesel::routing::Routes;
     /// let routes = Routes::build(&Config::default(), &[], &[]);
     /// assert_eq!(routes.route_count(), 0);
     /// ```

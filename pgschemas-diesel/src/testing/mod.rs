@@ -30,7 +30,7 @@
 //!     let db = pgschemas_diesel::test_database!(); // named after this function
 //!     let mut conn = db.connect();
 //!     diesel::sql_query("CREATE SCHEMA tenant_a").execute(&mut conn)?;
-//!     assert_eq!(pgschemas_diesel::list_schemas(&mut conn)?, ["public", "tenant_a"]);
+//!     assert_eq!(pgschemas_diesel::lifecycle::list_schemas(&mut conn)?, ["public", "tenant_a"]);
 //!     Ok(())
 //! }
 //! # tenants_get_their_own_schema()?;

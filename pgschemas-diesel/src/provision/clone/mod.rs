@@ -55,7 +55,8 @@ const CLONE_BODIES: &str = "pgschemas.clone_bodies";
 /// ```
 /// # let db = pgschemas_diesel::doctest_setup::database().notes(&["sample"]); let database_url = db.url();
 /// # use diesel::{Connection, PgConnection};
-/// use pgschemas_diesel::{clone_schema, Config, SchemaName};
+/// use pgschemas_diesel::{Config, SchemaName};
+/// use pgschemas_diesel::provision::clone_schema;
 ///
 /// // sample holds a table, notes, with a serial id
 /// let mut conn = PgConnection::establish(database_url)?;
@@ -161,7 +162,8 @@ pub struct CloneReport {
 /// #     .sql("insert into sample.notes (body) values ('welcome')");
 /// # let database_url = db.url();
 /// # use diesel::{Connection, PgConnection, RunQueryDsl};
-/// use pgschemas_diesel::{clone_schema, Config, SchemaName};
+/// use pgschemas_diesel::{Config, SchemaName};
+/// use pgschemas_diesel::provision::clone_schema;
 ///
 /// let mut conn = PgConnection::establish(database_url)?;
 /// let config = Config::builder().clone_reference("sample").build()?;

@@ -96,7 +96,11 @@ fn rows_left_out_by_the_catalog_read_come_first() {
     let rows = crate::catalog::CatalogRows {
         tenants: vec![tenant("1", "tenant1")],
         domains: vec![domain("1", "tenant1.localhost", None, true)],
-        invalid: vec![crate::catalog::InvalidRow::tenant("2", "Bad", "invalid schema name")],
+        invalid: vec![crate::catalog::InvalidRow::tenant(
+            "2",
+            "Bad",
+            "invalid schema name",
+        )],
     };
     let routes = Routes::from_rows(&sandbox(), &rows);
     assert_eq!(routes.invalid_rows(), rows.invalid.as_slice());

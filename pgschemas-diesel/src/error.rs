@@ -12,11 +12,15 @@ use std::fmt;
 use crate::name::InvalidReason;
 
 mod fields;
+mod migration;
+mod row;
 
 pub use fields::{
     CloneRefusal, ConfiguredSchema, Dependent, DomainFault, FolderFault, HookName, RouteFault,
     SessionProblem,
 };
+pub use migration::{MigrationError, MigrationErrorKind};
+pub use row::{InvalidRow, RowKind};
 
 /// `Result` with [`Error`] as the default error type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -290,7 +294,7 @@ pub enum Error {
     /// Migrating a schema failed; the [`MigrationError`](crate::migrate::MigrationError) names the
     /// schema and the migration.
     #[error(transparent)]
-    Migration(#[from] crate::migrate::MigrationError),
+    Migration(#[from] MigrationError),
 
     /// A schema reference (`-s`/`-x` of a multi-schema command) names no schema.
     #[error(
@@ -328,7 +332,7 @@ pub enum Error {
     /// A row of the tenant or domain table was left out because it cannot be used; the
     /// others are served and migrated. Reported, never returned by a read of the catalog.
     #[error("{0}")]
-    InvalidRow(crate::catalog::InvalidRow),
+    InvalidRow(InvalidRow),
 }
 
 impl Error {

@@ -52,7 +52,9 @@
 //!
 //! Modules depend downwards only, from low to high:
 //!
-//! 1. names and paths (`name`, `path`, `domain`), [`Error`];
+//! 1. names and paths (`name`, `path`, `domain`), the lexing of SQL text (`sql_lex`), and
+//!    [`Error`] with what it carries ([`migrate::MigrationError`], [`catalog::InvalidRow`]:
+//!    defined beside it, shown in their modules);
 //! 2. [`Config`] (`config`), then [`Schema`] and activation on a connection (`activate`,
 //!    `transaction`, `checkout`);
 //! 3. the pool and its scopes (`pool`), schema DDL ([`lifecycle`]), the [`catalog`] trait;
@@ -60,9 +62,6 @@
 //!    [`provision`] (uses [`migrate`]), [`routing`] (uses the [`models`]' notification
 //!    channel) and [`doctor`] (uses [`migrate`] and [`routing`]);
 //! 5. `cli` and `testing`, which use everything below.
-//!
-//! One exception stays: [`Error`] carries a [`migrate::MigrationError`] and a
-//! [`catalog::InvalidRow`] as values.
 //!
 //! # Feature flags
 //!

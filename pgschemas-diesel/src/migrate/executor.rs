@@ -5,13 +5,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use super::builder::{DynMigrations, Migrator};
-use super::error::{MigrationError, MigrationErrorKind};
 use super::list::{Migrations, read_migrations, versions};
 use super::report::{MigrationReport, Mode, Progress, SchemaReport};
 use super::run::{apply, pending_in};
 use super::selection::{MigrationSet, SchemaKind, Selection, Target};
 use crate::catalog::{CatalogRows, InvalidRow};
 use crate::error::{Error, Result};
+use crate::error::{MigrationError, MigrationErrorKind};
 use crate::lifecycle::{create_schema, schema_exists};
 use crate::name::SchemaName;
 use crate::parallel::Workers;

@@ -7,7 +7,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{Array, Bool, Nullable, Text};
 
 use super::LEDGER_TABLE;
-use super::error::MigrationError;
+use crate::error::MigrationError;
 use crate::error::{Error, Result};
 use crate::name::SchemaName;
 

@@ -6,8 +6,8 @@ use std::error::Error as StdError;
 use diesel::migration::{Migration, MigrationSource};
 use diesel::pg::Pg;
 
-use super::error::{MigrationError, MigrationErrorKind};
 use crate::error::{Error, Result};
+use crate::error::{MigrationError, MigrationErrorKind};
 use crate::name::SchemaName;
 
 /// The migrations of a source, loaded once.

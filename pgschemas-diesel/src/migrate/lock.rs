@@ -7,8 +7,8 @@ use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::sql_types::{Bool, Nullable, Text};
 
-use super::error::{MigrationError, MigrationErrorKind};
 use super::ledger::{applied_in, create_ledger_sql, ledger_table};
+use crate::error::{MigrationError, MigrationErrorKind};
 use crate::name::{SchemaName, quote_literal};
 use crate::transaction;
 

@@ -14,7 +14,6 @@
 //! (`ledger`), reading a source (`list`), the migration lock (`lock`).
 
 mod builder;
-mod error;
 mod executor;
 mod ledger;
 mod list;
@@ -23,8 +22,8 @@ mod report;
 mod run;
 mod selection;
 
+pub use crate::error::{MigrationError, MigrationErrorKind};
 pub use builder::{Migrator, MigratorBuilder};
-pub use error::{MigrationError, MigrationErrorKind};
 pub(crate) use ledger::{create_ledger_sql, ledger_table, read_ledgers};
 pub(crate) use list::{read_migrations, source_versions, versions};
 pub use lock::MIGRATION_LOCK_CLASS;

@@ -3,9 +3,9 @@
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use super::error::MigrationError;
 use super::selection::{SchemaKind, Target};
 use crate::catalog::InvalidRow;
+use crate::error::MigrationError;
 use crate::name::SchemaName;
 
 /// Whether a run applies the migrations or only lists them.

@@ -5,12 +5,12 @@ use diesel::pg::Pg;
 use diesel::prelude::*;
 use diesel::sql_types::{Bool, Nullable, Text};
 
-use super::error::{MigrationError, MigrationErrorKind};
 use super::ledger::{applied_in, ledger_table};
 use super::list::{read_migrations, versions};
 use super::lock::SchemaLock;
 use crate::checkout::set_path_call;
 use crate::config::Config;
+use crate::error::{MigrationError, MigrationErrorKind};
 use crate::name::SchemaName;
 use crate::transaction;
 

@@ -51,7 +51,7 @@ impl fmt::Display for RowKind {
 pub struct InvalidRow {
     /// The table the row is in.
     pub kind: RowKind,
-    /// The tenant's key as text ([`TenantRecord::id`]); for a domain row, its tenant's key.
+    /// The tenant's key as text ([`TenantRecord::id`](crate::catalog::TenantRecord::id)); for a domain row, its tenant's key.
     pub tenant_id: String,
     /// What names the row, as stored: a tenant's schema name, a domain's route (`domain` or
     /// `domain/folder`).

@@ -324,13 +324,15 @@ fn cli_list_migrate_and_doctor_go_on_and_show_the_bad_rows() {
     all_rows(&mut conn);
     let app = App::builder(Config::default(), TENANT)
         .catalog(catalog())
-        .database_url(db.url())
         .build();
     let run = |args: &[&str]| {
         let (mut out, mut err) = (Vec::new(), Vec::new());
         let outcome = cli::run_from(
             &app,
-            std::iter::once("manage").chain(args.iter().copied()),
+            // the flag, not the builder: a DATABASE_URL in the environment would win over it
+            ["manage", "--database-url", db.url()]
+                .into_iter()
+                .chain(args.iter().copied()),
             &mut out,
             &mut err,
         );

@@ -146,15 +146,15 @@ fn the_cli_doctor_fails_a_tenant_on_the_default_path() {
     use pgschemas_diesel::cli::{self, App, Outcome};
 
     let db = test_database!();
-    let app = App::builder(config(), TENANT)
-        .default_models()
-        .database_url(db.url())
-        .build();
+    let app = App::builder(config(), TENANT).default_models().build();
     let run = |args: &[&str]| {
         let (mut out, mut err) = (Vec::new(), Vec::new());
         let outcome = cli::run_from(
             &app,
-            std::iter::once("manage").chain(args.iter().copied()),
+            // the flag, not the builder: a DATABASE_URL in the environment would win over it
+            ["manage", "--database-url", db.url()]
+                .into_iter()
+                .chain(args.iter().copied()),
             &mut out,
             &mut err,
         );

@@ -38,14 +38,14 @@ fn manage(db: &TestDatabase, args: &[&str]) -> Run {
         .clone_reference("sample")
         .build()
         .unwrap();
-    let app = App::builder(config, TENANT)
-        .default_models()
-        .database_url(db.url())
-        .build();
+    let app = App::builder(config, TENANT).default_models().build();
     let (mut out, mut err) = (Vec::new(), Vec::new());
     let outcome = cli::run_from(
         &app,
-        std::iter::once("manage").chain(args.iter().copied()),
+        // the flag, not the builder: a DATABASE_URL in the environment would win over it
+        ["manage", "--database-url", db.url()]
+            .into_iter()
+            .chain(args.iter().copied()),
         &mut out,
         &mut err,
     );

@@ -436,6 +436,27 @@ fn a_failed_reload_keeps_the_last_table() {
 }
 
 #[test]
+fn the_listeners_last_error_names_its_cause() {
+    let db = test_database!();
+    let mut conn = db.connect();
+    migrated(&mut conn);
+    let table = start(db.url(), RouteOptions::default());
+    // The catalog's query now fails (its column is gone); the rename itself notifies.
+    conn.batch_execute("ALTER TABLE domains RENAME COLUMN is_primary TO primary_flag")
+        .unwrap();
+    conn.batch_execute("UPDATE domains SET domain = domain")
+        .unwrap();
+    assert!(
+        table.wait_until(PATIENCE, |s| s.last_error.is_some()),
+        "{:?}",
+        table.status()
+    );
+    // What PostgreSQL said, not only that a database error happened.
+    let last = table.status().last_error.unwrap_or_default();
+    assert!(last.contains("is_primary"), "{last}");
+}
+
+#[test]
 fn misses_never_reach_the_database() {
     let db = test_database!();
     let mut conn = db.connect();

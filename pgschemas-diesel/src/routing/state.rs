@@ -31,7 +31,8 @@ pub struct RouteTableStatus {
     pub reconnects: u64,
     /// How many notifications the listener received.
     pub notifications: u64,
-    /// The listener's last error, if any since it last loaded successfully.
+    /// The listener's last error with its causes (as [`Error::report`](crate::Error::report)
+    /// shows it), if any since it last loaded successfully.
     pub last_error: Option<String>,
 }
 
@@ -99,7 +100,7 @@ impl Shared {
         if let Some(hook) = self.hook() {
             hook(error);
         }
-        self.update(|s| s.last_error = Some(error.to_string()));
+        self.update(|s| s.last_error = Some(error.report().to_string()));
     }
 
     fn hook(&self) -> Option<&ErrorHook> {

@@ -410,8 +410,19 @@ pub(crate) struct Report<'a>(pub(crate) &'a (dyn StdError + 'static));
 
 impl fmt::Display for Report<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)?;
-        let mut cause = self.0.source();
+        let mut top = self.0;
+        if let Some(Error::Migration(e)) = top.downcast_ref::<Error>() {
+            top = e;
+        }
+        write!(f, "{top}")?;
+        let mut cause = top.source();
+        if let Some(text) = top
+            .downcast_ref::<MigrationError>()
+            .and_then(migration::failed_cause_text)
+        {
+            write!(f, ": {text}")?;
+            cause = cause.and_then(StdError::source);
+        }
         while let Some(e) = cause {
             write!(f, ": {e}")?;
             cause = e.source();

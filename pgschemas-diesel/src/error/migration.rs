@@ -99,9 +99,6 @@ impl MigrationError {
     }
 
     pub(crate) fn in_migration(mut self, name: String, version: String) -> Self {
-        if let MigrationErrorKind::Failed(e) = self.kind {
-            self.kind = MigrationErrorKind::Failed(without_name(e, &name));
-        }
         self.migration = Some(name);
         self.version = Some(version);
         self
@@ -232,14 +229,20 @@ impl StdError for MigrationError {
     }
 }
 
-/// A failed migration's cause without the name: diesel_migrations words it `Failed to run
-/// <name> with: <cause>`, and the name is already in our message.
-fn without_name(e: Box<dyn StdError + Send + Sync>, name: &str) -> Box<dyn StdError + Send + Sync> {
-    let message = e.to_string();
-    match message.strip_prefix(&format!("Failed to run {name} with: ")) {
-        Some(rest) => rest.to_owned().into(),
-        None => e,
-    }
+/// The text of a failed migration's cause without the name: diesel_migrations words it
+/// `Failed to run <name> with: <cause>`, and the name is already in the message. The cause
+/// itself stays diesel_migrations' error, as `source()` returns it.
+pub(super) fn failed_cause_text(e: &MigrationError) -> Option<String> {
+    let (MigrationErrorKind::Failed(cause), Some(name)) = (&e.kind, &e.migration) else {
+        return None;
+    };
+    let text = cause.to_string();
+    Some(
+        match text.strip_prefix(&format!("Failed to run {name} with: ")) {
+            Some(rest) => rest.to_owned(),
+            None => text,
+        },
+    )
 }
 
 #[cfg(test)]
@@ -265,6 +268,17 @@ mod tests {
         );
         assert_eq!(
             e.report().to_string(),
+            r#"migration 2024-01-01-000002_boom failed in schema "t1": division by zero"#
+        );
+        // The cause stays the error diesel_migrations gave, for callers that inspect it.
+        let cause = e.source().map(ToString::to_string);
+        assert_eq!(
+            cause.as_deref(),
+            Some("Failed to run 2024-01-01-000002_boom with: division by zero")
+        );
+        let wrapped = crate::Error::from(e);
+        assert_eq!(
+            wrapped.report().to_string(),
             r#"migration 2024-01-01-000002_boom failed in schema "t1": division by zero"#
         );
         let e = MigrationError::new(&t1(), MigrationErrorKind::SchemaNotFound);

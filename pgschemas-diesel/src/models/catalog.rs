@@ -10,17 +10,18 @@ use crate::catalog::{Catalog, DomainRecord, InvalidRow, TenantRecord};
 use crate::error::Result;
 use crate::name::SchemaName;
 
-/// Where a [`ModelCatalog`] gets its routes: a [`DomainModel`], or [`NoDomains`].
+/// The domain table of a [`ModelCatalog`], where it reads its routes: a [`DomainModel`], or
+/// [`NoDomains`] for none.
 ///
 /// Implemented for every [`DomainModel`] and for [`NoDomains`]; there is no need to implement
 /// it yourself.
 ///
 /// ```
-/// use pgschemas_diesel::models::{DomainSource, NoDomains};
+/// use pgschemas_diesel::models::{DomainTable, NoDomains};
 ///
 /// assert!(NoDomains::domain_table().is_none());
 /// ```
-pub trait DomainSource: 'static {
+pub trait DomainTable: 'static {
     /// Every route as routing sees it.
     ///
     /// # Errors
@@ -32,7 +33,7 @@ pub trait DomainSource: 'static {
     fn domain_table() -> Option<TableName>;
 }
 
-impl<D: DomainModel + 'static> DomainSource for D {
+impl<D: DomainModel + 'static> DomainTable for D {
     fn domain_records(conn: &mut PgConnection) -> Result<Vec<DomainRecord>> {
         Ok(D::load_all(conn)?.iter().map(D::to_record).collect())
     }
@@ -53,7 +54,7 @@ impl<D: DomainModel + 'static> DomainSource for D {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct NoDomains;
 
-impl DomainSource for NoDomains {
+impl DomainTable for NoDomains {
     fn domain_records(_conn: &mut PgConnection) -> Result<Vec<DomainRecord>> {
         Ok(Vec::new())
     }
@@ -152,7 +153,7 @@ impl<T, D> fmt::Debug for ModelCatalog<T, D> {
 impl<T, D> Catalog for ModelCatalog<T, D>
 where
     T: TenantModel + 'static,
-    D: DomainSource,
+    D: DomainTable,
 {
     fn tenants(&self, conn: &mut PgConnection) -> Result<Vec<TenantRecord>> {
         T::load_all(conn)?.iter().map(T::to_record).collect()

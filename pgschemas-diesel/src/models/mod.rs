@@ -70,7 +70,7 @@ use crate::catalog::{DomainRecord, TenantRecord};
 use crate::error::Result;
 use crate::name::SchemaName;
 
-pub use catalog::{DomainSource, ModelCatalog, NoDomains};
+pub use catalog::{DomainTable, ModelCatalog, NoDomains};
 pub use defaults::{
     DefaultDomain, DefaultTenant, NewTenant, SHARED_MIGRATIONS, TenantStatus, default_catalog,
 };

@@ -93,6 +93,7 @@ mod pool;
 pub mod provision;
 pub mod routing;
 mod sql_lex;
+mod take;
 mod transaction;
 
 pub use activate::{Schema, SchemaConnection};

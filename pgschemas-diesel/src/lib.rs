@@ -90,6 +90,8 @@ mod name;
 mod parallel;
 mod path;
 mod pool;
+#[cfg(feature = "deadpool")]
+mod pool_async;
 pub mod provision;
 pub mod routing;
 mod sql_lex;
@@ -105,6 +107,11 @@ pub use error::{
 pub use name::{InvalidReason, MAX_SCHEMA_NAME_LEN, SchemaName};
 pub use path::SearchPath;
 pub use pool::{DisableStatementCache, Manager, NestedScope, TenantPool, TenantScope};
+#[cfg(feature = "deadpool")]
+pub use pool_async::{
+    AsyncDeadpool, AsyncDeadpoolBuilder, AsyncManager, AsyncPooledConnection, AsyncTenantPool,
+    AsyncTenantScope,
+};
 
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -205,7 +205,7 @@ fn assert_clean(pool: &TenantPool, login: &str, attack: &str) {
 }
 
 /// The attacks: each runs on a connection of tenant `ta`; what it returns does not matter.
-fn attacks(other_role: &str) -> Vec<(String, String)> {
+pub fn attacks(other_role: &str) -> Vec<(String, String)> {
     let sql = |s: &str| s.to_owned();
     vec![
         (sql("raw SET search_path"), sql("set search_path = tb")),

@@ -3,6 +3,8 @@
 #![allow(clippy::unwrap_used)]
 
 mod activation;
+#[cfg(feature = "async")]
+mod async_pool;
 mod attack;
 mod bad_rows;
 #[cfg(feature = "cli")]

@@ -309,9 +309,17 @@ where
 /// state, never from the error's text: the schema's state, or an open transaction (then
 /// reported as [`Error::SessionState`]).
 fn ended_error<E: From<Error>>(conn: &mut PgConnection, path: &SearchPath, ended: Ended<E>) -> E {
-    let schema = path.schema().as_str();
     match ended {
         Ended::BeginFailed(e) => begin_failed(conn, path, e).into(),
+        ended => unfinished_error(path, ended),
+    }
+}
+
+/// The caller's error for a transaction on `path` whose body ran and that did not commit
+/// (sync or async): `f`'s own, unless the rollback after it failed, or the commit's.
+pub(crate) fn unfinished_error<E: From<Error>>(path: &SearchPath, ended: Ended<E>) -> E {
+    let schema = path.schema().as_str();
+    match ended {
         Ended::Failed {
             error,
             rollback: Ok(()) | Err(DieselError::BrokenTransactionManager),
@@ -319,7 +327,8 @@ fn ended_error<E: From<Error>>(conn: &mut PgConnection, path: &SearchPath, ended
         Ended::Failed {
             rollback: Err(e), ..
         }
-        | Ended::CommitFailed(e) => Error::db(schema, e).into(),
+        | Ended::CommitFailed(e)
+        | Ended::BeginFailed(e) => Error::db(schema, e).into(),
     }
 }
 

@@ -10,7 +10,9 @@
 //! error's text. `docs/isolation.md` lists what each part covers and the test that proves it.
 
 use diesel::connection::SimpleConnection;
+use diesel::pg::Pg;
 use diesel::prelude::*;
+use diesel::query_builder::{BoxedSqlQuery, SqlQuery};
 use diesel::result::Error as DieselError;
 use diesel::sql_types::{Bool, Nullable, Text};
 
@@ -134,10 +136,10 @@ impl Probe {
     }
 }
 
-/// Reads whether `path`'s schema exists and is usable and, when `set` and it is, sets the
-/// session path to `path` in the same statement (a missing or unusable schema leaves the path
-/// as it was).
-pub(crate) fn probe(conn: &mut PgConnection, path: &SearchPath, set: bool) -> QueryResult<Probe> {
+/// The query that reads whether `path`'s schema exists and is usable and, when `set` and it
+/// is, sets the session path to `path` in the same statement (a missing or unusable schema
+/// leaves the path as it was). Boxed, so that sync and async connections run the same one.
+pub(crate) fn probe_query(path: &SearchPath, set: bool) -> BoxedSqlQuery<'_, Pg, SqlQuery> {
     diesel::sql_query(format!(
         "SELECT s.oid IS NOT NULL AS found, \
          COALESCE(pg_catalog.has_schema_privilege(s.oid, 'USAGE'), false) AS usable, \
@@ -147,10 +149,15 @@ pub(crate) fn probe(conn: &mut PgConnection, path: &SearchPath, set: bool) -> Qu
          FROM (SELECT pg_catalog.to_regnamespace($1)::pg_catalog.oid AS oid) s",
         set_path_call("$2", false)
     ))
+    .into_boxed()
     .bind::<Text, _>(path.schema().quoted())
     .bind::<Text, _>(path.as_sql_value())
     .bind::<Bool, _>(set)
-    .get_result(conn)
+}
+
+/// Runs [`probe_query`] on a sync connection.
+pub(crate) fn probe(conn: &mut PgConnection, path: &SearchPath, set: bool) -> QueryResult<Probe> {
+    probe_query(path, set).get_result(conn)
 }
 
 /// Why a checkout statement failed, read after the failure.
@@ -189,38 +196,53 @@ pub(crate) enum Leftover {
     PlainTransaction,
 }
 
-/// Explains a failed statement for `path`: ends what it left (`leftover`), then reads the
-/// schema's state with bound values.
+/// The statements that end what a failed statement left (`leftover`), in order, before the
+/// server is asked why it failed: a failing one means the connection cannot be trusted.
+pub(crate) fn cleanup_sql(leftover: Leftover) -> Vec<String> {
+    let mut steps = Vec::new();
+    if leftover != Leftover::Session {
+        steps.push("ROLLBACK".to_owned());
+    }
+    if leftover != Leftover::PlainTransaction {
+        steps.push(format!("{RESET}; SELECT {RESTORE}"));
+    }
+    steps
+}
+
+/// What a failed statement for `path` means, from the probe the server answered after the
+/// [`cleanup_sql`] steps (`None` when a step or the probe itself failed).
+pub(crate) fn judge(
+    path: &SearchPath,
+    failure: DieselError,
+    leftover: Leftover,
+    probe: Option<Probe>,
+) -> Refusal {
+    let schema = path.schema().as_str();
+    match probe.map(|p| p.refusal(path)) {
+        Some(Some(e)) => Refusal::Schema(e),
+        Some(None) if leftover == Leftover::PlainTransaction => {
+            Refusal::Connection(Error::SessionState {
+                schema: schema.to_owned(),
+                reason: SessionProblem::TransactionOpen,
+            })
+        }
+        Some(None) | None => Refusal::Connection(Error::db(schema, failure)),
+    }
+}
+
+/// Explains a failed statement for `path` on a sync connection: ends what it left
+/// (`leftover`), then reads the schema's state with bound values.
 pub(crate) fn explain(
     conn: &mut PgConnection,
     path: &SearchPath,
     failure: DieselError,
     leftover: Leftover,
 ) -> Refusal {
-    let schema = path.schema().as_str();
-    if leftover != Leftover::Session && conn.batch_execute("ROLLBACK").is_err() {
-        return Refusal::Connection(Error::db(schema, failure));
-    }
-    if leftover != Leftover::PlainTransaction
-        && conn
-            .batch_execute(&format!("{RESET}; SELECT {RESTORE}"))
-            .is_err()
-    {
-        return Refusal::Connection(Error::db(schema, failure));
-    }
-    match probe(conn, path, false) {
-        Ok(p) => match p.refusal(path) {
-            Some(e) => Refusal::Schema(e),
-            None if leftover == Leftover::PlainTransaction => {
-                Refusal::Connection(Error::SessionState {
-                    schema: schema.to_owned(),
-                    reason: SessionProblem::TransactionOpen,
-                })
-            }
-            None => Refusal::Connection(Error::db(schema, failure)),
-        },
-        Err(_) => Refusal::Connection(Error::db(schema, failure)),
-    }
+    let cleaned = cleanup_sql(leftover)
+        .iter()
+        .all(|sql| conn.batch_execute(sql).is_ok());
+    let probe = cleaned.then(|| probe(conn, path, false).ok()).flatten();
+    judge(path, failure, leftover, probe)
 }
 
 #[cfg(test)]

@@ -53,6 +53,21 @@ pub fn database() -> DoctestDatabase {
     }
 }
 
+/// Runs `future` to its end on a tokio runtime of the calling thread: the async examples'
+/// hidden `main`.
+///
+/// # Panics
+///
+/// When the runtime cannot be built.
+#[cfg(feature = "async")]
+pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| panic!("doctest setup: runtime: {e}"))
+        .block_on(future)
+}
+
 /// The database of one example; its methods add what the example needs and return it.
 ///
 /// Each method panics when its SQL fails: a doctest's setup either works or the doctest
@@ -163,6 +178,21 @@ impl DoctestDatabase {
     /// When no connection can be made.
     pub fn pool(&self) -> TenantPool {
         self.pool_with(Config::default())
+    }
+
+    /// An [`AsyncTenantPool`](crate::AsyncTenantPool) of two connections to the database,
+    /// with the default configuration; call it inside [`block_on`].
+    ///
+    /// # Panics
+    ///
+    /// When deadpool refuses the pool's settings.
+    #[cfg(feature = "deadpool")]
+    pub fn async_pool(&self) -> crate::AsyncTenantPool {
+        let pool = crate::AsyncTenantPool::builder(self.url())
+            .max_size(2)
+            .build()
+            .unwrap_or_else(|e| panic!("doctest setup: async pool: {e}"));
+        crate::AsyncTenantPool::from_deadpool(pool, Config::default())
     }
 
     fn pool_with(&self, config: Config) -> TenantPool {

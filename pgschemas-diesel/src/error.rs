@@ -287,6 +287,17 @@ pub enum Error {
     #[error("could not get a connection from the pool")]
     Pool(#[from] r2d2::Error),
 
+    /// Taking a connection from the async pool failed (the server is unreachable, or the
+    /// pool was closed).
+    #[cfg(feature = "deadpool")]
+    #[error("could not get a connection from the async pool")]
+    AsyncPool(#[from] deadpool::managed::PoolError<diesel::ConnectionError>),
+
+    /// Deadpool refused the async pool's settings.
+    #[cfg(feature = "deadpool")]
+    #[error("could not build the async pool")]
+    AsyncPoolBuild(#[from] deadpool::managed::BuildError),
+
     /// Connecting to PostgreSQL failed.
     #[error("could not connect to PostgreSQL")]
     Connection(#[from] diesel::ConnectionError),
@@ -401,6 +412,8 @@ impl Error {
             | Self::UnknownReference { .. }
             | Self::AmbiguousReference { .. }
             | Self::InvalidRow(_) => None,
+            #[cfg(feature = "deadpool")]
+            Self::AsyncPool(_) | Self::AsyncPoolBuild(_) => None,
         }
     }
 }

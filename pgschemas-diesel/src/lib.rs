@@ -37,6 +37,7 @@
 //! | describe the shared schema, static tenants, the clone reference | [`Config`], [`StaticTenant`] |
 //! | name a schema, build its search path | [`SchemaName`], [`Schema`], [`SearchPath`] |
 //! | run queries with a tenant's path (pool, session or transaction form) | [`TenantPool`], [`TenantScope`], [`NestedScope`], [`SchemaConnection`] |
+//! | the same from async code (diesel-async) | `AsyncTenantPool`, `AsyncTenantScope` (feature `async`) |
 //! | say where your tenants and domains are stored | [`catalog`] ([`Catalog`](catalog::Catalog)), [`models`] (derives [`Tenant`], [`Domain`]) |
 //! | migrate one schema or all of them | [`migrate`] ([`Migrator`](migrate::Migrator)) |
 //! | create, drop or clone tenants | [`provision`] ([`Provisioner`](provision::Provisioner)), [`lifecycle`] (schema DDL) |
@@ -70,6 +71,10 @@
 //! - `axum`: `pgschemas_diesel::routing::layer` — a tower layer that routes each request to
 //!   its tenant with a [`RouteTable`](routing::RouteTable), and the `Route` / `TenantDb`
 //!   extractors.
+//! - `async`: `AsyncTenantPool` — the pool over diesel-async's `AsyncPgConnection`, with the
+//!   same checkout and rules as [`TenantPool`]; a future dropped at any await point never
+//!   leaves a connection in an unknown state in the pool. Turns on `deadpool`, its backend.
+//! - `deadpool`: the async pool's deadpool backend (on with `async`).
 //! - `cli`: `pgschemas_diesel::cli` — the management command line (`migrate`, `whowill`,
 //!   `create-tenant`, `run-sql`, `doctor`, ...) for your own binary.
 
@@ -90,9 +95,12 @@ mod name;
 mod parallel;
 mod path;
 mod pool;
+#[cfg(feature = "deadpool")]
+mod pool_async;
 pub mod provision;
 pub mod routing;
 mod sql_lex;
+mod take;
 mod transaction;
 
 pub use activate::{Schema, SchemaConnection};
@@ -104,6 +112,11 @@ pub use error::{
 pub use name::{InvalidReason, MAX_SCHEMA_NAME_LEN, SchemaName};
 pub use path::SearchPath;
 pub use pool::{DisableStatementCache, Manager, NestedScope, TenantPool, TenantScope};
+#[cfg(feature = "deadpool")]
+pub use pool_async::{
+    AsyncDeadpool, AsyncDeadpoolBuilder, AsyncManager, AsyncPooledConnection, AsyncTenantPool,
+    AsyncTenantScope,
+};
 
 #[cfg(feature = "testing")]
 pub mod testing;

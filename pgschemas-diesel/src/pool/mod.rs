@@ -9,9 +9,9 @@ use diesel::r2d2::ConnectionManager;
 use crate::activate::{Schema, run_in_transaction};
 use crate::checkout::{self, Leftover, Refusal};
 use crate::config::Config;
-use crate::error::SessionProblem;
 use crate::error::{Error, Result};
 use crate::path::SearchPath;
+use crate::take::{self, Attempts, Verdict};
 use crate::transaction;
 
 mod scope;
@@ -22,9 +22,6 @@ pub use scope::{NestedScope, TenantScope};
 pub type Manager = ConnectionManager<PgConnection>;
 
 type Pooled = r2d2::PooledConnection<Manager>;
-
-/// How many connections a checkout tries before it reports the last one's failure.
-const CHECKOUT_ATTEMPTS: usize = 3;
 
 /// The one thing the pool records of a physical connection (in r2d2's per-connection
 /// extensions), because the server cannot tell it: that the connection must never be handed
@@ -255,7 +252,7 @@ impl TenantPool {
         })?;
         let result = run_in_transaction(&mut conn, &path, f);
         // Still open, or unknown (Diesel's record is broken): never hand it out again.
-        if !matches!(transaction::is_open(&mut conn), Ok(false)) {
+        if !take::may_return(transaction::is_open(&mut conn)) {
             discard(&mut conn);
         }
         result
@@ -288,28 +285,30 @@ impl TenantPool {
         path: &SearchPath,
         mut prove: impl FnMut(&mut Pooled) -> Result<(), Refusal>,
     ) -> Result<Pooled> {
-        let mut last = None;
-        let mut attempts = 0;
-        while attempts < CHECKOUT_ATTEMPTS {
-            let mut conn = self.inner.get()?;
-            if is_marked(&conn) {
-                discard(&mut conn);
-                continue;
-            }
-            attempts += 1;
+        let mut attempts = Attempts::new();
+        while attempts.another() {
+            let mut conn = self.unmarked()?;
             match prove(&mut conn) {
                 Ok(()) => return Ok(conn),
-                Err(Refusal::Schema(e)) => return Err(e),
-                Err(Refusal::Connection(e)) => {
-                    discard(&mut conn);
-                    last = Some(e);
-                }
+                Err(refusal) => match attempts.failed(refusal) {
+                    Verdict::Refused(e) => return Err(e),
+                    Verdict::Discard => discard(&mut conn),
+                },
             }
         }
-        Err(last.unwrap_or_else(|| Error::SessionState {
-            schema: path.schema().to_string(),
-            reason: SessionProblem::NoConnectionPassed,
-        }))
+        Err(attempts.exhausted(path))
+    }
+
+    /// Takes a connection from r2d2 that is not marked for discard; a marked one is
+    /// destroyed unused.
+    fn unmarked(&self) -> Result<Pooled> {
+        loop {
+            let mut conn = self.inner.get()?;
+            if !is_marked(&conn) {
+                return Ok(conn);
+            }
+            discard(&mut conn);
+        }
     }
 }
 

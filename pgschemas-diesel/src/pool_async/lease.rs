@@ -1,0 +1,157 @@
+//! What the async pool hands out: a [`Lease`] (a connection that goes back to the pool only
+//! when the operation holding it says so, and is discarded otherwise, cancellation
+//! included), and the session form's [`AsyncTenantScope`].
+
+use std::fmt;
+use std::ops::{Deref, DerefMut};
+
+use deadpool::managed::Object;
+use diesel_async::AsyncPgConnection;
+
+use super::manager::{AsyncManager, AsyncPooledConnection};
+use super::prove;
+use crate::name::SchemaName;
+use crate::path::SearchPath;
+use crate::take;
+
+/// A connection taken from the pool for one operation. Unless [`release`](Self::release)d,
+/// it is taken out of the pool for good (deadpool's `Object::take`) and closed when it
+/// ends: a future dropped at any await point while it holds the connection (the checkout,
+/// `BEGIN`, the caller's body, `COMMIT`) thus never returns a connection in an unknown
+/// state. The server then ends whatever the connection had open.
+pub(super) struct Lease {
+    /// `Some` until the lease ends (its `Drop` or [`release`](Self::release)).
+    object: Option<Object<AsyncManager>>,
+}
+
+impl Lease {
+    /// The lease of `object`, discarded unless released.
+    pub(super) fn new(object: Object<AsyncManager>) -> Self {
+        Self {
+            object: Some(object),
+        }
+    }
+
+    fn object(&self) -> &Object<AsyncManager> {
+        match &self.object {
+            Some(object) => object,
+            None => unreachable!("a lease holds its connection until it ends"),
+        }
+    }
+
+    fn object_mut(&mut self) -> &mut Object<AsyncManager> {
+        match &mut self.object {
+            Some(object) => object,
+            None => unreachable!("a lease holds its connection until it ends"),
+        }
+    }
+
+    /// The pooled connection, with the pool's record of it.
+    pub(super) fn pooled(&mut self) -> &mut AsyncPooledConnection {
+        self.object_mut()
+    }
+
+    /// The connection.
+    ///
+    /// Must not be called after the lease ended ([`release`](Self::release),
+    /// [`finish`](Self::finish)).
+    pub(super) fn connection(&mut self) -> &mut AsyncPgConnection {
+        &mut self.object_mut().conn
+    }
+
+    /// Ends the lease, the connection going back to the pool.
+    pub(super) fn release(&mut self) {
+        self.object.take();
+    }
+
+    /// Ends the lease: the connection goes back to the pool when the operation is over and
+    /// diesel-async knows no transaction is open on it (no panic under way, no transaction
+    /// statement cancelled half-way); otherwise it is discarded.
+    pub(super) fn finish(&mut self) {
+        if !std::thread::panicking() && take::may_return(prove::transaction_open(self.connection()))
+        {
+            self.release();
+        }
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        if let Some(object) = self.object.take() {
+            drop(Object::take(object));
+        }
+    }
+}
+
+/// A pooled async connection with a schema's `search_path`, from
+/// [`AsyncTenantPool::scope`](super::AsyncTenantPool::scope) (or the neutral path, from
+/// [`AsyncTenantPool::get`](super::AsyncTenantPool::get)). Derefs to diesel-async's
+/// [`AsyncPgConnection`].
+///
+/// When it ends, the connection goes back to the pool, and whatever was done on it (a `SET`,
+/// a `SET ROLE`, a temporary table, a query cancelled half-way) is reset or refused by the
+/// next checkout before anyone else uses it. A scope that ends in a panic, or with a
+/// diesel-async transaction open or cancelled half-way, is discarded instead.
+///
+/// ```
+/// # let db = pgschemas_diesel::doctest_setup::database().notes(&["customer1"]);
+/// # pgschemas_diesel::doctest_setup::block_on(async {
+/// # let pool = db.async_pool();
+/// use diesel_async::RunQueryDsl;
+///
+/// let mut conn = pool.scope(&"customer1").await?;
+/// assert_eq!(conn.schema().as_str(), "customer1");
+/// diesel::sql_query("insert into notes (body) values ('hello')").execute(&mut *conn).await?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # })?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct AsyncTenantScope {
+    lease: Lease,
+    path: SearchPath,
+}
+
+impl AsyncTenantScope {
+    /// The scope of `lease`, which the checkout set to `path`.
+    pub(super) fn new(lease: Lease, path: SearchPath) -> Self {
+        Self { lease, path }
+    }
+
+    /// The active schema.
+    pub fn schema(&self) -> &SchemaName {
+        self.path.schema()
+    }
+
+    /// The scope's search path (what the checkout set and proved).
+    pub fn path(&self) -> &SearchPath {
+        &self.path
+    }
+}
+
+impl Drop for AsyncTenantScope {
+    fn drop(&mut self) {
+        self.lease.finish();
+    }
+}
+
+impl Deref for AsyncTenantScope {
+    type Target = AsyncPgConnection;
+
+    fn deref(&self) -> &AsyncPgConnection {
+        &self.lease.object().conn
+    }
+}
+
+impl DerefMut for AsyncTenantScope {
+    fn deref_mut(&mut self) -> &mut AsyncPgConnection {
+        self.lease.connection()
+    }
+}
+
+impl fmt::Debug for AsyncTenantScope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AsyncTenantScope")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,277 @@
+//! An async pool whose connections always carry the right `search_path`: diesel-async's
+//! [`AsyncPgConnection`] on deadpool, with the sync pool's checkout statements, proof and
+//! rules (`checkout`, `take`).
+//!
+//! Cancellation is covered twice. What the pool itself was doing when its future was
+//! dropped (the checkout, the transaction form's `BEGIN`, the caller's body, `COMMIT`) is
+//! covered by the [`Lease`](lease::Lease): the connection is taken out of the pool and
+//! closed unless the operation completed. What a caller's own statement left half-done on a
+//! session-form connection that did go back (a `SET` sent and then cancelled, a query whose
+//! answer nobody read) is covered by the next checkout, which resets the session and proves
+//! its state in the same message, as for the sync pool.
+
+use std::fmt;
+
+use diesel_async::{AnsiTransactionManager, AsyncPgConnection, TransactionManager};
+
+use crate::activate::{Schema, unfinished_error};
+use crate::checkout;
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::path::SearchPath;
+use crate::take::{Attempts, Verdict};
+use crate::transaction::Ended;
+
+mod lease;
+mod manager;
+mod prove;
+
+pub use lease::AsyncTenantScope;
+use lease::Lease;
+pub use manager::{AsyncManager, AsyncPooledConnection};
+use prove::Form;
+
+/// The deadpool pool an [`AsyncTenantPool`] wraps.
+pub type AsyncDeadpool = deadpool::managed::Pool<AsyncManager>;
+
+/// The builder of an [`AsyncDeadpool`] (size, hooks), from [`AsyncTenantPool::builder`].
+pub type AsyncDeadpoolBuilder = deadpool::managed::PoolBuilder<AsyncManager>;
+
+/// The async form of [`TenantPool`](crate::TenantPool): diesel-async connections on
+/// deadpool, with the same guarantees.
+///
+/// - [`get`](Self::get) gives a connection with the neutral path (the shared schema);
+/// - [`scope`](Self::scope) gives an [`AsyncTenantScope`] with a tenant's path;
+/// - [`transaction`](Self::transaction) runs an async closure in a transaction with `SET
+///   LOCAL`.
+///
+/// Every checkout sends exactly the statement the sync pool sends (reset, restore, path and
+/// proof, in one message): a connection that fails it for a reason of its own is discarded
+/// and another one tried, up to the sync pool's attempt count. A future dropped at any await
+/// point never leaves a connection with another tenant's path, an open transaction or a
+/// half-applied `SET` in the pool: the operation's connection is discarded unless it
+/// completed, and the next checkout proves the rest. `docs/isolation.md` lists the threats
+/// and the tests.
+///
+/// ```
+/// # let db = pgschemas_diesel::doctest_setup::database().notes(&["customer1"]); let database_url = db.url();
+/// # pgschemas_diesel::doctest_setup::block_on(async {
+/// use diesel_async::RunQueryDsl;
+/// use pgschemas_diesel::{AsyncTenantPool, Config};
+///
+/// let pool = AsyncTenantPool::new(database_url, Config::default())?;
+/// let mut conn = pool.scope(&"customer1").await?; // search_path = "customer1", "public"
+/// diesel::sql_query("insert into notes (body) values ('hello')").execute(&mut *conn).await?;
+/// drop(conn);
+/// let plain = pool.get().await?; // search_path = "public" again
+/// assert_eq!(plain.schema().as_str(), "public");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # })?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone)]
+pub struct AsyncTenantPool {
+    inner: AsyncDeadpool,
+    config: Config,
+}
+
+impl fmt::Debug for AsyncTenantPool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AsyncTenantPool")
+            .field("status", &self.inner.status())
+            .field("config", &self.config)
+            .finish()
+    }
+}
+
+impl AsyncTenantPool {
+    /// A pool of connections to `database_url`, of deadpool's default size (four per CPU).
+    /// No connection is made until the first checkout.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::AsyncPoolBuild`] (deadpool refuses its own settings).
+    ///
+    /// ```
+    /// # let db = pgschemas_diesel::doctest_setup::database(); let database_url = db.url();
+    /// let pool = pgschemas_diesel::AsyncTenantPool::new(database_url, pgschemas_diesel::Config::default())?;
+    /// assert!(pool.max_size() > 0);
+    /// # Ok::<(), pgschemas_diesel::Error>(())
+    /// ```
+    pub fn new(database_url: impl Into<String>, config: Config) -> Result<Self> {
+        Ok(Self::from_deadpool(
+            Self::builder(database_url).build()?,
+            config,
+        ))
+    }
+
+    /// A deadpool builder for connections to `database_url`, to set the pool's size (and
+    /// deadpool's other settings) before [`from_deadpool`](Self::from_deadpool).
+    ///
+    /// ```
+    /// # let db = pgschemas_diesel::doctest_setup::database(); let database_url = db.url();
+    /// use pgschemas_diesel::{AsyncTenantPool, Config};
+    ///
+    /// let deadpool = AsyncTenantPool::builder(database_url).max_size(4).build()?;
+    /// let pool = AsyncTenantPool::from_deadpool(deadpool, Config::default());
+    /// assert_eq!(pool.max_size(), 4);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn builder(database_url: impl Into<String>) -> AsyncDeadpoolBuilder {
+        deadpool::managed::Pool::builder(AsyncManager::new(database_url))
+    }
+
+    /// Wraps a deadpool pool of [`AsyncManager`] connections. Connections taken from `pool`
+    /// directly (not through this wrapper) do not get their path managed: use the wrapper
+    /// everywhere.
+    pub fn from_deadpool(pool: AsyncDeadpool, config: Config) -> Self {
+        Self {
+            inner: pool,
+            config,
+        }
+    }
+
+    /// The configuration paths are built from.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The underlying deadpool pool's status (size, idle connections, waiting tasks).
+    pub fn status(&self) -> deadpool::Status {
+        self.inner.status()
+    }
+
+    /// The pool's maximum size.
+    pub fn max_size(&self) -> usize {
+        self.inner.status().max_size
+    }
+
+    /// A connection with the neutral path (the shared schema, then the extras).
+    ///
+    /// # Errors
+    ///
+    /// As [`scope`](Self::scope), for the shared schema.
+    ///
+    /// ```
+    /// # let db = pgschemas_diesel::doctest_setup::database();
+    /// # pgschemas_diesel::doctest_setup::block_on(async {
+    /// # let pool = db.async_pool();
+    /// let conn = pool.get().await?;
+    /// assert_eq!(conn.schema().as_str(), "public");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub async fn get(&self) -> Result<AsyncTenantScope> {
+        self.session(self.config.neutral_path().clone()).await
+    }
+
+    /// A connection whose path is `schema`'s: `<schema>, <shared>, <extras>`, proven at
+    /// checkout in one round trip (the sentinel's `PREPARE` first, once per connection).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidSchemaName`]; [`Error::SchemaNotFound`] when the schema does not
+    /// exist; [`Error::SchemaNotUsable`] when the login role has no `USAGE` on it;
+    /// [`Error::AsyncPool`]; [`Error::Database`] or [`Error::SessionState`] when no
+    /// connection passes the proof.
+    ///
+    /// ```
+    /// # let db = pgschemas_diesel::doctest_setup::database().notes(&["customer1"]);
+    /// # pgschemas_diesel::doctest_setup::block_on(async {
+    /// # let pool = db.async_pool();
+    /// let conn = pool.scope(&"customer1").await?;
+    /// assert_eq!(conn.schema().as_str(), "customer1");
+    /// assert!(matches!(pool.scope(&"nobody").await, Err(pgschemas_diesel::Error::SchemaNotFound { .. })));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub async fn scope<S: Schema + ?Sized>(&self, schema: &S) -> Result<AsyncTenantScope> {
+        self.session(self.config.search_path(schema)?).await
+    }
+
+    /// Runs `f` in a transaction scoped to `schema`, committing on `Ok` and rolling back on
+    /// `Err`; the path ends with the transaction (the form for PgBouncer in transaction
+    /// pooling mode). One message opens it, the sync pool's: the reset and proof committed
+    /// on their own, then `BEGIN` and `SET LOCAL search_path`.
+    ///
+    /// A connection left with a transaction open, or whose state is unknown (a panic in
+    /// `f`, this future dropped before the transaction ended), is discarded, never
+    /// returned; the server rolls its transaction back.
+    ///
+    /// # Errors
+    ///
+    /// `f`'s error, or [`Error`] converted into `E`: [`Error::SchemaNotFound`] /
+    /// [`Error::SchemaNotUsable`] (then `f` does not run), [`Error::AsyncPool`],
+    /// [`Error::Database`].
+    ///
+    /// ```
+    /// # let db = pgschemas_diesel::doctest_setup::database().notes(&["customer1"]);
+    /// # pgschemas_diesel::doctest_setup::block_on(async {
+    /// # let pool = db.async_pool();
+    /// use diesel_async::RunQueryDsl;
+    ///
+    /// let rows = pool
+    ///     .transaction(&"customer1", async |conn| {
+    ///         diesel::sql_query("insert into notes (body) values ('hello')").execute(conn).await?;
+    ///         diesel::sql_query("update notes set body = upper(body)").execute(conn).await
+    ///             .map_err(pgschemas_diesel::Error::from)
+    ///     })
+    ///     .await?;
+    /// assert_eq!(rows, 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub async fn transaction<S, T, E, F>(&self, schema: &S, f: F) -> Result<T, E>
+    where
+        S: Schema + ?Sized,
+        F: AsyncFnOnce(&mut AsyncPgConnection) -> Result<T, E>,
+        E: From<Error>,
+    {
+        let path = self.config.search_path(schema)?;
+        let begin = checkout::transaction_sql(&path);
+        let mut lease = self.take(&path, Form::Transaction(&begin)).await?;
+        let ended = match f(lease.connection()).await {
+            Ok(value) => AnsiTransactionManager::commit_transaction(lease.connection())
+                .await
+                .map(|()| value)
+                .map_err(Ended::CommitFailed),
+            Err(error) => Err(Ended::Failed {
+                error,
+                rollback: AnsiTransactionManager::rollback_transaction(lease.connection()).await,
+            }),
+        };
+        lease.finish();
+        ended.map_err(|ended| unfinished_error(&path, ended))
+    }
+
+    /// The session form's checkout for `path`.
+    async fn session(&self, path: SearchPath) -> Result<AsyncTenantScope> {
+        let sql = checkout::session_sql(&path);
+        let lease = self.take(&path, Form::Session(&sql)).await?;
+        Ok(AsyncTenantScope::new(lease, path))
+    }
+
+    /// Takes connections from deadpool until one passes `form`'s checkout for `path`, by the
+    /// rules of [`take`](crate::take): one that fails for a reason of its own is discarded
+    /// and the next one tried; a refusal of the schema is the caller's error at once.
+    async fn take(&self, path: &SearchPath, form: Form<'_>) -> Result<Lease> {
+        let mut attempts = Attempts::new();
+        while attempts.another() {
+            let mut lease = Lease::new(self.inner.get().await?);
+            match prove::checkout(lease.pooled(), path, form).await {
+                Ok(()) => return Ok(lease),
+                Err(refusal) => match attempts.failed(refusal) {
+                    Verdict::Refused(e) => {
+                        lease.release();
+                        return Err(e);
+                    }
+                    Verdict::Discard => drop(lease),
+                },
+            }
+        }
+        Err(attempts.exhausted(path))
+    }
+}

@@ -1,0 +1,135 @@
+//! The rules every pool follows when it takes a connection, whatever the pool library and
+//! whether it is sync or async: how many connections a checkout tries, what a failed proof
+//! means for the connection, and when a connection may go back to the pool.
+//!
+//! The statements themselves live in `checkout`; the pools (`pool`, `pool_async`) only
+//! run them and act on these rules' answers.
+
+use diesel::result::QueryResult;
+
+use crate::checkout::Refusal;
+use crate::error::{Error, SessionProblem};
+use crate::path::SearchPath;
+
+/// How many connections a checkout tries before it reports the last one's failure.
+const CHECKOUT_ATTEMPTS: usize = 3;
+
+/// The attempts of one checkout: counts them and keeps the last connection's failure.
+pub(crate) struct Attempts {
+    made: usize,
+    last: Option<Error>,
+}
+
+/// What to do with a connection whose proof failed.
+pub(crate) enum Verdict {
+    /// The schema was refused: the connection is sound and goes back to the pool; the error
+    /// is the caller's, at once.
+    Refused(Error),
+    /// The connection cannot be trusted: discard it and try another one.
+    Discard,
+}
+
+impl Attempts {
+    /// No attempt made yet.
+    pub(crate) fn new() -> Self {
+        Self {
+            made: 0,
+            last: None,
+        }
+    }
+
+    /// Counts one more attempt, if the checkout may make it.
+    pub(crate) fn another(&mut self) -> bool {
+        if self.made < CHECKOUT_ATTEMPTS {
+            self.made += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Records a failed proof and says what it means for the connection.
+    pub(crate) fn failed(&mut self, refusal: Refusal) -> Verdict {
+        match refusal {
+            Refusal::Schema(e) => Verdict::Refused(e),
+            Refusal::Connection(e) => {
+                self.last = Some(e);
+                Verdict::Discard
+            }
+        }
+    }
+
+    /// The caller's error once no attempt is left: the last connection's failure.
+    pub(crate) fn exhausted(self, path: &SearchPath) -> Error {
+        self.last.unwrap_or_else(|| Error::SessionState {
+            schema: path.schema().to_string(),
+            reason: SessionProblem::NoConnectionPassed,
+        })
+    }
+}
+
+/// Whether a connection may go back to the pool after a transaction form, from whether its
+/// driver reports a transaction still open: only a known "no" lets it back; still open, or
+/// unknown (the driver's record is broken), it is never handed out again.
+pub(crate) fn may_return(transaction_open: QueryResult<bool>) -> bool {
+    matches!(transaction_open, Ok(false))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::name::SchemaName;
+
+    fn path() -> SearchPath {
+        let n = |s: &str| SchemaName::new(s).unwrap_or_else(|e| panic!("{e}"));
+        SearchPath::new(n("t1"), [n("public")].iter())
+    }
+
+    #[test]
+    fn a_checkout_tries_three_connections_and_reports_the_last_failure() {
+        let mut attempts = Attempts::new();
+        let mut made = 0;
+        while attempts.another() {
+            made += 1;
+            let refusal = Refusal::Connection(Error::SessionState {
+                schema: format!("attempt{made}"),
+                reason: SessionProblem::TransactionOpen,
+            });
+            assert!(matches!(attempts.failed(refusal), Verdict::Discard));
+        }
+        assert_eq!(made, 3);
+        assert!(matches!(
+            attempts.exhausted(&path()),
+            Error::SessionState { schema, .. } if schema == "attempt3"
+        ));
+    }
+
+    #[test]
+    fn a_refused_schema_ends_the_checkout_and_keeps_the_connection() {
+        let mut attempts = Attempts::new();
+        assert!(attempts.another());
+        let refusal = Refusal::Schema(Error::SchemaNotFound {
+            schema: "t1".into(),
+        });
+        assert!(matches!(
+            attempts.failed(refusal),
+            Verdict::Refused(Error::SchemaNotFound { .. })
+        ));
+        assert!(matches!(
+            Attempts::new().exhausted(&path()),
+            Error::SessionState {
+                reason: SessionProblem::NoConnectionPassed,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn only_a_known_closed_transaction_lets_a_connection_back() {
+        assert!(may_return(Ok(false)));
+        assert!(!may_return(Ok(true)));
+        assert!(!may_return(Err(
+            diesel::result::Error::BrokenTransactionManager
+        )));
+    }
+}

@@ -462,3 +462,37 @@ struct Tenant {
     #[diesel(sql_type = Text)]
     tenant: String,
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pool_whose_idle_backends_were_all_killed_still_hands_out_connections() {
+    let db = test_database!();
+    three_orders(&mut db.connect());
+    let mut roles = Roles::new(&db);
+    let (one, login, _) = app_pool(&db, &mut roles);
+    drop(one);
+    let pool = pool_of(&url_as(db.url(), &login), 4);
+    let mut scopes = Vec::new();
+    for _ in 0..4 {
+        scopes.push(pool.scope(&"ta").await.unwrap());
+    }
+    let mut pids = Vec::new();
+    for scope in &mut scopes {
+        pids.push(backend(scope).await);
+    }
+    drop(scopes);
+    for pid in pids {
+        db.connect()
+            .batch_execute(&format!("select pg_terminate_backend({pid}, 5000)"))
+            .unwrap();
+    }
+    // Let the connections' driver tasks read the end of their sockets.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut scope = pool
+        .scope(&"tb")
+        .await
+        .unwrap_or_else(|e| panic!("the killed idle connections were not replaced: {e}"));
+    assert_eq!(
+        seen(&mut scope).await.unwrap(),
+        clean(&pool, &login, "tb", false)
+    );
+}

@@ -5,9 +5,8 @@ use std::fmt;
 
 use deadpool::managed::{Manager, Metrics, RecycleError, RecycleResult};
 use diesel::ConnectionError;
-use diesel_async::{
-    AnsiTransactionManager, AsyncConnection, AsyncPgConnection, TransactionManager,
-};
+use diesel_async::pooled_connection::PoolableConnection;
+use diesel_async::{AsyncConnection, AsyncPgConnection};
 
 /// A deadpool [`Manager`] of [`AsyncPgConnection`]s for
 /// [`AsyncTenantPool`](super::AsyncTenantPool); build a pool of your own with it and hand it
@@ -15,7 +14,9 @@ use diesel_async::{
 ///
 /// It sends nothing when a connection is reused (deadpool's recycle): every checkout proves
 /// the connection with the statement that sets the path. A connection whose transaction
-/// manager is broken is never reused.
+/// manager is broken, or whose server connection is closed (a killed backend, a restarted
+/// server), is never reused: deadpool makes a new one instead of the checkout spending its
+/// attempts on dead ones.
 pub struct AsyncManager {
     url: String,
 }
@@ -68,9 +69,7 @@ impl Manager for AsyncManager {
         obj: &mut AsyncPooledConnection,
         _: &Metrics,
     ) -> RecycleResult<ConnectionError> {
-        if std::thread::panicking()
-            || AnsiTransactionManager::is_broken_transaction_manager(&mut obj.conn)
-        {
+        if std::thread::panicking() || obj.conn.is_broken() {
             return Err(RecycleError::message("broken connection"));
         }
         Ok(())

@@ -105,9 +105,9 @@ async fn spawn_carries_the_tenant() {
             let nested = tenant::spawn(async { tenant::current() }).unwrap();
             (tenant::current(), nested.await.unwrap())
         })
-        .unwrap()
     })
     .await
+    .unwrap()
     .await
     .unwrap();
     assert_eq!(seen, (Some(name("a")), Some(name("a"))));
@@ -121,17 +121,15 @@ fn spawn_blocking_sees_the_tenant_and_leaves_its_thread_clean() {
         .build()
         .unwrap();
     runtime.block_on(async {
-        let seen = tenant::scope(name("a"), async {
-            tenant::spawn_blocking(tenant::current).unwrap()
-        })
-        .await;
-        assert_eq!(seen.await.unwrap(), Some(name("a")));
+        let seen =
+            tenant::scope(name("a"), async { tenant::spawn_blocking(tenant::current) }).await;
+        assert_eq!(seen.unwrap().await.unwrap(), Some(name("a")));
 
         let panicked = tenant::scope(name("b"), async {
-            tenant::spawn_blocking(|| panic!("job failed")).unwrap()
+            tenant::spawn_blocking(|| panic!("job failed"))
         })
         .await;
-        assert!(panicked.await.unwrap_err().is_panic());
+        assert!(panicked.unwrap().await.unwrap_err().is_panic());
 
         let plain = tokio::task::spawn_blocking(tenant::current).await.unwrap();
         assert_eq!(plain, None);

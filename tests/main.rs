@@ -28,4 +28,6 @@ mod routing_http;
 #[cfg(feature = "cli")]
 mod run_sql;
 mod soak;
+#[cfg(feature = "async")]
+mod tenant_context;
 mod testing_support;

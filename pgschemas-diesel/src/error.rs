@@ -16,8 +16,8 @@ mod migration;
 mod row;
 
 pub use fields::{
-    CloneRefusal, ConfiguredSchema, Dependent, DomainFault, FolderFault, HookName, RouteFault,
-    SessionProblem,
+    CloneRefusal, ConfiguredSchema, Dependent, DomainFault, FolderFault, HookName, JobFault,
+    RouteFault, SessionProblem,
 };
 pub use migration::{MigrationError, MigrationErrorKind};
 pub use row::{InvalidRow, RowKind};
@@ -72,6 +72,31 @@ pub enum Error {
     NoCloneReference {
         /// What needed it, e.g. `create_reference` or `clone_from_reference`.
         wanted_by: &'static str,
+    },
+
+    /// Work that runs in the current tenant (`tenant::require`, `tenant::spawn`,
+    /// `TenantJob::new`, feature `async`) was started outside any tenant scope: it fails
+    /// closed instead of running with no tenant.
+    #[error(
+        "{wanted_by} needs a current tenant, but none is set; run it inside tenant::scope or a task started with tenant::spawn"
+    )]
+    NoCurrentTenant {
+        /// What asked for it, e.g. `tenant::spawn`.
+        wanted_by: &'static str,
+    },
+
+    /// The stored form of a background job (`tenant::TenantJob`, feature `async`) was
+    /// refused: it names no tenant, its tenant is not a valid schema name, or its payload does
+    /// not parse. Nothing ran.
+    #[error("refusing a job{}: {reason}", of_tenant(tenant))]
+    InvalidJob {
+        /// The tenant as stored, when the stored form names one.
+        tenant: Option<String>,
+        /// What is wrong with it.
+        reason: JobFault,
+        /// The payload's parse error, for [`JobFault::Payload`].
+        #[source]
+        source: Option<Box<dyn StdError + Send + Sync>>,
     },
 
     /// A [`Migrator`](crate::migrate::Migrator) was built with 0 workers, or with more workers than
@@ -395,11 +420,14 @@ impl Error {
             | Self::CloneNamesSource { schema, .. }
             | Self::Hook { schema, .. }
             | Self::Cancelled { schema, .. } => Some(schema),
-            Self::Database { schema, .. } => schema.as_deref(),
+            Self::Database { schema, .. } | Self::InvalidJob { tenant: schema, .. } => {
+                schema.as_deref()
+            }
             Self::Migration(e) => Some(e.schema().as_str()),
             Self::Catalog(e) => e.schema(),
             Self::Config(_)
             | Self::NoCloneReference { .. }
+            | Self::NoCurrentTenant { .. }
             | Self::Workers { .. }
             | Self::WatchedTableMissing { .. }
             | Self::RouteTriggerMissing { .. }
@@ -456,6 +484,13 @@ fn workers_message(workers: usize, pool_size: usize) -> String {
 
 fn excluded_note(excluded: bool) -> &'static str {
     if excluded { " (excluded)" } else { "" }
+}
+
+fn of_tenant(tenant: &Option<String>) -> String {
+    match tenant {
+        Some(t) => format!(" of tenant {t:?}"),
+        None => String::new(),
+    }
 }
 
 fn in_schema(schema: &Option<String>) -> String {

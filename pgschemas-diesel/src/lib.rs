@@ -42,6 +42,7 @@
 //! | migrate one schema or all of them | [`migrate`] ([`Migrator`](migrate::Migrator)) |
 //! | create, drop or clone tenants | [`provision`] ([`Provisioner`](provision::Provisioner)), [`lifecycle`] (schema DDL) |
 //! | route a request to its tenant | [`routing`] ([`RouteTable`](routing::RouteTable)); `routing::layer` with `axum` |
+//! | run async work, spawned tasks and background jobs in a tenant | `tenant` (feature `async`) |
 //! | check a deployment before going live | [`doctor`] |
 //! | a management command line in your binary | `cli` (feature `cli`) |
 //! | a database per test, a throwaway cluster | `testing` (feature `testing`) |
@@ -57,7 +58,7 @@
 //!    [`Error`] with what it carries ([`migrate::MigrationError`], [`catalog::InvalidRow`]:
 //!    defined beside it, shown in their modules);
 //! 2. [`Config`] (`config`), then [`Schema`] and activation on a connection (`activate`,
-//!    `transaction`, `checkout`);
+//!    `transaction`, `checkout`), and the current tenant of async work (`tenant`);
 //! 3. the pool and its scopes (`pool`), schema DDL ([`lifecycle`]), the [`catalog`] trait;
 //! 4. [`models`] (a [`catalog`] over your tables), then [`migrate`] (with `parallel`),
 //!    [`provision`] (uses [`migrate`]), [`routing`] (uses the [`models`]' notification
@@ -74,7 +75,10 @@
 //! - `async`: `AsyncTenantPool` — the pool over diesel-async's `AsyncPgConnection`, with the
 //!   same checkout and rules as [`TenantPool`]; a future dropped at any await point never
 //!   leaves a connection in an unknown state in the pool. Turns on `deadpool`, its backend.
+//!   Also `pgschemas_diesel::tenant`: a current tenant that follows async work (a
+//!   task-local scope, tasks spawned in it, background jobs that carry their tenant).
 //! - `deadpool`: the async pool's deadpool backend (on with `async`).
+//! - `serde`: `Serialize` and `Deserialize` for `tenant::TenantJob` (with `async`).
 //! - `cli`: `pgschemas_diesel::cli` — the management command line (`migrate`, `whowill`,
 //!   `create-tenant`, `run-sql`, `doctor`, ...) for your own binary.
 
@@ -101,13 +105,15 @@ pub mod provision;
 pub mod routing;
 mod sql_lex;
 mod take;
+#[cfg(feature = "async")]
+pub mod tenant;
 mod transaction;
 
 pub use activate::{Schema, SchemaConnection};
 pub use config::{Config, ConfigBuilder, StaticTenant, StaticTenantBuilder};
 pub use error::{
-    CloneRefusal, ConfiguredSchema, Dependent, DomainFault, Error, FolderFault, HookName, Result,
-    RouteFault, SessionProblem,
+    CloneRefusal, ConfiguredSchema, Dependent, DomainFault, Error, FolderFault, HookName, JobFault,
+    Result, RouteFault, SessionProblem,
 };
 pub use name::{InvalidReason, MAX_SCHEMA_NAME_LEN, SchemaName};
 pub use path::SearchPath;

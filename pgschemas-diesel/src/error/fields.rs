@@ -4,6 +4,7 @@
 use std::fmt;
 
 pub use crate::domain::{DomainFault, FolderFault};
+use crate::name::InvalidReason;
 
 /// What the configuration uses a schema for: why a name clashes
 /// ([`Error::NameClash`](crate::Error::NameClash)) or a schema is protected
@@ -183,6 +184,32 @@ impl fmt::Display for RouteFault {
         match self {
             Self::Domain(d) => d.fmt(f),
             Self::Folder(d) => d.fmt(f),
+        }
+    }
+}
+
+/// What is wrong with the stored form of a background job; see
+/// [`Error::InvalidJob`](crate::Error::InvalidJob).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum JobFault {
+    /// The stored form has no `:` separating the tenant from the payload.
+    NoTenant,
+    /// The stored tenant is not a valid schema name.
+    InvalidTenant(InvalidReason),
+    /// The payload does not parse; the parse error is the error's
+    /// [`source()`](std::error::Error::source).
+    Payload,
+}
+
+impl fmt::Display for JobFault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NoTenant => f.write_str("it names no tenant (the stored form is tenant:payload)"),
+            Self::InvalidTenant(reason) => {
+                write!(f, "its tenant is not a valid schema name: {reason}")
+            }
+            Self::Payload => f.write_str("its payload could not be read"),
         }
     }
 }

@@ -90,8 +90,10 @@ impl Drop for Lease {
 ///
 /// When it ends, the connection goes back to the pool, and whatever was done on it (a `SET`,
 /// a `SET ROLE`, a temporary table, a query cancelled half-way) is reset or refused by the
-/// next checkout before anyone else uses it. A scope that ends in a panic, or with a
-/// diesel-async transaction open or cancelled half-way, is discarded instead.
+/// next checkout before anyone else uses it. A scope dropped while its thread unwinds a
+/// panic, or with a diesel-async transaction open or cancelled half-way, is discarded
+/// instead. (A panicking tokio task's scope held across an await is dropped after tokio
+/// caught the panic: it can go back, and the next checkout resets it.)
 ///
 /// ```
 /// # let db = pgschemas_diesel::doctest_setup::database().notes(&["customer1"]);

@@ -10,7 +10,9 @@ use tower::Layer;
 
 use crate::routing_http::{Reply, Server, get, serve};
 
-#[allow(dead_code, unreachable_pub)]
+// The async example includes the sync one (`web_async::web`), which `routing_http` includes
+// too: two copies of `examples/web.rs`, as in the two example binaries.
+#[allow(dead_code, unreachable_pub, clippy::duplicate_mod)]
 #[path = "../examples/web_async.rs"]
 mod web_async;
 

@@ -44,6 +44,15 @@ pub(super) fn request_route(parts: &Parts) -> Result<Route, MissingTenancy> {
     parts.extensions.get::<Route>().cloned().ok_or(NO_ROUTE)
 }
 
+/// The request's route and the pool `P` of the router's state: what the database
+/// extractors are made of.
+pub(super) fn route_and_pool<P: FromRef<S>, S>(
+    parts: &Parts,
+    state: &S,
+) -> Result<(Route, P), MissingTenancy> {
+    Ok((request_route(parts)?, P::from_ref(state)))
+}
+
 impl<S: Send + Sync> FromRequestParts<S> for Route {
     type Rejection = MissingTenancy;
 
@@ -200,9 +209,7 @@ where
     type Rejection = MissingTenancy;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        Ok(Self {
-            route: request_route(parts)?,
-            pool: TenantPool::from_ref(state),
-        })
+        let (route, pool) = route_and_pool(parts, state)?;
+        Ok(Self { route, pool })
     }
 }

@@ -12,7 +12,7 @@ use diesel_async::AsyncPgConnection;
 use http::StatusCode;
 use http::request::Parts;
 
-use super::extract::{MissingTenancy, request_route};
+use super::extract::{MissingTenancy, route_and_pool};
 use crate::error::{Error, Result};
 use crate::pool_async::{AsyncTenantPool, AsyncTenantScope};
 use crate::routing::route::Route;
@@ -46,18 +46,10 @@ use crate::routing::route::Route;
 /// # let setup = pgschemas_diesel::doctest_setup::database().notes(&["customer1"]);
 /// # assert_eq!(setup.get_async(count, "customer1"), "customer1 has Ok(0) notes");
 /// ```
+#[derive(Debug)]
 pub struct TenantConn {
     route: Route,
     scope: AsyncTenantScope,
-}
-
-impl fmt::Debug for TenantConn {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TenantConn")
-            .field("route", &self.route)
-            .field("scope", &self.scope)
-            .finish()
-    }
 }
 
 impl TenantConn {
@@ -115,8 +107,7 @@ where
     type Rejection = TenantConnRejection;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let route = request_route(parts)?;
-        let pool = AsyncTenantPool::from_ref(state);
+        let (route, pool): (_, AsyncTenantPool) = route_and_pool(parts, state)?;
         let scope = pool
             .scope(route.schema())
             .await
@@ -218,18 +209,10 @@ impl IntoResponse for TenantConnRejection {
 /// # let setup = pgschemas_diesel::doctest_setup::database().notes(&["customer1"]);
 /// # assert_eq!(setup.get_async(add_note, "customer1"), "customer1 has Ok(1) notes");
 /// ```
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct TenantTx {
     route: Route,
     pool: AsyncTenantPool,
-}
-
-impl fmt::Debug for TenantTx {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TenantTx")
-            .field("route", &self.route)
-            .finish_non_exhaustive()
-    }
 }
 
 impl TenantTx {
@@ -293,9 +276,7 @@ where
     type Rejection = MissingTenancy;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        Ok(Self {
-            route: request_route(parts)?,
-            pool: AsyncTenantPool::from_ref(state),
-        })
+        let (route, pool) = route_and_pool(parts, state)?;
+        Ok(Self { route, pool })
     }
 }

@@ -130,9 +130,25 @@ pub fn config() -> pgschemas_diesel::Result<Config> {
         .build()
 }
 
+/// What [`setup`] and its errors return.
+pub type SetupResult<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
+
+/// Creates the shared tables, the schemas and the tenants if they are missing (see
+/// [`prepare`]), then starts the route table and the pool.
+pub fn setup(database_url: &str) -> SetupResult<App> {
+    let (config, table) = prepare(database_url)?;
+    let pool = TenantPool::new(database_url, config.clone())?;
+    Ok(App {
+        config,
+        table,
+        pool,
+    })
+}
+
 /// Creates the shared tables (the default models' migrations), the schemas and the tenants
-/// if they are missing, then starts the route table and the pool.
-pub fn setup(database_url: &str) -> Result<App, Box<dyn std::error::Error + Send + Sync>> {
+/// if they are missing, then starts the route table; returns the configuration and the
+/// table, for the caller to add its pool.
+pub fn prepare(database_url: &str) -> SetupResult<(Config, RouteTable)> {
     let config = config()?;
     // Every tenant gets two notes, written by the provisioning hook with its path active.
     let provisioner = Provisioner::builder(config.clone(), WEB_MIGRATIONS)
@@ -192,12 +208,7 @@ pub fn setup(database_url: &str) -> Result<App, Box<dyn std::error::Error + Send
         Arc::new(default_catalog()),
         RouteOptions::default().on_error(|e| eprintln!("routing: {}", e.report())),
     )?;
-    let pool = TenantPool::new(database_url, config.clone())?;
-    Ok(App {
-        config,
-        table,
-        pool,
-    })
+    Ok((config, table))
 }
 
 /// `GET /`: the active schema and the rows of its own `notes` table.
@@ -211,6 +222,12 @@ async fn home(route: Route, db: TenantDb) -> Response {
             Ok(rows)
         })
         .await;
+    notes_page(&route, rows)
+}
+
+/// The page of `GET /`: the route's schema and how it was routed, then the `rows` of its
+/// `notes` table; or a `500` with the error's report.
+pub fn notes_page(route: &Route, rows: pgschemas_diesel::Result<Vec<String>>) -> Response {
     match rows {
         Ok(rows) => {
             let mut body = format!(
@@ -284,9 +301,16 @@ pub struct PerTenant {
 /// The routers of `www`, `blog` and the dynamic tenants; their handlers take database
 /// connections from `pool`.
 pub fn per_tenant(pool: TenantPool) -> PerTenant {
+    routers(Router::new().route("/", get(home)), pool)
+}
+
+/// The routers of `www`, `blog` and the dynamic tenants around `pages`, the pages with
+/// database work (`/`), whose handlers take their connections from `state`; the other
+/// pages are the same for every state.
+pub fn routers<S: Clone + Send + Sync + 'static>(pages: Router<S>, state: S) -> PerTenant {
     let common = || {
-        Router::new()
-            .route("/", get(home))
+        pages
+            .clone()
             .route("/hello", get(hello))
             .route("/admin/", get(admin))
             .fallback(not_found)
@@ -294,15 +318,15 @@ pub fn per_tenant(pool: TenantPool) -> PerTenant {
     PerTenant {
         main: common()
             .route("/register/", get(page))
-            .with_state(pool.clone()),
+            .with_state(state.clone()),
         blog: common()
             .route("/entries/", get(page))
-            .with_state(pool.clone()),
+            .with_state(state.clone()),
         customers: common()
             .route("/profile/", get(page))
             .route("/login/", get(page))
             .route("/profile/advanced/", get(advanced))
-            .with_state(pool),
+            .with_state(state),
     }
 }
 
@@ -336,12 +360,26 @@ pub fn bare(app: &App) -> PerTenant {
     per_tenant(app.pool.clone())
 }
 
-fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    let url = std::env::var("DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
+fn main() -> SetupResult<()> {
+    let app = setup(&database_url())?;
+    listen(&app.table, service(&app))
+}
+
+/// `DATABASE_URL`, by default `postgres://postgres@127.0.0.1:5432/postgres`.
+pub fn database_url() -> String {
+    std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+}
+
+/// Says what `table` routes, then serves `service` on `PGSCHEMAS_ADDR` (by default
+/// `127.0.0.1:3000`) until the process ends.
+pub fn listen<S>(table: &RouteTable, service: S) -> SetupResult<()>
+where
+    S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send,
+{
     let addr = std::env::var("PGSCHEMAS_ADDR").unwrap_or_else(|_| "127.0.0.1:3000".to_owned());
-    let app = setup(&url)?;
-    let routes = app.table.routes();
+    let routes = table.routes();
     println!(
         "{} tenants, {} routes; listening on http://{addr}",
         routes.tenant_count(),
@@ -352,7 +390,7 @@ fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     }
     tokio::runtime::Runtime::new()?.block_on(async move {
         let listener = tokio::net::TcpListener::bind(&addr).await?;
-        let service = axum::ServiceExt::<Request>::into_make_service(service(&app));
+        let service = axum::ServiceExt::<Request>::into_make_service(service);
         axum::serve(listener, service).await?;
         Ok(())
     })

@@ -25,6 +25,8 @@ mod provision;
 mod routing;
 #[cfg(feature = "axum")]
 mod routing_http;
+#[cfg(all(feature = "axum", feature = "async"))]
+mod routing_http_async;
 #[cfg(feature = "cli")]
 mod run_sql;
 mod soak;

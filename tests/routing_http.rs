@@ -25,12 +25,12 @@ use crate::routing::eventually;
 mod web;
 
 /// A service served on 127.0.0.1 (any port) until dropped.
-struct Server {
+pub(crate) struct Server {
     addr: SocketAddr,
     _runtime: tokio::runtime::Runtime,
 }
 
-fn serve<S>(service: S) -> Server
+pub(crate) fn serve<S>(service: S) -> Server
 where
     S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
     S::Future: Send,
@@ -56,10 +56,10 @@ where
 
 /// A parsed HTTP response.
 #[derive(Debug)]
-struct Reply {
-    status: u16,
+pub(crate) struct Reply {
+    pub(crate) status: u16,
     headers: Vec<(String, String)>,
-    body: String,
+    pub(crate) body: String,
 }
 
 impl Reply {
@@ -107,7 +107,7 @@ fn get_with(server: &Server, host: &str, path: &str, extra: &[(&str, &str)]) -> 
     }
 }
 
-fn get(server: &Server, host: &str, path: &str) -> Reply {
+pub(crate) fn get(server: &Server, host: &str, path: &str) -> Reply {
     get_with(server, host, path, &[])
 }
 

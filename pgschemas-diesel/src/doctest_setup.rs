@@ -216,40 +216,78 @@ impl DoctestDatabase {
         H: axum::handler::Handler<T, TenantPool>,
         T: 'static,
     {
-        use crate::StaticTenant;
-        use crate::routing::{RouteTable, Routes};
-        use tower::{Layer, ServiceExt};
-
-        const HOST: &str = "tenant.example.com";
-        let config = Config::builder()
-            .static_tenant(StaticTenant::builder(schema).domain(HOST))
-            .build()
-            .unwrap_or_else(|e| panic!("doctest setup: config: {e}"));
-        let pool = self.pool_with(config.clone());
+        let config = static_tenant(schema);
         let router = axum::Router::new()
             .route("/", axum::routing::get(handler))
-            .with_state(pool);
-        let table = RouteTable::fixed(Routes::build(&config, &[], &[]));
-        let app = crate::routing::layer::TenancyLayer::new(table).layer(router);
-        let request = http::Request::get("/")
-            .header(http::header::HOST, HOST)
-            .body(axum::body::Body::empty())
-            .unwrap_or_else(|e| panic!("doctest setup: request: {e}"));
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap_or_else(|e| panic!("doctest setup: runtime: {e}"));
-        runtime.block_on(async {
-            let Ok(response) = app.oneshot(request).await;
-            let status = response.status();
-            let body = axum::body::to_bytes(response.into_body(), usize::MAX)
-                .await
-                .unwrap_or_else(|e| panic!("doctest setup: body: {e}"));
-            let body = String::from_utf8_lossy(&body).into_owned();
-            assert!(status.is_success(), "GET / answered {status}: {body}");
-            body
-        })
+            .with_state(self.pool_with(config.clone()));
+        get_root(&config, router)
     }
+
+    /// As [`get`](Self::get), with an [`AsyncTenantPool`](crate::AsyncTenantPool) of two
+    /// connections to the database as the router's state: for handlers that take the async
+    /// extractors.
+    ///
+    /// # Panics
+    ///
+    /// As [`get`](Self::get).
+    #[cfg(all(feature = "axum", feature = "async"))]
+    pub fn get_async<H, T>(&self, handler: H, schema: &str) -> String
+    where
+        H: axum::handler::Handler<T, crate::AsyncTenantPool>,
+        T: 'static,
+    {
+        let config = static_tenant(schema);
+        let pool = crate::AsyncTenantPool::builder(self.url())
+            .max_size(2)
+            .build()
+            .unwrap_or_else(|e| panic!("doctest setup: async pool: {e}"));
+        let router = axum::Router::new()
+            .route("/", axum::routing::get(handler))
+            .with_state(crate::AsyncTenantPool::from_deadpool(pool, config.clone()));
+        get_root(&config, router)
+    }
+}
+
+/// The host [`DoctestDatabase::get`] routes to its static tenant.
+#[cfg(feature = "axum")]
+const HOST: &str = "tenant.example.com";
+
+/// A configuration whose one static tenant, `schema`, is served at [`HOST`].
+#[cfg(feature = "axum")]
+fn static_tenant(schema: &str) -> Config {
+    Config::builder()
+        .static_tenant(crate::StaticTenant::builder(schema).domain(HOST))
+        .build()
+        .unwrap_or_else(|e| panic!("doctest setup: config: {e}"))
+}
+
+/// The body of `GET http://HOST/` answered by `router` behind a layer routing `config`'s
+/// static tenants, on a runtime of the calling thread; panics unless it is a success.
+#[cfg(feature = "axum")]
+fn get_root(config: &Config, router: axum::Router) -> String {
+    use crate::routing::{RouteTable, Routes};
+    use tower::{Layer, ServiceExt};
+
+    let table = RouteTable::fixed(Routes::build(config, &[], &[]));
+    let app = crate::routing::layer::TenancyLayer::new(table).layer(router);
+    let request = http::Request::get("/")
+        .header(http::header::HOST, HOST)
+        .body(axum::body::Body::empty())
+        .unwrap_or_else(|e| panic!("doctest setup: request: {e}"));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| panic!("doctest setup: runtime: {e}"));
+    runtime.block_on(async {
+        let Ok(response) = app.oneshot(request).await;
+        let status = response.status();
+        let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap_or_else(|e| panic!("doctest setup: body: {e}"));
+        let body = String::from_utf8_lossy(&body).into_owned();
+        assert!(status.is_success(), "GET / answered {status}: {body}");
+        body
+    })
 }
 
 fn quoted(schema: &str) -> String {

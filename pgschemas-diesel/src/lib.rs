@@ -71,7 +71,8 @@
 //!   cluster when none is running, and a PgBouncer harness.
 //! - `axum`: `pgschemas_diesel::routing::layer` — a tower layer that routes each request to
 //!   its tenant with a [`RouteTable`](routing::RouteTable), and the `Route` / `TenantDb`
-//!   extractors.
+//!   extractors; with `async` too, the `TenantConn` / `TenantTx` extractors over an
+//!   `AsyncTenantPool`.
 //! - `async`: `AsyncTenantPool` — the pool over diesel-async's `AsyncPgConnection`, with the
 //!   same checkout and rules as [`TenantPool`]; a future dropped at any await point never
 //!   leaves a connection in an unknown state in the pool. Turns on `deadpool`, its backend.

@@ -15,8 +15,8 @@ use crate::name::SchemaName;
 use crate::pool::{TenantPool, TenantScope};
 use crate::routing::route::Route;
 
-/// The rejection of the [`Route`] and [`TenantDb`] extractors when [`TenancyLayer`](super::TenancyLayer) did
-/// not run: a 500 that says so.
+/// The rejection of the [`Route`] and [`TenantDb`] extractors (and of the async ones) when
+/// [`TenancyLayer`](super::TenancyLayer) did not run: a 500 that says so.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MissingTenancy(&'static str);
 
@@ -38,11 +38,26 @@ const NO_ROUTE: MissingTenancy = MissingTenancy(
     "no tenant route on this request: wrap the router in pgschemas_diesel::routing::layer::TenancyLayer",
 );
 
+/// The route [`TenancyLayer`](super::TenancyLayer) put on the request, for every extractor
+/// that needs one.
+pub(super) fn request_route(parts: &Parts) -> Result<Route, MissingTenancy> {
+    parts.extensions.get::<Route>().cloned().ok_or(NO_ROUTE)
+}
+
+/// The request's route and the pool `P` of the router's state: what the database
+/// extractors are made of.
+pub(super) fn route_and_pool<P: FromRef<S>, S>(
+    parts: &Parts,
+    state: &S,
+) -> Result<(Route, P), MissingTenancy> {
+    Ok((request_route(parts)?, P::from_ref(state)))
+}
+
 impl<S: Send + Sync> FromRequestParts<S> for Route {
     type Rejection = MissingTenancy;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        parts.extensions.get::<Route>().cloned().ok_or(NO_ROUTE)
+        request_route(parts)
     }
 }
 
@@ -194,10 +209,7 @@ where
     type Rejection = MissingTenancy;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let route = parts.extensions.get::<Route>().cloned().ok_or(NO_ROUTE)?;
-        Ok(Self {
-            route,
-            pool: TenantPool::from_ref(state),
-        })
+        let (route, pool) = route_and_pool(parts, state)?;
+        Ok(Self { route, pool })
     }
 }

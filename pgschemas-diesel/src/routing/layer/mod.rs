@@ -12,7 +12,11 @@
 //! Handlers take the [`Route`](super::Route) as an extractor and, for database work, a [`TenantDb`],
 //! which runs Diesel (synchronous) on tokio's blocking pool with the tenant's search path;
 //! it takes connections from the router's state (any state `S` with
-//! `TenantPool: FromRef<S>`, such as the pool itself).
+//! `TenantPool: FromRef<S>`, such as the pool itself). With the `async` feature too, the
+//! async extractors take an [`AsyncTenantPool`](crate::AsyncTenantPool) from the state
+//! instead: `TenantConn` (a diesel-async connection in the tenant, session form, checked
+//! out before the handler runs) and `TenantTx` (the transaction form, for PgBouncer's
+//! transaction pooling).
 //!
 //! Wrap the whole `Router` (not `Router::layer`, which runs after routing): the folder
 //! prefix must be stripped *before* the router matches the path.
@@ -73,8 +77,12 @@ use super::live::RouteTable;
 use super::route::{Resolution, Via};
 
 mod extract;
+#[cfg(feature = "async")]
+mod extract_async;
 
 pub use extract::{MissingTenancy, TenantDb};
+#[cfg(feature = "async")]
+pub use extract_async::{TenantConn, TenantConnRejection, TenantTx};
 
 struct Settings {
     table: RouteTable,

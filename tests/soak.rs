@@ -9,7 +9,7 @@ use std::time::Duration;
 use pgschemas_diesel::test_database;
 use pgschemas_diesel::testing::server_url;
 
-mod driver;
+pub(crate) mod driver;
 
 #[test]
 fn killed_backends_errors_and_panics_leave_no_wrong_row_behind_pgbouncer() {

@@ -1,46 +1,38 @@
 //! The fault soak behind a real PgBouncer in transaction mode, shared by the integration test
 //! (`tests/soak.rs`, bounded) and the benchmark runner (`bench -- soak`, long).
 //!
-//! Tenants `t0`, `t1`, ... each have `items(tenant, n)` whose `tenant` column defaults to the
-//! schema's own name, so a row's tag says which table it landed in; `public.items` has the
-//! same shape, tagged `public`, so a fall-through to the shared schema reads or writes rows
-//! tagged `public`. Client threads share one `TenantPool` pointing at PgBouncer and run only
+//! The schemas, statements and checks are the `oracle`'s (shared with the async soak,
+//! `tests/async_pgbouncer.rs`). Client threads share one `TenantPool` pointing at PgBouncer and run only
 //! the transaction form: reads, committed writes, closures that write then fail, closures
 //! that write then panic. A chaos thread kills PgBouncer's server backends through a direct
 //! connection. Each thread knows exactly which rows it committed (`n` carries its number), so
 //! every read checks the tags and its own rows' count, and a final direct look checks every
 //! tenant's rows one by one.
 
+use std::fmt;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Once};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
-use diesel::result::{DatabaseErrorKind, Error as DieselError};
-use diesel::sql_types::{BigInt, Text};
-use pgschemas_diesel::testing::{PgBouncer, PoolMode, url_with_database};
-use pgschemas_diesel::{Config, DisableStatementCache, Error, TenantPool};
+use diesel::sql_types::BigInt;
+use pgschemas_diesel::testing::{PgBouncer, PoolMode};
+use pgschemas_diesel::{Config, DisableStatementCache, TenantPool};
 use rand::Rng;
 
 #[path = "chaos.rs"]
 mod chaos;
 #[path = "oracle.rs"]
-mod oracle;
+pub mod oracle;
 
-pub use self::oracle::{Outcome, Tally};
+pub use self::oracle::Tally;
 
 use self::chaos::chaos;
-use self::oracle::Oracle;
-
-/// Rows each tenant (and `public`) starts with, `n` = 1..=SEED.
-const SEED: i64 = 5;
-/// A thread's rows have `n` in `[(thread + 1) << THREAD_SHIFT, (thread + 2) << THREAD_SHIFT)`.
-const THREAD_SHIFT: u32 = 32;
-/// The direct connections of the soak itself, which the chaos thread spares.
-const ORACLE_APP: &str = "pgschemas_soak_oracle";
+use self::oracle::{
+    Failure, Group, INSERT_SQL, ORACLE_APP, Oracle, READ_BACK_SQL, READ_SQL, Tag, Written,
+};
 /// How long a thread may take to finish after the time budget ran out.
 const JOIN_GRACE: Duration = Duration::from_secs(20);
 
@@ -83,10 +75,10 @@ impl Settings {
 /// [`Outcome::failures`] instead.
 pub fn run(server_url: &str, database: &str, settings: &Settings) -> Outcome {
     quiet_soak_panics();
-    let direct_url = with_application_name(&url_with_database(server_url, database));
+    let direct_url = oracle::direct_url(server_url, database);
     let tenants: Vec<String> = (0..settings.tenants).map(|i| format!("t{i}")).collect();
     let mut oracle = Oracle::connect(&direct_url);
-    create_schemas(oracle.conn(), &tenants);
+    oracle.create_schemas(&tenants);
 
     let bouncer = PgBouncer::start(
         server_url,
@@ -172,6 +164,62 @@ pub fn run(server_url: &str, database: &str, settings: &Settings) -> Outcome {
     }
 }
 
+/// What a soak run did and found.
+#[derive(Debug)]
+pub struct Outcome {
+    /// The run's size.
+    pub settings: Settings,
+    /// Wall time of the client threads.
+    pub seconds: f64,
+    /// Everything the client threads counted, merged.
+    pub tally: Tally,
+    /// Backends the chaos thread terminated.
+    pub kills: u64,
+    /// Threads that did not finish by the deadline, with what they were doing.
+    pub hung: Vec<String>,
+}
+
+impl Outcome {
+    /// Every reason this run failed: wrong rows, count mismatches, errors a killed backend
+    /// cannot explain, stray panics, hung threads.
+    pub fn failures(&self) -> Vec<String> {
+        let mut out = self.tally.failures();
+        out.extend(self.hung.iter().map(|h| format!("hung: {h}")));
+        out
+    }
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = &self.settings;
+        let t = &self.tally;
+        write!(
+            f,
+            "soak: {} transactions in {:.1} s ({} threads, {} server connections, {} tenants): \
+             {} reads, {} writes committed, {} rolled back by Err, {} by panic; errors {:?}; \
+             {} in doubt ({} had committed); {} backends killed; {} wrong rows, {} count \
+             mismatches, {} unexpected, {} hung threads",
+            t.transactions,
+            self.seconds,
+            s.threads,
+            s.server_connections,
+            s.tenants,
+            t.reads,
+            t.writes,
+            t.rolled_back_err,
+            t.rolled_back_panic,
+            t.errors,
+            t.in_doubt,
+            t.in_doubt_committed,
+            self.kills,
+            t.wrong_rows,
+            t.count_mismatches,
+            t.unexpected,
+            self.hung.len(),
+        )
+    }
+}
+
 /// What the threads share.
 struct Shared {
     pool: TenantPool,
@@ -213,55 +261,10 @@ enum Action {
 /// The payload of the panics the soak raises on purpose.
 struct SoakPanic;
 
-/// A client closure's error.
-enum Failure {
-    /// From the pool or the database.
-    Lib(Error),
-    /// The closure's own error, raised on purpose after writing.
-    Intended,
-}
-
-impl From<Error> for Failure {
-    fn from(e: Error) -> Self {
-        Failure::Lib(e)
-    }
-}
-
-impl From<DieselError> for Failure {
-    fn from(e: DieselError) -> Self {
-        Failure::Lib(e.into())
-    }
-}
-
-#[derive(QueryableByName)]
-struct Group {
-    #[diesel(sql_type = Text)]
-    tenant: String,
-    #[diesel(sql_type = BigInt)]
-    rows: i64,
-    #[diesel(sql_type = BigInt)]
-    own: i64,
-}
-
-#[derive(QueryableByName)]
-struct Tag {
-    #[diesel(sql_type = Text)]
-    tenant: String,
-}
-
-/// What a write saw inside its transaction: the tag its row got, and the tags read back.
-struct Written {
-    tag: String,
-    read_back: Vec<String>,
-}
-
 fn worker(shared: &Shared, id: usize) -> Tally {
     let mut rng = rand::rng();
     let mut tally = Tally::new(shared.tenants.len());
-    let range = (
-        (id as i64 + 1) << THREAD_SHIFT,
-        (id as i64 + 2) << THREAD_SHIFT,
-    );
+    let range = oracle::own_rows(id);
     let mut next_n = range.0;
     while shared.claim() {
         let t = rng.random_range(0..shared.tenants.len());
@@ -291,43 +294,18 @@ fn worker(shared: &Shared, id: usize) -> Tally {
 fn read(shared: &Shared, tally: &mut Tally, who: &str, t: usize, (lo, hi): (i64, i64)) {
     let tenant = shared.tenants[t].as_str();
     let result = shared.pool.transaction(tenant, |conn| {
-        diesel::sql_query(
-            "select tenant, count(*) as rows, count(*) filter (where n >= $1 and n < $2) as own \
-             from items group by tenant order by tenant",
-        )
-        .bind::<BigInt, _>(lo)
-        .bind::<BigInt, _>(hi)
-        .load::<Group>(conn)
-        .map_err(Failure::from)
+        diesel::sql_query(READ_SQL)
+            .bind::<BigInt, _>(lo)
+            .bind::<BigInt, _>(hi)
+            .load::<Group>(conn)
+            .map_err(Failure::from)
     });
-    let groups = match result {
-        Ok(groups) => groups,
-        Err(e) => return tally.error(who, &e),
-    };
-    tally.reads += 1;
-    let expected = tally.committed[t].len() as i64;
-    let mut seen_own = false;
-    for g in &groups {
-        if g.tenant != tenant {
-            tally.wrong(
-                g.rows as u64,
-                format!("{who}: {} rows tagged {:?}", g.rows, g.tenant),
-            );
-        } else {
-            seen_own = true;
-            if g.own != expected || g.rows < SEED + expected {
-                tally.mismatch(format!(
-                    "{who}: {} rows, {} of them this thread's; expected {expected} of this \
-                     thread's and at least {}",
-                    g.rows,
-                    g.own,
-                    SEED + expected
-                ));
-            }
+    match result {
+        Ok(groups) => {
+            let expected = tally.committed[t].len() as i64;
+            tally.check_read(who, tenant, &groups, (expected, expected));
         }
-    }
-    if !seen_own {
-        tally.mismatch(format!("{who}: no row tagged {tenant:?}"));
+        Err(e) => tally.error(who, &e),
     }
 }
 
@@ -347,16 +325,8 @@ fn write(shared: &Shared, tally: &mut Tally, who: &str, t: usize, n: i64, action
         })
     }));
     if let Some(w) = &written
-        && (w.tag != tenant || w.read_back != [tenant])
+        && !tally.check_written(who, tenant, n, w)
     {
-        tally.wrong(
-            1,
-            format!(
-                "{who}: row {n} was tagged {:?} and read back as {:?}",
-                w.tag, w.read_back
-            ),
-        );
-        // the row is not the tenant's: the final look reports where it landed
         return;
     }
     match (action, result) {
@@ -388,53 +358,17 @@ fn write(shared: &Shared, tally: &mut Tally, who: &str, t: usize, n: i64, action
 }
 
 fn insert_and_read_back(conn: &mut PgConnection, n: i64) -> Result<Written, Failure> {
-    let tag = diesel::sql_query("insert into items (n) values ($1) returning tenant")
+    let tag = diesel::sql_query(INSERT_SQL)
         .bind::<BigInt, _>(n)
         .get_result::<Tag>(conn)?
         .tenant;
-    let read_back = diesel::sql_query("select tenant from items where n = $1")
+    let read_back = diesel::sql_query(READ_BACK_SQL)
         .bind::<BigInt, _>(n)
         .load::<Tag>(conn)?
         .into_iter()
         .map(|r| r.tenant)
         .collect();
     Ok(Written { tag, read_back })
-}
-
-/// Whether an error is one a killed backend explains, and its name in the counts.
-fn classify(e: &Failure) -> (String, bool) {
-    let Failure::Lib(e) = e else {
-        return ("intended error where none was due".to_owned(), false);
-    };
-    match e {
-        Error::Pool(_) => ("pool".to_owned(), true),
-        Error::Connection(_) => ("connect".to_owned(), true),
-        Error::Database { source, .. } => match source {
-            DieselError::DatabaseError(
-                kind @ (DatabaseErrorKind::ClosedConnection
-                | DatabaseErrorKind::UnableToSendCommand),
-                _,
-            ) => (format!("{kind:?}"), true),
-            DieselError::DatabaseError(kind, _) => (format!("database {kind:?}"), false),
-            other => (format!("diesel {other:?}"), false),
-        },
-        other => (format!("{other:?}"), false),
-    }
-}
-
-fn create_schemas(conn: &mut PgConnection, tenants: &[String]) {
-    let mut sql = String::new();
-    for schema in tenants.iter().map(String::as_str).chain(["public"]) {
-        // names are the soak's own (`t<i>`, `public`): plain identifiers
-        sql.push_str(&format!(
-            "create schema if not exists {schema};
-             create table {schema}.items (tenant text not null default '{schema}', n bigint not null);
-             create unique index on {schema}.items (n);
-             insert into {schema}.items (n) select generate_series(1, {SEED});"
-        ));
-    }
-    conn.batch_execute(&sql)
-        .unwrap_or_else(|e| panic!("cannot create the soak's schemas: {e}"));
 }
 
 enum Joined<T> {
@@ -483,11 +417,6 @@ fn quiet_soak_panics() {
             }
         }));
     });
-}
-
-fn with_application_name(url: &str) -> String {
-    let sep = if url.contains('?') { '&' } else { '?' };
-    format!("{url}{sep}application_name={ORACLE_APP}")
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

@@ -1,85 +1,123 @@
-//! What the soak counts and reports, and the direct connection that says what is really on
-//! disk.
+//! What a soak behind PgBouncer runs, counts and checks, shared by the sync fault soak
+//! (`driver`) and the async one (`tests/async_pgbouncer.rs`): the schemas, the statements and
+//! the rows they return, the error classes, the tally, and the direct connection that says
+//! what is really on disk.
+//!
+//! Tenants `t0`, `t1`, ... each have `items(tenant, n)` whose `tenant` column defaults to the
+//! schema's own name, so a row's tag says which table it landed in; `public.items` has the
+//! same shape, tagged `public`, so a fall-through to the shared schema reads or writes rows
+//! tagged `public`. Each worker numbers its rows in a range of its own, so it knows exactly
+//! which rows it committed.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt;
 
+use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel::sql_types::{BigInt, Text};
+use pgschemas_diesel::Error;
+use pgschemas_diesel::testing::url_with_database;
 
-use super::{Failure, SEED, Settings, classify};
-
+/// Rows each tenant (and `public`) starts with, `n` = 1..=SEED.
+pub const SEED: i64 = 5;
+/// The direct connections of the soak itself, which a chaos thread spares.
+pub const ORACLE_APP: &str = "pgschemas_soak_oracle";
+/// A worker's rows have `n` in `[(worker + 1) << WORKER_SHIFT, (worker + 2) << WORKER_SHIFT)`.
+const WORKER_SHIFT: u32 = 32;
 /// Failure details kept for the report; the counts go on past it.
 const MAX_DETAILS: usize = 20;
 
-/// What a soak run did and found.
-#[derive(Debug)]
-pub struct Outcome {
-    /// The run's size.
-    pub settings: Settings,
-    /// Wall time of the client threads.
-    pub seconds: f64,
-    /// Everything the client threads counted, merged.
-    pub tally: Tally,
-    /// Backends the chaos thread terminated.
-    pub kills: u64,
-    /// Threads that did not finish by the deadline, with what they were doing.
-    pub hung: Vec<String>,
+/// A read of the tenant's rows grouped by tag, with how many of them are the worker's own
+/// (`$1 <= n < $2`): it returns [`Group`]s.
+pub const READ_SQL: &str = "select tenant, count(*) as rows, \
+     count(*) filter (where n >= $1 and n < $2) as own \
+     from items group by tenant order by tenant";
+/// Inserts row `$1`, returning its [`Tag`].
+pub const INSERT_SQL: &str = "insert into items (n) values ($1) returning tenant";
+/// Reads row `$1` back: its [`Tag`]s.
+pub const READ_BACK_SQL: &str = "select tenant from items where n = $1";
+
+/// The range `[lo, hi)` of row numbers of worker `worker`.
+pub fn own_rows(worker: usize) -> (i64, i64) {
+    (
+        (worker as i64 + 1) << WORKER_SHIFT,
+        (worker as i64 + 2) << WORKER_SHIFT,
+    )
 }
 
-impl Outcome {
-    /// Every reason this run failed: wrong rows, count mismatches, errors a killed backend
-    /// cannot explain, stray panics, hung threads.
-    pub fn failures(&self) -> Vec<String> {
-        let t = &self.tally;
-        let mut out = Vec::new();
-        if t.wrong_rows > 0 {
-            out.push(format!("{} wrong rows", t.wrong_rows));
-        }
-        if t.count_mismatches > 0 {
-            out.push(format!("{} count mismatches", t.count_mismatches));
-        }
-        if t.unexpected > 0 {
-            out.push(format!("{} unexpected errors or panics", t.unexpected));
-        }
-        out.extend(self.hung.iter().map(|h| format!("hung: {h}")));
-        out.extend(t.details.iter().cloned());
-        out
+/// The URL of `database` on the server of `server_url`, for the soak's own connections.
+pub fn direct_url(server_url: &str, database: &str) -> String {
+    let url = url_with_database(server_url, database);
+    let sep = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{sep}application_name={ORACLE_APP}")
+}
+
+/// A row of [`READ_SQL`].
+#[derive(QueryableByName)]
+pub struct Group {
+    #[diesel(sql_type = Text)]
+    pub tenant: String,
+    #[diesel(sql_type = BigInt)]
+    pub rows: i64,
+    #[diesel(sql_type = BigInt)]
+    pub own: i64,
+}
+
+/// A row of [`INSERT_SQL`] and [`READ_BACK_SQL`].
+#[derive(QueryableByName)]
+pub struct Tag {
+    #[diesel(sql_type = Text)]
+    pub tenant: String,
+}
+
+/// What a write saw inside its transaction: the tag its row got, and the tags read back.
+pub struct Written {
+    pub tag: String,
+    pub read_back: Vec<String>,
+}
+
+/// A client closure's error.
+pub enum Failure {
+    /// From the pool or the database.
+    Lib(Error),
+    /// The closure's own error, raised on purpose after writing.
+    Intended,
+}
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Self {
+        Failure::Lib(e)
     }
 }
 
-impl fmt::Display for Outcome {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let s = &self.settings;
-        let t = &self.tally;
-        write!(
-            f,
-            "soak: {} transactions in {:.1} s ({} threads, {} server connections, {} tenants): \
-             {} reads, {} writes committed, {} rolled back by Err, {} by panic; errors {:?}; \
-             {} in doubt ({} had committed); {} backends killed; {} wrong rows, {} count \
-             mismatches, {} unexpected, {} hung threads",
-            t.transactions,
-            self.seconds,
-            s.threads,
-            s.server_connections,
-            s.tenants,
-            t.reads,
-            t.writes,
-            t.rolled_back_err,
-            t.rolled_back_panic,
-            t.errors,
-            t.in_doubt,
-            t.in_doubt_committed,
-            self.kills,
-            t.wrong_rows,
-            t.count_mismatches,
-            t.unexpected,
-            self.hung.len(),
-        )
+impl From<DieselError> for Failure {
+    fn from(e: DieselError) -> Self {
+        Failure::Lib(e.into())
     }
 }
 
-/// Counts of one client thread, or of all of them merged.
+/// Whether an error is one a killed backend explains, and its name in the counts.
+pub fn classify(e: &Failure) -> (String, bool) {
+    let Failure::Lib(e) = e else {
+        return ("intended error where none was due".to_owned(), false);
+    };
+    match e {
+        Error::Pool(_) => ("pool".to_owned(), true),
+        Error::Connection(_) => ("connect".to_owned(), true),
+        Error::Database { source, .. } => match source {
+            DieselError::DatabaseError(
+                kind @ (DatabaseErrorKind::ClosedConnection
+                | DatabaseErrorKind::UnableToSendCommand),
+                _,
+            ) => (format!("{kind:?}"), true),
+            DieselError::DatabaseError(kind, _) => (format!("database {kind:?}"), false),
+            other => (format!("diesel {other:?}"), false),
+        },
+        other => (format!("{other:?}"), false),
+    }
+}
+
+/// Counts of one worker, or of all of them merged.
 #[derive(Debug, Default)]
 pub struct Tally {
     /// Transactions started.
@@ -94,7 +132,8 @@ pub struct Tally {
     pub rolled_back_panic: u64,
     /// Errors, by kind.
     pub errors: BTreeMap<String, u64>,
-    /// Writes whose `COMMIT` failed after the closure finished, settled by a direct look.
+    /// Writes whose `COMMIT` failed (or was cancelled) after the closure finished, settled by
+    /// a direct look.
     pub in_doubt: u64,
     /// Of those, the ones that had committed.
     pub in_doubt_committed: u64,
@@ -106,19 +145,19 @@ pub struct Tally {
     pub unexpected: u64,
     /// What went wrong, first few.
     pub details: Vec<String>,
-    /// Per tenant, the `n` of every row this thread committed.
+    /// Per tenant, the `n` of every row this worker committed.
     pub committed: Vec<Vec<i64>>,
 }
 
 impl Tally {
-    pub(super) fn new(tenants: usize) -> Self {
+    pub fn new(tenants: usize) -> Self {
         Self {
             committed: vec![Vec::new(); tenants],
             ..Self::default()
         }
     }
 
-    pub(super) fn merge(&mut self, other: Tally) {
+    pub fn merge(&mut self, other: Tally) {
         self.transactions += other.transactions;
         self.reads += other.reads;
         self.writes += other.writes;
@@ -140,8 +179,25 @@ impl Tally {
         }
     }
 
+    /// Every reason the counts fail a run: wrong rows, count mismatches, errors a killed
+    /// backend cannot explain, stray panics; then the first details.
+    pub fn failures(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.wrong_rows > 0 {
+            out.push(format!("{} wrong rows", self.wrong_rows));
+        }
+        if self.count_mismatches > 0 {
+            out.push(format!("{} count mismatches", self.count_mismatches));
+        }
+        if self.unexpected > 0 {
+            out.push(format!("{} unexpected errors or panics", self.unexpected));
+        }
+        out.extend(self.details.iter().cloned());
+        out
+    }
+
     /// Counts an error by kind; one a killed backend cannot explain is also a failure.
-    pub(super) fn error(&mut self, who: &str, e: &Failure) {
+    pub fn error(&mut self, who: &str, e: &Failure) {
         let (kind, expected) = classify(e);
         if !expected {
             let message = match e {
@@ -153,17 +209,68 @@ impl Tally {
         *self.errors.entry(kind).or_default() += 1;
     }
 
-    pub(super) fn wrong(&mut self, rows: u64, detail: String) {
+    /// Checks a read of `tenant`'s rows ([`READ_SQL`]): one group, the tenant's, holding
+    /// between `own.0` and `own.1` of the worker's rows (both included) and the seed.
+    pub fn check_read(&mut self, who: &str, tenant: &str, groups: &[Group], own: (i64, i64)) {
+        self.reads += 1;
+        let (lo, hi) = own;
+        let mut seen_own = false;
+        for g in groups {
+            if g.tenant != tenant {
+                self.wrong(
+                    g.rows as u64,
+                    format!("{who}: {} rows tagged {:?}", g.rows, g.tenant),
+                );
+            } else {
+                seen_own = true;
+                if !(lo..=hi).contains(&g.own) || g.rows < SEED + lo {
+                    let expected = if lo == hi {
+                        lo.to_string()
+                    } else {
+                        format!("{lo} to {hi}")
+                    };
+                    self.mismatch(format!(
+                        "{who}: {} rows, {} of them this worker's; expected {expected} of this \
+                         worker's and at least {}",
+                        g.rows,
+                        g.own,
+                        SEED + lo
+                    ));
+                }
+            }
+        }
+        if !seen_own {
+            self.mismatch(format!("{who}: no row tagged {tenant:?}"));
+        }
+    }
+
+    /// Checks what a write of row `n` in `tenant` saw; false (and counted) when the row is
+    /// not the tenant's, which the final look then reports where it landed.
+    pub fn check_written(&mut self, who: &str, tenant: &str, n: i64, w: &Written) -> bool {
+        if w.tag == tenant && w.read_back == [tenant] {
+            return true;
+        }
+        self.wrong(
+            1,
+            format!(
+                "{who}: row {n} was tagged {:?} and read back as {:?}",
+                w.tag, w.read_back
+            ),
+        );
+        false
+    }
+
+    pub fn wrong(&mut self, rows: u64, detail: String) {
         self.wrong_rows += rows;
         self.detail(detail);
     }
 
-    pub(super) fn mismatch(&mut self, detail: String) {
+    pub fn mismatch(&mut self, detail: String) {
         self.count_mismatches += 1;
         self.detail(detail);
     }
 
-    pub(super) fn fail(&mut self, detail: String) {
+    pub fn fail(&mut self, detail: String) {
         self.unexpected += 1;
         self.detail(detail);
     }
@@ -189,18 +296,40 @@ struct Row {
 }
 
 impl Oracle {
-    pub(super) fn connect(url: &str) -> Self {
+    /// A connection to `url` (a [`direct_url`]).
+    ///
+    /// # Panics
+    ///
+    /// When it cannot connect.
+    pub fn connect(url: &str) -> Self {
         let conn = PgConnection::establish(url)
             .unwrap_or_else(|e| panic!("cannot connect to the soak's database directly: {e}"));
         Self { conn }
     }
 
-    pub(super) fn conn(&mut self) -> &mut PgConnection {
-        &mut self.conn
+    /// Creates `tenants`' schemas and `public.items`, each with its seed rows.
+    ///
+    /// # Panics
+    ///
+    /// When the statements fail.
+    pub fn create_schemas(&mut self, tenants: &[String]) {
+        let mut sql = String::new();
+        for schema in tenants.iter().map(String::as_str).chain(["public"]) {
+            // names are the soak's own (`t<i>`, `public`): plain identifiers
+            sql.push_str(&format!(
+                "create schema if not exists {schema};
+                 create table {schema}.items (tenant text not null default '{schema}', n bigint not null);
+                 create unique index on {schema}.items (n);
+                 insert into {schema}.items (n) select generate_series(1, {SEED});"
+            ));
+        }
+        self.conn
+            .batch_execute(&sql)
+            .unwrap_or_else(|e| panic!("cannot create the soak's schemas: {e}"));
     }
 
     /// Whether `schema.items` holds row `n`.
-    pub(super) fn row_exists(&mut self, schema: &str, n: i64) -> QueryResult<bool> {
+    pub fn row_exists(&mut self, schema: &str, n: i64) -> QueryResult<bool> {
         // `schema` is one of the soak's own names (`t<i>`)
         let rows = diesel::sql_query(format!("select tenant, n from {schema}.items where n = $1"))
             .bind::<BigInt, _>(n)
@@ -208,9 +337,9 @@ impl Oracle {
         Ok(!rows.is_empty())
     }
 
-    /// Checks that each tenant's table holds exactly its seed rows and the rows the threads
+    /// Checks that each tenant's table holds exactly its seed rows and the rows the workers
     /// committed to it, all tagged with its name, and that `public` holds only its seed.
-    pub(super) fn check_all(&mut self, tenants: &[String], tally: &mut Tally) {
+    pub fn check_all(&mut self, tenants: &[String], tally: &mut Tally) {
         let schemas: Vec<(&str, Vec<i64>)> = tenants
             .iter()
             .map(String::as_str)

@@ -2,11 +2,14 @@
 //! connections and keeps, beside each, what the pool records of it.
 
 use std::fmt;
+use std::pin::pin;
 
 use deadpool::managed::{Manager, Metrics, RecycleError, RecycleResult};
 use diesel::ConnectionError;
 use diesel_async::pooled_connection::PoolableConnection;
-use diesel_async::{AsyncConnection, AsyncPgConnection};
+use diesel_async::{AsyncPgConnection, SimpleAsyncConnection};
+use futures_util::future::{self, Either};
+use tokio_postgres::NoTls;
 
 /// A deadpool [`Manager`] of [`AsyncPgConnection`]s for
 /// [`AsyncTenantPool`](super::AsyncTenantPool); build a pool of your own with it and hand it
@@ -17,6 +20,12 @@ use diesel_async::{AsyncConnection, AsyncPgConnection};
 /// manager is broken, or whose server connection is closed (a killed backend, a restarted
 /// server), is never reused: deadpool makes a new one instead of the checkout spending its
 /// attempts on dead ones.
+///
+/// A new connection is made as `AsyncPgConnection::establish` makes it, except that the
+/// settings diesel-async then makes (`SET TIME ZONE`, `SET CLIENT_ENCODING`, prepared
+/// statements) are sent inside one transaction: behind PgBouncer in transaction pooling mode
+/// (before 1.21) a prepared statement outside a transaction may be parsed on one server
+/// connection and run on another, which fails the connection.
 pub struct AsyncManager {
     url: String,
 }
@@ -59,7 +68,7 @@ impl Manager for AsyncManager {
 
     async fn create(&self) -> Result<AsyncPooledConnection, ConnectionError> {
         Ok(AsyncPooledConnection {
-            conn: AsyncPgConnection::establish(&self.url).await?,
+            conn: establish(&self.url).await?,
             prepared: false,
         })
     }
@@ -74,4 +83,26 @@ impl Manager for AsyncManager {
         }
         Ok(())
     }
+}
+
+/// Connects to `url` and sets the connection up as `AsyncPgConnection::establish` does, the
+/// setup inside `BEGIN` ... `COMMIT` (see [`AsyncManager`]).
+async fn establish(url: &str) -> Result<AsyncPgConnection, ConnectionError> {
+    let bad = |e: tokio_postgres::Error| ConnectionError::BadConnection(e.to_string());
+    let (client, mut connection) = tokio_postgres::connect(url, NoTls).await.map_err(bad)?;
+    // The connection is driven here until `BEGIN` is answered, then by diesel-async.
+    match future::select(pin!(client.batch_execute("BEGIN")), &mut connection).await {
+        Either::Left((begun, _)) => begun.map_err(bad)?,
+        Either::Right((Err(e), _)) => return Err(bad(e)),
+        Either::Right((Ok(()), _)) => {
+            return Err(ConnectionError::BadConnection(
+                "the server closed the connection during setup".to_owned(),
+            ));
+        }
+    }
+    let mut conn = AsyncPgConnection::try_from_client_and_connection(client, connection).await?;
+    conn.batch_execute("COMMIT")
+        .await
+        .map_err(ConnectionError::CouldntSetupConfiguration)?;
+    Ok(conn)
 }

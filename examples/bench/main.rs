@@ -13,13 +13,16 @@ mod soak;
 mod w1;
 mod w2;
 mod w3;
+#[cfg(feature = "async")]
+mod w3_async;
 mod w4;
 
 /// One workload: its runner name and the function that runs it.
 type Workload = (&'static str, fn(&common::Bench));
 
 fn workloads() -> Vec<Workload> {
-    vec![
+    #[allow(unused_mut)]
+    let mut all: Vec<Workload> = vec![
         // Each module registers its workloads here.
         ("W1-floor-psql", w1::floor),
         ("W1", w1::migrate),
@@ -33,7 +36,11 @@ fn workloads() -> Vec<Workload> {
         ("W3", w3::all),
         ("W4", w4::all),
         ("soak", soak::soak),
-    ]
+    ];
+    // The async pool's W3 (`--features async`).
+    #[cfg(feature = "async")]
+    all.insert(all.len() - 1, ("W3-async", w3_async::all));
+    all
 }
 
 fn main() {

@@ -9,9 +9,9 @@ use pgschemas_diesel::{Config, Error, TenantPool};
 
 use crate::common::{Bench, report};
 
-const TENANTS: usize = 100;
-const CUSTOMERS: i64 = 1_000;
-const M: u64 = 20_000;
+pub(crate) const TENANTS: usize = 100;
+pub(crate) const CUSTOMERS: i64 = 1_000;
+pub(crate) const M: u64 = 20_000;
 
 diesel::table! {
     customers (id) {
@@ -24,8 +24,8 @@ diesel::table! {
 
 #[derive(Queryable)]
 #[allow(dead_code)]
-struct Customer {
-    id: i64,
+pub(crate) struct Customer {
+    pub(crate) id: i64,
     name: String,
     email: String,
     created_at: chrono::DateTime<chrono::Utc>,
@@ -36,7 +36,7 @@ const CUSTOMERS_DDL: &str = "create table customers (id bigserial primary key, n
      insert into customers (name, email) select 'c' || g, 'c' || g || '@example.com' \
      from generate_series(1, 1000) g; analyze customers;";
 
-fn setup(bench: &Bench) -> (TenantPool, String) {
+pub(crate) fn setup(bench: &Bench) -> (TenantPool, String) {
     let url = bench.fresh_database("pgschemas_bench_w3");
     let mut conn = PgConnection::establish(&url).expect("connect");
     let mut script = format!("set search_path to public; {CUSTOMERS_DDL}");
@@ -89,11 +89,11 @@ fn run_plain(pool: &r2d2::Pool<diesel::r2d2::ConnectionManager<PgConnection>>, n
     started.elapsed().as_secs_f64()
 }
 
-fn tenant(i: u64) -> String {
+pub(crate) fn tenant(i: u64) -> String {
     format!("t{}", i % TENANTS as u64)
 }
 
-const ROUNDS: u64 = 100;
+pub(crate) const ROUNDS: u64 = 100;
 
 /// Runs W3, W3-same, W3-baseline, W3-tx and W3-plain in one go, interleaved in rounds so that a noisy
 /// machine disturbs them alike; the ratios come from one run.
@@ -164,4 +164,11 @@ pub fn all(bench: &Bench) {
         "queries/s",
         &[("ratio_to_baseline", ratio(plain))],
     );
+}
+
+/// One round of the sync pool's W3 loop (a tenant change every iteration), for comparisons
+/// made in other runs' rounds.
+#[cfg_attr(not(feature = "async"), allow(dead_code))]
+pub(crate) fn sync_round(pool: &TenantPool, n: u64) -> f64 {
+    run(pool, n, |p, i| p.scope(&tenant(i)).expect("scope"))
 }

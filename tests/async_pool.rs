@@ -6,67 +6,18 @@ use std::time::Duration;
 
 use diesel::connection::SimpleConnection as _;
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Bool, Nullable, Text};
+use diesel::sql_types::{BigInt, Text};
 use diesel_async::{AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 use pgschemas_diesel::{AsyncTenantPool, Config, Error, test_database};
 use rand::Rng;
 
-use crate::isolation::{Roles, attacks, three_orders, url_as};
-
-/// What a checkout sees: its path, roles, transaction state and rows, and what an earlier
-/// user could have left behind.
-#[derive(QueryableByName, Debug, PartialEq)]
-struct Seen {
-    #[diesel(sql_type = Text)]
-    path: String,
-    #[diesel(sql_type = Text)]
-    role: String,
-    #[diesel(sql_type = Text)]
-    session_role: String,
-    #[diesel(sql_type = Text)]
-    app_tenant: String,
-    #[diesel(sql_type = BigInt)]
-    cursors: i64,
-    #[diesel(sql_type = BigInt)]
-    listening: i64,
-    #[diesel(sql_type = BigInt)]
-    advisory_locks: i64,
-    #[diesel(sql_type = Bool)]
-    temp_orders: bool,
-    #[diesel(sql_type = Text)]
-    read_only: String,
-    #[diesel(sql_type = Text)]
-    statement_timeout: String,
-    #[diesel(sql_type = Text)]
-    time_zone: String,
-    /// Whether a transaction block is open (read with a `SAVEPOINT`, which fails outside one).
-    #[diesel(sql_type = Bool)]
-    in_transaction: bool,
-    #[diesel(sql_type = Nullable<diesel::sql_types::Array<Text>>)]
-    rows: Option<Vec<String>>,
-}
+use crate::isolation::{
+    self, Roles, SAVEPOINT_PROBE, SEEN_SQL, Seen, attacks, three_orders, url_as,
+};
 
 async fn seen(conn: &mut AsyncPgConnection) -> QueryResult<Seen> {
-    let seen = diesel::sql_query(
-        "select current_setting('search_path') as path, current_user::text as role,
-                session_user::text as session_role,
-                coalesce(current_setting('app.tenant', true), '') as app_tenant,
-                (select count(*) from pg_cursors where name <> '') as cursors,
-                (select count(*) from pg_listening_channels()) as listening,
-                (select count(*) from pg_locks where locktype = 'advisory' and pid = pg_backend_pid()) as advisory_locks,
-                to_regclass('pg_temp.orders') is not null as temp_orders,
-                current_setting('default_transaction_read_only') as read_only,
-                current_setting('statement_timeout') as statement_timeout,
-                current_setting('TimeZone') as time_zone,
-                false as in_transaction,
-                (select array_agg(tenant order by tenant) from orders) as rows",
-    )
-    .get_result::<Seen>(conn)
-    .await?;
-    let in_transaction = conn
-        .batch_execute("savepoint seen; release savepoint seen")
-        .await
-        .is_ok();
+    let seen = diesel::sql_query(SEEN_SQL).get_result::<Seen>(conn).await?;
+    let in_transaction = conn.batch_execute(SAVEPOINT_PROBE).await.is_ok();
     Ok(Seen {
         in_transaction,
         ..seen
@@ -76,21 +27,7 @@ async fn seen(conn: &mut AsyncPgConnection) -> QueryResult<Seen> {
 /// The session state every checkout of `tenant` must report, logged in as `login`.
 fn clean(pool: &AsyncTenantPool, login: &str, tenant: &str, in_transaction: bool) -> Seen {
     let path = pool.config().search_path(&tenant).unwrap();
-    Seen {
-        path: path.as_sql_value().to_owned(),
-        role: login.to_owned(),
-        session_role: login.to_owned(),
-        app_tenant: String::new(),
-        cursors: 0,
-        listening: 0,
-        advisory_locks: 0,
-        temp_orders: false,
-        read_only: "off".into(),
-        statement_timeout: "0".into(),
-        time_zone: "UTC".into(),
-        in_transaction,
-        rows: Some(vec![tenant.to_owned()]),
-    }
+    isolation::clean(path.as_sql_value(), login, tenant, in_transaction)
 }
 
 /// The next checkouts of `ta`, `tb` and the neutral path, in both forms, each see exactly

@@ -111,50 +111,83 @@ fn pid(conn: &mut PgConnection) -> i32 {
     .unwrap()
 }
 
-/// What a checkout sees: its rows and everything an earlier user could have left behind.
+/// What a checkout sees: its rows and everything an earlier user could have left behind
+/// (shared with the async pool's tests).
 #[derive(QueryableByName, Debug, PartialEq)]
-struct Seen {
+pub(crate) struct Seen {
     #[diesel(sql_type = Text)]
-    path: String,
+    pub(crate) path: String,
     #[diesel(sql_type = Text)]
-    role: String,
+    pub(crate) role: String,
     #[diesel(sql_type = Text)]
-    session_role: String,
+    pub(crate) session_role: String,
     #[diesel(sql_type = Text)]
-    app_tenant: String,
+    pub(crate) app_tenant: String,
     #[diesel(sql_type = BigInt)]
-    cursors: i64,
+    pub(crate) cursors: i64,
     #[diesel(sql_type = BigInt)]
-    listening: i64,
+    pub(crate) listening: i64,
     #[diesel(sql_type = BigInt)]
-    advisory_locks: i64,
+    pub(crate) advisory_locks: i64,
     #[diesel(sql_type = Bool)]
-    temp_orders: bool,
+    pub(crate) temp_orders: bool,
     #[diesel(sql_type = Text)]
-    read_only: String,
+    pub(crate) read_only: String,
     #[diesel(sql_type = Text)]
-    statement_timeout: String,
+    pub(crate) statement_timeout: String,
     #[diesel(sql_type = Text)]
-    time_zone: String,
+    pub(crate) time_zone: String,
+    /// Whether a transaction block is open: [`SAVEPOINT_PROBE`] succeeds only inside one.
+    #[diesel(sql_type = Bool)]
+    pub(crate) in_transaction: bool,
     #[diesel(sql_type = Nullable<Array<Text>>)]
-    rows: Option<Vec<String>>,
+    pub(crate) rows: Option<Vec<String>>,
+}
+
+/// The query behind [`Seen`]; `in_transaction` is filled in by [`SAVEPOINT_PROBE`].
+pub(crate) const SEEN_SQL: &str = "select current_setting('search_path') as path, current_user::text as role,
+        session_user::text as session_role,
+        coalesce(current_setting('app.tenant', true), '') as app_tenant,
+        (select count(*) from pg_cursors where name <> '') as cursors,
+        (select count(*) from pg_listening_channels()) as listening,
+        (select count(*) from pg_locks where locktype = 'advisory' and pid = pg_backend_pid()) as advisory_locks,
+        to_regclass('pg_temp.orders') is not null as temp_orders,
+        current_setting('default_transaction_read_only') as read_only,
+        current_setting('statement_timeout') as statement_timeout,
+        current_setting('TimeZone') as time_zone,
+        false as in_transaction,
+        (select array_agg(tenant order by tenant) from orders) as rows";
+
+/// Succeeds only inside a transaction block.
+pub(crate) const SAVEPOINT_PROBE: &str = "savepoint seen; release savepoint seen";
+
+/// The session every checkout of `tenant` (whose path is `path`) must report, logged in as
+/// `login`.
+pub(crate) fn clean(path: &str, login: &str, tenant: &str, in_transaction: bool) -> Seen {
+    Seen {
+        path: path.to_owned(),
+        role: login.to_owned(),
+        session_role: login.to_owned(),
+        app_tenant: String::new(),
+        cursors: 0,
+        listening: 0,
+        advisory_locks: 0,
+        temp_orders: false,
+        read_only: "off".into(),
+        statement_timeout: "0".into(),
+        time_zone: "UTC".into(),
+        in_transaction,
+        rows: Some(vec![tenant.to_owned()]),
+    }
 }
 
 fn seen(conn: &mut PgConnection) -> QueryResult<Seen> {
-    diesel::sql_query(
-        "select current_setting('search_path') as path, current_user::text as role,
-                session_user::text as session_role,
-                coalesce(current_setting('app.tenant', true), '') as app_tenant,
-                (select count(*) from pg_cursors where name <> '') as cursors,
-                (select count(*) from pg_listening_channels()) as listening,
-                (select count(*) from pg_locks where locktype = 'advisory' and pid = pg_backend_pid()) as advisory_locks,
-                to_regclass('pg_temp.orders') is not null as temp_orders,
-                current_setting('default_transaction_read_only') as read_only,
-                current_setting('statement_timeout') as statement_timeout,
-                current_setting('TimeZone') as time_zone,
-                (select array_agg(tenant order by tenant) from orders) as rows",
-    )
-    .get_result(conn)
+    let seen = diesel::sql_query(SEEN_SQL).get_result::<Seen>(conn)?;
+    let in_transaction = conn.batch_execute(SAVEPOINT_PROBE).is_ok();
+    Ok(Seen {
+        in_transaction,
+        ..seen
+    })
 }
 
 /// Checks the next checkouts after an attack: `ta` and `tb` in both forms, and the neutral
@@ -162,20 +195,12 @@ fn seen(conn: &mut PgConnection) -> QueryResult<Seen> {
 fn assert_clean(pool: &TenantPool, login: &str, attack: &str) {
     let expect = |tenant: &str, got: Seen, form: &str| {
         let path = pool.config().search_path(&tenant).unwrap();
-        let want = Seen {
-            path: path.as_sql_value().to_owned(),
-            role: login.to_owned(),
-            session_role: login.to_owned(),
-            app_tenant: String::new(),
-            cursors: 0,
-            listening: 0,
-            advisory_locks: 0,
-            temp_orders: false,
-            read_only: "off".into(),
-            statement_timeout: "0".into(),
-            time_zone: "UTC".into(),
-            rows: Some(vec![tenant.to_owned()]),
-        };
+        let want = clean(
+            path.as_sql_value(),
+            login,
+            tenant,
+            form == "transaction form",
+        );
         assert_eq!(got, want, "after `{attack}`: the {form} of {tenant}");
     };
     for tenant in ["ta", "tb", "public"] {

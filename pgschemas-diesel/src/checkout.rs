@@ -246,11 +246,12 @@ pub(crate) fn explain(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::name::SchemaName;
 
-    fn path() -> SearchPath {
+    /// `t1, public`: the path the unit tests of the checkout and of the pools' rules use.
+    pub(crate) fn path() -> SearchPath {
         let n = |s: &str| SchemaName::new(s).unwrap_or_else(|e| panic!("{e}"));
         SearchPath::new(n("t1"), [n("public")].iter())
     }

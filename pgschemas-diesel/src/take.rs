@@ -78,12 +78,7 @@ pub(crate) fn may_return(transaction_open: QueryResult<bool>) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::name::SchemaName;
-
-    fn path() -> SearchPath {
-        let n = |s: &str| SchemaName::new(s).unwrap_or_else(|e| panic!("{e}"));
-        SearchPath::new(n("t1"), [n("public")].iter())
-    }
+    use crate::checkout::tests::path;
 
     #[test]
     fn a_checkout_tries_three_connections_and_reports_the_last_failure() {

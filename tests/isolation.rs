@@ -539,3 +539,36 @@ struct Row {
     #[diesel(sql_type = Text, column_name = "?column?")]
     v: String,
 }
+
+/// Every idle connection of a pool of 4 killed from another session: the next checkout is
+/// served by a new connection, with a clean session, not refused for the dead ones.
+#[test]
+fn a_pool_whose_idle_backends_were_all_killed_still_hands_out_connections() {
+    let db = test_database!();
+    three_orders(&mut db.connect());
+    let mut roles = Roles::new(&db);
+    let (one, login) = app_pool(&db, &mut roles);
+    drop(one);
+    let pool = TenantPool::with_builder(
+        url_as(db.url(), &login),
+        Config::default(),
+        r2d2::Pool::builder().max_size(4).min_idle(Some(0)),
+    )
+    .expect("pool");
+    let mut scopes: Vec<_> = (0..4).map(|_| pool.scope(&"ta").unwrap()).collect();
+    let pids: Vec<i32> = scopes.iter_mut().map(|s| pid(s)).collect();
+    drop(scopes);
+    for pid in pids {
+        db.connect()
+            .batch_execute(&format!("select pg_terminate_backend({pid}, 5000)"))
+            .unwrap();
+    }
+    let mut scope = pool
+        .scope(&"tb")
+        .unwrap_or_else(|e| panic!("the killed idle connections were not replaced: {e}"));
+    let path = pool.config().search_path(&"tb").unwrap();
+    assert_eq!(
+        seen(&mut scope).unwrap(),
+        clean(path.as_sql_value(), &login, "tb", false)
+    );
+}

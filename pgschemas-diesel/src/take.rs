@@ -5,7 +5,7 @@
 //! The statements themselves live in `checkout`; the pools (`pool`, `pool_async`) only
 //! run them and act on these rules' answers.
 
-use diesel::result::QueryResult;
+use diesel::result::{DatabaseErrorKind, Error as DieselError, QueryResult};
 
 use crate::checkout::Refusal;
 use crate::error::{Error, SessionProblem};
@@ -15,8 +15,16 @@ use crate::path::SearchPath;
 const CHECKOUT_ATTEMPTS: usize = 3;
 
 /// The attempts of one checkout: counts them and keeps the last connection's failure.
+///
+/// A connection whose server connection turned out closed (its backend was killed or the
+/// server restarted while it sat idle) says nothing about whether the checkout can succeed:
+/// it does not count as an attempt, up to the pool's size of them (no more such connections
+/// can be idle in it), so a pool whose idle connections all died makes new ones instead of
+/// refusing the caller.
 pub(crate) struct Attempts {
     made: usize,
+    dead: usize,
+    dead_allowed: usize,
     last: Option<Error>,
 }
 
@@ -30,10 +38,12 @@ pub(crate) enum Verdict {
 }
 
 impl Attempts {
-    /// No attempt made yet.
-    pub(crate) fn new() -> Self {
+    /// No attempt made yet, on a pool of `pool_size` connections.
+    pub(crate) fn new(pool_size: usize) -> Self {
         Self {
             made: 0,
+            dead: 0,
+            dead_allowed: pool_size,
             last: None,
         }
     }
@@ -53,6 +63,10 @@ impl Attempts {
         match refusal {
             Refusal::Schema(e) => Verdict::Refused(e),
             Refusal::Connection(e) => {
+                if is_closed(&e) && self.dead < self.dead_allowed {
+                    self.dead += 1;
+                    self.made -= 1;
+                }
                 self.last = Some(e);
                 Verdict::Discard
             }
@@ -66,6 +80,18 @@ impl Attempts {
             reason: SessionProblem::NoConnectionPassed,
         })
     }
+}
+
+/// Whether `e` says the connection's server connection is closed (by Diesel's error kind,
+/// never by the message's text).
+fn is_closed(e: &Error) -> bool {
+    matches!(
+        e,
+        Error::Database {
+            source: DieselError::DatabaseError(DatabaseErrorKind::ClosedConnection, _),
+            ..
+        }
+    )
 }
 
 /// Whether a connection may go back to the pool after a transaction form, from whether its
@@ -82,7 +108,7 @@ mod tests {
 
     #[test]
     fn a_checkout_tries_three_connections_and_reports_the_last_failure() {
-        let mut attempts = Attempts::new();
+        let mut attempts = Attempts::new(1);
         let mut made = 0;
         while attempts.another() {
             made += 1;
@@ -101,7 +127,7 @@ mod tests {
 
     #[test]
     fn a_refused_schema_ends_the_checkout_and_keeps_the_connection() {
-        let mut attempts = Attempts::new();
+        let mut attempts = Attempts::new(1);
         assert!(attempts.another());
         let refusal = Refusal::Schema(Error::SchemaNotFound {
             schema: "t1".into(),
@@ -111,11 +137,36 @@ mod tests {
             Verdict::Refused(Error::SchemaNotFound { .. })
         ));
         assert!(matches!(
-            Attempts::new().exhausted(&path()),
+            Attempts::new(1).exhausted(&path()),
             Error::SessionState {
                 reason: SessionProblem::NoConnectionPassed,
                 ..
             }
+        ));
+    }
+
+    #[test]
+    fn dead_connections_do_not_count_up_to_the_pool_size() {
+        let closed = || {
+            Refusal::Connection(Error::Database {
+                schema: Some("t1".into()),
+                source: DieselError::DatabaseError(
+                    DatabaseErrorKind::ClosedConnection,
+                    Box::new("server closed the connection".to_owned()),
+                ),
+            })
+        };
+        let mut attempts = Attempts::new(4);
+        let mut tried = 0;
+        while attempts.another() {
+            tried += 1;
+            assert!(matches!(attempts.failed(closed()), Verdict::Discard));
+        }
+        // 4 dead ones free, then the usual 3 attempts.
+        assert_eq!(tried, 4 + CHECKOUT_ATTEMPTS);
+        assert!(matches!(
+            attempts.exhausted(&path()),
+            Error::Database { .. }
         ));
     }
 

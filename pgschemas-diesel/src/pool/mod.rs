@@ -285,7 +285,7 @@ impl TenantPool {
         path: &SearchPath,
         mut prove: impl FnMut(&mut Pooled) -> Result<(), Refusal>,
     ) -> Result<Pooled> {
-        let mut attempts = Attempts::new();
+        let mut attempts = Attempts::new(self.inner.max_size() as usize);
         while attempts.another() {
             let mut conn = self.unmarked()?;
             match prove(&mut conn) {

@@ -258,7 +258,7 @@ impl AsyncTenantPool {
     /// rules of [`take`](crate::take): one that fails for a reason of its own is discarded
     /// and the next one tried; a refusal of the schema is the caller's error at once.
     async fn take(&self, path: &SearchPath, form: Form<'_>) -> Result<Lease> {
-        let mut attempts = Attempts::new();
+        let mut attempts = Attempts::new(self.inner.status().max_size);
         while attempts.another() {
             let mut lease = Lease::new(self.inner.get().await?);
             match prove::checkout(lease.pooled(), path, form).await {

@@ -6,6 +6,8 @@ mod activation;
 #[cfg(feature = "async")]
 mod async_pgbouncer;
 #[cfg(feature = "async")]
+mod async_pipeline;
+#[cfg(feature = "async")]
 mod async_pool;
 mod attack;
 mod bad_rows;

@@ -45,12 +45,33 @@ const RESTORE: &str = "pg_catalog.set_config('TimeZone', 'UTC', false), \
 /// message, and no other role is in effect; otherwise it raises, which rolls the whole message
 /// back. The raised text is only for the server's log.
 fn guard(schema: &str) -> String {
+    raise_unless(
+        &format!("{} AND {FRESH_SESSION}", usable(schema)),
+        &format!(
+            "'pgschemas_diesel: connection refused for schema ', {schema}, ': missing, not usable, or a transaction was left open'"
+        ),
+    )
+}
+
+/// The condition that the schema `schema` (an SQL expression giving its quoted name) exists
+/// and the current role may use it.
+fn usable(schema: &str) -> String {
     format!(
-        "CASE WHEN pg_catalog.has_schema_privilege(pg_catalog.to_regnamespace({schema})::pg_catalog.oid, 'USAGE') \
-         AND pg_catalog.transaction_timestamp() OPERATOR(pg_catalog.=) pg_catalog.statement_timestamp() \
-         AND current_user OPERATOR(pg_catalog.=) session_user \
-         THEN true ELSE pg_catalog.concat('pgschemas_diesel: connection refused for schema ', {schema}, \
-         ': missing, not usable, or a transaction was left open')::pg_catalog.int4 OPERATOR(pg_catalog.=) 0 END"
+        "pg_catalog.has_schema_privilege(pg_catalog.to_regnamespace({schema})::pg_catalog.oid, 'USAGE')"
+    )
+}
+
+/// The condition that no transaction was open before this message and no other role than the
+/// login role is in effect.
+const FRESH_SESSION: &str = "pg_catalog.transaction_timestamp() OPERATOR(pg_catalog.=) pg_catalog.statement_timestamp() \
+     AND current_user OPERATOR(pg_catalog.=) session_user";
+
+/// `true` when `condition` holds; otherwise an error raised with the text `message` (SQL
+/// values for `pg_catalog.concat`), which rolls the message's transaction back.
+fn raise_unless(condition: &str, message: &str) -> String {
+    format!(
+        "CASE WHEN {condition} THEN true \
+         ELSE pg_catalog.concat({message})::pg_catalog.int4 OPERATOR(pg_catalog.=) 0 END"
     )
 }
 
@@ -77,17 +98,46 @@ pub(crate) fn session_sql(path: &SearchPath) -> String {
     )
 }
 
-/// The transaction form's checkout: reset, restore and prove in a transaction of their own,
-/// committed before the caller's begins, so that nothing the caller does (a raw `ROLLBACK`
-/// included) can bring the previous user's state back; the session path is left empty, so
-/// that a statement run after a raw `COMMIT` finds no tenant's or shared table; then `BEGIN`
-/// and the path for this transaction only.
+/// The transaction form's checkout: reset, restore and prove the session in a transaction of
+/// its own, committed before the caller's begins, so that nothing the caller does (a raw
+/// `ROLLBACK` included) can bring the previous user's state back; the session path is left
+/// empty, so that a statement run after a raw `COMMIT` finds no tenant's or shared table; then
+/// `BEGIN`, the proof that the schema is usable, and the path for this transaction only.
+///
+/// The schema is proven in the caller's transaction, after the empty path is committed: when
+/// it fails, the transaction is aborted (every statement sent after this message fails until
+/// the `ROLLBACK`), and the session after that `ROLLBACK` has the empty path, not the previous
+/// user's. The async pool relies on both when it sends the caller's first statement without
+/// waiting for this message's answer.
 pub(crate) fn transaction_sql(path: &SearchPath) -> String {
+    let schema = path.schema_literal();
     format!(
-        "BEGIN; {RESET}; SELECT {RESTORE}, {} WHERE {}; COMMIT; BEGIN; SELECT {}",
+        "BEGIN; {RESET}; SELECT {RESTORE}, {} WHERE {}; COMMIT; BEGIN; SELECT {} WHERE {}",
         set_path_call("''", false),
-        guard(&path.schema_literal()),
+        raise_unless(
+            FRESH_SESSION,
+            "'pgschemas_diesel: connection refused: a transaction was left open or a role is in effect'",
+        ),
         set_path_call(&path.literal(), true),
+        raise_unless(
+            &usable(&schema),
+            &format!("'pgschemas_diesel: schema ', {schema}, ' is missing or not usable'"),
+        ),
+    )
+}
+
+/// The async transaction form's commit: a proof that the transaction its checkout opened is
+/// still open and not aborted, then `COMMIT`, in one message. In an aborted transaction the
+/// proof fails where `COMMIT` alone would roll back and report success; after a `ROLLBACK` or
+/// `COMMIT` of the caller's own, the message begins its own transaction, stamped with its own
+/// time, and the proof fails too.
+pub(crate) fn commit_sql() -> String {
+    format!(
+        "SELECT {}; COMMIT",
+        raise_unless(
+            "pg_catalog.transaction_timestamp() OPERATOR(pg_catalog.<) pg_catalog.statement_timestamp()",
+            "'pgschemas_diesel: the transaction ended before its commit'",
+        )
     )
 }
 
@@ -278,7 +328,10 @@ pub(crate) mod tests {
         let sql = transaction_sql(&path());
         let commit = sql.find("COMMIT; BEGIN;").unwrap_or(0);
         assert!(commit > sql.find("RESET ALL").unwrap_or(usize::MAX));
-        assert!(sql.ends_with(r#"set_config('search_path', '"t1", "public", pg_temp', true)"#));
+        assert!(sql.contains(r#"set_config('search_path', '"t1", "public", pg_temp', true)"#));
         assert!(sql[..commit].contains("set_config('search_path', '', false)"));
+        assert!(sql[..commit].contains("transaction_timestamp()"));
+        assert!(!sql[..commit].contains("to_regnamespace"));
+        assert!(sql[commit..].contains(r#"to_regnamespace('"t1"')"#));
     }
 }

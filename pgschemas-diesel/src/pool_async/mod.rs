@@ -12,10 +12,10 @@
 
 use std::fmt;
 
-use diesel_async::{AnsiTransactionManager, AsyncPgConnection, TransactionManager};
+use diesel_async::AsyncPgConnection;
 
 use crate::activate::{Schema, unfinished_error};
-use crate::checkout;
+use crate::checkout::{self, Refusal};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::path::SearchPath;
@@ -29,7 +29,6 @@ mod prove;
 pub use lease::AsyncTenantScope;
 use lease::Lease;
 pub use manager::{AsyncManager, AsyncPooledConnection};
-use prove::Form;
 
 /// The deadpool pool an [`AsyncTenantPool`] wraps.
 pub type AsyncDeadpool = deadpool::managed::Pool<AsyncManager>;
@@ -193,8 +192,19 @@ impl AsyncTenantPool {
 
     /// Runs `f` in a transaction scoped to `schema`, committing on `Ok` and rolling back on
     /// `Err`; the path ends with the transaction (the form for PgBouncer in transaction
-    /// pooling mode). One message opens it, the sync pool's: the reset and proof committed
-    /// on their own, then `BEGIN` and `SET LOCAL search_path`.
+    /// pooling mode). The sync pool's message opens it (the reset and proof of the session
+    /// committed on their own, then `BEGIN`, the schema's proof and `SET LOCAL
+    /// search_path`), pipelined: it is sent without waiting for its answer, and `f`'s first
+    /// statement travels right behind it, so that switching costs no round trip of its own. A
+    /// one-statement transaction takes two round trips, the statement's and the commit's.
+    ///
+    /// `f` therefore starts before the server has answered the checkout. When the checkout
+    /// fails (the schema is missing or not usable), the transaction is aborted before `f`'s
+    /// first statement: every statement of `f` fails, nothing is committed, the session's
+    /// path after a `ROLLBACK` is empty, and this returns the schema's error rather than
+    /// `f`'s. The commit is proven too, in the same message: a transaction aborted by a
+    /// statement whose error `f` dropped, or ended by `f`'s own `ROLLBACK`, is an error, never
+    /// a `COMMIT` that silently committed nothing.
     ///
     /// A connection left with a transaction open, or whose state is unknown (a panic in
     /// `f`, this future dropped before the transaction ended), is discarded, never
@@ -203,23 +213,33 @@ impl AsyncTenantPool {
     /// # Errors
     ///
     /// `f`'s error, or [`Error`] converted into `E`: [`Error::SchemaNotFound`] /
-    /// [`Error::SchemaNotUsable`] (then `f` does not run), [`Error::AsyncPool`],
-    /// [`Error::Database`].
+    /// [`Error::SchemaNotUsable`] (and nothing `f` did took effect), [`Error::AsyncPool`],
+    /// [`Error::Database`] (the commit's error included).
     ///
     /// ```
     /// # let db = pgschemas_diesel::doctest_setup::database().notes(&["customer1"]);
     /// # pgschemas_diesel::doctest_setup::block_on(async {
     /// # let pool = db.async_pool();
     /// use diesel_async::RunQueryDsl;
+    /// use pgschemas_diesel::Error;
     ///
     /// let rows = pool
     ///     .transaction(&"customer1", async |conn| {
     ///         diesel::sql_query("insert into notes (body) values ('hello')").execute(conn).await?;
     ///         diesel::sql_query("update notes set body = upper(body)").execute(conn).await
-    ///             .map_err(pgschemas_diesel::Error::from)
+    ///             .map_err(Error::from)
     ///     })
     ///     .await?;
     /// assert_eq!(rows, 1);
+    ///
+    /// // A schema that is gone: the body's statements fail, and the error says why.
+    /// let gone = pool
+    ///     .transaction(&"nobody", async |conn| {
+    ///         diesel::sql_query("insert into notes (body) values ('lost')").execute(conn).await
+    ///             .map_err(Error::from)
+    ///     })
+    ///     .await;
+    /// assert!(matches!(gone, Err(Error::SchemaNotFound { .. })));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// # })?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -231,17 +251,31 @@ impl AsyncTenantPool {
         E: From<Error>,
     {
         let path = self.config.search_path(schema)?;
-        let begin = checkout::transaction_sql(&path);
-        let mut lease = self.take(&path, Form::Transaction(&begin)).await?;
+        let mut lease = self.take_queued(&path).await?;
         let ended = match f(lease.connection()).await {
-            Ok(value) => AnsiTransactionManager::commit_transaction(lease.connection())
+            Ok(value) => prove::commit(lease.connection())
                 .await
                 .map(|()| value)
                 .map_err(Ended::CommitFailed),
             Err(error) => Err(Ended::Failed {
                 error,
-                rollback: AnsiTransactionManager::rollback_transaction(lease.connection()).await,
+                rollback: Ok(()),
             }),
+        };
+        let ended = match ended {
+            Ok(value) => Ok(value),
+            Err(ended) => {
+                let probe = matches!(ended, Ended::CommitFailed(_));
+                let (rollback, refusal) = prove::roll_back(lease.connection(), &path, probe).await;
+                match (refusal, ended) {
+                    (Some(refused), _) => Err(Ended::Failed {
+                        error: E::from(refused),
+                        rollback,
+                    }),
+                    (None, Ended::Failed { error, .. }) => Err(Ended::Failed { error, rollback }),
+                    (None, ended) => Err(ended),
+                }
+            }
         };
         lease.finish();
         ended.map_err(|ended| unfinished_error(&path, ended))
@@ -250,19 +284,11 @@ impl AsyncTenantPool {
     /// The session form's checkout for `path`.
     async fn session(&self, path: SearchPath) -> Result<AsyncTenantScope> {
         let sql = checkout::session_sql(&path);
-        let lease = self.take(&path, Form::Session(&sql)).await?;
-        Ok(AsyncTenantScope::new(lease, path))
-    }
-
-    /// Takes connections from deadpool until one passes `form`'s checkout for `path`, by the
-    /// rules of [`take`](crate::take): one that fails for a reason of its own is discarded
-    /// and the next one tried; a refusal of the schema is the caller's error at once.
-    async fn take(&self, path: &SearchPath, form: Form<'_>) -> Result<Lease> {
         let mut attempts = Attempts::new(self.inner.status().max_size);
         while attempts.another() {
             let mut lease = Lease::new(self.inner.get().await?);
-            match prove::checkout(lease.pooled(), path, form).await {
-                Ok(()) => return Ok(lease),
+            match prove::session(lease.pooled(), &path, &sql).await {
+                Ok(()) => return Ok(AsyncTenantScope::new(lease, path)),
                 Err(refusal) => match attempts.failed(refusal) {
                     Verdict::Refused(e) => {
                         lease.release();
@@ -270,6 +296,28 @@ impl AsyncTenantPool {
                     }
                     Verdict::Discard => drop(lease),
                 },
+            }
+        }
+        Err(attempts.exhausted(&path))
+    }
+
+    /// The transaction form's checkout for `path`: a connection with the checkout queued on
+    /// it ([`prove::queue_transaction`]), by the rules of [`take`](crate::take). Only a
+    /// connection that cannot take the request (closed) is known to fail here: it is
+    /// discarded and the next one tried.
+    async fn take_queued(&self, path: &SearchPath) -> Result<Lease> {
+        let sql = checkout::transaction_sql(path);
+        let mut attempts = Attempts::new(self.inner.status().max_size);
+        while attempts.another() {
+            let mut lease = Lease::new(self.inner.get().await?);
+            match prove::queue_transaction(lease.connection(), &sql) {
+                Ok(()) => return Ok(lease),
+                Err(e) => {
+                    let refusal = Refusal::Connection(Error::db(path.schema().as_str(), e));
+                    if let Verdict::Refused(e) = attempts.failed(refusal) {
+                        return Err(e);
+                    }
+                }
             }
         }
         Err(attempts.exhausted(path))

@@ -2,6 +2,7 @@
 //! the server's state when they fail: the same statements and the same judgement as the
 //! sync pool's.
 
+use diesel::connection::TransactionDepthChange;
 use diesel::result::{Error as DieselError, QueryResult};
 use diesel_async::TransactionManager;
 use diesel_async::{AnsiTransactionManager, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
@@ -12,50 +13,125 @@ use crate::checkout::{self, Leftover, Refusal};
 use crate::error::Error;
 use crate::path::SearchPath;
 
-/// What a checkout opens on the connection it proves.
-#[derive(Clone, Copy)]
-pub(super) enum Form<'a> {
-    /// The session form: the sentinel (prepared first when the connection has none), then
-    /// [`checkout::session_sql`].
-    Session(&'a str),
-    /// The transaction form: [`checkout::transaction_sql`], opening diesel-async's
-    /// transaction.
-    Transaction(&'a str),
-}
-
-/// Sends `form`'s checkout for `path` on `conn`, in one message (after the sentinel's
-/// `PREPARE` on a new connection).
+/// Sends the session form's checkout for `path` (`sql`, [`checkout::session_sql`]) on
+/// `conn`, in one message, after the sentinel's `PREPARE` on a new connection.
 ///
 /// # Errors
 ///
 /// Why the checkout failed, read from the server ([`Refusal`]).
-pub(super) async fn checkout(
+pub(super) async fn session(
     conn: &mut AsyncPooledConnection,
     path: &SearchPath,
-    form: Form<'_>,
+    sql: &str,
 ) -> Result<(), Refusal> {
-    match form {
-        Form::Session(sql) => {
-            if !conn.prepared {
-                conn.conn
-                    .batch_execute(&checkout::prepare_sql())
-                    .await
-                    .map_err(|e| Refusal::Connection(Error::db(path.schema().as_str(), e)))?;
-                conn.prepared = true;
-            }
-            if let Err(e) = conn.conn.batch_execute(sql).await {
-                return Err(explain(&mut conn.conn, path, e, Leftover::Session).await);
-            }
-        }
-        Form::Transaction(sql) => {
-            if let Err(e) = AnsiTransactionManager::begin_transaction_sql(&mut conn.conn, sql).await
-            {
-                return Err(explain(&mut conn.conn, path, e, Leftover::Transaction).await);
-            }
-        }
+    if !conn.prepared {
+        conn.conn
+            .batch_execute(&checkout::prepare_sql())
+            .await
+            .map_err(|e| Refusal::Connection(Error::db(path.schema().as_str(), e)))?;
+        conn.prepared = true;
+    }
+    if let Err(e) = conn.conn.batch_execute(sql).await {
+        return Err(explain(&mut conn.conn, path, e, Leftover::Session).await);
     }
     drain_notifications(&mut conn.conn);
     Ok(())
+}
+
+/// Queues the transaction form's checkout (`sql`, [`checkout::transaction_sql`]) on `conn`
+/// without waiting for its answer, and records the transaction it opens in diesel-async's
+/// transaction manager: the caller's first statement then travels right behind it.
+///
+/// The message is handed to the connection's driver when its future is first polled;
+/// dropping the future then leaves the request queued, and the driver reads and drops its
+/// answer. Whether the checkout passed is known from what follows it: when it failed, the
+/// transaction is aborted, every later statement fails until the `ROLLBACK`, and
+/// [`commit`] fails too.
+///
+/// # Errors
+///
+/// The connection's error when it is closed (the request could not be queued), or
+/// diesel-async's when its record of transactions is lost or one is already open.
+pub(super) fn queue_transaction(conn: &mut AsyncPgConnection, sql: &str) -> QueryResult<()> {
+    if transaction_open(conn)? {
+        return Err(DieselError::AlreadyInTransaction);
+    }
+    let mut shared: &AsyncPgConnection = conn;
+    if let Some(Err(e)) = SimpleAsyncConnection::batch_execute(&mut shared, sql).now_or_never() {
+        return Err(e);
+    }
+    drain_notifications(conn);
+    AnsiTransactionManager::transaction_manager_status_mut(conn)
+        .transaction_state()?
+        .change_transaction_depth(TransactionDepthChange::IncreaseDepth)
+}
+
+/// Commits the transaction [`queue_transaction`] opened, with [`checkout::commit_sql`]: an
+/// aborted transaction (a failed checkout, a statement whose error the caller dropped), or
+/// one the caller ended itself, fails here, where `COMMIT` alone would report success.
+///
+/// # Errors
+///
+/// The server's error; diesel-async's `BrokenTransactionManager` when a transaction of the
+/// caller's own (a savepoint) is still open.
+pub(super) async fn commit(conn: &mut AsyncPgConnection) -> QueryResult<()> {
+    let depth = AnsiTransactionManager::transaction_manager_status_mut(conn).transaction_depth()?;
+    if depth.map(|d| d.get()) != Some(1) {
+        return Err(DieselError::BrokenTransactionManager);
+    }
+    conn.batch_execute(&checkout::commit_sql()).await?;
+    AnsiTransactionManager::transaction_manager_status_mut(conn)
+        .transaction_state()?
+        .change_transaction_depth(TransactionDepthChange::DecreaseDepth)
+}
+
+/// Ends a transaction form's transaction that did not commit, and reads why when it was
+/// aborted or its commit failed (`probe`): returns the rollback's outcome and the schema's
+/// refusal, when the server reports one (a checkout that failed on a missing or unusable
+/// schema).
+///
+/// An empty `SELECT` travels with the `ROLLBACK`: when it passes, the transaction was not
+/// aborted, so the checkout had passed, and one round trip ends it. When it fails, the
+/// `ROLLBACK` is sent on its own, then the session is reset and the schema probed as after a
+/// failed session checkout. Nothing is pipelined past the transaction's end: behind a pooler
+/// in transaction mode, what follows the end may reach another server connection.
+pub(super) async fn roll_back(
+    conn: &mut AsyncPgConnection,
+    path: &SearchPath,
+    probe: bool,
+) -> (QueryResult<()>, Option<Error>) {
+    let aborted = match conn.batch_execute("SELECT; ROLLBACK").await {
+        Ok(()) => false,
+        Err(_) => match conn.batch_execute("ROLLBACK").await {
+            Ok(()) => true,
+            Err(e) => return (Err(e), None),
+        },
+    };
+    let ended = AnsiTransactionManager::transaction_manager_status_mut(conn)
+        .transaction_state()
+        .and_then(|state| state.change_transaction_depth(TransactionDepthChange::DecreaseDepth));
+    if let Err(e) = ended {
+        return (Err(e), None);
+    }
+    let refusal = if aborted || probe {
+        schema_refusal(conn, path).await
+    } else {
+        None
+    };
+    (Ok(()), refusal)
+}
+
+/// The refusal of `path`'s schema the server reports, after the session's reset (outside any
+/// transaction); `None` when it is fine or the server could not tell.
+async fn schema_refusal(conn: &mut AsyncPgConnection, path: &SearchPath) -> Option<Error> {
+    for sql in checkout::cleanup_sql(Leftover::Session) {
+        conn.batch_execute(&sql).await.ok()?;
+    }
+    let probe = checkout::probe_query(path, false)
+        .get_result::<checkout::Probe>(conn)
+        .await
+        .ok()?;
+    probe.refusal(path)
 }
 
 /// Explains a failed statement for `path`: the [`checkout::cleanup_sql`] steps, then the

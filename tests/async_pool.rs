@@ -63,6 +63,7 @@ async fn assert_clean(pool: &AsyncTenantPool, login: &str, after: &str) {
 fn app_pool(
     db: &pgschemas_diesel::testing::TestDatabase,
     roles: &mut Roles,
+    backend: Backend,
 ) -> (AsyncTenantPool, String, String) {
     let login = roles.create("async_app", "login");
     let other = roles.create("async_other", "");
@@ -74,104 +75,148 @@ fn app_pool(
              grant {other} to {login}; grant usage on schema tb to {other}; grant select on tb.orders to {other};"
         ))
         .unwrap();
-    (pool_of(&url_as(db.url(), &login), 1), login, other)
+    (pool_of(&url_as(db.url(), &login), 1, backend), login, other)
 }
 
-fn pool_of(url: &str, size: usize) -> AsyncTenantPool {
-    let deadpool = AsyncTenantPool::builder(url)
-        .max_size(size)
-        .build()
-        .unwrap();
-    AsyncTenantPool::from_deadpool(deadpool, Config::default())
+/// The pools an `AsyncTenantPool` sits on: every test here runs on each.
+#[derive(Clone, Copy, Debug)]
+pub enum Backend {
+    Deadpool,
+    #[cfg(feature = "bb8")]
+    Bb8,
+}
+
+impl Backend {
+    pub const ALL: &[Self] = &[
+        Self::Deadpool,
+        #[cfg(feature = "bb8")]
+        Self::Bb8,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Deadpool => "deadpool",
+            #[cfg(feature = "bb8")]
+            Self::Bb8 => "bb8",
+        }
+    }
+}
+
+pub fn pool_of(url: &str, size: usize, backend: Backend) -> AsyncTenantPool {
+    match backend {
+        Backend::Deadpool => {
+            let deadpool = AsyncTenantPool::builder(url)
+                .max_size(size)
+                .build()
+                .unwrap();
+            AsyncTenantPool::from_deadpool(deadpool, Config::default())
+        }
+        #[cfg(feature = "bb8")]
+        Backend::Bb8 => {
+            let bb8 = bb8::Pool::builder()
+                .max_size(u32::try_from(size).unwrap())
+                .connection_timeout(Duration::from_secs(10))
+                .build_unchecked(pgschemas_diesel::AsyncManager::new(url));
+            AsyncTenantPool::from_bb8(bb8, Config::default())
+        }
+    }
 }
 
 #[tokio::test]
 async fn no_attack_inside_a_scope_reaches_the_next_checkout() {
-    let db = test_database!();
-    three_orders(&mut db.connect());
-    let mut roles = Roles::new(&db);
-    let (pool, login, other) = app_pool(&db, &mut roles);
-    for (attack, sql) in attacks(&other) {
-        let mut scope = pool.scope(&"ta").await.unwrap();
-        let _ = scope.batch_execute(&sql).await;
-        drop(scope);
-        assert_clean(&pool, &login, &attack).await;
+    for &backend in Backend::ALL {
+        let db = test_database!(backend.name());
+        three_orders(&mut db.connect());
+        let mut roles = Roles::new(&db);
+        let (pool, login, other) = app_pool(&db, &mut roles, backend);
+        for (attack, sql) in attacks(&other) {
+            let mut scope = pool.scope(&"ta").await.unwrap();
+            let _ = scope.batch_execute(&sql).await;
+            drop(scope);
+            assert_clean(&pool, &login, &attack).await;
+        }
     }
 }
 
 #[tokio::test]
 async fn no_attack_inside_a_transaction_reaches_the_next_checkout() {
-    let db = test_database!();
-    three_orders(&mut db.connect());
-    let mut roles = Roles::new(&db);
-    let (pool, login, other) = app_pool(&db, &mut roles);
-    for (attack, sql) in attacks(&other) {
-        for commit in [true, false] {
-            let _ = pool
-                .transaction(&"ta", async |conn| {
-                    conn.batch_execute(&sql).await?;
-                    if commit {
-                        Ok(())
-                    } else {
-                        Err(Error::Config("the closure fails".into()))
-                    }
-                })
-                .await;
-            assert_clean(&pool, &login, &format!("{attack}, commit {commit}")).await;
+    for &backend in Backend::ALL {
+        let db = test_database!(backend.name());
+        three_orders(&mut db.connect());
+        let mut roles = Roles::new(&db);
+        let (pool, login, other) = app_pool(&db, &mut roles, backend);
+        for (attack, sql) in attacks(&other) {
+            for commit in [true, false] {
+                let _ = pool
+                    .transaction(&"ta", async |conn| {
+                        conn.batch_execute(&sql).await?;
+                        if commit {
+                            Ok(())
+                        } else {
+                            Err(Error::Config("the closure fails".into()))
+                        }
+                    })
+                    .await;
+                assert_clean(&pool, &login, &format!("{attack}, commit {commit}")).await;
+            }
         }
     }
 }
 
 #[tokio::test]
 async fn set_session_authorization_does_not_survive_as_superuser() {
-    let db = test_database!();
-    three_orders(&mut db.connect());
-    let mut roles = Roles::new(&db);
-    let other = roles.create("async_other", "");
-    let pool = pool_of(db.url(), 1);
-    let mut scope = pool.scope(&"ta").await.unwrap();
-    let login = seen(&mut scope).await.unwrap().role;
-    scope
-        .batch_execute(&format!("set session authorization {other}"))
-        .await
-        .unwrap();
-    drop(scope);
-    assert_clean(&pool, &login, "SET SESSION AUTHORIZATION as superuser").await;
+    for &backend in Backend::ALL {
+        let db = test_database!(backend.name());
+        three_orders(&mut db.connect());
+        let mut roles = Roles::new(&db);
+        let other = roles.create("async_other", "");
+        let pool = pool_of(db.url(), 1, backend);
+        let mut scope = pool.scope(&"ta").await.unwrap();
+        let login = seen(&mut scope).await.unwrap().role;
+        scope
+            .batch_execute(&format!("set session authorization {other}"))
+            .await
+            .unwrap();
+        drop(scope);
+        assert_clean(&pool, &login, "SET SESSION AUTHORIZATION as superuser").await;
+    }
 }
 
 #[tokio::test]
 async fn dropped_and_unusable_schemas_are_refused_in_both_forms() {
-    let db = test_database!();
-    three_orders(&mut db.connect());
-    let mut roles = Roles::new(&db);
-    let (pool, login, other) = app_pool(&db, &mut roles);
-    assert_clean(&pool, &login, "warming up").await;
-    db.connect()
-        .batch_execute(&format!(
-            "revoke usage on schema tb from {login}, {other}; drop schema ta cascade"
-        ))
-        .unwrap();
-    assert!(matches!(
-        pool.scope(&"ta").await,
-        Err(Error::SchemaNotFound { .. })
-    ));
-    assert!(matches!(
-        pool.scope(&"tb").await,
-        Err(Error::SchemaNotUsable { .. })
-    ));
-    let tx = pool.transaction(&"ta", async |_| Ok::<_, Error>(())).await;
-    assert!(matches!(tx, Err(Error::SchemaNotFound { .. })));
-    let tx = pool.transaction(&"tb", async |_| Ok::<_, Error>(())).await;
-    assert!(matches!(tx, Err(Error::SchemaNotUsable { .. })));
-    // The refusals kept the connection, sound.
-    let mut scope = pool.get().await.unwrap();
-    assert_eq!(
-        seen(&mut scope).await.unwrap(),
-        clean(&pool, &login, "public", false)
-    );
+    for &backend in Backend::ALL {
+        let db = test_database!(backend.name());
+        three_orders(&mut db.connect());
+        let mut roles = Roles::new(&db);
+        let (pool, login, other) = app_pool(&db, &mut roles, backend);
+        assert_clean(&pool, &login, "warming up").await;
+        db.connect()
+            .batch_execute(&format!(
+                "revoke usage on schema tb from {login}, {other}; drop schema ta cascade"
+            ))
+            .unwrap();
+        assert!(matches!(
+            pool.scope(&"ta").await,
+            Err(Error::SchemaNotFound { .. })
+        ));
+        assert!(matches!(
+            pool.scope(&"tb").await,
+            Err(Error::SchemaNotUsable { .. })
+        ));
+        let tx = pool.transaction(&"ta", async |_| Ok::<_, Error>(())).await;
+        assert!(matches!(tx, Err(Error::SchemaNotFound { .. })));
+        let tx = pool.transaction(&"tb", async |_| Ok::<_, Error>(())).await;
+        assert!(matches!(tx, Err(Error::SchemaNotUsable { .. })));
+        // The refusals kept the connection, sound.
+        let mut scope = pool.get().await.unwrap();
+        assert_eq!(
+            seen(&mut scope).await.unwrap(),
+            clean(&pool, &login, "public", false)
+        );
+    }
 }
 
-async fn backend(conn: &mut AsyncPgConnection) -> i32 {
+async fn backend_pid(conn: &mut AsyncPgConnection) -> i32 {
     diesel::select(diesel::dsl::sql::<diesel::sql_types::Integer>(
         "pg_backend_pid()",
     ))
@@ -182,67 +227,71 @@ async fn backend(conn: &mut AsyncPgConnection) -> i32 {
 
 #[tokio::test]
 async fn a_killed_backend_is_replaced_in_both_forms() {
-    let db = test_database!();
-    three_orders(&mut db.connect());
-    let mut roles = Roles::new(&db);
-    let (pool, login, _) = app_pool(&db, &mut roles);
-    for form in ["idle", "in use"] {
-        let mut scope = pool.scope(&"ta").await.unwrap();
-        let pid = backend(&mut scope).await;
-        if form == "idle" {
-            drop(scope);
-            db.connect()
-                .batch_execute(&format!("select pg_terminate_backend({pid})"))
-                .unwrap();
-        } else {
-            db.connect()
-                .batch_execute(&format!("select pg_terminate_backend({pid})"))
-                .unwrap();
-            assert!(seen(&mut scope).await.is_err());
-            drop(scope);
+    for &backend in Backend::ALL {
+        let db = test_database!(backend.name());
+        three_orders(&mut db.connect());
+        let mut roles = Roles::new(&db);
+        let (pool, login, _) = app_pool(&db, &mut roles, backend);
+        for form in ["idle", "in use"] {
+            let mut scope = pool.scope(&"ta").await.unwrap();
+            let pid = backend_pid(&mut scope).await;
+            if form == "idle" {
+                drop(scope);
+                db.connect()
+                    .batch_execute(&format!("select pg_terminate_backend({pid})"))
+                    .unwrap();
+            } else {
+                db.connect()
+                    .batch_execute(&format!("select pg_terminate_backend({pid})"))
+                    .unwrap();
+                assert!(seen(&mut scope).await.is_err());
+                drop(scope);
+            }
+            assert_clean(&pool, &login, &format!("a backend killed {form}")).await;
         }
-        assert_clean(&pool, &login, &format!("a backend killed {form}")).await;
+        let pid = pool
+            .transaction(&"ta", async |conn| Ok::<_, Error>(backend_pid(conn).await))
+            .await
+            .unwrap();
+        db.connect()
+            .batch_execute(&format!("select pg_terminate_backend({pid})"))
+            .unwrap();
+        assert_clean(&pool, &login, "a backend killed after a transaction").await;
     }
-    let pid = pool
-        .transaction(&"ta", async |conn| Ok::<_, Error>(backend(conn).await))
-        .await
-        .unwrap();
-    db.connect()
-        .batch_execute(&format!("select pg_terminate_backend({pid})"))
-        .unwrap();
-    assert_clean(&pool, &login, "a backend killed after a transaction").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_panic_in_a_task_discards_its_connection() {
-    let db = test_database!();
-    three_orders(&mut db.connect());
-    let mut roles = Roles::new(&db);
-    let (pool, login, _) = app_pool(&db, &mut roles);
-    let p = pool.clone();
-    let task = tokio::spawn(async move {
-        let mut scope = p.scope(&"ta").await.unwrap();
-        scope
-            .batch_execute("set search_path = tb; begin")
+    for &backend in Backend::ALL {
+        let db = test_database!(backend.name());
+        three_orders(&mut db.connect());
+        let mut roles = Roles::new(&db);
+        let (pool, login, _) = app_pool(&db, &mut roles, backend);
+        let p = pool.clone();
+        let task = tokio::spawn(async move {
+            let mut scope = p.scope(&"ta").await.unwrap();
+            scope
+                .batch_execute("set search_path = tb; begin")
+                .await
+                .unwrap();
+            panic!("the handler panics inside a scope");
+        });
+        assert!(task.await.unwrap_err().is_panic());
+        assert_clean(&pool, &login, "a panic inside a scope").await;
+        let p = pool.clone();
+        let task = tokio::spawn(async move {
+            p.transaction(&"ta", async |conn| {
+                conn.batch_execute("set search_path = tb").await?;
+                if conn.batch_execute("select 1").await.is_ok() {
+                    panic!("the handler panics inside a transaction");
+                }
+                Ok::<_, Error>(())
+            })
             .await
-            .unwrap();
-        panic!("the handler panics inside a scope");
-    });
-    assert!(task.await.unwrap_err().is_panic());
-    assert_clean(&pool, &login, "a panic inside a scope").await;
-    let p = pool.clone();
-    let task = tokio::spawn(async move {
-        p.transaction(&"ta", async |conn| {
-            conn.batch_execute("set search_path = tb").await?;
-            if conn.batch_execute("select 1").await.is_ok() {
-                panic!("the handler panics inside a transaction");
-            }
-            Ok::<_, Error>(())
-        })
-        .await
-    });
-    assert!(task.await.unwrap_err().is_panic());
-    assert_clean(&pool, &login, "a panic inside a transaction").await;
+        });
+        assert!(task.await.unwrap_err().is_panic());
+        assert_clean(&pool, &login, "a panic inside a transaction").await;
+    }
 }
 
 /// A transaction that changes the session's path, writes, and takes a while in between:
@@ -304,93 +353,97 @@ where
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancellation_at_every_await_point_leaves_nothing_in_the_pool() {
-    let db = test_database!();
-    three_orders(&mut db.connect());
-    let mut roles = Roles::new(&db);
-    let (pool, login, _) = app_pool(&db, &mut roles);
-    db.connect()
-        .batch_execute(&format!(
-            "create table ta.writes (n int); grant insert on ta.writes to {login}"
-        ))
-        .unwrap();
-    let n = cancel_at_every_point(&pool, &login, "transaction form", || {
-        busy_transaction(&pool)
-    })
-    .await;
-    assert!(n > 0, "the transaction form was never cancelled");
-    // A run cancelled before its `COMMIT` was sent wrote nothing (one cancelled while the
-    // `COMMIT` was on its way may have committed): never more rows than runs.
-    let rows = diesel::select(diesel::dsl::sql::<BigInt>(
-        "(select count(*) from ta.writes)",
-    ));
-    let rows: i64 = diesel::RunQueryDsl::get_result(rows, &mut db.connect()).unwrap();
-    assert!(
-        (1..=n as i64 + 1).contains(&rows),
-        "{rows} rows from {n} cancelled runs"
-    );
-    let n = cancel_at_every_point(&pool, &login, "session form", || busy_scope(&pool)).await;
-    assert!(n > 0, "the session form was never cancelled");
-    // `select!` against a ready branch: the checkout and the body are dropped before they run.
-    for _ in 0..3 {
-        tokio::select! {
-            biased;
-            () = std::future::ready(()) => {}
-            r = busy_transaction(&pool) => r.unwrap(),
+    for &backend in Backend::ALL {
+        let db = test_database!(backend.name());
+        three_orders(&mut db.connect());
+        let mut roles = Roles::new(&db);
+        let (pool, login, _) = app_pool(&db, &mut roles, backend);
+        db.connect()
+            .batch_execute(&format!(
+                "create table ta.writes (n int); grant insert on ta.writes to {login}"
+            ))
+            .unwrap();
+        let n = cancel_at_every_point(&pool, &login, "transaction form", || {
+            busy_transaction(&pool)
+        })
+        .await;
+        assert!(n > 0, "the transaction form was never cancelled");
+        // A run cancelled before its `COMMIT` was sent wrote nothing (one cancelled while the
+        // `COMMIT` was on its way may have committed): never more rows than runs.
+        let rows = diesel::select(diesel::dsl::sql::<BigInt>(
+            "(select count(*) from ta.writes)",
+        ));
+        let rows: i64 = diesel::RunQueryDsl::get_result(rows, &mut db.connect()).unwrap();
+        assert!(
+            (1..=n as i64 + 1).contains(&rows),
+            "{rows} rows from {n} cancelled runs"
+        );
+        let n = cancel_at_every_point(&pool, &login, "session form", || busy_scope(&pool)).await;
+        assert!(n > 0, "the session form was never cancelled");
+        // `select!` against a ready branch: the checkout and the body are dropped before they run.
+        for _ in 0..3 {
+            tokio::select! {
+                biased;
+                () = std::future::ready(()) => {}
+                r = busy_transaction(&pool) => r.unwrap(),
+            }
+            tokio::select! {
+                biased;
+                () = std::future::ready(()) => {}
+                r = busy_scope(&pool) => r.unwrap(),
+            }
+            assert_clean(&pool, &login, "select! against a ready branch").await;
         }
-        tokio::select! {
-            biased;
-            () = std::future::ready(()) => {}
-            r = busy_scope(&pool) => r.unwrap(),
-        }
-        assert_clean(&pool, &login, "select! against a ready branch").await;
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tasks_over_a_small_pool_each_read_their_own_tenant() {
-    let db = test_database!();
-    let mut conn = db.connect();
-    let tenants: Vec<String> = (0..8).map(|i| format!("t{i}")).collect();
-    for t in &tenants {
-        conn.batch_execute(&format!("create schema {t}; create table {t}.orders (tenant text); insert into {t}.orders values ('{t}')"))
-            .unwrap();
-    }
-    let pool = pool_of(db.url(), 4);
-    let mut tasks = Vec::new();
-    for task in 0..64 {
-        let pool = pool.clone();
-        let tenants = tenants.clone();
-        tasks.push(tokio::spawn(async move {
-            for step in 0..10 {
-                let tenant = &tenants[rand::rng().random_range(0..tenants.len())];
-                let rows: Vec<String> = if (task + step) % 2 == 0 {
-                    let mut scope = pool.scope(tenant).await.unwrap();
-                    diesel::sql_query("select tenant from orders")
-                        .load::<Tenant>(&mut *scope)
+    for &backend in Backend::ALL {
+        let db = test_database!(backend.name());
+        let mut conn = db.connect();
+        let tenants: Vec<String> = (0..8).map(|i| format!("t{i}")).collect();
+        for t in &tenants {
+            conn.batch_execute(&format!("create schema {t}; create table {t}.orders (tenant text); insert into {t}.orders values ('{t}')"))
+                .unwrap();
+        }
+        let pool = pool_of(db.url(), 4, backend);
+        let mut tasks = Vec::new();
+        for task in 0..64 {
+            let pool = pool.clone();
+            let tenants = tenants.clone();
+            tasks.push(tokio::spawn(async move {
+                for step in 0..10 {
+                    let tenant = &tenants[rand::rng().random_range(0..tenants.len())];
+                    let rows: Vec<String> = if (task + step) % 2 == 0 {
+                        let mut scope = pool.scope(tenant).await.unwrap();
+                        diesel::sql_query("select tenant from orders")
+                            .load::<Tenant>(&mut *scope)
+                            .await
+                            .unwrap()
+                            .into_iter()
+                            .map(|r| r.tenant)
+                            .collect()
+                    } else {
+                        pool.transaction(tenant, async |conn| {
+                            diesel::sql_query("select tenant from orders")
+                                .load::<Tenant>(conn)
+                                .await
+                                .map_err(Error::from)
+                        })
                         .await
                         .unwrap()
                         .into_iter()
                         .map(|r| r.tenant)
                         .collect()
-                } else {
-                    pool.transaction(tenant, async |conn| {
-                        diesel::sql_query("select tenant from orders")
-                            .load::<Tenant>(conn)
-                            .await
-                            .map_err(Error::from)
-                    })
-                    .await
-                    .unwrap()
-                    .into_iter()
-                    .map(|r| r.tenant)
-                    .collect()
-                };
-                assert!(rows.iter().all(|r| r == tenant), "{tenant} read {rows:?}");
-            }
-        }));
-    }
-    for task in tasks {
-        task.await.unwrap();
+                    };
+                    assert!(rows.iter().all(|r| r == tenant), "{tenant} read {rows:?}");
+                }
+            }));
+        }
+        for task in tasks {
+            task.await.unwrap();
+        }
     }
 }
 
@@ -402,34 +455,36 @@ struct Tenant {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pool_whose_idle_backends_were_all_killed_still_hands_out_connections() {
-    let db = test_database!();
-    three_orders(&mut db.connect());
-    let mut roles = Roles::new(&db);
-    let (one, login, _) = app_pool(&db, &mut roles);
-    drop(one);
-    let pool = pool_of(&url_as(db.url(), &login), 4);
-    let mut scopes = Vec::new();
-    for _ in 0..4 {
-        scopes.push(pool.scope(&"ta").await.unwrap());
+    for &backend in Backend::ALL {
+        let db = test_database!(backend.name());
+        three_orders(&mut db.connect());
+        let mut roles = Roles::new(&db);
+        let (one, login, _) = app_pool(&db, &mut roles, backend);
+        drop(one);
+        let pool = pool_of(&url_as(db.url(), &login), 4, backend);
+        let mut scopes = Vec::new();
+        for _ in 0..4 {
+            scopes.push(pool.scope(&"ta").await.unwrap());
+        }
+        let mut pids = Vec::new();
+        for scope in &mut scopes {
+            pids.push(backend_pid(scope).await);
+        }
+        drop(scopes);
+        for pid in pids {
+            db.connect()
+                .batch_execute(&format!("select pg_terminate_backend({pid}, 5000)"))
+                .unwrap();
+        }
+        // Let the connections' driver tasks read the end of their sockets.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let mut scope = pool
+            .scope(&"tb")
+            .await
+            .unwrap_or_else(|e| panic!("the killed idle connections were not replaced: {e}"));
+        assert_eq!(
+            seen(&mut scope).await.unwrap(),
+            clean(&pool, &login, "tb", false)
+        );
     }
-    let mut pids = Vec::new();
-    for scope in &mut scopes {
-        pids.push(backend(scope).await);
-    }
-    drop(scopes);
-    for pid in pids {
-        db.connect()
-            .batch_execute(&format!("select pg_terminate_backend({pid}, 5000)"))
-            .unwrap();
-    }
-    // Let the connections' driver tasks read the end of their sockets.
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let mut scope = pool
-        .scope(&"tb")
-        .await
-        .unwrap_or_else(|e| panic!("the killed idle connections were not replaced: {e}"));
-    assert_eq!(
-        seen(&mut scope).await.unwrap(),
-        clean(&pool, &login, "tb", false)
-    );
 }

@@ -318,6 +318,12 @@ pub enum Error {
     #[error("could not get a connection from the async pool")]
     AsyncPool(#[from] deadpool::managed::PoolError<diesel::ConnectionError>),
 
+    /// Taking a connection from the async pool's bb8 backend failed (bb8's connection timeout
+    /// passed, or the server is unreachable).
+    #[cfg(feature = "bb8")]
+    #[error("could not get a connection from the async pool (bb8)")]
+    Bb8Pool(#[from] bb8::RunError<diesel::ConnectionError>),
+
     /// Deadpool refused the async pool's settings.
     #[cfg(feature = "deadpool")]
     #[error("could not build the async pool")]
@@ -442,6 +448,8 @@ impl Error {
             | Self::InvalidRow(_) => None,
             #[cfg(feature = "deadpool")]
             Self::AsyncPool(_) | Self::AsyncPoolBuild(_) => None,
+            #[cfg(feature = "bb8")]
+            Self::Bb8Pool(_) => None,
         }
     }
 }

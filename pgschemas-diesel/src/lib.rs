@@ -121,8 +121,8 @@ pub use path::SearchPath;
 pub use pool::{DisableStatementCache, Manager, NestedScope, TenantPool, TenantScope};
 #[cfg(feature = "deadpool")]
 pub use pool_async::{
-    AsyncDeadpool, AsyncDeadpoolBuilder, AsyncManager, AsyncPooledConnection, AsyncTenantPool,
-    AsyncTenantScope,
+    AsyncDeadpool, AsyncDeadpoolBuilder, AsyncManager, AsyncPoolStatus, AsyncPooledConnection,
+    AsyncTenantPool, AsyncTenantScope,
 };
 
 #[cfg(feature = "testing")]

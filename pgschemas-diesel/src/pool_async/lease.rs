@@ -5,43 +5,42 @@
 use std::fmt;
 use std::ops::{Deref, DerefMut};
 
-use deadpool::managed::Object;
 use diesel_async::AsyncPgConnection;
 
-use super::manager::{AsyncManager, AsyncPooledConnection};
+use super::backend::Held;
+use super::manager::AsyncPooledConnection;
 use super::prove;
 use crate::name::SchemaName;
 use crate::path::SearchPath;
 use crate::take;
 
 /// A connection taken from the pool for one operation. Unless [`release`](Self::release)d,
-/// it is taken out of the pool for good (deadpool's `Object::take`) and closed when it
-/// ends: a future dropped at any await point while it holds the connection (the checkout,
+/// it is taken out of the pool for good ([`Held::discard`]) and closed when it ends: a future dropped at any await point while it holds the connection (the checkout,
 /// `BEGIN`, the caller's body, `COMMIT`) thus never returns a connection in an unknown
 /// state. The server then ends whatever the connection had open.
 pub(super) struct Lease {
     /// `Some` until the lease ends (its `Drop` or [`release`](Self::release)).
-    object: Option<Object<AsyncManager>>,
+    object: Option<Held>,
 }
 
 impl Lease {
     /// The lease of `object`, discarded unless released.
-    pub(super) fn new(object: Object<AsyncManager>) -> Self {
+    pub(super) fn new(object: Held) -> Self {
         Self {
             object: Some(object),
         }
     }
 
-    fn object(&self) -> &Object<AsyncManager> {
+    fn object(&self) -> &AsyncPooledConnection {
         match &self.object {
-            Some(object) => object,
+            Some(object) => object.pooled(),
             None => unreachable!("a lease holds its connection until it ends"),
         }
     }
 
-    fn object_mut(&mut self) -> &mut Object<AsyncManager> {
+    fn object_mut(&mut self) -> &mut AsyncPooledConnection {
         match &mut self.object {
-            Some(object) => object,
+            Some(object) => object.pooled_mut(),
             None => unreachable!("a lease holds its connection until it ends"),
         }
     }
@@ -78,7 +77,7 @@ impl Lease {
 impl Drop for Lease {
     fn drop(&mut self) {
         if let Some(object) = self.object.take() {
-            drop(Object::take(object));
+            object.discard();
         }
     }
 }

@@ -11,9 +11,10 @@ use diesel_async::{AsyncPgConnection, SimpleAsyncConnection};
 use futures_util::future::{self, Either};
 use tokio_postgres::NoTls;
 
-/// A deadpool [`Manager`] of [`AsyncPgConnection`]s for
-/// [`AsyncTenantPool`](super::AsyncTenantPool); build a pool of your own with it and hand it
-/// to [`from_deadpool`](super::AsyncTenantPool::from_deadpool).
+/// The deadpool [`Manager`] (and, with the feature `bb8`, the bb8 `ManageConnection`) of
+/// [`AsyncPgConnection`]s for [`AsyncTenantPool`](super::AsyncTenantPool); build a pool of
+/// your own with it and hand it to [`from_deadpool`](super::AsyncTenantPool::from_deadpool)
+/// (or `from_bb8`).
 ///
 /// It sends nothing when a connection is reused (deadpool's recycle): every checkout proves
 /// the connection with the statement that sets the path. A connection whose transaction
@@ -52,6 +53,8 @@ impl fmt::Debug for AsyncManager {
 pub struct AsyncPooledConnection {
     pub(super) conn: AsyncPgConnection,
     pub(super) prepared: bool,
+    /// Set when the connection must not be reused: bb8 asks when it takes it back.
+    pub(super) discard: bool,
 }
 
 impl fmt::Debug for AsyncPooledConnection {
@@ -70,6 +73,7 @@ impl Manager for AsyncManager {
         Ok(AsyncPooledConnection {
             conn: establish(&self.url).await?,
             prepared: false,
+            discard: false,
         })
     }
 
@@ -78,10 +82,37 @@ impl Manager for AsyncManager {
         obj: &mut AsyncPooledConnection,
         _: &Metrics,
     ) -> RecycleResult<ConnectionError> {
-        if std::thread::panicking() || obj.conn.is_broken() {
+        if std::thread::panicking() || obj.discard || obj.conn.is_broken() {
             return Err(RecycleError::message("broken connection"));
         }
         Ok(())
+    }
+}
+
+/// The same manager for bb8 (feature `bb8`): connections are made as for deadpool; bb8's test
+/// on checkout sends nothing (the checkout proves the connection) and refuses a connection
+/// whose server connection is closed; one the pool discarded, or whose transaction manager is
+/// broken, is never taken back.
+#[cfg(feature = "bb8")]
+impl bb8::ManageConnection for AsyncManager {
+    type Connection = AsyncPooledConnection;
+    type Error = ConnectionError;
+
+    async fn connect(&self) -> Result<AsyncPooledConnection, ConnectionError> {
+        Manager::create(self).await
+    }
+
+    async fn is_valid(&self, conn: &mut AsyncPooledConnection) -> Result<(), ConnectionError> {
+        if conn.conn.is_broken() {
+            return Err(ConnectionError::BadConnection(
+                "broken connection".to_owned(),
+            ));
+        }
+        Ok(())
+    }
+
+    fn has_broken(&self, conn: &mut AsyncPooledConnection) -> bool {
+        conn.discard || std::thread::panicking() || conn.conn.is_broken()
     }
 }
 

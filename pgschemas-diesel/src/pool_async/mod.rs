@@ -22,10 +22,13 @@ use crate::path::SearchPath;
 use crate::take::{Attempts, Verdict};
 use crate::transaction::Ended;
 
+mod backend;
 mod lease;
 mod manager;
 mod prove;
 
+pub use backend::AsyncPoolStatus;
+use backend::Backend;
 pub use lease::AsyncTenantScope;
 use lease::Lease;
 pub use manager::{AsyncManager, AsyncPooledConnection};
@@ -70,7 +73,7 @@ pub type AsyncDeadpoolBuilder = deadpool::managed::PoolBuilder<AsyncManager>;
 /// ```
 #[derive(Clone)]
 pub struct AsyncTenantPool {
-    inner: AsyncDeadpool,
+    inner: Backend,
     config: Config,
 }
 
@@ -125,7 +128,35 @@ impl AsyncTenantPool {
     /// everywhere.
     pub fn from_deadpool(pool: AsyncDeadpool, config: Config) -> Self {
         Self {
-            inner: pool,
+            inner: Backend::Deadpool(pool),
+            config,
+        }
+    }
+
+    /// Wraps a bb8 pool of [`AsyncManager`] connections (feature `bb8`): the same checkout,
+    /// rules and guarantees as on deadpool. bb8's test on checkout sends nothing (the
+    /// checkout proves the connection); a connection the pool discards is never taken back.
+    /// As for deadpool, connections taken from `pool` directly do not get their path managed.
+    ///
+    /// ```
+    /// # let db = pgschemas_diesel::doctest_setup::database().notes(&["customer1"]); let database_url = db.url();
+    /// # pgschemas_diesel::doctest_setup::block_on(async {
+    /// use pgschemas_diesel::{AsyncManager, AsyncTenantPool, Config};
+    ///
+    /// let bb8 = bb8::Pool::builder().max_size(4).build_unchecked(AsyncManager::new(database_url));
+    /// let pool = AsyncTenantPool::from_bb8(bb8, Config::default());
+    /// let conn = pool.scope(&"customer1").await?;
+    /// assert_eq!(conn.schema().as_str(), "customer1");
+    /// assert_eq!(pool.max_size(), 4);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[cfg(feature = "bb8")]
+    pub fn from_bb8(pool: bb8::Pool<AsyncManager>, config: Config) -> Self {
+        let max_size = pool.config().max_size as usize;
+        Self {
+            inner: Backend::Bb8 { pool, max_size },
             config,
         }
     }
@@ -135,8 +166,8 @@ impl AsyncTenantPool {
         &self.config
     }
 
-    /// The underlying deadpool pool's status (size, idle connections, waiting tasks).
-    pub fn status(&self) -> deadpool::Status {
+    /// The pool's connections: its maximum size, how many it holds, how many are idle.
+    pub fn status(&self) -> AsyncPoolStatus {
         self.inner.status()
     }
 
@@ -284,7 +315,7 @@ impl AsyncTenantPool {
     /// The session form's checkout for `path`.
     async fn session(&self, path: SearchPath) -> Result<AsyncTenantScope> {
         let sql = checkout::session_sql(&path);
-        let mut attempts = Attempts::new(self.inner.status().max_size);
+        let mut attempts = Attempts::new(self.max_size());
         while attempts.another() {
             let mut lease = Lease::new(self.inner.get().await?);
             match prove::session(lease.pooled(), &path, &sql).await {
@@ -307,7 +338,7 @@ impl AsyncTenantPool {
     /// discarded and the next one tried.
     async fn take_queued(&self, path: &SearchPath) -> Result<Lease> {
         let sql = checkout::transaction_sql(path);
-        let mut attempts = Attempts::new(self.inner.status().max_size);
+        let mut attempts = Attempts::new(self.max_size());
         while attempts.another() {
             let mut lease = Lease::new(self.inner.get().await?);
             match prove::queue_transaction(lease.connection(), &sql) {

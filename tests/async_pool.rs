@@ -15,7 +15,7 @@ use crate::isolation::{
     self, Roles, SAVEPOINT_PROBE, SEEN_SQL, Seen, attacks, three_orders, url_as,
 };
 
-async fn seen(conn: &mut AsyncPgConnection) -> QueryResult<Seen> {
+pub(crate) async fn seen(conn: &mut AsyncPgConnection) -> QueryResult<Seen> {
     let seen = diesel::sql_query(SEEN_SQL).get_result::<Seen>(conn).await?;
     let in_transaction = conn.batch_execute(SAVEPOINT_PROBE).await.is_ok();
     Ok(Seen {
@@ -25,14 +25,19 @@ async fn seen(conn: &mut AsyncPgConnection) -> QueryResult<Seen> {
 }
 
 /// The session state every checkout of `tenant` must report, logged in as `login`.
-fn clean(pool: &AsyncTenantPool, login: &str, tenant: &str, in_transaction: bool) -> Seen {
+pub(crate) fn clean(
+    pool: &AsyncTenantPool,
+    login: &str,
+    tenant: &str,
+    in_transaction: bool,
+) -> Seen {
     let path = pool.config().search_path(&tenant).unwrap();
     isolation::clean(path.as_sql_value(), login, tenant, in_transaction)
 }
 
 /// The next checkouts of `ta`, `tb` and the neutral path, in both forms, each see exactly
 /// their own rows and a clean session.
-async fn assert_clean(pool: &AsyncTenantPool, login: &str, after: &str) {
+pub(crate) async fn assert_clean(pool: &AsyncTenantPool, login: &str, after: &str) {
     for tenant in ["ta", "tb", "public"] {
         let mut scope = pool
             .scope(&tenant)
@@ -60,7 +65,7 @@ async fn assert_clean(pool: &AsyncTenantPool, login: &str, after: &str) {
 
 /// A non-superuser login with what an application needs on `ta`, `tb` and `public`, allowed
 /// to `SET ROLE` to a second role, and an async pool of size 1 connecting as it.
-fn app_pool(
+pub(crate) fn app_pool(
     db: &pgschemas_diesel::testing::TestDatabase,
     roles: &mut Roles,
     backend: Backend,
@@ -216,7 +221,7 @@ async fn dropped_and_unusable_schemas_are_refused_in_both_forms() {
     }
 }
 
-async fn backend_pid(conn: &mut AsyncPgConnection) -> i32 {
+pub(crate) async fn backend_pid(conn: &mut AsyncPgConnection) -> i32 {
     diesel::select(diesel::dsl::sql::<diesel::sql_types::Integer>(
         "pg_backend_pid()",
     ))

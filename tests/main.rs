@@ -4,6 +4,8 @@
 
 mod activation;
 #[cfg(feature = "async")]
+mod async_attack;
+#[cfg(feature = "async")]
 mod async_pgbouncer;
 #[cfg(feature = "async")]
 mod async_pipeline;

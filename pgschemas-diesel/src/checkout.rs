@@ -66,6 +66,13 @@ fn usable(schema: &str) -> String {
 const FRESH_SESSION: &str = "pg_catalog.transaction_timestamp() OPERATOR(pg_catalog.=) pg_catalog.statement_timestamp() \
      AND current_user OPERATOR(pg_catalog.=) session_user";
 
+/// The condition that no transaction was open before this message.
+const NO_TRANSACTION_BEFORE: &str =
+    "pg_catalog.transaction_timestamp() OPERATOR(pg_catalog.=) pg_catalog.statement_timestamp()";
+
+/// The condition that no other role than the login role is in effect.
+const LOGIN_ROLE: &str = "current_user OPERATOR(pg_catalog.=) session_user";
+
 /// `true` when `condition` holds; otherwise an error raised with the text `message` (SQL
 /// values for `pg_catalog.concat`), which rolls the message's transaction back.
 fn raise_unless(condition: &str, message: &str) -> String {
@@ -90,39 +97,95 @@ pub(crate) fn prepare_sql() -> String {
 /// name does is reset after it), the reset, then restore, path and proof. Every operator is
 /// written `OPERATOR(pg_catalog.=)`: the reset puts the role's default path in effect, which
 /// may name a schema with operators of its own.
-pub(crate) fn session_sql(path: &SearchPath) -> String {
+pub(crate) fn session_sql(path: &SearchPath, login: &Login) -> String {
     format!(
-        "EXECUTE {SENTINEL}; {RESET}; SELECT {RESTORE}, {} WHERE {}",
+        "EXECUTE {SENTINEL}; {RESET}; SELECT {RESTORE}, {} WHERE {} AND {}",
         set_path_call(&path.literal(), false),
         guard(&path.schema_literal()),
+        raise_unless(
+            &login.condition(),
+            "'pgschemas_diesel: connection refused: another login than the one the pool connected as'",
+        ),
     )
 }
 
-/// The transaction form's checkout: reset, restore and prove the session in a transaction of
-/// its own, committed before the caller's begins, so that nothing the caller does (a raw
+/// The login a pooled connection was made as (`session_user`), read from the server once per
+/// connection. Every checkout proves the session still has it: a connection object replaced
+/// through the `&mut` a caller is lent (another login's connection put into the pool) is
+/// refused, never handed to the next caller.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Login(pub(crate) String);
+
+impl Login {
+    /// The query that reads it.
+    pub(crate) const QUERY: &'static str = "SELECT session_user::pg_catalog.text AS login";
+
+    /// The condition that the session's login is this one; the name is dollar-quoted (no
+    /// setting changes how it reads) with a tag it does not contain.
+    fn condition(&self) -> String {
+        let mut tag = String::from("pgschemas");
+        while self.0.contains(&format!("${tag}$")) {
+            tag.push('_');
+        }
+        format!(
+            "session_user OPERATOR(pg_catalog.=) ${tag}${}${tag}$::pg_catalog.name",
+            self.0
+        )
+    }
+}
+
+/// What [`Login::QUERY`] returns.
+#[derive(QueryableByName)]
+pub(crate) struct LoginRow {
+    #[diesel(sql_type = Text)]
+    pub(crate) login: String,
+}
+
+/// The transaction form's checkout: reset and restore the session in a transaction of its
+/// own, committed before the caller's begins, so that nothing the caller does (a raw
 /// `ROLLBACK` included) can bring the previous user's state back; the session path is left
 /// empty, so that a statement run after a raw `COMMIT` finds no tenant's or shared table; then
-/// `BEGIN`, the proof that the schema is usable, and the path for this transaction only.
+/// `BEGIN`, the proof that the schema is usable and that no other role is in effect, and the
+/// path for this transaction only.
 ///
-/// The schema is proven in the caller's transaction, after the empty path is committed: when
-/// it fails, the transaction is aborted (every statement sent after this message fails until
-/// the `ROLLBACK`), and the session after that `ROLLBACK` has the empty path, not the previous
-/// user's. The async pool relies on both when it sends the caller's first statement without
-/// waiting for this message's answer.
-pub(crate) fn transaction_sql(path: &SearchPath) -> String {
+/// The async pool sends the caller's first statement without waiting for this message's
+/// answer, so no failure here may leave a session the caller could go on with:
+/// - a transaction left open before the message (the first `BEGIN` then runs inside it, and
+///   its `COMMIT` would commit the earlier user's work), or a session of another login than
+///   the pool's ([`Login`]), ends the backend: the proof returns to the login role and
+///   terminates its own backend, so the caller's statements, already on their way, are never
+///   run;
+/// - a schema or role refused in the caller's transaction aborts it, after the empty path is
+///   committed: every statement sent after this message fails until the `ROLLBACK`, and the
+///   session after that `ROLLBACK` has the empty path, not the previous user's.
+pub(crate) fn transaction_sql(path: &SearchPath, login: &Login) -> String {
     let schema = path.schema_literal();
     format!(
         "BEGIN; {RESET}; SELECT {RESTORE}, {} WHERE {}; COMMIT; BEGIN; SELECT {} WHERE {}",
         set_path_call("''", false),
-        raise_unless(
-            FRESH_SESSION,
-            "'pgschemas_diesel: connection refused: a transaction was left open or a role is in effect'",
+        end_backend_unless(
+            &format!("{NO_TRANSACTION_BEFORE} AND {}", login.condition()),
+            "'pgschemas_diesel: connection ended: a transaction was left open on it, or it is another login'",
         ),
         set_path_call(&path.literal(), true),
         raise_unless(
-            &usable(&schema),
-            &format!("'pgschemas_diesel: schema ', {schema}, ' is missing or not usable'"),
+            &format!("{} AND {LOGIN_ROLE}", usable(&schema)),
+            &format!(
+                "'pgschemas_diesel: schema ', {schema}, ' is missing or not usable, or a role is in effect'"
+            ),
         ),
+    )
+}
+
+/// `true` when `condition` holds; otherwise the backend terminates itself (as the login role,
+/// which may always end its own backend) and the statement raises: the message is rolled
+/// back, and the backend exits before it reads another one.
+fn end_backend_unless(condition: &str, message: &str) -> String {
+    format!(
+        "CASE WHEN {condition} THEN true \
+         ELSE (pg_catalog.set_config('role', 'none', true) IS NOT NULL \
+               AND pg_catalog.pg_terminate_backend(pg_catalog.pg_backend_pid()) \
+               AND pg_catalog.concat({message})::pg_catalog.int4 OPERATOR(pg_catalog.=) 0) END"
     )
 }
 
@@ -133,11 +196,12 @@ pub(crate) fn transaction_sql(path: &SearchPath) -> String {
 /// time, and the proof fails too.
 pub(crate) fn commit_sql() -> String {
     format!(
-        "SELECT {}; COMMIT",
+        "SELECT {}, {}; COMMIT",
         raise_unless(
             "pg_catalog.transaction_timestamp() OPERATOR(pg_catalog.<) pg_catalog.statement_timestamp()",
             "'pgschemas_diesel: the transaction ended before its commit'",
-        )
+        ),
+        set_path_call("''", false),
     )
 }
 
@@ -254,7 +318,10 @@ pub(crate) fn cleanup_sql(leftover: Leftover) -> Vec<String> {
         steps.push("ROLLBACK".to_owned());
     }
     if leftover != Leftover::PlainTransaction {
-        steps.push(format!("{RESET}; SELECT {RESTORE}"));
+        steps.push(format!(
+            "{RESET}; SELECT {RESTORE}, {}",
+            set_path_call("''", false)
+        ));
     }
     steps
 }
@@ -308,7 +375,7 @@ pub(crate) mod tests {
 
     #[test]
     fn the_session_form_resets_before_it_proves() {
-        let sql = session_sql(&path());
+        let sql = session_sql(&path(), &Login("app".into()));
         assert!(sql.starts_with(
             "EXECUTE pgschemas_diesel_sentinel; RESET SESSION AUTHORIZATION; RESET ALL;"
         ));
@@ -321,11 +388,17 @@ pub(crate) mod tests {
             7,
             "one message, eight statements"
         );
+        assert!(sql.contains("session_user OPERATOR(pg_catalog.=) $pgschemas$app$pgschemas$"));
+        let odd = Login("a$pgschemas$b".into()).condition();
+        assert!(
+            odd.ends_with("$pgschemas_$a$pgschemas$b$pgschemas_$::pg_catalog.name"),
+            "{odd}"
+        );
     }
 
     #[test]
     fn the_transaction_form_commits_the_reset_before_its_own_begin() {
-        let sql = transaction_sql(&path());
+        let sql = transaction_sql(&path(), &Login("app".into()));
         let commit = sql.find("COMMIT; BEGIN;").unwrap_or(0);
         assert!(commit > sql.find("RESET ALL").unwrap_or(usize::MAX));
         assert!(sql.contains(r#"set_config('search_path', '"t1", "public", pg_temp', true)"#));

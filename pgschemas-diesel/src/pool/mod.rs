@@ -7,7 +7,7 @@ use diesel::connection::SimpleConnection;
 use diesel::r2d2::ConnectionManager;
 
 use crate::activate::{Schema, run_in_transaction};
-use crate::checkout::{self, Leftover, Refusal};
+use crate::checkout::{self, Leftover, Login, LoginRow, Refusal};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::path::SearchPath;
@@ -28,6 +28,20 @@ type Pooled = r2d2::PooledConnection<Manager>;
 /// out again. What the session's state is, every checkout proves instead (`checkout`).
 #[derive(Clone, Copy)]
 struct Discard;
+
+/// The login `conn` was made as: recorded in r2d2's extensions, read from the server the
+/// first time (a failure is the connection's own).
+fn login_of(conn: &mut Pooled, path: &SearchPath) -> Result<Login, Refusal> {
+    if let Some(login) = r2d2::PooledConnection::extensions(conn).get::<Login>() {
+        return Ok(login.clone());
+    }
+    let row: LoginRow =
+        diesel::RunQueryDsl::get_result(diesel::sql_query(Login::QUERY), &mut **conn)
+            .map_err(|e| Refusal::Connection(Error::db(path.schema().as_str(), e)))?;
+    let login = Login(row.login);
+    r2d2::PooledConnection::extensions_mut(conn).insert(login.clone());
+    Ok(login)
+}
 
 /// Recorded once the connection has the session form's sentinel statement prepared; the
 /// record only picks the message, the server proves it (a missing sentinel fails the
@@ -243,8 +257,8 @@ impl TenantPool {
         E: From<Error>,
     {
         let path = self.config.search_path(schema)?;
-        let begin = checkout::transaction_sql(&path);
         let mut conn = self.take(&path, |conn| {
+            let begin = checkout::transaction_sql(&path, &login_of(conn, &path)?);
             transaction::begin(conn, &begin)
                 .map_err(|e| checkout::explain(conn, &path, e, Leftover::Transaction))?;
             drain_notifications(conn);
@@ -260,8 +274,8 @@ impl TenantPool {
 
     /// Takes a connection that passes the checkout statement for `path`.
     fn checkout(&self, path: &SearchPath) -> Result<Pooled> {
-        let sql = checkout::session_sql(path);
         self.take(path, |conn| {
+            let sql = checkout::session_sql(path, &login_of(conn, path)?);
             if r2d2::PooledConnection::extensions(conn)
                 .get::<Prepared>()
                 .is_none()

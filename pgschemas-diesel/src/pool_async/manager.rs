@@ -6,10 +6,13 @@ use std::pin::pin;
 
 use deadpool::managed::{Manager, Metrics, RecycleError, RecycleResult};
 use diesel::ConnectionError;
+use diesel_async::RunQueryDsl;
 use diesel_async::pooled_connection::PoolableConnection;
 use diesel_async::{AsyncPgConnection, SimpleAsyncConnection};
 use futures_util::future::{self, Either};
 use tokio_postgres::NoTls;
+
+use crate::checkout::{Login, LoginRow};
 
 /// The deadpool [`Manager`] (and, with the feature `bb8`, the bb8 `ManageConnection`) of
 /// [`AsyncPgConnection`]s for [`AsyncTenantPool`](super::AsyncTenantPool); build a pool of
@@ -46,12 +49,14 @@ impl fmt::Debug for AsyncManager {
     }
 }
 
-/// A connection of the async pool, with the one thing the pool records of it: whether the
-/// session form's sentinel statement was prepared on it. The record only saves a round
+/// A connection of the async pool, with what the pool records of it: the login it was made
+/// as, and whether the session form's sentinel statement was prepared on it. The record only saves a round
 /// trip; the server proves it at every checkout (a missing sentinel fails the checkout, and
 /// the connection is discarded).
 pub struct AsyncPooledConnection {
     pub(super) conn: AsyncPgConnection,
+    /// The login it was made as, which every checkout proves.
+    pub(super) login: Login,
     pub(super) prepared: bool,
     /// Set when the connection must not be reused: bb8 asks when it takes it back.
     pub(super) discard: bool,
@@ -70,8 +75,10 @@ impl Manager for AsyncManager {
     type Error = ConnectionError;
 
     async fn create(&self) -> Result<AsyncPooledConnection, ConnectionError> {
+        let (conn, login) = establish(&self.url).await?;
         Ok(AsyncPooledConnection {
-            conn: establish(&self.url).await?,
+            conn,
+            login,
             prepared: false,
             discard: false,
         })
@@ -118,7 +125,7 @@ impl bb8::ManageConnection for AsyncManager {
 
 /// Connects to `url` and sets the connection up as `AsyncPgConnection::establish` does, the
 /// setup inside `BEGIN` ... `COMMIT` (see [`AsyncManager`]).
-async fn establish(url: &str) -> Result<AsyncPgConnection, ConnectionError> {
+async fn establish(url: &str) -> Result<(AsyncPgConnection, Login), ConnectionError> {
     let bad = |e: tokio_postgres::Error| ConnectionError::BadConnection(e.to_string());
     let (client, mut connection) = tokio_postgres::connect(url, NoTls).await.map_err(bad)?;
     // The connection is driven here until `BEGIN` is answered, then by diesel-async.
@@ -132,8 +139,12 @@ async fn establish(url: &str) -> Result<AsyncPgConnection, ConnectionError> {
         }
     }
     let mut conn = AsyncPgConnection::try_from_client_and_connection(client, connection).await?;
+    let login = diesel::sql_query(Login::QUERY)
+        .get_result::<LoginRow>(&mut conn)
+        .await
+        .map_err(ConnectionError::CouldntSetupConfiguration)?;
     conn.batch_execute("COMMIT")
         .await
         .map_err(ConnectionError::CouldntSetupConfiguration)?;
-    Ok(conn)
+    Ok((conn, Login(login.login)))
 }

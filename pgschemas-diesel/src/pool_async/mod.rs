@@ -314,10 +314,10 @@ impl AsyncTenantPool {
 
     /// The session form's checkout for `path`.
     async fn session(&self, path: SearchPath) -> Result<AsyncTenantScope> {
-        let sql = checkout::session_sql(&path);
         let mut attempts = Attempts::new(self.max_size());
         while attempts.another() {
             let mut lease = Lease::new(self.inner.get().await?);
+            let sql = checkout::session_sql(&path, &lease.pooled().login);
             match prove::session(lease.pooled(), &path, &sql).await {
                 Ok(()) => return Ok(AsyncTenantScope::new(lease, path)),
                 Err(refusal) => match attempts.failed(refusal) {
@@ -337,10 +337,10 @@ impl AsyncTenantPool {
     /// connection that cannot take the request (closed) is known to fail here: it is
     /// discarded and the next one tried.
     async fn take_queued(&self, path: &SearchPath) -> Result<Lease> {
-        let sql = checkout::transaction_sql(path);
         let mut attempts = Attempts::new(self.max_size());
         while attempts.another() {
             let mut lease = Lease::new(self.inner.get().await?);
+            let sql = checkout::transaction_sql(path, &lease.pooled().login);
             match prove::queue_transaction(lease.connection(), &sql) {
                 Ok(()) => return Ok(lease),
                 Err(e) => {

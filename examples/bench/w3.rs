@@ -36,7 +36,9 @@ const CUSTOMERS_DDL: &str = "create table customers (id bigserial primary key, n
      insert into customers (name, email) select 'c' || g, 'c' || g || '@example.com' \
      from generate_series(1, 1000) g; analyze customers;";
 
-pub(crate) fn setup(bench: &Bench) -> (TenantPool, String) {
+/// Creates W3's database (the shared schema and `TENANTS` tenant schemas, each with its
+/// customers) and returns its URL.
+pub(crate) fn database(bench: &Bench) -> String {
     let url = bench.fresh_database("pgschemas_bench_w3");
     let mut conn = PgConnection::establish(&url).expect("connect");
     let mut script = format!("set search_path to public; {CUSTOMERS_DDL}");
@@ -46,13 +48,22 @@ pub(crate) fn setup(bench: &Bench) -> (TenantPool, String) {
         ));
     }
     conn.batch_execute(&script).expect("create tenants");
-    let pool = TenantPool::with_builder(
-        url.clone(),
+    url
+}
+
+/// The sync pool of one connection W3 measures, on `url`.
+pub(crate) fn one_connection_pool(url: &str) -> TenantPool {
+    TenantPool::with_builder(
+        url.to_owned(),
         Config::default(),
         r2d2::Pool::builder().max_size(1),
     )
-    .expect("pool");
-    (pool, url)
+    .expect("pool")
+}
+
+fn setup(bench: &Bench) -> (TenantPool, String) {
+    let url = database(bench);
+    (one_connection_pool(&url), url)
 }
 
 fn run(

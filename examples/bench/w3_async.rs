@@ -7,6 +7,9 @@
 //! - `W3-async-tx-baseline`: the transaction form on one schema every iteration.
 //! - `W3-async-tx`: the transaction form with a tenant change every iteration.
 //! - `W3-sync`: the sync pool's `W3` loop in the same rounds, for the async/sync ratio.
+//!
+//! Both pools connect without TLS ([`without_tls`]), so that the ratio compares the pools and
+//! not the transports.
 
 use std::time::Instant;
 
@@ -15,7 +18,21 @@ use diesel_async::RunQueryDsl;
 use pgschemas_diesel::{AsyncTenantPool, AsyncTenantScope, Config, Error, TenantPool};
 
 use crate::common::{Bench, report};
-use crate::w3::{CUSTOMERS, Customer, M, ROUNDS, customers, setup, sync_round, tenant};
+use crate::w3::{
+    CUSTOMERS, Customer, M, ROUNDS, customers, database, one_connection_pool, sync_round, tenant,
+};
+
+/// `url` with TLS turned off. The async pool connects without TLS (`tokio_postgres::NoTls`),
+/// while libpq's default (`sslmode=prefer`) puts the sync pool behind TLS on a server that
+/// offers it: the two pools are compared on the same plaintext transport.
+fn without_tls(url: &str) -> String {
+    if url.contains("://") {
+        let separator = if url.contains('?') { '&' } else { '?' };
+        format!("{url}{separator}sslmode=disable")
+    } else {
+        format!("{url} sslmode=disable")
+    }
+}
 
 async fn session_round<F, Fut>(n: u64, checkout: F) -> f64
 where
@@ -62,7 +79,8 @@ async fn tx_round(pool: &AsyncTenantPool, n: u64, switching: bool) -> f64 {
 
 /// Runs the async W3 workloads and the sync W3 loop, interleaved in rounds.
 pub fn all(bench: &Bench) {
-    let (sync_pool, url): (TenantPool, String) = setup(bench);
+    let url = without_tls(&database(bench));
+    let sync_pool: TenantPool = one_connection_pool(&url);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -1,14 +1,17 @@
 //! The benchmark runner: `cargo run --release --example bench -- <workload|all>`.
 //!
-//! Runs the workloads of the project's benchmark definition (W1, W1c, W2, W3, W4), and the
-//! fault soak behind PgBouncer (`soak`, `SOAK_TRANSACTIONS` for a quick run), against the
-//! PostgreSQL server at `DATABASE_URL` (default `postgres://postgres@127.0.0.1:5432/postgres`),
-//! each in a fresh database, and prints one JSON object per line:
+//! Runs the workloads of the project's benchmark definition (W1, W1c, W2, W3, W4), the web
+//! examples' tenant page over HTTP (`HTTP`, sync against async), and the fault soak behind
+//! PgBouncer (`soak`, `SOAK_TRANSACTIONS` for a quick run), against the PostgreSQL server at
+//! `DATABASE_URL` (default `postgres://postgres@127.0.0.1:5432/postgres`), each in a fresh
+//! database, and prints one JSON object per line:
 //! `{"workload": .., "n": .., "seconds": .., "rate": .., "unit": ..}` plus workload-specific fields.
 
 use std::time::Instant;
 
 mod common;
+#[cfg(all(feature = "axum", feature = "async"))]
+mod http;
 mod soak;
 mod w1;
 mod w2;
@@ -16,6 +19,19 @@ mod w3;
 #[cfg(feature = "async")]
 mod w3_async;
 mod w4;
+
+// The web examples, for the HTTP workloads, loaded once: the async example includes the sync
+// one (`web_async::web`); without `async`, the sync one alone.
+#[cfg(all(feature = "axum", feature = "async"))]
+#[allow(dead_code, unreachable_pub)]
+#[path = "../web_async.rs"]
+mod web_async;
+#[cfg(all(feature = "axum", feature = "async"))]
+use web_async::web;
+#[cfg(all(feature = "axum", not(feature = "async")))]
+#[allow(dead_code, unreachable_pub)]
+#[path = "../web.rs"]
+mod web;
 
 /// One workload: its runner name and the function that runs it.
 type Workload = (&'static str, fn(&common::Bench));
@@ -40,6 +56,9 @@ fn workloads() -> Vec<Workload> {
     // The async pool's W3 (`--features async`).
     #[cfg(feature = "async")]
     all.insert(all.len() - 1, ("W3-async", w3_async::all));
+    // The web examples' tenant page over HTTP, sync against async (`--features axum,async`).
+    #[cfg(all(feature = "axum", feature = "async"))]
+    all.insert(all.len() - 1, ("HTTP", http::all));
     all
 }
 

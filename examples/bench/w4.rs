@@ -19,6 +19,8 @@ use pgschemas_diesel::{
 use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
 
 use crate::common::{Bench, report};
+#[cfg(feature = "axum")]
+use crate::common::{Client, threads_cpu};
 
 #[global_allocator]
 static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
@@ -34,21 +36,6 @@ fn thread_cpu() -> f64 {
         .ok()
         .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok())
         .map_or(0.0, |ns| ns as f64 / 1e9)
-}
-
-/// CPU time used by this process's threads named `name`, in seconds.
-#[cfg(feature = "axum")]
-fn threads_cpu(name: &str) -> f64 {
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
-        return 0.0;
-    };
-    tasks
-        .flatten()
-        .filter(|t| std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.trim() == name))
-        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
-        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
-        .map(|ns| ns as f64 / 1e9)
-        .sum()
 }
 
 fn records() -> (Vec<TenantRecord>, Vec<DomainRecord>) {
@@ -182,9 +169,7 @@ fn http(_bench: &Bench) {
 }
 
 #[cfg(feature = "axum")]
-#[allow(dead_code, unreachable_pub)]
-#[path = "../web.rs"]
-mod web;
+use crate::web;
 
 #[cfg(feature = "axum")]
 fn http(bench: &Bench) {
@@ -434,53 +419,5 @@ fn layer_in_process(app: &web::App) {
                 ("layer_ns_per_call", format!("{:.1}", ns - bare_ns)),
             ],
         );
-    }
-}
-
-/// A minimal HTTP/1.1 keep-alive client: one request at a time, `Content-Length` bodies.
-#[cfg(feature = "axum")]
-struct Client {
-    reader: std::io::BufReader<std::net::TcpStream>,
-    writer: std::net::TcpStream,
-    body: Vec<u8>,
-}
-
-#[cfg(feature = "axum")]
-impl Client {
-    fn connect(addr: std::net::SocketAddr) -> Self {
-        let stream = std::net::TcpStream::connect(addr).expect("connect");
-        stream.set_nodelay(true).expect("nodelay");
-        Self {
-            reader: std::io::BufReader::new(stream.try_clone().expect("clone")),
-            writer: stream,
-            body: Vec::new(),
-        }
-    }
-
-    fn get(&mut self, request: &[u8]) -> &[u8] {
-        use std::io::{BufRead, Read, Write};
-        self.writer.write_all(request).expect("send");
-        let mut line = String::new();
-        let mut length = 0usize;
-        let mut first = true;
-        loop {
-            line.clear();
-            self.reader.read_line(&mut line).expect("read");
-            if first {
-                assert!(line.starts_with("HTTP/1.1 200"), "{line}");
-                first = false;
-            }
-            if line == "\r\n" {
-                break;
-            }
-            if let Some((name, value)) = line.split_once(':')
-                && name.eq_ignore_ascii_case("content-length")
-            {
-                length = value.trim().parse().expect("content-length");
-            }
-        }
-        self.body.resize(length, 0);
-        self.reader.read_exact(&mut self.body).expect("body");
-        &self.body
     }
 }

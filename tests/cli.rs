@@ -896,8 +896,8 @@ fn doctor_passes_a_healthy_setup_and_fails_a_broken_one() {
     let out = run(&db, &["doctor"]).failed();
     for expected in [
         "[warn] shared-schema-create: CREATE on the shared schema \"public\" is granted to PUBLIC\n       fix: REVOKE CREATE ON SCHEMA \"public\" FROM PUBLIC\n",
-        "[fail] tenant-schemas: tenant(s) without a schema: [\"ghost\"]\n       fix: ",
-        "[warn] orphan-schemas: schema(s) with no tenant: [\"stray\"]\n       fix: ",
+        "[fail] tenant-schemas: tenant(s) without a schema: ghost\n       fix: ",
+        "[warn] orphan-schemas: schema(s) with no tenant: stray\n       fix: ",
         "[fail] migrations: behind: tenant2 (1 pending)\n       fix: ",
         "\n5 passed, 2 warned, 2 failed\n",
     ] {

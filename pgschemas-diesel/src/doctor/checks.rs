@@ -8,6 +8,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{Array, BigInt, Bool, Text};
 
 use super::Facts;
+use super::report::few;
 use super::report::{Check, CheckStatus};
 use crate::catalog::{CatalogRows, InvalidRow, RowKind};
 use crate::config::Config;
@@ -77,7 +78,8 @@ pub(super) fn default_search_path(conn: &mut PgConnection, facts: &Facts) -> Res
             NAME,
             CheckStatus::Fail,
             format!(
-                "a fresh connection's path ({default_path}) names tenant schema(s) {on_default:?}"
+                "a fresh connection's path ({default_path}) names tenant schema(s) {}",
+                few(&on_default, ", ")
             ),
             "ALTER DATABASE/ROLE ... RESET search_path (the crate sets the path itself)",
         )
@@ -119,7 +121,7 @@ pub(super) fn invalid_rows(config: &Config, rows: &CatalogRows) -> Check {
     Check::found(
         NAME,
         status,
-        format!("row(s) that cannot be used: {}", summary.join("; ")),
+        format!("row(s) that cannot be used: {}", few(&summary, "; ")),
         "correct or delete the rows: a schema name matches ^[a-z_][a-z0-9_]{0,62}$ (no pg_ \
          prefix), a domain is an ASCII host name of letters, digits, '-' and '.' without \
          scheme, port or path (an internationalised domain in its xn-- form), a folder is one \
@@ -145,7 +147,7 @@ pub(super) fn name_clashes(config: &Config, rows: &CatalogRows) -> Check {
     Check::found(
         NAME,
         CheckStatus::Fail,
-        clashes.join("; "),
+        few(&clashes, "; "),
         "rename the tenant(s) or the static tenant / reference / extra path",
     )
 }
@@ -166,7 +168,7 @@ pub(super) fn tenant_schemas(facts: &Facts) -> Check {
     Check::found(
         NAME,
         CheckStatus::Fail,
-        format!("tenant(s) without a schema: {missing:?}"),
+        format!("tenant(s) without a schema: {}", few(&missing, ", ")),
         "provision them (create the schema and migrate), or delete the rows",
     )
 }
@@ -193,7 +195,7 @@ pub(super) fn orphan_schemas(config: &Config, facts: &Facts) -> Check {
     Check::found(
         NAME,
         CheckStatus::Warn,
-        format!("schema(s) with no tenant: {orphans:?}"),
+        format!("schema(s) with no tenant: {}", few(&orphans, ", ")),
         "drop them, or add the tenant rows they belong to",
     )
 }
@@ -236,12 +238,12 @@ pub(super) fn migrations(
     }
     let mut summary = Vec::new();
     if !behind.is_empty() {
-        summary.push(format!("behind: {}", behind.join(", ")));
+        summary.push(format!("behind: {}", few(&behind, ", ")));
     }
     if !ahead.is_empty() {
         summary.push(format!(
             "with migrations this build does not know: {}",
-            ahead.join(", ")
+            few(&ahead, ", ")
         ));
     }
     Ok(Check::found(
@@ -278,7 +280,10 @@ pub(super) fn enum_types(conn: &mut PgConnection, facts: &Facts) -> Result<Check
     Ok(Check::found(
         NAME,
         CheckStatus::Warn,
-        format!("enum types defined inside tenant schema(s) {names:?}"),
+        format!(
+            "enum types defined inside tenant schema(s) {}",
+            few(&names, ", ")
+        ),
         "create enum types once in the shared schema and declare them with \
          #[diesel(postgres_type(name = \"..\", schema = \"public\"))]: Diesel caches \
          type OIDs per connection",

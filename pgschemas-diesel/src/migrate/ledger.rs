@@ -67,20 +67,27 @@ fn states_sql() -> String {
     )
 }
 
+/// How many schemas' ledgers one statement reads. Reading a ledger takes two locks (its
+/// table and its index) until the statement ends; PostgreSQL's lock table holds
+/// `max_locks_per_transaction` × `max_connections` of them (6,400 by default) for every
+/// session together, so no statement may need locks in proportion to the number of tenants.
+pub(crate) const LEDGER_BATCH: usize = 500;
+
 /// Which of `schemas` exist, and the versions in each one's ledger (`None`: no ledger yet),
-/// in one query: the ledgers are read server-side with `query_to_xml`. A schema missing from
+/// read [`LEDGER_BATCH`] schemas per statement (each its own transaction, unless the caller
+/// holds one): the ledgers are read server-side with `query_to_xml`. A schema missing from
 /// the map does not exist.
 pub(crate) fn read_ledgers(
     conn: &mut PgConnection,
     schemas: &[&str],
 ) -> Result<HashMap<String, Option<BTreeSet<String>>>> {
-    let rows: Vec<SchemaState> = diesel::sql_query(states_sql())
-        .bind::<Array<Text>, _>(schemas)
-        .load(conn)
-        .map_err(Error::from)?;
-    Ok(rows
-        .into_iter()
-        .map(|r| {
+    let mut states = HashMap::with_capacity(schemas.len());
+    for batch in schemas.chunks(LEDGER_BATCH) {
+        let rows: Vec<SchemaState> = diesel::sql_query(states_sql())
+            .bind::<Array<Text>, _>(batch)
+            .load(conn)
+            .map_err(Error::from)?;
+        states.extend(rows.into_iter().map(|r| {
             let versions = r.has_ledger.then(|| {
                 r.versions
                     .as_deref()
@@ -91,8 +98,9 @@ pub(crate) fn read_ledgers(
                     .collect()
             });
             (r.schema, versions)
-        })
-        .collect())
+        }));
+    }
+    Ok(states)
 }
 
 #[cfg(test)]

@@ -131,6 +131,7 @@ pub(crate) fn transaction_sql(path: &SearchPath) -> String {
 /// proof fails where `COMMIT` alone would roll back and report success; after a `ROLLBACK` or
 /// `COMMIT` of the caller's own, the message begins its own transaction, stamped with its own
 /// time, and the proof fails too.
+#[cfg(feature = "async")]
 pub(crate) fn commit_sql() -> String {
     format!(
         "SELECT {}; COMMIT",

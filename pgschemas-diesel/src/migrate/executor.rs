@@ -1,11 +1,12 @@
 //! Running a [`Migrator`]: selection, order, parallel workers, fail-fast, plan.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use super::builder::{DynMigrations, Migrator};
-use super::ledger::read_ledgers;
+use super::ledger::{LEDGER_BATCH, read_ledgers};
 use super::list::{Migrations, read_migrations, versions};
 use super::report::{MigrationReport, Mode, Progress, SchemaReport};
 use super::run::{apply, pending_in};
@@ -208,13 +209,40 @@ impl Migrator {
     fn settle(&self, targets: &[Target], mode: Mode) -> Vec<Option<SchemaReport>> {
         let unsettled = || targets.iter().map(|_| None).collect();
         let names: Vec<&str> = targets.iter().map(|t| t.schema.as_str()).collect();
-        let Ok(mut conn) = self.pool.get() else {
-            return unsettled();
+        // The batches are read on the run's workers, each on a connection of its own.
+        let batches: Vec<&[&str]> = names.chunks(LEDGER_BATCH).collect();
+        let workers = Workers {
+            count: self.workers,
+            keep_going: false,
         };
-        let Ok(ledgers) = read_ledgers(&mut conn, &names) else {
+        let mut ledgers = HashMap::with_capacity(names.len());
+        let read = workers.run(
+            &batches,
+            || None,
+            |conn: &mut Option<TenantScope>, batch, fail_fast| {
+                if conn.is_none() {
+                    *conn = self.pool.get().ok();
+                }
+                let read = match conn.as_mut() {
+                    Some(conn) => read_ledgers(conn, batch).ok(),
+                    None => None,
+                };
+                if read.is_none() {
+                    fail_fast.failed();
+                }
+                read
+            },
+            |_, read| match read {
+                Some(read) => {
+                    ledgers.extend(read);
+                    Ok(())
+                }
+                None => Err(()),
+            },
+        );
+        if read.is_err() {
             return unsettled();
-        };
-        drop(conn);
+        }
         let mut lists = Lists::default();
         targets
             .iter()

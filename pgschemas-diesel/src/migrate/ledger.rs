@@ -51,19 +51,24 @@ struct SchemaState {
 }
 
 /// Reads which of the schemas bound as `$1` exist and each one's ledger; operators are
-/// qualified, so that nothing on the caller's path can capture them.
+/// qualified, so that nothing on the caller's path can capture them. The ledger is looked up
+/// per schema by the catalog's (name, namespace) index, whatever the catalog's statistics
+/// say (after thousands of `CREATE TABLE`s they are stale, and a join would be planned as a
+/// nested loop over every ledger for every schema).
 fn states_sql() -> String {
     format!(
-        "SELECT n.nspname::text AS schema, c.oid IS NOT NULL AS has_ledger, \
-           CASE WHEN c.oid IS NOT NULL THEN (pg_catalog.xpath('/row/v/text()', \
+        "SELECT s.nspname AS schema, s.ledger IS NOT NULL AS has_ledger, \
+           CASE WHEN s.ledger IS NOT NULL THEN (pg_catalog.xpath('/row/v/text()', \
              pg_catalog.query_to_xml(pg_catalog.format( \
                'SELECT pg_catalog.string_agg(version, '','') AS v FROM %I.{LEDGER_TABLE}', \
-               n.nspname), false, true, '')))[1]::text END AS versions \
-         FROM pg_catalog.pg_namespace n \
-         LEFT JOIN pg_catalog.pg_class c ON c.relnamespace OPERATOR(pg_catalog.=) n.oid \
-           AND c.relname OPERATOR(pg_catalog.=) '{LEDGER_TABLE}' \
-           AND (c.relkind OPERATOR(pg_catalog.=) 'r' OR c.relkind OPERATOR(pg_catalog.=) 'p') \
-         WHERE n.nspname OPERATOR(pg_catalog.=) ANY($1)"
+               s.nspname), false, true, '')))[1]::text END AS versions \
+         FROM (SELECT n.nspname::text AS nspname, \
+                 (SELECT c.oid FROM pg_catalog.pg_class c \
+                  WHERE c.relname OPERATOR(pg_catalog.=) '{LEDGER_TABLE}' \
+                    AND c.relnamespace OPERATOR(pg_catalog.=) n.oid \
+                    AND c.relkind OPERATOR(pg_catalog.=) ANY ('{{r,p}}'::pg_catalog.\"char\"[])) AS ledger \
+               FROM pg_catalog.pg_namespace n \
+               WHERE n.nspname OPERATOR(pg_catalog.=) ANY($1)) s"
     )
 }
 

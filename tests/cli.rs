@@ -22,7 +22,7 @@ use pgschemas_diesel::cli::{self, App, Outcome};
 use pgschemas_diesel::testing::TestDatabase;
 use pgschemas_diesel::{Config, StaticTenant, test_database};
 
-const TENANT: EmbeddedMigrations = embed_migrations!("../examples/migrations/tenant");
+pub(crate) const TENANT: EmbeddedMigrations = embed_migrations!("../examples/migrations/tenant");
 
 /// The `manage` example's executable, built once per test run.
 fn manage() -> &'static Path {
@@ -69,19 +69,19 @@ fn manage() -> &'static Path {
 
 /// What a run of `manage` gave.
 #[derive(Debug)]
-struct Run {
+pub(crate) struct Run {
     code: i32,
-    stdout: String,
+    pub(crate) stdout: String,
     stderr: String,
 }
 
 impl Run {
-    fn lines(&self) -> Vec<&str> {
+    pub(crate) fn lines(&self) -> Vec<&str> {
         self.stdout.lines().collect()
     }
 
     #[track_caller]
-    fn ok(self) -> Self {
+    pub(crate) fn ok(self) -> Self {
         assert_eq!(self.code, 0, "expected success:\n{self}");
         self
     }
@@ -110,7 +110,7 @@ impl std::fmt::Display for Run {
 }
 
 /// Runs `manage --database-url <db> <args>` (with `DATABASE_URL` unset).
-fn run(db: &TestDatabase, args: &[&str]) -> Run {
+pub(crate) fn run(db: &TestDatabase, args: &[&str]) -> Run {
     let output = Command::new(manage())
         .arg("--database-url")
         .arg(db.url())
@@ -896,8 +896,8 @@ fn doctor_passes_a_healthy_setup_and_fails_a_broken_one() {
     let out = run(&db, &["doctor"]).failed();
     for expected in [
         "[warn] shared-schema-create: CREATE on the shared schema \"public\" is granted to PUBLIC\n       fix: REVOKE CREATE ON SCHEMA \"public\" FROM PUBLIC\n",
-        "[fail] tenant-schemas: tenant(s) without a schema: [\"ghost\"]\n       fix: ",
-        "[warn] orphan-schemas: schema(s) with no tenant: [\"stray\"]\n       fix: ",
+        "[fail] tenant-schemas: tenant(s) without a schema: ghost\n       fix: ",
+        "[warn] orphan-schemas: schema(s) with no tenant: stray\n       fix: ",
         "[fail] migrations: behind: tenant2 (1 pending)\n       fix: ",
         "\n5 passed, 2 warned, 2 failed\n",
     ] {

@@ -35,6 +35,8 @@ mod routing_http;
 mod routing_http_async;
 #[cfg(feature = "cli")]
 mod run_sql;
+#[cfg(feature = "cli")]
+mod scale;
 mod soak;
 #[cfg(feature = "async")]
 mod tenant_context;

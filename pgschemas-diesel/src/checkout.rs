@@ -194,6 +194,7 @@ fn end_backend_unless(condition: &str, message: &str) -> String {
 /// proof fails where `COMMIT` alone would roll back and report success; after a `ROLLBACK` or
 /// `COMMIT` of the caller's own, the message begins its own transaction, stamped with its own
 /// time, and the proof fails too.
+#[cfg(feature = "async")]
 pub(crate) fn commit_sql() -> String {
     format!(
         "SELECT {}, {}; COMMIT",

@@ -5,9 +5,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use diesel::migration::MigrationSource;
 use diesel::pg::Pg;
 use diesel::prelude::*;
-use diesel::sql_types::{Array, BigInt, Bool, Text};
+use diesel::sql_types::{Array, BigInt, Bool, Nullable, Oid, Text};
 
 use super::Facts;
+use super::report::few;
 use super::report::{Check, CheckStatus};
 use crate::catalog::{CatalogRows, InvalidRow, RowKind};
 use crate::config::Config;
@@ -77,7 +78,8 @@ pub(super) fn default_search_path(conn: &mut PgConnection, facts: &Facts) -> Res
             NAME,
             CheckStatus::Fail,
             format!(
-                "a fresh connection's path ({default_path}) names tenant schema(s) {on_default:?}"
+                "a fresh connection's path ({default_path}) names tenant schema(s) {}",
+                few(&on_default, ", ")
             ),
             "ALTER DATABASE/ROLE ... RESET search_path (the crate sets the path itself)",
         )
@@ -119,7 +121,7 @@ pub(super) fn invalid_rows(config: &Config, rows: &CatalogRows) -> Check {
     Check::found(
         NAME,
         status,
-        format!("row(s) that cannot be used: {}", summary.join("; ")),
+        format!("row(s) that cannot be used: {}", few(&summary, "; ")),
         "correct or delete the rows: a schema name matches ^[a-z_][a-z0-9_]{0,62}$ (no pg_ \
          prefix), a domain is an ASCII host name of letters, digits, '-' and '.' without \
          scheme, port or path (an internationalised domain in its xn-- form), a folder is one \
@@ -145,7 +147,7 @@ pub(super) fn name_clashes(config: &Config, rows: &CatalogRows) -> Check {
     Check::found(
         NAME,
         CheckStatus::Fail,
-        clashes.join("; "),
+        few(&clashes, "; "),
         "rename the tenant(s) or the static tenant / reference / extra path",
     )
 }
@@ -166,7 +168,7 @@ pub(super) fn tenant_schemas(facts: &Facts) -> Check {
     Check::found(
         NAME,
         CheckStatus::Fail,
-        format!("tenant(s) without a schema: {missing:?}"),
+        format!("tenant(s) without a schema: {}", few(&missing, ", ")),
         "provision them (create the schema and migrate), or delete the rows",
     )
 }
@@ -193,7 +195,7 @@ pub(super) fn orphan_schemas(config: &Config, facts: &Facts) -> Check {
     Check::found(
         NAME,
         CheckStatus::Warn,
-        format!("schema(s) with no tenant: {orphans:?}"),
+        format!("schema(s) with no tenant: {}", few(&orphans, ", ")),
         "drop them, or add the tenant rows they belong to",
     )
 }
@@ -236,12 +238,12 @@ pub(super) fn migrations(
     }
     let mut summary = Vec::new();
     if !behind.is_empty() {
-        summary.push(format!("behind: {}", behind.join(", ")));
+        summary.push(format!("behind: {}", few(&behind, ", ")));
     }
     if !ahead.is_empty() {
         summary.push(format!(
             "with migrations this build does not know: {}",
-            ahead.join(", ")
+            few(&ahead, ", ")
         ));
     }
     Ok(Check::found(
@@ -278,11 +280,20 @@ pub(super) fn enum_types(conn: &mut PgConnection, facts: &Facts) -> Result<Check
     Ok(Check::found(
         NAME,
         CheckStatus::Warn,
-        format!("enum types defined inside tenant schema(s) {names:?}"),
+        format!(
+            "enum types defined inside tenant schema(s) {}",
+            few(&names, ", ")
+        ),
         "create enum types once in the shared schema and declare them with \
          #[diesel(postgres_type(name = \"..\", schema = \"public\"))]: Diesel caches \
          type OIDs per connection",
     ))
+}
+
+#[derive(QueryableByName)]
+struct Oids {
+    #[diesel(sql_type = Nullable<Array<Oid>>)]
+    oids: Option<Vec<u32>>,
 }
 
 #[derive(QueryableByName)]
@@ -301,16 +312,27 @@ struct Locks {
 /// shared lock table against all tenants' relations.
 pub(super) fn max_locks(conn: &mut PgConnection, facts: &Facts) -> Result<Check> {
     const NAME: &str = "max-locks";
+    // The tenants' namespaces first, then one scan of pg_class against their OIDs bound as a
+    // constant (hashed by the server): no join for the planner to misjudge on the stale
+    // catalog statistics thousands of tenants leave.
+    let namespaces: Vec<u32> = diesel::sql_query(
+        "SELECT pg_catalog.array_agg(oid) AS oids FROM pg_catalog.pg_namespace \
+         WHERE nspname OPERATOR(pg_catalog.=) ANY($1)",
+    )
+    .bind::<Array<Text>, _>(&facts.tenant_like)
+    .get_result::<Oids>(conn)
+    .map_err(Error::from)?
+    .oids
+    .unwrap_or_default();
     let l: Locks = diesel::sql_query(
         "SELECT current_setting('max_locks_per_transaction')::bigint AS max_locks, \
          current_setting('max_locks_per_transaction')::bigint * \
            (current_setting('max_connections')::bigint + current_setting('max_prepared_transactions')::bigint) AS slots, \
          coalesce(max(n), 0)::bigint AS largest, coalesce(sum(n), 0)::bigint AS total \
          FROM (SELECT count(*) AS n FROM pg_catalog.pg_class c \
-               JOIN pg_catalog.pg_namespace ns ON ns.oid = c.relnamespace \
-               WHERE ns.nspname = ANY($1) GROUP BY ns.nspname) per_schema",
+               WHERE c.relnamespace OPERATOR(pg_catalog.=) ANY($1) GROUP BY c.relnamespace) per_schema",
     )
-    .bind::<Array<Text>, _>(&facts.tenant_like)
+    .bind::<Array<Oid>, _>(&namespaces)
     .get_result(conn)
     .map_err(Error::from)?;
     let summary = format!(

@@ -103,3 +103,28 @@ impl Check {
         }
     }
 }
+/// The items a check found, summarised for a line of output: how many, and the first
+/// [`FEW`] of them, so that a check over 10,000 tenants prints a line, not 10,000 names.
+pub(super) fn few<T: fmt::Display>(items: &[T], separator: &str) -> String {
+    let shown: Vec<String> = items.iter().take(FEW).map(ToString::to_string).collect();
+    match items.len() {
+        n if n <= FEW => shown.join(separator),
+        n => format!("{n}, first {FEW}: {} ...", shown.join(separator)),
+    }
+}
+
+/// How many of a check's items [`few`] names.
+pub(super) const FEW: usize = 5;
+
+#[cfg(test)]
+mod few_tests {
+    use super::few;
+
+    #[test]
+    fn a_long_list_is_counted_and_cut() {
+        let names: Vec<String> = (0..10_000).map(|i| format!("t{i}")).collect();
+        assert_eq!(few(&names, ", "), "10000, first 5: t0, t1, t2, t3, t4 ...");
+        assert_eq!(few(&names[..2], "; "), "t0; t1");
+        assert_eq!(few::<String>(&[], ", "), "");
+    }
+}

@@ -1,10 +1,12 @@
 //! Running a [`Migrator`]: selection, order, parallel workers, fail-fast, plan.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use super::builder::{DynMigrations, Migrator};
+use super::ledger::{LEDGER_BATCH, read_ledgers};
 use super::list::{Migrations, read_migrations, versions};
 use super::report::{MigrationReport, Mode, Progress, SchemaReport};
 use super::run::{apply, pending_in};
@@ -170,8 +172,96 @@ impl Migrator {
                 return Ok(MigrationReport::new(reports, invalid, started, mode));
             }
         }
-        reports.extend(self.run_parallel(rest, mode, reports.len(), total));
+        // One batched read of the ledgers settles every schema with nothing to apply (and
+        // plans every existing schema) without a checkout of its own; the rest run one by
+        // one, each re-reading its ledger under the schema's lock.
+        let settled = self.settle(rest, mode);
+        let mut done = reports.len();
+        for report in settled.iter().flatten() {
+            done += 1;
+            self.notify(&Progress::Finished {
+                report,
+                done,
+                total,
+            });
+        }
+        let unsettled: Vec<Target> = rest
+            .iter()
+            .zip(&settled)
+            .filter(|(_, report)| report.is_none())
+            .map(|(target, _)| target.clone())
+            .collect();
+        let mut ran = self.run_parallel(&unsettled, mode, done, total).into_iter();
+        for (target, report) in rest.iter().zip(settled) {
+            reports.push(
+                report
+                    .or_else(|| ran.next())
+                    .unwrap_or_else(|| SchemaReport::skipped(target)),
+            );
+        }
         Ok(MigrationReport::new(reports, invalid, started, mode))
+    }
+
+    /// The reports of `targets` that their ledgers, read in batches on one connection, settle
+    /// (`None` for the others): in a run, the schemas with nothing pending; in a plan, every
+    /// schema that exists (a missing one, or one the ledgers could not be read for, takes the
+    /// schema-by-schema path, which reports why).
+    fn settle(&self, targets: &[Target], mode: Mode) -> Vec<Option<SchemaReport>> {
+        let unsettled = || targets.iter().map(|_| None).collect();
+        let names: Vec<&str> = targets.iter().map(|t| t.schema.as_str()).collect();
+        // The batches are read on the run's workers, each on a connection of its own.
+        let batches: Vec<&[&str]> = names.chunks(LEDGER_BATCH).collect();
+        let workers = Workers {
+            count: self.workers,
+            keep_going: false,
+        };
+        let mut ledgers = HashMap::with_capacity(names.len());
+        let read = workers.run(
+            &batches,
+            || None,
+            |conn: &mut Option<TenantScope>, batch, fail_fast| {
+                if conn.is_none() {
+                    *conn = self.pool.get().ok();
+                }
+                let read = match conn.as_mut() {
+                    Some(conn) => read_ledgers(conn, batch).ok(),
+                    None => None,
+                };
+                if read.is_none() {
+                    fail_fast.failed();
+                }
+                read
+            },
+            |_, read| match read {
+                Some(read) => {
+                    ledgers.extend(read);
+                    Ok(())
+                }
+                None => Err(()),
+            },
+        );
+        if read.is_err() {
+            return unsettled();
+        }
+        let mut lists = Lists::default();
+        targets
+            .iter()
+            .map(|target| {
+                let ledger = ledgers.get(target.schema.as_str())?;
+                let list = lists.get(self, target).ok()?;
+                let mut pending = versions(list);
+                if let Some(applied) = ledger {
+                    pending.retain(|v| !applied.contains(v));
+                }
+                let mut report = SchemaReport::new(target);
+                match mode {
+                    Mode::Run if pending.is_empty() && ledger.is_some() => {}
+                    Mode::Run => return None,
+                    Mode::Plan => report.pending = pending,
+                }
+                Some(report)
+            })
+            .collect()
     }
 
     /// Runs one target on its own connection (the shared schema, before the others).

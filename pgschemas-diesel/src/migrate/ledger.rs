@@ -51,36 +51,48 @@ struct SchemaState {
 }
 
 /// Reads which of the schemas bound as `$1` exist and each one's ledger; operators are
-/// qualified, so that nothing on the caller's path can capture them.
+/// qualified, so that nothing on the caller's path can capture them. The ledger is looked up
+/// per schema by the catalog's (name, namespace) index, whatever the catalog's statistics
+/// say (after thousands of `CREATE TABLE`s they are stale, and a join would be planned as a
+/// nested loop over every ledger for every schema).
 fn states_sql() -> String {
     format!(
-        "SELECT n.nspname::text AS schema, c.oid IS NOT NULL AS has_ledger, \
-           CASE WHEN c.oid IS NOT NULL THEN (pg_catalog.xpath('/row/v/text()', \
+        "SELECT s.nspname AS schema, s.ledger IS NOT NULL AS has_ledger, \
+           CASE WHEN s.ledger IS NOT NULL THEN (pg_catalog.xpath('/row/v/text()', \
              pg_catalog.query_to_xml(pg_catalog.format( \
                'SELECT pg_catalog.string_agg(version, '','') AS v FROM %I.{LEDGER_TABLE}', \
-               n.nspname), false, true, '')))[1]::text END AS versions \
-         FROM pg_catalog.pg_namespace n \
-         LEFT JOIN pg_catalog.pg_class c ON c.relnamespace OPERATOR(pg_catalog.=) n.oid \
-           AND c.relname OPERATOR(pg_catalog.=) '{LEDGER_TABLE}' \
-           AND (c.relkind OPERATOR(pg_catalog.=) 'r' OR c.relkind OPERATOR(pg_catalog.=) 'p') \
-         WHERE n.nspname OPERATOR(pg_catalog.=) ANY($1)"
+               s.nspname), false, true, '')))[1]::text END AS versions \
+         FROM (SELECT n.nspname::text AS nspname, \
+                 (SELECT c.oid FROM pg_catalog.pg_class c \
+                  WHERE c.relname OPERATOR(pg_catalog.=) '{LEDGER_TABLE}' \
+                    AND c.relnamespace OPERATOR(pg_catalog.=) n.oid \
+                    AND c.relkind OPERATOR(pg_catalog.=) ANY ('{{r,p}}'::pg_catalog.\"char\"[])) AS ledger \
+               FROM pg_catalog.pg_namespace n \
+               WHERE n.nspname OPERATOR(pg_catalog.=) ANY($1)) s"
     )
 }
 
+/// How many schemas' ledgers one statement reads. Reading a ledger takes two locks (its
+/// table and its index) until the statement ends; PostgreSQL's lock table holds
+/// `max_locks_per_transaction` × `max_connections` of them (6,400 by default) for every
+/// session together, so no statement may need locks in proportion to the number of tenants.
+pub(crate) const LEDGER_BATCH: usize = 500;
+
 /// Which of `schemas` exist, and the versions in each one's ledger (`None`: no ledger yet),
-/// in one query: the ledgers are read server-side with `query_to_xml`. A schema missing from
+/// read [`LEDGER_BATCH`] schemas per statement (each its own transaction, unless the caller
+/// holds one): the ledgers are read server-side with `query_to_xml`. A schema missing from
 /// the map does not exist.
 pub(crate) fn read_ledgers(
     conn: &mut PgConnection,
     schemas: &[&str],
 ) -> Result<HashMap<String, Option<BTreeSet<String>>>> {
-    let rows: Vec<SchemaState> = diesel::sql_query(states_sql())
-        .bind::<Array<Text>, _>(schemas)
-        .load(conn)
-        .map_err(Error::from)?;
-    Ok(rows
-        .into_iter()
-        .map(|r| {
+    let mut states = HashMap::with_capacity(schemas.len());
+    for batch in schemas.chunks(LEDGER_BATCH) {
+        let rows: Vec<SchemaState> = diesel::sql_query(states_sql())
+            .bind::<Array<Text>, _>(batch)
+            .load(conn)
+            .map_err(Error::from)?;
+        states.extend(rows.into_iter().map(|r| {
             let versions = r.has_ledger.then(|| {
                 r.versions
                     .as_deref()
@@ -91,8 +103,9 @@ pub(crate) fn read_ledgers(
                     .collect()
             });
             (r.schema, versions)
-        })
-        .collect())
+        }));
+    }
+    Ok(states)
 }
 
 #[cfg(test)]

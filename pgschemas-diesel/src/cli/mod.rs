@@ -77,7 +77,6 @@ mod app;
 mod args;
 mod commands;
 mod output;
-mod script;
 mod sql;
 
 use std::ffi::OsString;

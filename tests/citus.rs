@@ -136,6 +136,60 @@ fn provisioning_distributes_tenants_over_both_workers() {
         placements[0]
     );
     assert_eq!(citus::placement(&mut conn, &"public").unwrap(), None);
+    #[cfg(feature = "cli")]
+    cli_lists_nodes_and_moves_a_tenant(&setup, &placements[0]);
+}
+
+/// The CLI's `list` shows each tenant's node; `move-tenant` moves one and says so.
+#[cfg(feature = "cli")]
+fn cli_lists_nodes_and_moves_a_tenant(setup: &Setup, t1: &citus::Placement) {
+    use pgschemas_diesel::cli::{self, App, Outcome};
+
+    let app = App::builder(setup.config.clone(), TENANT)
+        .default_models()
+        .build();
+    let url = setup.cluster.coordinator_url();
+    let run = |args: &[&str]| {
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let mut argv = vec!["manage", "--database-url", url.as_str()];
+        argv.extend_from_slice(args);
+        let outcome = cli::run_from(&app, argv, &mut out, &mut err);
+        let (out, err) = (
+            String::from_utf8(out).unwrap(),
+            String::from_utf8(err).unwrap(),
+        );
+        (outcome, out, err)
+    };
+    let from = t1.node.clone().unwrap();
+    let (outcome, out, err) = run(&["list", "--dynamic"]);
+    assert_eq!(outcome, Outcome::Success, "{out}{err}");
+    let header = out.lines().next().unwrap();
+    assert!(header.trim_end().ends_with("node"), "{out}");
+    let row = out.lines().find(|l| l.starts_with("t1 ")).unwrap();
+    assert!(row.trim_end().ends_with(&from.to_string()), "{out}");
+
+    let to = setup
+        .cluster
+        .workers()
+        .iter()
+        .find(|w| **w != from)
+        .unwrap();
+    let to_arg = to.to_string();
+    let (outcome, out, err) = run(&["move-tenant", "t1", "--to", &to_arg]);
+    assert_eq!(outcome, Outcome::Success, "{out}{err}");
+    assert!(out.contains(&format!("from {from} to {to}")), "{out}");
+    let (_, out, _) = run(&["list", "-s", "t1"]);
+    let row = out.lines().find(|l| l.starts_with("t1 ")).unwrap();
+    assert!(row.trim_end().ends_with(&to_arg), "{out}");
+    // moving it where it is does nothing; a bad node is a usage error
+    let (outcome, out, _) = run(&["move-tenant", "t1", "--to", &to_arg]);
+    assert_eq!(outcome, Outcome::Success);
+    assert!(out.contains("already"), "{out}");
+    let (outcome, _, err) = run(&["move-tenant", "t1", "--to", "nowhere"]);
+    assert_eq!(outcome, Outcome::Usage, "{err}");
+    let (outcome, _, err) = run(&["move-tenant", "t1", "--to", "127.0.0.1:1"]);
+    assert_eq!(outcome, Outcome::Failed);
+    assert!(err.contains("not an active Citus worker"), "{err}");
 }
 
 /// Through the coordinator, a tenant reads and writes only its own rows, in the session

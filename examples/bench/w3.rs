@@ -31,7 +31,7 @@ pub(crate) struct Customer {
     created_at: chrono::DateTime<chrono::Utc>,
 }
 
-const CUSTOMERS_DDL: &str = "create table customers (id bigserial primary key, name text not null, \
+pub(crate) const CUSTOMERS_DDL: &str = "create table customers (id bigserial primary key, name text not null, \
      email text not null unique, created_at timestamptz not null default now()); \
      insert into customers (name, email) select 'c' || g, 'c' || g || '@example.com' \
      from generate_series(1, 1000) g; analyze customers;";
@@ -55,7 +55,7 @@ pub(crate) fn setup(bench: &Bench) -> (TenantPool, String) {
     (pool, url)
 }
 
-fn run(
+pub(crate) fn run(
     pool: &TenantPool,
     n: u64,
     checkout: impl Fn(&TenantPool, u64) -> pgschemas_diesel::TenantScope,

@@ -474,3 +474,33 @@ fn citus_setting_without_the_extension_is_refused() {
         Err(Error::CitusMissing)
     ));
 }
+
+/// Provisioning by cloning the reference schema into a distributed schema.
+#[test]
+fn cloned_tenants_are_distributed() {
+    let cluster = CitusCluster::start();
+    let mut conn = PgConnection::establish(&cluster.coordinator_url()).unwrap();
+    conn.run_pending_migrations(SHARED_MIGRATIONS).unwrap();
+    let config = Config::builder()
+        .citus(true)
+        .clone_reference("sample")
+        .build()
+        .unwrap();
+    pgschemas_diesel::provision::create_reference(&mut conn, &config, TENANT).unwrap();
+    let provisioner = Provisioner::builder(config.clone(), TENANT)
+        .build()
+        .unwrap();
+    for name in ["c1", "c2"] {
+        let schema = config.check_tenant_name(name).unwrap();
+        provisioner
+            .create_tenant(&mut conn, name, |conn| {
+                DefaultTenant::insert(conn, NewTenant::new(&schema, name)).map_err(Error::from)
+            })
+            .unwrap();
+    }
+    let placements = citus::placements(&mut conn).unwrap();
+    assert_eq!(placements.len(), 2, "{placements:?}");
+    for p in &placements {
+        assert_eq!(p.tables, 6, "{p:?}");
+    }
+}

@@ -468,9 +468,7 @@ impl StatementWise {
         let mut recorder = Recorder::default();
         step(&mut recorder)?;
         for batch in &recorder.batches {
-            for statement in statements::split(batch) {
-                conn.batch_execute(statement)?;
-            }
+            execute(conn, batch, true)?;
         }
         Ok(())
     }
@@ -492,6 +490,22 @@ impl Migration<Pg> for StatementWise {
     fn name(&self) -> &dyn MigrationName {
         self.0.name()
     }
+}
+
+/// Sends `sql` in one round trip, or with `by_statement` one top-level statement at a time
+/// (what a script sent to a Citus coordinator needs: see [`statement_wise`]).
+pub(crate) fn execute<C: SimpleConnection + ?Sized>(
+    conn: &mut C,
+    sql: &str,
+    by_statement: bool,
+) -> QueryResult<()> {
+    if !by_statement {
+        return conn.batch_execute(sql);
+    }
+    for statement in statements::split(sql) {
+        conn.batch_execute(statement)?;
+    }
+    Ok(())
 }
 
 /// A stand-in connection that only records the batches a migration sends.

@@ -179,7 +179,7 @@ impl Provisioner {
         match self.template(conn, name)? {
             Some(template) => {
                 template.refuse_warnings(name)?;
-                template.apply(conn, name, Some(&path))?;
+                template.apply(conn, name, Some(&path), inner.options.config.citus())?;
                 let versions = migrate::versions(name, &*inner.options.migrations)?;
                 let applied = &template.report.migrations;
                 if versions.iter().any(|v| !applied.contains(v)) {

@@ -218,3 +218,8 @@ extern crate self as pgschemas_diesel;
 #[cfg(doctest)]
 #[doc = include_str!("../../docs/guide.md")]
 pub struct GuideDoctests;
+
+/// The Citus page's examples, compiled as doctests so that it stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/citus.md")]
+pub struct CitusDoctests;

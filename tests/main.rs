@@ -13,6 +13,7 @@ mod async_pipeline;
 mod async_pool;
 mod attack;
 mod bad_rows;
+mod citus;
 #[cfg(feature = "cli")]
 mod cli;
 mod clone_paths;

@@ -1,14 +1,16 @@
 //! The benchmark runner: `cargo run --release --example bench -- <workload|all>`.
 //!
 //! Runs the workloads of the project's benchmark definition (W1, W1c, W2, W3, W4), the web
-//! examples' tenant page over HTTP (`HTTP`, sync against async), and the fault soak behind
-//! PgBouncer (`soak`, `SOAK_TRANSACTIONS` for a quick run), against the PostgreSQL server at
+//! examples' tenant page over HTTP (`HTTP`, sync against async), the fault soak behind
+//! PgBouncer (`soak`, `SOAK_TRANSACTIONS` for a quick run), and W1 and W3 on a throwaway
+//! Citus cluster beside the single server (`Citus`), against the PostgreSQL server at
 //! `DATABASE_URL` (default `postgres://postgres@127.0.0.1:5432/postgres`), each in a fresh
 //! database, and prints one JSON object per line:
 //! `{"workload": .., "n": .., "seconds": .., "rate": .., "unit": ..}` plus workload-specific fields.
 
 use std::time::Instant;
 
+mod citus;
 mod common;
 #[cfg(all(feature = "axum", feature = "async"))]
 mod http;
@@ -52,6 +54,7 @@ fn workloads() -> Vec<Workload> {
         ("W3", w3::all),
         ("W4", w4::all),
         ("soak", soak::soak),
+        ("Citus", citus::all),
     ];
     // The async pool's W3 (`--features async`).
     #[cfg(feature = "async")]

@@ -45,7 +45,7 @@ const UP: [(&str, &str); 5] = [
 ];
 
 /// The shared tables of the workload.
-const SHARED: &str = "
+pub(crate) const SHARED: &str = "
     create table tenants (id bigserial primary key, schema_name text not null unique,
                           name text not null, created_at timestamptz not null default now());
     create table domains (id bigserial primary key, tenant_id bigint not null references tenants(id),
@@ -86,7 +86,7 @@ fn setup(bench: &Bench, db: &str) -> (String, PgConnection) {
 }
 
 /// Creates tenant `schema` with its row and primary domain; returns the seconds taken.
-fn create_one(provisioner: &Provisioner, conn: &mut PgConnection, schema: &str) -> f64 {
+pub(crate) fn create_one(provisioner: &Provisioner, conn: &mut PgConnection, schema: &str) -> f64 {
     let started = Instant::now();
     provisioner
         .create_tenant(conn, schema, |conn| {
@@ -123,7 +123,7 @@ fn create_tenants(
 }
 
 /// The median of `v`, in milliseconds.
-fn median_ms(v: &mut [f64]) -> f64 {
+pub(crate) fn median_ms(v: &mut [f64]) -> f64 {
     v.sort_by(f64::total_cmp);
     v.get(v.len() / 2).copied().unwrap_or(0.0) * 1000.0
 }

@@ -31,7 +31,7 @@ pub(crate) struct Customer {
     created_at: chrono::DateTime<chrono::Utc>,
 }
 
-const CUSTOMERS_DDL: &str = "create table customers (id bigserial primary key, name text not null, \
+pub(crate) const CUSTOMERS_DDL: &str = "create table customers (id bigserial primary key, name text not null, \
      email text not null unique, created_at timestamptz not null default now()); \
      insert into customers (name, email) select 'c' || g, 'c' || g || '@example.com' \
      from generate_series(1, 1000) g; analyze customers;";
@@ -66,7 +66,7 @@ fn setup(bench: &Bench) -> (TenantPool, String) {
     (one_connection_pool(&url), url)
 }
 
-fn run(
+pub(crate) fn run(
     pool: &TenantPool,
     n: u64,
     checkout: impl Fn(&TenantPool, u64) -> pgschemas_diesel::TenantScope,

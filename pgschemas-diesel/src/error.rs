@@ -229,6 +229,31 @@ pub enum Error {
         objects: Vec<Dependent>,
     },
 
+    /// A Citus operation was asked of a database without the `citus` extension (or of a
+    /// configuration with [`citus`](crate::ConfigBuilder::citus) on, against one).
+    #[error(
+        "the citus extension is not installed in this database; connect to the Citus coordinator, or run `CREATE EXTENSION citus` there and on every worker"
+    )]
+    CitusMissing,
+
+    /// The schema is not a Citus distributed schema.
+    #[error(
+        "schema {schema:?} is not a distributed schema; distribute it first (citus::distribute_schema, or SELECT citus_schema_distribute('{schema}'))"
+    )]
+    NotDistributed {
+        /// The schema.
+        schema: String,
+    },
+
+    /// The node is not an active Citus worker that may hold shards.
+    #[error(
+        "{node} is not an active Citus worker; pick one of citus::workers (pg_dist_node), or add it with citus_add_node"
+    )]
+    UnknownNode {
+        /// The node, as `host:port`.
+        node: String,
+    },
+
     /// A database error, with the schema it concerns when one is known.
     #[error("database error{}", in_schema(schema))]
     Database {
@@ -425,7 +450,8 @@ impl Error {
             | Self::Clone { schema, .. }
             | Self::CloneNamesSource { schema, .. }
             | Self::Hook { schema, .. }
-            | Self::Cancelled { schema, .. } => Some(schema),
+            | Self::Cancelled { schema, .. }
+            | Self::NotDistributed { schema } => Some(schema),
             Self::Database { schema, .. } | Self::InvalidJob { tenant: schema, .. } => {
                 schema.as_deref()
             }
@@ -445,7 +471,9 @@ impl Error {
             | Self::Connection(_)
             | Self::UnknownReference { .. }
             | Self::AmbiguousReference { .. }
-            | Self::InvalidRow(_) => None,
+            | Self::InvalidRow(_)
+            | Self::CitusMissing
+            | Self::UnknownNode { .. } => None,
             #[cfg(feature = "deadpool")]
             Self::AsyncPool(_) | Self::AsyncPoolBuild(_) => None,
             #[cfg(feature = "bb8")]

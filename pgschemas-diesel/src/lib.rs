@@ -43,6 +43,7 @@
 //! | create, drop or clone tenants | [`provision`] ([`Provisioner`](provision::Provisioner)), [`lifecycle`] (schema DDL) |
 //! | route a request to its tenant | [`routing`] ([`RouteTable`](routing::RouteTable)); `routing::layer` with `axum` |
 //! | run async work, spawned tasks and background jobs in a tenant | `tenant` (feature `async`) |
+//! | shard tenants across Citus workers, see and move their placement | [`citus`] (setting [`ConfigBuilder::citus`]) |
 //! | check a deployment before going live | [`doctor`] |
 //! | a management command line in your binary | `cli` (feature `cli`) |
 //! | a database per test, a throwaway cluster | `testing` (feature `testing`) |
@@ -54,12 +55,14 @@
 //!
 //! Modules depend downwards only, from low to high:
 //!
-//! 1. names and paths (`name`, `path`, `domain`), the lexing of SQL text (`sql_lex`), and
+//! 1. names and paths (`name`, `path`, `domain`), the lexing of SQL text (`sql_lex`)
+//!    and its statements (`statements`), and
 //!    [`Error`] with what it carries ([`migrate::MigrationError`], [`catalog::InvalidRow`]:
 //!    defined beside it, shown in their modules);
 //! 2. [`Config`] (`config`), then [`Schema`] and activation on a connection (`activate`,
 //!    `transaction`, `checkout`), and the current tenant of async work (`tenant`);
-//! 3. the pool and its scopes (`pool`), schema DDL ([`lifecycle`]), the [`catalog`] trait;
+//! 3. the pool and its scopes (`pool`), schema DDL ([`lifecycle`]), the [`catalog`] trait,
+//!    Citus placements ([`citus`]);
 //! 4. [`models`] (a [`catalog`] over your tables), then [`migrate`] (with `parallel`),
 //!    [`provision`] (uses [`migrate`]), [`routing`] (uses the [`models`]' notification
 //!    channel) and [`doctor`] (uses [`migrate`] and [`routing`]);
@@ -86,6 +89,7 @@
 mod activate;
 pub mod catalog;
 mod checkout;
+pub mod citus;
 #[cfg(feature = "cli")]
 pub mod cli;
 mod config;
@@ -105,6 +109,7 @@ mod pool_async;
 pub mod provision;
 pub mod routing;
 mod sql_lex;
+mod statements;
 mod take;
 #[cfg(feature = "async")]
 pub mod tenant;
@@ -213,3 +218,8 @@ extern crate self as pgschemas_diesel;
 #[cfg(doctest)]
 #[doc = include_str!("../../docs/guide.md")]
 pub struct GuideDoctests;
+
+/// The Citus page's examples, compiled as doctests so that it stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/citus.md")]
+pub struct CitusDoctests;

@@ -46,6 +46,9 @@ pub(crate) enum Command {
     CreateTenant(CreateTenantArgs),
     /// Delete a dynamic tenant's rows; with --force also drop its schema, in one transaction.
     DropTenant(DropTenantArgs),
+    /// Move a tenant's schema, all its tables together, to another Citus worker
+    /// (`citus_schema_move`); the tenant keeps serving through the coordinator meanwhile.
+    MoveTenant(MoveTenantArgs),
     /// Run SQL on each selected schema, each in its own transaction with that schema's
     /// search_path; prints the rows of a query, or the rows affected.
     RunSql(RunSqlArgs),
@@ -172,6 +175,27 @@ pub(crate) struct DropTenantArgs {
     /// Also drop the schema and everything in it (default: keep it).
     #[arg(long)]
     pub(crate) force: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct MoveTenantArgs {
+    /// The tenant's schema name (a Citus distributed schema).
+    pub(crate) schema: String,
+    /// The worker to move it to, as `host:port` (see `list`'s node column).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub(crate) to: String,
+    /// How the rows are copied: `auto` (logical replication, writes go on), `force-logical`,
+    /// `block-writes` (writes wait until the move is over).
+    #[arg(long, value_enum, default_value_t = TransferModeArg::Auto)]
+    pub(crate) mode: TransferModeArg,
+}
+
+/// Citus' `shard_transfer_mode`, as `move-tenant --mode` takes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum TransferModeArg {
+    Auto,
+    ForceLogical,
+    BlockWrites,
 }
 
 #[derive(Debug, Args)]

@@ -1,5 +1,6 @@
 //! The management command line (feature `cli`): `migrate`, `whowill`, `list`,
-//! `create-reference`, `clone`, `create-tenant`, `drop-tenant`, `run-sql`, `doctor`.
+//! `create-reference`, `clone`, `create-tenant`, `drop-tenant`, `move-tenant`, `run-sql`,
+//! `doctor`.
 //!
 //! Your own binary builds a [`App`] (configuration, models, embedded migrations) and calls
 //! [`run`], so that the commands know your tenants:
@@ -77,7 +78,6 @@ mod app;
 mod args;
 mod commands;
 mod output;
-mod script;
 mod sql;
 
 use std::ffi::OsString;

@@ -5,7 +5,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Nullable, Text};
 
 use super::output::{Table, plural};
-use super::script::split;
+use crate::statements::split;
 
 /// What a schema's run of the SQL gave.
 #[derive(Debug, Clone, PartialEq, Eq)]

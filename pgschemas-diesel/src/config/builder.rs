@@ -17,6 +17,7 @@ pub struct ConfigBuilder {
     extra: Vec<String>,
     statics: Vec<StaticTenantBuilder>,
     clone_reference: Option<String>,
+    citus: bool,
 }
 
 impl ConfigBuilder {
@@ -27,6 +28,7 @@ impl ConfigBuilder {
             extra: Vec::new(),
             statics: Vec::new(),
             clone_reference: None,
+            citus: false,
         }
     }
 
@@ -77,6 +79,28 @@ impl ConfigBuilder {
         self
     }
 
+    /// Shards the tenants with Citus schema-based sharding (default off): the database is a
+    /// Citus coordinator, and each new dynamic tenant schema is created as a distributed
+    /// schema, in the same transaction as its rows and migrations, so that all its tables
+    /// live together on one worker. Queries and migrations keep going through the
+    /// coordinator, routed by the tenant's path. See the [`citus`](crate::citus) module for
+    /// placements and moves, and `docs/citus.md`.
+    ///
+    /// Provisioning then fails with [`Error::CitusMissing`] on a database without the
+    /// `citus` extension; the CLI's `list` shows each tenant's node and `move-tenant` moves
+    /// one; `doctor` flags tenant schemas that are not distributed and foreign keys between
+    /// tenant schemas (which Citus refuses).
+    ///
+    /// ```
+    /// let config = pgschemas_diesel::Config::builder().citus(true).build()?;
+    /// assert!(config.citus());
+    /// # Ok::<(), pgschemas_diesel::Error>(())
+    /// ```
+    pub fn citus(mut self, on: bool) -> Self {
+        self.citus = on;
+        self
+    }
+
     /// Validates everything and builds the configuration.
     ///
     /// # Errors
@@ -114,6 +138,7 @@ impl ConfigBuilder {
             extra,
             statics,
             clone_reference,
+            citus: self.citus,
             neutral,
         })))
     }

@@ -23,6 +23,7 @@ struct Inner {
     extra: Vec<SchemaName>,
     statics: Vec<StaticTenant>,
     clone_reference: Option<SchemaName>,
+    citus: bool,
     neutral: SearchPath,
 }
 
@@ -108,6 +109,7 @@ impl Config {
             && a.extra == b.extra
             && a.statics == b.statics
             && a.clone_reference == b.clone_reference
+            && a.citus == b.citus
     }
 
     /// The shared schema (default `public`): shared tables live there.
@@ -141,6 +143,19 @@ impl Config {
     /// The reference schema that new tenants may be cloned from, if configured.
     pub fn clone_reference(&self) -> Option<&SchemaName> {
         self.0.clone_reference.as_ref()
+    }
+
+    /// Whether tenant schemas are Citus distributed schemas (see
+    /// [`ConfigBuilder::citus`]).
+    ///
+    /// ```
+    /// let config = pgschemas_diesel::Config::builder().citus(true).build()?;
+    /// assert!(config.citus());
+    /// assert!(!pgschemas_diesel::Config::default().citus());
+    /// # Ok::<(), pgschemas_diesel::Error>(())
+    /// ```
+    pub fn citus(&self) -> bool {
+        self.0.citus
     }
 
     /// The neutral search path, used when no tenant is active: `<shared>, <extras...>`.

@@ -3,6 +3,7 @@
 //! (in `report`). The CLI's `doctor` command prints the same report.
 
 mod checks;
+mod citus_checks;
 mod report;
 
 use std::collections::BTreeSet;
@@ -41,7 +42,14 @@ pub use report::{Check, CheckStatus, DoctorReport};
 /// - `enum-types`: no enum type is defined inside a tenant schema (Diesel caches type OIDs per
 ///   connection: keep enums in the shared schema);
 /// - `max-locks`: `max_locks_per_transaction` against the largest tenant's relations, and
-///   the shared lock table against all tenants' relations.
+///   the shared lock table against all tenants' relations;
+///
+/// and with [`Config::citus`] on:
+///
+/// - `citus-distributed`: every dynamic tenant's schema is a Citus distributed schema (the
+///   `citus` extension is installed);
+/// - `citus-foreign-keys`: no foreign key links a tenant schema with another schema (but to
+///   a Citus reference table): Citus refuses them.
 ///
 /// # Errors
 ///
@@ -74,7 +82,7 @@ pub fn doctor(
     tenant_migrations: &dyn MigrationSource<Pg>,
 ) -> Result<DoctorReport> {
     let facts = Facts::read(conn, config, catalog)?;
-    let checks = vec![
+    let mut checks = vec![
         checks::shared_schema_create(conn, config)?,
         checks::default_search_path(conn, &facts)?,
         checks::invalid_rows(config, &facts.rows),
@@ -85,6 +93,10 @@ pub fn doctor(
         checks::enum_types(conn, &facts)?,
         checks::max_locks(conn, &facts)?,
     ];
+    if config.citus() {
+        checks.push(citus_checks::distributed(conn, &facts)?);
+        checks.push(citus_checks::foreign_keys(conn, &facts)?);
+    }
     Ok(DoctorReport { checks })
 }
 

@@ -279,7 +279,13 @@ impl MigratorBuilder {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn build(self) -> Result<Migrator> {
-        let m = self.inner;
+        let mut m = self.inner;
+        if m.pool.config().citus() {
+            let by_statement =
+                |s: DynMigrations| Arc::new(crate::citus::ByStatement(s)) as DynMigrations;
+            m.shared = m.shared.map(by_statement);
+            m.tenant = m.tenant.map(by_statement);
+        }
         let size = m.pool.max_size() as usize;
         if m.workers == 0 || m.workers > size {
             return Err(Error::Workers {

@@ -81,7 +81,10 @@ pub fn migrate_schema<S>(
 where
     S: MigrationSource<Pg> + ?Sized,
 {
-    let list = read_migrations(schema, migrations)?;
+    let mut list = read_migrations(schema, migrations)?;
+    if config.citus() {
+        list = crate::citus::statement_wise(list);
+    }
     let path = config
         .search_path(schema)
         .map_err(|e| MigrationError::from_crate(schema, e))?;

@@ -262,8 +262,12 @@ impl ProvisionerBuilder {
             Some(on) => on,
             None => has_reference,
         };
+        let mut options = self.options;
+        if options.config.citus() {
+            options.migrations = Box::new(crate::citus::ByStatement(options.migrations));
+        }
         Ok(Provisioner(Arc::new(Inner {
-            options: self.options,
+            options,
             clone_from_reference,
             template: Mutex::new(None),
         })))

@@ -4,9 +4,10 @@
 use std::sync::{Arc, PoisonError};
 
 use diesel::PgConnection;
+use diesel::result::Error as DieselError;
 
-use crate::error::HookName;
-use crate::error::Result;
+use crate::citus;
+use crate::error::{Error, HookName, Result};
 use crate::name::SchemaName;
 
 #[cfg(doc)]
@@ -19,7 +20,7 @@ use super::txn::{
 };
 use super::{Provisioner, migrate};
 #[cfg(doc)]
-use crate::{Config, Error};
+use crate::Config;
 
 impl Provisioner {
     /// Creates a dynamic tenant in one transaction: `rows` writes the tenant's rows (its
@@ -88,7 +89,7 @@ impl Provisioner {
             });
         }
         let first = format!("{}; {neutral}", self.create_sql(&name));
-        atomic(conn, &first, map_create_error(&name), |conn| {
+        atomic(conn, &first, self.map_create_error(&name), |conn| {
             let value = rows(conn).map_err(in_schema(&name))?;
             self.sync(conn, &name)?;
             Ok(value)
@@ -122,13 +123,14 @@ impl Provisioner {
         atomic(
             conn,
             &self.create_sql(&name),
-            map_create_error(&name),
+            self.map_create_error(&name),
             |conn| self.sync(conn, &name),
         )
     }
 
     /// The statements that open a schema's creation: its lock, the reference's shared lock
-    /// when cloning, `CREATE SCHEMA`.
+    /// when cloning, `CREATE SCHEMA` (as a Citus distributed schema with
+    /// [`Config::citus`] on).
     fn create_sql(&self, name: &SchemaName) -> String {
         let mut sql = lock_sql(name);
         if let Some(reference) = self.reference() {
@@ -136,8 +138,28 @@ impl Provisioner {
             sql.push_str(&shared_lock_sql(reference));
         }
         sql.push_str("; ");
-        sql.push_str(&create_schema_sql(name));
+        if self.config().citus() {
+            sql.push_str(&citus::distributed_sql(&create_schema_sql(name)));
+        } else {
+            sql.push_str(&create_schema_sql(name));
+        }
         sql
+    }
+
+    /// [`map_create_error`], and [`Error::CitusMissing`] with [`Config::citus`] on when the
+    /// database has no `citus` extension (read from the catalog once rolled back).
+    fn map_create_error<'a>(
+        &self,
+        name: &'a SchemaName,
+    ) -> impl FnOnce(&mut PgConnection, DieselError) -> Error + 'a {
+        let citus = self.config().citus();
+        move |conn, e| {
+            let db_error = matches!(e, DieselError::DatabaseError(..));
+            if citus && db_error && matches!(citus::is_installed(conn), Ok(false)) {
+                return Error::CitusMissing;
+            }
+            map_create_error(name)(conn, e)
+        }
     }
 
     /// The reference to clone from, when cloning is on.
@@ -157,7 +179,7 @@ impl Provisioner {
         match self.template(conn, name)? {
             Some(template) => {
                 template.refuse_warnings(name)?;
-                template.apply(conn, name, Some(&path))?;
+                template.apply(conn, name, Some(&path), inner.options.config.citus())?;
                 let versions = migrate::versions(name, &*inner.options.migrations)?;
                 let applied = &template.report.migrations;
                 if versions.iter().any(|v| !applied.contains(v)) {

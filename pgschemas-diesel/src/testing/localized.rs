@@ -1,21 +1,17 @@
 //! A throwaway cluster whose server writes its messages in another language.
 
 use std::collections::HashMap;
-use std::ffi::OsStr;
 use std::path::Path;
-use std::process::{ChildStdin, Stdio};
+use std::process::ChildStdin;
 use std::sync::{Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use diesel::connection::SimpleConnection;
 use diesel::{Connection, PgConnection};
 
-use super::cluster::PgBinaries;
+use super::cluster::{PgBinaries, spawn_watchdog};
 use super::process;
 use super::server::first_line;
-
-/// How often starting the server on a fresh free port is tried.
-const START_ATTEMPTS: u32 = 3;
 
 /// How long a reloaded `lc_messages` may take to reach new connections.
 const RELOAD_TIMEOUT: Duration = Duration::from_secs(10);
@@ -97,7 +93,10 @@ fn start(language: &str) -> Result<Localized, String> {
     // From here on the watchdog owns the directory: it removes it when this process exits,
     // also when starting fails below.
     process::give_to_postgres(&base)?;
-    let watchdog = spawn_watchdog(&binaries, &base)?;
+    let watchdog = spawn_watchdog(&binaries, &base)?
+        .stdin
+        .take()
+        .ok_or_else(|| "the cleanup watchdog has no stdin".to_owned())?;
     let data = base.join("data");
     binaries.init(
         &base,
@@ -113,41 +112,6 @@ fn start(language: &str) -> Result<Localized, String> {
     })
 }
 
-/// A shell, in a process group of its own (a Ctrl-C of the tests does not reach it), that
-/// waits for its stdin to close, then stops the server in `base` and removes `base`.
-fn spawn_watchdog(binaries: &PgBinaries, base: &Path) -> Result<ChildStdin, String> {
-    let script = "trap '' HUP INT QUIT TERM; cat >/dev/null; \
-                  if [ -f \"$2/data/postmaster.pid\" ]; then \"$1\" -D \"$2/data\" -m immediate stop; fi; \
-                  rm -rf \"$2\"";
-    let mut command = process::postgres_command(
-        Path::new("/bin/sh"),
-        [
-            OsStr::new("-c"),
-            OsStr::new(script),
-            OsStr::new("sh"),
-            binaries.pg_ctl.as_os_str(),
-            base.as_os_str(),
-        ],
-    );
-    command
-        .current_dir(base)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    #[cfg(unix)]
-    {
-        use std::os::unix::process::CommandExt;
-        command.process_group(0);
-    }
-    let mut child = command
-        .spawn()
-        .map_err(|e| format!("cannot start the cleanup watchdog: {e}"))?;
-    child
-        .stdin
-        .take()
-        .ok_or_else(|| "the cleanup watchdog has no stdin".to_owned())
-}
-
 /// Starts the server with `LANGUAGE=<language>` on a free port; returns its admin URL.
 fn start_server(
     binaries: &PgBinaries,
@@ -155,28 +119,10 @@ fn start_server(
     log: &Path,
     language: &str,
 ) -> Result<String, String> {
-    let mut last = String::new();
-    for _ in 0..START_ATTEMPTS {
-        // another process may take the port before the server binds it: try another
-        let port = process::free_port()?;
-        let started = process::run(
-            binaries
-                .start_command(data, log, port)
-                .env("LANGUAGE", language),
-            "pg_ctl start",
-        );
-        match started {
-            Ok(_) => return Ok(format!("postgres://postgres@127.0.0.1:{port}/postgres")),
-            Err(e) => {
-                last = format!(
-                    "{e}\nserver log ({}):\n{}",
-                    log.display(),
-                    process::tail(&process::read_lossy(log), 10)
-                );
-            }
-        }
-    }
-    Err(last)
+    let port = binaries.start_on_free_port(data, log, |command| {
+        command.env("LANGUAGE", language);
+    })?;
+    Ok(format!("postgres://postgres@127.0.0.1:{port}/postgres"))
 }
 
 /// Sets `lc_messages` to the first candidate locale under which the server translates, and

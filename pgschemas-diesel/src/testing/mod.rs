@@ -12,6 +12,8 @@
 //!   another language (`"de"`), to prove that errors are not told apart by their text.
 //! - [`PgBouncer`] starts a private PgBouncer in front of a database, to test behaviour behind
 //!   a pooler in transaction mode.
+//! - [`CitusCluster`] starts a Citus coordinator and two workers of its own, for tests of
+//!   schema-based sharding (Citus must be installed: `.ci/install-citus`).
 //!
 //! Enable it for tests only:
 //!
@@ -37,6 +39,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod citus;
 mod cluster;
 mod database;
 mod localized;
@@ -46,6 +49,7 @@ mod process;
 mod server;
 mod url;
 
+pub use self::citus::CitusCluster;
 pub use self::database::TestDatabase;
 pub use self::localized::localized_server_url;
 pub use self::pgbouncer::{PgBouncer, PoolMode};

@@ -23,8 +23,13 @@ pub(super) fn list(ctx: &mut Ctx<'_>, args: &SelectArgs) -> CliResult {
     let by_schema: HashMap<&str, &TenantRecord> =
         tenants.iter().map(|t| (t.schema.as_str(), t)).collect();
     let routes = RouteNames::new(app, tenants, domains);
+    let nodes = super::move_tenant::nodes(ctx, &mut conn)?;
 
-    let mut table = Table::new(&["schema", "kind", "tenant", "state", "route", "migrations"]);
+    let mut headers = vec!["schema", "kind", "tenant", "state", "route", "migrations"];
+    if nodes.is_some() {
+        headers.push("node");
+    }
+    let mut table = Table::new(&headers);
     for t in &targets {
         let tenant = by_schema
             .get(t.schema.as_str())
@@ -35,7 +40,7 @@ pub(super) fn list(ctx: &mut Ctx<'_>, args: &SelectArgs) -> CliResult {
             MigrationSet::None => None,
         };
         let applied = states.get(t.schema.as_str()).map(Option::as_ref);
-        table.row(vec![
+        let mut row = vec![
             t.schema.to_string(),
             t.kind.to_string(),
             tenant.map_or("-".to_owned(), |r| r.id.clone()),
@@ -44,7 +49,16 @@ pub(super) fn list(ctx: &mut Ctx<'_>, args: &SelectArgs) -> CliResult {
                 .to_owned(),
             routes.route(t).unwrap_or("-").to_owned(),
             migration_state(applied, expected),
-        ]);
+        ];
+        if let Some(nodes) = &nodes {
+            row.push(
+                nodes
+                    .get(t.schema.as_str())
+                    .map_or("-", String::as_str)
+                    .to_owned(),
+            );
+        }
+        table.row(row);
     }
     table.write(ctx.out, "")?;
     let missed = missed(&selection, &rows);

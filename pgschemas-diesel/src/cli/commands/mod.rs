@@ -9,6 +9,7 @@ mod doctor;
 mod drop_tenant;
 mod list;
 mod migrate;
+mod move_tenant;
 mod run_sql;
 mod whowill;
 
@@ -94,6 +95,7 @@ pub(crate) fn dispatch(ctx: &mut Ctx<'_>, command: Command) -> CliResult {
         Command::Clone(args) => clone::clone(ctx, &args),
         Command::CreateTenant(args) => create_tenant::create_tenant(ctx, &args),
         Command::DropTenant(args) => drop_tenant::drop_tenant(ctx, &args),
+        Command::MoveTenant(args) => move_tenant::move_tenant(ctx, &args),
         Command::RunSql(args) => run_sql::run_sql(ctx, args),
         Command::Doctor => doctor::doctor(ctx),
     }

@@ -15,13 +15,13 @@ use super::{CliError, CliResult, Ctx};
 use crate::catalog::InvalidRow;
 use crate::cli::args::RunSqlArgs;
 use crate::cli::output::{Reporter, Table, duration, plural};
-use crate::cli::script;
 use crate::cli::sql::{self, SqlResult};
 use crate::error::Error;
 use crate::lifecycle::list_schemas;
 use crate::migrate::{Selection, Target};
 use crate::parallel::Workers;
 use crate::pool::TenantPool;
+use crate::statements as script;
 
 pub(super) fn run_sql(ctx: &mut Ctx<'_>, args: RunSqlArgs) -> CliResult {
     let selection = require_selection(&args.select)?;

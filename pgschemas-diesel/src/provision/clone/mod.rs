@@ -23,7 +23,6 @@ mod refs;
 mod script;
 mod tables;
 
-use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 
 use crate::config::Config;
@@ -200,7 +199,7 @@ pub fn clone_schema(
             Template::read(conn, src, dst, with_data)?.ok_or_else(|| Error::SchemaNotFound {
                 schema: src.to_string(),
             })?;
-        template.apply(conn, dst, None)?;
+        template.apply(conn, dst, None, config.citus())?;
         Ok(template.report.clone())
     })
 }
@@ -252,13 +251,15 @@ impl Template {
         read_template(conn, src, dst, with_data).map_err(in_schema(src))
     }
 
-    /// Runs the script into `dst`, which exists and is empty, in one round trip. Leaves the
+    /// Runs the script into `dst`, which exists and is empty, in one round trip (one per
+    /// statement with `by_statement`, for Citus: see [`crate::citus::execute`]). Leaves the
     /// transaction's path at `final_path`, or as it was when `None`.
     pub(crate) fn apply(
         &self,
         conn: &mut PgConnection,
         dst: &SchemaName,
         final_path: Option<&SearchPath>,
+        by_statement: bool,
     ) -> Result<()> {
         let restore_path = match final_path {
             Some(p) => set_local_path_sql(p.as_sql_value()),
@@ -272,8 +273,7 @@ impl Template {
             self.body.render(dst),
             copy_setting_sql("check_function_bodies", CLONE_BODIES),
         );
-        conn.batch_execute(&script)
-            .map_err(|e| Error::db(dst.as_str(), e))
+        crate::citus::execute(conn, &script, by_statement).map_err(|e| Error::db(dst.as_str(), e))
     }
 }
 

@@ -1,5 +1,5 @@
-//! The statements of a `run-sql` script, read the way PostgreSQL's own lexer (and psql's)
-//! reads them: string literals, dollar quotes, quoted identifiers and comments are skipped;
+//! The statements of a SQL script (`run-sql`'s, a migration's run statement by statement
+//! on Citus), read the way PostgreSQL's own lexer (and psql's) reads them: string literals, dollar quotes, quoted identifiers and comments are skipped;
 //! a `BEGIN ATOMIC ... END` function body is one statement.
 
 use crate::sql_lex::{
@@ -204,6 +204,7 @@ impl Statement<'_> {
     ///   the session authorization: the rest would run on another path or as another role;
     /// - `DISCARD` and `DEALLOCATE`: they drop the connection's prepared statements, which
     ///   the connection's later statements rely on.
+    #[cfg_attr(not(feature = "cli"), allow(dead_code))]
     pub(crate) fn refusal(&self) -> Option<&'static str> {
         let word = |i: usize| match self.head.get(i) {
             Some(Token::Word(w)) => w.as_str(),

@@ -184,7 +184,7 @@ fn applied(conn: &mut PgConnection, schema: &str) -> Vec<String> {
     .collect()
 }
 
-fn count(conn: &mut PgConnection, sql: &str) -> i64 {
+pub(crate) fn count(conn: &mut PgConnection, sql: &str) -> i64 {
     #[derive(QueryableByName)]
     struct N {
         #[diesel(sql_type = BigInt)]

@@ -5,25 +5,14 @@
 //! command may need locks in proportion to the number of tenants.
 
 use diesel::connection::SimpleConnection as _;
-use diesel::prelude::*;
-use diesel::sql_types::BigInt;
 use pgschemas_diesel::test_database;
 use pgschemas_diesel::testing::TestDatabase;
 
-use crate::cli::{TENANT, run};
+use crate::cli::{TENANT, count, run};
 
 const TENANTS: usize = 50_000;
 /// Schemas one statement creates: its transaction holds a lock on each new relation.
 const PER_STATEMENT: usize = 500;
-
-fn count(conn: &mut PgConnection, sql: &str) -> i64 {
-    #[derive(QueryableByName)]
-    struct N {
-        #[diesel(sql_type = BigInt)]
-        n: i64,
-    }
-    diesel::sql_query(sql).get_result::<N>(conn).unwrap().n
-}
 
 /// The tenant migrations' versions, as the ledger of a migrated schema holds them.
 fn versions() -> Vec<String> {

@@ -195,15 +195,18 @@ fn end_backend_unless(condition: &str, message: &str) -> String {
 /// `COMMIT` of the caller's own, the message begins its own transaction, stamped with its own
 /// time, and the proof fails too.
 #[cfg(feature = "async")]
-pub(crate) fn commit_sql() -> String {
-    format!(
-        "SELECT {}, {}; COMMIT",
-        raise_unless(
-            "pg_catalog.transaction_timestamp() OPERATOR(pg_catalog.<) pg_catalog.statement_timestamp()",
-            "'pgschemas_diesel: the transaction ended before its commit'",
-        ),
-        set_path_call("''", false),
-    )
+pub(crate) fn commit_sql() -> &'static str {
+    static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        format!(
+            "SELECT {}, {}; COMMIT",
+            raise_unless(
+                "pg_catalog.transaction_timestamp() OPERATOR(pg_catalog.<) pg_catalog.statement_timestamp()",
+                "'pgschemas_diesel: the transaction ended before its commit'",
+            ),
+            set_path_call("''", false),
+        )
+    });
+    &SQL
 }
 
 /// `BEGIN` and the transaction's path on a connection the crate does not manage (a plain

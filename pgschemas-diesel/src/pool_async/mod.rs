@@ -283,33 +283,29 @@ impl AsyncTenantPool {
     {
         let path = self.config.search_path(schema)?;
         let mut lease = self.take_queued(&path).await?;
-        let ended = match f(lease.connection()).await {
-            Ok(value) => prove::commit(lease.connection())
-                .await
-                .map(|()| value)
-                .map_err(Ended::CommitFailed),
-            Err(error) => Err(Ended::Failed {
-                error,
-                rollback: Ok(()),
-            }),
-        };
-        let ended = match ended {
-            Ok(value) => Ok(value),
-            Err(ended) => {
-                let probe = matches!(ended, Ended::CommitFailed(_));
-                let (rollback, refusal) = prove::roll_back(lease.connection(), &path, probe).await;
-                match (refusal, ended) {
-                    (Some(refused), _) => Err(Ended::Failed {
-                        error: E::from(refused),
-                        rollback,
-                    }),
-                    (None, Ended::Failed { error, .. }) => Err(Ended::Failed { error, rollback }),
-                    (None, ended) => Err(ended),
+        // What did not commit: the body's error (`Ok`), or the commit's (`Err`).
+        let failed = match f(lease.connection()).await {
+            Ok(value) => match prove::commit(lease.connection()).await {
+                Ok(()) => {
+                    lease.finish();
+                    return Ok(value);
                 }
-            }
+                Err(commit) => Err(commit),
+            },
+            Err(error) => Ok(error),
         };
+        let (rollback, refusal) =
+            prove::roll_back(lease.connection(), &path, failed.is_err()).await;
         lease.finish();
-        ended.map_err(|ended| unfinished_error(&path, ended))
+        let ended = match (refusal, failed) {
+            (Some(refused), _) => Ended::Failed {
+                error: E::from(refused),
+                rollback,
+            },
+            (None, Ok(error)) => Ended::Failed { error, rollback },
+            (None, Err(commit)) => Ended::CommitFailed(commit),
+        };
+        Err(unfinished_error(&path, ended))
     }
 
     /// The session form's checkout for `path`.

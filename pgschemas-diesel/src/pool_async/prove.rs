@@ -79,7 +79,7 @@ pub(super) async fn commit(conn: &mut AsyncPgConnection) -> QueryResult<()> {
     if depth.map(|d| d.get()) != Some(1) {
         return Err(DieselError::BrokenTransactionManager);
     }
-    conn.batch_execute(&checkout::commit_sql()).await?;
+    conn.batch_execute(checkout::commit_sql()).await?;
     AnsiTransactionManager::transaction_manager_status_mut(conn)
         .transaction_state()?
         .change_transaction_depth(TransactionDepthChange::DecreaseDepth)
@@ -124,14 +124,9 @@ pub(super) async fn roll_back(
 /// The refusal of `path`'s schema the server reports, after the session's reset (outside any
 /// transaction); `None` when it is fine or the server could not tell.
 async fn schema_refusal(conn: &mut AsyncPgConnection, path: &SearchPath) -> Option<Error> {
-    for sql in checkout::cleanup_sql(Leftover::Session) {
-        conn.batch_execute(&sql).await.ok()?;
-    }
-    let probe = checkout::probe_query(path, false)
-        .get_result::<checkout::Probe>(conn)
-        .await
-        .ok()?;
-    probe.refusal(path)
+    probe_after_cleanup(conn, path, Leftover::Session)
+        .await?
+        .refusal(path)
 }
 
 /// Explains a failed statement for `path`: the [`checkout::cleanup_sql`] steps, then the
@@ -142,16 +137,24 @@ async fn explain(
     failure: DieselError,
     leftover: Leftover,
 ) -> Refusal {
+    let probe = probe_after_cleanup(conn, path, leftover).await;
+    checkout::judge(path, failure, leftover, probe)
+}
+
+/// Ends what a failed statement left (`leftover`, [`checkout::cleanup_sql`]), then asks the
+/// server about `path`'s schema; `None` when a step or the probe failed.
+async fn probe_after_cleanup(
+    conn: &mut AsyncPgConnection,
+    path: &SearchPath,
+    leftover: Leftover,
+) -> Option<checkout::Probe> {
     for sql in checkout::cleanup_sql(leftover) {
-        if conn.batch_execute(&sql).await.is_err() {
-            return checkout::judge(path, failure, leftover, None);
-        }
+        conn.batch_execute(&sql).await.ok()?;
     }
-    let probe = checkout::probe_query(path, false)
+    checkout::probe_query(path, false)
         .get_result(conn)
         .await
-        .ok();
-    checkout::judge(path, failure, leftover, probe)
+        .ok()
 }
 
 /// Drops the notifications the connection holds for an earlier user's `LISTEN` (the

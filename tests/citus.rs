@@ -498,9 +498,14 @@ fn cloned_tenants_are_distributed() {
             })
             .unwrap();
     }
+    // `clone_schema` (the CLI's `clone`) distributes its copy too; the reference stays local.
+    let sample = pgschemas_diesel::SchemaName::new("sample").unwrap();
+    let c3 = pgschemas_diesel::SchemaName::new("c3").unwrap();
+    pgschemas_diesel::provision::clone_schema(&mut conn, &config, &sample, &c3, false).unwrap();
     let placements = citus::placements(&mut conn).unwrap();
-    assert_eq!(placements.len(), 2, "{placements:?}");
+    assert_eq!(placements.len(), 3, "{placements:?}");
     for p in &placements {
         assert_eq!(p.tables, 6, "{p:?}");
     }
+    assert_eq!(citus::placement(&mut conn, &"sample").unwrap(), None);
 }

@@ -325,11 +325,13 @@ pub(super) fn max_locks(conn: &mut PgConnection, facts: &Facts) -> Result<Check>
     .oids
     .unwrap_or_default();
     let l: Locks = diesel::sql_query(
-        "SELECT current_setting('max_locks_per_transaction')::bigint AS max_locks, \
-         current_setting('max_locks_per_transaction')::bigint * \
-           (current_setting('max_connections')::bigint + current_setting('max_prepared_transactions')::bigint) AS slots, \
-         coalesce(max(n), 0)::bigint AS largest, coalesce(sum(n), 0)::bigint AS total \
-         FROM (SELECT count(*) AS n FROM pg_catalog.pg_class c \
+        "SELECT pg_catalog.current_setting('max_locks_per_transaction')::pg_catalog.int8 AS max_locks, \
+         pg_catalog.current_setting('max_locks_per_transaction')::pg_catalog.int8 OPERATOR(pg_catalog.*) \
+           (pg_catalog.current_setting('max_connections')::pg_catalog.int8 OPERATOR(pg_catalog.+) \
+            pg_catalog.current_setting('max_prepared_transactions')::pg_catalog.int8) AS slots, \
+         COALESCE(pg_catalog.max(n), 0)::pg_catalog.int8 AS largest, \
+         COALESCE(pg_catalog.sum(n), 0)::pg_catalog.int8 AS total \
+         FROM (SELECT pg_catalog.count(*) AS n FROM pg_catalog.pg_class c \
                WHERE c.relnamespace OPERATOR(pg_catalog.=) ANY($1) GROUP BY c.relnamespace) per_schema",
     )
     .bind::<Array<Oid>, _>(&namespaces)

@@ -209,8 +209,10 @@ impl Migrator {
     fn settle(&self, targets: &[Target], mode: Mode) -> Vec<Option<SchemaReport>> {
         let unsettled = || targets.iter().map(|_| None).collect();
         let names: Vec<&str> = targets.iter().map(|t| t.schema.as_str()).collect();
-        // The batches are read on the run's workers, each on a connection of its own.
-        let batches: Vec<&[&str]> = names.chunks(LEDGER_BATCH).collect();
+        // The batches are read on the run's workers, each on a connection of its own; together
+        // they hold no more ledger locks at once than one batch of `LEDGER_BATCH` would.
+        let per_worker = (LEDGER_BATCH / self.workers.max(1)).max(1);
+        let batches: Vec<&[&str]> = names.chunks(per_worker).collect();
         let workers = Workers {
             count: self.workers,
             keep_going: false,

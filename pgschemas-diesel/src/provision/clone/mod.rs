@@ -188,12 +188,14 @@ pub fn clone_schema(
             schema: dst.to_string(),
         });
     }
-    let first = format!(
-        "{}; {}; {}",
-        lock_sql(dst),
-        shared_lock_sql(src),
+    // A tenant cloned under Citus is a distributed schema, as a provisioned one is; the
+    // reference stays on the coordinator.
+    let create = if config.citus() && config.clone_reference() != Some(dst) {
+        crate::citus::distributed_sql(&create_schema_sql(dst))
+    } else {
         create_schema_sql(dst)
-    );
+    };
+    let first = format!("{}; {}; {create}", lock_sql(dst), shared_lock_sql(src));
     atomic(conn, &first, map_create_error(dst), |conn| {
         let template =
             Template::read(conn, src, dst, with_data)?.ok_or_else(|| Error::SchemaNotFound {

@@ -1,14 +1,19 @@
 //! The rules every pool follows when it takes a connection, whatever the pool library and
 //! whether it is sync or async: how many connections a checkout tries, what a failed proof
-//! means for the connection, and when a connection may go back to the pool.
+//! means for the connection, and when a connection may go back to the pool (the open
+//! transaction's rule, and the tenants a connection has served).
 //!
 //! The statements themselves live in `checkout`; the pools (`pool`, `pool_async`) only
 //! run them and act on these rules' answers.
 
+use std::collections::HashSet;
+
 use diesel::result::{DatabaseErrorKind, Error as DieselError, QueryResult};
 
 use crate::checkout::Refusal;
+use crate::config::Config;
 use crate::error::{Error, SessionProblem};
+use crate::name::SchemaName;
 use crate::path::SearchPath;
 
 /// How many connections a checkout tries before it reports the last one's failure.
@@ -101,6 +106,40 @@ pub(crate) fn may_return(transaction_open: QueryResult<bool>) -> bool {
     matches!(transaction_open, Ok(false))
 }
 
+/// The distinct tenant schemas a connection has served, kept beside it for
+/// [`Config::max_tenants_per_connection`]: bookkeeping only, nothing is sent for it. A
+/// connection that is [`spent`](Self::spent) serves the checkout that made it so, and is
+/// never handed out again.
+#[derive(Debug, Default)]
+pub(crate) struct Served {
+    schemas: HashSet<SchemaName>,
+    spent: bool,
+}
+
+impl Served {
+    /// Records that the connection was given `path` under `config` (a checkout, a nested
+    /// switch). The neutral path (the shared schema) does not count, nor does a schema served
+    /// before; without a limit nothing is kept.
+    pub(crate) fn record(&mut self, path: &SearchPath, config: &Config) {
+        let Some(limit) = config.max_tenants_per_connection() else {
+            return;
+        };
+        if self.spent || path.schema() == config.shared_schema() {
+            return;
+        }
+        if !self.schemas.contains(path.schema()) {
+            self.schemas.insert(path.schema().clone());
+        }
+        self.spent = self.schemas.len() >= limit;
+    }
+
+    /// Whether the connection has served its configured number of tenants: it must not go
+    /// back to the pool.
+    pub(crate) fn spent(&self) -> bool {
+        self.spent
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -168,6 +207,38 @@ mod tests {
             attempts.exhausted(&path()),
             Error::Database { .. }
         ));
+    }
+
+    #[test]
+    fn a_connection_is_spent_at_its_nth_distinct_tenant() -> crate::error::Result<()> {
+        let limited = Config::builder().max_tenants_per_connection(3).build()?;
+        let unlimited = Config::default();
+        let mut served = Served::default();
+        let mut never = Served::default();
+        // (schema, spent after it)
+        for (schema, spent) in [
+            ("a", false),
+            ("public", false), // the neutral path
+            ("b", false),
+            ("a", false), // again
+            ("b", false),
+            ("c", true),
+            ("d", true),
+        ] {
+            served.record(&limited.search_path(&schema)?, &limited);
+            never.record(&unlimited.search_path(&schema)?, &unlimited);
+            assert_eq!(served.spent(), spent, "after {schema}");
+            assert!(!never.spent());
+        }
+        assert!(never.schemas.is_empty(), "nothing kept without a limit");
+        assert_eq!(served.schemas.len(), 3, "nothing kept once spent");
+        let mut one = Served::default();
+        let single = Config::builder().max_tenants_per_connection(1).build()?;
+        one.record(single.neutral_path(), &single);
+        assert!(!one.spent());
+        one.record(&single.search_path(&"a")?, &single);
+        assert!(one.spent());
+        Ok(())
     }
 
     #[test]

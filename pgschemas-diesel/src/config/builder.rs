@@ -1,5 +1,6 @@
 //! [`ConfigBuilder`]: every configuration rule, checked once when the configuration is built.
 
+use std::num::NonZeroUsize;
 use std::sync::Arc;
 
 use super::static_tenant::{Taken, check_aliases};
@@ -18,6 +19,7 @@ pub struct ConfigBuilder {
     statics: Vec<StaticTenantBuilder>,
     clone_reference: Option<String>,
     citus: bool,
+    max_tenants_per_connection: usize,
 }
 
 impl ConfigBuilder {
@@ -29,6 +31,7 @@ impl ConfigBuilder {
             statics: Vec::new(),
             clone_reference: None,
             citus: false,
+            max_tenants_per_connection: 0,
         }
     }
 
@@ -101,6 +104,51 @@ impl ConfigBuilder {
         self
     }
 
+    /// Closes a pooled connection once it has served `n` distinct tenant schemas; `0` (the
+    /// default) for no limit.
+    ///
+    /// A PostgreSQL backend caches the catalog entries of every relation it touches and keeps
+    /// them for as long as it lives: a connection that serves every tenant in turn grows with
+    /// the number of tenants (about 10 to 15 KB for a tenant whose one small table it read,
+    /// so tens of MB once it has seen thousands), and so does every connection of the pool.
+    /// With a limit,
+    /// the checkout that brings a connection to `n` distinct schemas is served as usual, and
+    /// the connection is closed when it goes back instead of being handed out again; the pool
+    /// makes a new one when it needs one.
+    ///
+    /// Counted, per connection: every checkout that sets a tenant's path, by
+    /// [`TenantPool::scope`](crate::TenantPool::scope) and
+    /// [`transaction`](crate::TenantPool::transaction), each
+    /// [`TenantScope::nested`](crate::TenantScope::nested) switch, and the async pool's
+    /// `scope` and `transaction`. The same schema again does not count, nor does the neutral
+    /// path ([`TenantPool::get`](crate::TenantPool::get), the shared schema). The pool only
+    /// keeps count: no statement is sent for it. The other lever is r2d2's (and bb8's)
+    /// `max_lifetime`: it bounds how long a connection lives, this bounds how many tenants it
+    /// serves.
+    ///
+    /// ```
+    /// # let db = pgschemas_diesel::doctest_setup::database().notes(&["customer1", "customer2"]); let database_url = db.url();
+    /// use diesel::{PgConnection, QueryResult, RunQueryDsl};
+    /// use pgschemas_diesel::{Config, TenantPool};
+    ///
+    /// let config = Config::builder().max_tenants_per_connection(2).build()?;
+    /// let pool = TenantPool::with_builder(database_url, config, r2d2::Pool::builder().max_size(1))?;
+    /// let pid = |conn: &mut PgConnection| -> QueryResult<i32> {
+    ///     diesel::select(diesel::dsl::sql::<diesel::sql_types::Integer>("pg_backend_pid()"))
+    ///         .get_result(conn)
+    /// };
+    ///
+    /// let first = pid(&mut *pool.scope(&"customer1")?)?;
+    /// assert_eq!(pid(&mut *pool.scope(&"customer1")?)?, first); // the same tenant: still one
+    /// assert_eq!(pid(&mut *pool.scope(&"customer2")?)?, first); // the second, then closed
+    /// assert_ne!(pid(&mut *pool.get()?)?, first); // a new connection
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn max_tenants_per_connection(mut self, n: usize) -> Self {
+        self.max_tenants_per_connection = n;
+        self
+    }
+
     /// Validates everything and builds the configuration.
     ///
     /// # Errors
@@ -139,6 +187,7 @@ impl ConfigBuilder {
             statics,
             clone_reference,
             citus: self.citus,
+            max_tenants_per_connection: NonZeroUsize::new(self.max_tenants_per_connection),
             neutral,
         })))
     }

@@ -1,4 +1,5 @@
-//! Configuration: the shared schema, extra search paths, static tenants, the clone reference.
+//! Configuration: the shared schema, extra search paths, static tenants, the clone reference,
+//! how many tenants a pooled connection serves.
 //!
 //! [`Config`] is the built, immutable configuration; [`ConfigBuilder`] (in `builder`) checks
 //! every rule when it builds one; [`StaticTenant`] (in `static_tenant`) describes a schema
@@ -7,6 +8,7 @@
 mod builder;
 mod static_tenant;
 
+use std::num::NonZeroUsize;
 use std::sync::{Arc, OnceLock};
 
 use crate::error::ConfiguredSchema;
@@ -24,6 +26,7 @@ struct Inner {
     statics: Vec<StaticTenant>,
     clone_reference: Option<SchemaName>,
     citus: bool,
+    max_tenants_per_connection: Option<NonZeroUsize>,
     neutral: SearchPath,
 }
 
@@ -110,6 +113,7 @@ impl Config {
             && a.statics == b.statics
             && a.clone_reference == b.clone_reference
             && a.citus == b.citus
+            && a.max_tenants_per_connection == b.max_tenants_per_connection
     }
 
     /// The shared schema (default `public`): shared tables live there.
@@ -156,6 +160,22 @@ impl Config {
     /// ```
     pub fn citus(&self) -> bool {
         self.0.citus
+    }
+
+    /// How many distinct tenant schemas a pooled connection serves before the pool closes it
+    /// (see [`ConfigBuilder::max_tenants_per_connection`]); `None`, the default, for no
+    /// limit.
+    ///
+    /// ```
+    /// use pgschemas_diesel::Config;
+    ///
+    /// let config = Config::builder().max_tenants_per_connection(1000).build()?;
+    /// assert_eq!(config.max_tenants_per_connection(), Some(1000));
+    /// assert_eq!(Config::default().max_tenants_per_connection(), None);
+    /// # Ok::<(), pgschemas_diesel::Error>(())
+    /// ```
+    pub fn max_tenants_per_connection(&self) -> Option<usize> {
+        self.0.max_tenants_per_connection.map(NonZeroUsize::get)
     }
 
     /// The neutral search path, used when no tenant is active: `<shared>, <extras...>`.

@@ -11,7 +11,7 @@ use crate::checkout::{self, Leftover, Login, LoginRow, Refusal};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::path::SearchPath;
-use crate::take::{self, Attempts, Verdict};
+use crate::take::{self, Attempts, Served, Verdict};
 use crate::transaction;
 
 mod scope;
@@ -24,8 +24,10 @@ pub type Manager = ConnectionManager<PgConnection>;
 type Pooled = r2d2::PooledConnection<Manager>;
 
 /// The one thing the pool records of a physical connection (in r2d2's per-connection
-/// extensions), because the server cannot tell it: that the connection must never be handed
-/// out again. What the session's state is, every checkout proves instead (`checkout`).
+/// extensions) for its safety, because the server cannot tell it: that the connection must
+/// never be handed out again. What the session's state is, every checkout proves instead
+/// (`checkout`). (Beside it, [`Served`] counts the tenants it served, for the
+/// `max_tenants_per_connection` policy.)
 #[derive(Clone, Copy)]
 struct Discard;
 
@@ -269,6 +271,7 @@ impl TenantPool {
         if !take::may_return(transaction::is_open(&mut conn)) {
             discard(&mut conn);
         }
+        check_in(&mut conn);
         result
     }
 
@@ -303,7 +306,10 @@ impl TenantPool {
         while attempts.another() {
             let mut conn = self.unmarked()?;
             match prove(&mut conn) {
-                Ok(()) => return Ok(conn),
+                Ok(()) => {
+                    record_served(&mut conn, path, &self.config);
+                    return Ok(conn);
+                }
                 Err(refusal) => match attempts.failed(refusal) {
                     Verdict::Refused(e) => return Err(e),
                     Verdict::Discard => discard(&mut conn),
@@ -313,12 +319,12 @@ impl TenantPool {
         Err(attempts.exhausted(path))
     }
 
-    /// Takes a connection from r2d2 that is not marked for discard; a marked one is
-    /// destroyed unused.
+    /// Takes a connection from r2d2 that may be handed out ([`is_retired`]); a retired one
+    /// is destroyed unused.
     fn unmarked(&self) -> Result<Pooled> {
         loop {
             let mut conn = self.inner.get()?;
-            if !is_marked(&conn) {
+            if !is_retired(&conn) {
                 return Ok(conn);
             }
             discard(&mut conn);
@@ -340,6 +346,38 @@ fn is_marked(conn: &Pooled) -> bool {
     r2d2::PooledConnection::extensions(conn)
         .get::<Discard>()
         .is_some()
+}
+
+/// Records in the connection's extensions that it was given `path` ([`Served`]); nothing is
+/// kept when the configuration sets no limit.
+fn record_served(conn: &mut Pooled, path: &SearchPath, config: &Config) {
+    if config.max_tenants_per_connection().is_none() {
+        return;
+    }
+    let extensions = r2d2::PooledConnection::extensions_mut(conn);
+    if let Some(served) = extensions.get_mut::<Served>() {
+        served.record(path, config);
+    } else {
+        let mut served = Served::default();
+        served.record(path, config);
+        extensions.insert(served);
+    }
+}
+
+/// Whether the connection must not be handed out again: marked for discard, or it has
+/// served the configured number of tenants.
+fn is_retired(conn: &Pooled) -> bool {
+    is_marked(conn)
+        || r2d2::PooledConnection::extensions(conn)
+            .get::<Served>()
+            .is_some_and(Served::spent)
+}
+
+/// Readies the connection to go back to r2d2: a retired one is discarded ([`is_retired`]).
+fn check_in(conn: &mut Pooled) {
+    if is_retired(conn) {
+        discard(conn);
+    }
 }
 
 /// Marks the connection for discard, for good, and tells r2d2 to destroy it when it returns.

@@ -6,7 +6,7 @@ use std::ops::{Deref, DerefMut};
 
 use diesel::PgConnection;
 
-use super::{Pooled, discard, is_marked};
+use super::{Pooled, check_in, discard, is_marked, record_served};
 use crate::activate::{Schema, set_path};
 use crate::config::Config;
 use crate::error::Result;
@@ -19,7 +19,9 @@ use crate::path::SearchPath;
 /// When it ends, the connection goes back to the pool; whatever was done on it (a `SET`, a
 /// `SET ROLE`, a temporary table, a `BEGIN` left open) is reset or refused by the next
 /// checkout before anyone else uses it. A scope that ends in a panic, on a connection that
-/// broke, or after a failed [`nested`](Self::nested) restore is discarded by the pool.
+/// broke, or after a failed [`nested`](Self::nested) restore is discarded by the pool; so is
+/// one whose connection has served the configured number of tenants
+/// ([`max_tenants_per_connection`](crate::ConfigBuilder::max_tenants_per_connection)).
 ///
 /// To work in another schema for a while, use [`nested`](Self::nested), which restores this
 /// scope's path when it ends.
@@ -73,7 +75,9 @@ impl TenantScope {
     }
 
     /// Whether the connection was marked to be discarded (a path could not be restored); the
-    /// mark sticks whatever runs on the connection afterwards.
+    /// mark sticks whatever runs on the connection afterwards. A connection that has served
+    /// its [`max_tenants_per_connection`](crate::ConfigBuilder::max_tenants_per_connection)
+    /// is not poisoned: it serves this scope as usual and is closed when the scope ends.
     pub fn is_poisoned(&mut self) -> bool {
         is_marked(&self.conn)
     }
@@ -81,9 +85,7 @@ impl TenantScope {
 
 impl Drop for TenantScope {
     fn drop(&mut self) {
-        if is_marked(&self.conn) {
-            discard(&mut self.conn);
-        }
+        check_in(&mut self.conn);
     }
 }
 
@@ -132,6 +134,7 @@ impl<'a> NestedScope<'a> {
     ) -> Result<Self> {
         let path = config.search_path(schema)?;
         set_path(conn, &path)?;
+        record_served(conn, &path, config);
         Ok(Self {
             conn,
             config: config.clone(),

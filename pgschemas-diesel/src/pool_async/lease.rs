@@ -63,11 +63,14 @@ impl Lease {
         self.object.take();
     }
 
-    /// Ends the lease: the connection goes back to the pool when the operation is over and
+    /// Ends the lease: the connection goes back to the pool when the operation is over,
     /// diesel-async knows no transaction is open on it (no panic under way, no transaction
-    /// statement cancelled half-way); otherwise it is discarded.
+    /// statement cancelled half-way) and it has not served its number of tenants
+    /// ([`Served::spent`](crate::take::Served::spent)); otherwise it is discarded.
     pub(super) fn finish(&mut self) {
-        if !std::thread::panicking() && take::may_return(prove::transaction_open(self.connection()))
+        if !std::thread::panicking()
+            && !self.object().served.spent()
+            && take::may_return(prove::transaction_open(self.connection()))
         {
             self.release();
         }
@@ -90,9 +93,11 @@ impl Drop for Lease {
 /// When it ends, the connection goes back to the pool, and whatever was done on it (a `SET`,
 /// a `SET ROLE`, a temporary table, a query cancelled half-way) is reset or refused by the
 /// next checkout before anyone else uses it. A scope dropped while its thread unwinds a
-/// panic, or with a diesel-async transaction open or cancelled half-way, is discarded
-/// instead. (A panicking tokio task's scope held across an await is dropped after tokio
-/// caught the panic: it can go back, and the next checkout resets it.)
+/// panic, with a diesel-async transaction open or cancelled half-way, or whose connection
+/// has served its
+/// [`max_tenants_per_connection`](crate::ConfigBuilder::max_tenants_per_connection), is
+/// discarded instead. (A panicking tokio task's scope held across an await is dropped after
+/// tokio caught the panic: it can go back, and the next checkout resets it.)
 ///
 /// ```
 /// # let db = pgschemas_diesel::doctest_setup::database().notes(&["customer1"]);

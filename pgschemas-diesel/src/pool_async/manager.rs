@@ -13,6 +13,7 @@ use futures_util::future::{self, Either};
 use tokio_postgres::NoTls;
 
 use crate::checkout::{Login, LoginRow};
+use crate::take::Served;
 
 /// The deadpool [`Manager`] (and, with the feature `bb8`, the bb8 `ManageConnection`) of
 /// [`AsyncPgConnection`]s for [`AsyncTenantPool`](super::AsyncTenantPool); build a pool of
@@ -21,9 +22,11 @@ use crate::checkout::{Login, LoginRow};
 ///
 /// It sends nothing when a connection is reused (deadpool's recycle): every checkout proves
 /// the connection with the statement that sets the path. A connection whose transaction
-/// manager is broken, or whose server connection is closed (a killed backend, a restarted
-/// server), is never reused: deadpool makes a new one instead of the checkout spending its
-/// attempts on dead ones.
+/// manager is broken, whose server connection is closed (a killed backend, a restarted
+/// server), or that has served its
+/// [`max_tenants_per_connection`](crate::ConfigBuilder::max_tenants_per_connection), is never
+/// reused: deadpool makes a new one instead of the checkout spending its attempts on dead
+/// ones.
 ///
 /// A new connection is made as `AsyncPgConnection::establish` makes it, except that the
 /// settings diesel-async then makes (`SET TIME ZONE`, `SET CLIENT_ENCODING`, prepared
@@ -50,9 +53,9 @@ impl fmt::Debug for AsyncManager {
 }
 
 /// A connection of the async pool, with what the pool records of it: the login it was made
-/// as, and whether the session form's sentinel statement was prepared on it. The record only saves a round
-/// trip; the server proves it at every checkout (a missing sentinel fails the checkout, and
-/// the connection is discarded).
+/// as, whether the session form's sentinel statement was prepared on it, and the tenants it
+/// served. The sentinel's record only saves a round trip; the server proves it at every
+/// checkout (a missing sentinel fails the checkout, and the connection is discarded).
 pub struct AsyncPooledConnection {
     pub(super) conn: AsyncPgConnection,
     /// The login it was made as, which every checkout proves.
@@ -60,6 +63,10 @@ pub struct AsyncPooledConnection {
     pub(super) prepared: bool,
     /// Set when the connection must not be reused: bb8 asks when it takes it back.
     pub(super) discard: bool,
+    /// The tenants it served, for
+    /// [`Config::max_tenants_per_connection`](crate::Config::max_tenants_per_connection): a
+    /// spent connection is never reused.
+    pub(super) served: Served,
 }
 
 impl fmt::Debug for AsyncPooledConnection {
@@ -81,6 +88,7 @@ impl Manager for AsyncManager {
             login,
             prepared: false,
             discard: false,
+            served: Served::default(),
         })
     }
 
@@ -89,7 +97,7 @@ impl Manager for AsyncManager {
         obj: &mut AsyncPooledConnection,
         _: &Metrics,
     ) -> RecycleResult<ConnectionError> {
-        if std::thread::panicking() || obj.discard || obj.conn.is_broken() {
+        if std::thread::panicking() || obj.discard || obj.served.spent() || obj.conn.is_broken() {
             return Err(RecycleError::message("broken connection"));
         }
         Ok(())
@@ -119,7 +127,7 @@ impl bb8::ManageConnection for AsyncManager {
     }
 
     fn has_broken(&self, conn: &mut AsyncPooledConnection) -> bool {
-        conn.discard || std::thread::panicking() || conn.conn.is_broken()
+        conn.discard || conn.served.spent() || std::thread::panicking() || conn.conn.is_broken()
     }
 }
 

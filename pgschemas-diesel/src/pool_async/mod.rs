@@ -315,7 +315,10 @@ impl AsyncTenantPool {
             let mut lease = Lease::new(self.inner.get().await?);
             let sql = checkout::session_sql(&path, &lease.pooled().login);
             match prove::session(lease.pooled(), &path, &sql).await {
-                Ok(()) => return Ok(AsyncTenantScope::new(lease, path)),
+                Ok(()) => {
+                    lease.pooled().served.record(&path, &self.config);
+                    return Ok(AsyncTenantScope::new(lease, path));
+                }
                 Err(refusal) => match attempts.failed(refusal) {
                     Verdict::Refused(e) => {
                         lease.release();
@@ -338,7 +341,10 @@ impl AsyncTenantPool {
             let mut lease = Lease::new(self.inner.get().await?);
             let sql = checkout::transaction_sql(path, &lease.pooled().login);
             match prove::queue_transaction(lease.connection(), &sql) {
-                Ok(()) => return Ok(lease),
+                Ok(()) => {
+                    lease.pooled().served.record(path, &self.config);
+                    return Ok(lease);
+                }
                 Err(e) => {
                     let refusal = Refusal::Connection(Error::db(path.schema().as_str(), e));
                     if let Verdict::Refused(e) = attempts.failed(refusal) {

@@ -108,13 +108,18 @@ impl Backend {
 }
 
 pub fn pool_of(url: &str, size: usize, backend: Backend) -> AsyncTenantPool {
+    pool_with(url, size, backend, Config::default())
+}
+
+/// [`pool_of`] with `config`.
+pub fn pool_with(url: &str, size: usize, backend: Backend, config: Config) -> AsyncTenantPool {
     match backend {
         Backend::Deadpool => {
             let deadpool = AsyncTenantPool::builder(url)
                 .max_size(size)
                 .build()
                 .unwrap();
-            AsyncTenantPool::from_deadpool(deadpool, Config::default())
+            AsyncTenantPool::from_deadpool(deadpool, config)
         }
         #[cfg(feature = "bb8")]
         Backend::Bb8 => {
@@ -122,7 +127,7 @@ pub fn pool_of(url: &str, size: usize, backend: Backend) -> AsyncTenantPool {
                 .max_size(u32::try_from(size).unwrap())
                 .connection_timeout(Duration::from_secs(10))
                 .build_unchecked(pgschemas_diesel::AsyncManager::new(url));
-            AsyncTenantPool::from_bb8(bb8, Config::default())
+            AsyncTenantPool::from_bb8(bb8, config)
         }
     }
 }

@@ -23,6 +23,7 @@ mod drop;
 mod isolation;
 mod isolation_random;
 mod locale;
+mod max_tenants;
 mod migrate;
 mod migrate_path;
 mod models;

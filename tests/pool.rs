@@ -34,7 +34,7 @@ fn pool(db: &TestDatabase, size: u32) -> TenantPool {
     .expect("pool")
 }
 
-fn backend_pid(conn: &mut PgConnection) -> i32 {
+pub(crate) fn backend_pid(conn: &mut PgConnection) -> i32 {
     #[derive(QueryableByName)]
     struct Pid {
         #[diesel(sql_type = Integer)]

@@ -1,6 +1,6 @@
 //! The benchmark runner: `cargo run --release --example bench -- <workload|all>`.
 //!
-//! Runs the workloads of the project's benchmark definition (W1, W1c, W2, W3, W4), the web
+//! Runs the workloads of the project's benchmark definition (W1, W1c, W2, W3, W4, W5 with `W5_TENANTS`), the web
 //! examples' tenant page over HTTP (`HTTP`, sync against async), the fault soak behind
 //! PgBouncer (`soak`, `SOAK_TRANSACTIONS` for a quick run), and W1 and W3 on a throwaway
 //! Citus cluster beside the single server (`Citus`), against the PostgreSQL server at
@@ -21,6 +21,7 @@ mod w3;
 #[cfg(feature = "async")]
 mod w3_async;
 mod w4;
+mod w5;
 
 // The web examples, for the HTTP workloads, loaded once: the async example includes the sync
 // one (`web_async::web`); without `async`, the sync one alone.
@@ -53,6 +54,7 @@ fn workloads() -> Vec<Workload> {
         ("W2-par4", w2::par4),
         ("W3", w3::all),
         ("W4", w4::all),
+        ("W5", w5::all),
         ("soak", soak::soak),
         ("Citus", citus::all),
     ];

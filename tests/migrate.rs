@@ -889,6 +889,32 @@ fn plan_lists_pending_migrations_and_changes_nothing() {
     );
 }
 
+/// A plan applies nothing, so it does not stop at a schema it cannot plan, even when a run
+/// would fail fast: every other schema is planned, none is reported skipped.
+#[test]
+fn a_plan_goes_on_past_a_schema_it_cannot_plan() {
+    let db = test_database!();
+    let mut conn = db.connect();
+    tenants(&mut conn, &names("g", 3));
+    conn.batch_execute("drop schema g0000; drop schema g0001")
+        .unwrap();
+    let migrator = Migrator::builder(pool(&db, Config::default(), 1), Arc::new(TableCatalog))
+        .tenant_migrations(TENANT)
+        .build()
+        .unwrap();
+    let plan = migrator.plan(&Selection::all()).unwrap();
+    let failed: Vec<&str> = plan.failed().map(|s| s.schema.as_str()).collect();
+    assert_eq!(failed, ["g0000", "g0001"], "{plan}");
+    assert_eq!(plan.skipped().count(), 0, "{plan}");
+    assert_eq!(plan.migration_count(), 5, "{plan}");
+    let report = migrator.run(&Selection::all()).unwrap();
+    assert_eq!(
+        report.skipped().count(),
+        2,
+        "a run still fails fast: {report}"
+    );
+}
+
 #[test]
 fn shared_schema_first_then_static_reference_and_dynamic_in_order() {
     let db = test_database!();

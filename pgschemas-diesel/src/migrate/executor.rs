@@ -71,7 +71,11 @@ impl Migrator {
     }
 
     /// What [`run`](Self::run) would apply to each selected schema; nothing is applied or
-    /// created (a schema without a ledger has every migration pending).
+    /// created (a schema without a ledger has every migration pending). A schema that
+    /// cannot be planned (it is missing, its ledger cannot be read) is that schema's
+    /// failure, and every other schema is still planned, whatever
+    /// [`keep_going`](super::MigratorBuilder::keep_going) says; only a failure in the shared
+    /// schema leaves the others unplanned (reported skipped), as in a run.
     ///
     /// # Errors
     ///
@@ -293,9 +297,10 @@ impl Migrator {
     ) -> Vec<SchemaReport> {
         let done = AtomicUsize::new(done_before);
         let mut slots: Vec<Option<SchemaReport>> = (0..targets.len()).map(|_| None).collect();
+        // A plan applies nothing, so nothing is gained by stopping it: every schema is planned.
         let workers = Workers {
             count: self.workers,
-            keep_going: self.keep_going,
+            keep_going: self.keep_going || mode == Mode::Plan,
         };
         let collected: Result<(), Infallible> = workers.run(
             targets,

@@ -525,6 +525,96 @@ fn migrate_plan_shows_pending_migrations_and_applies_nothing() {
     assert_eq!(applied(&mut conn, "tenant1").len(), 4);
 }
 
+/// `list`, `migrate --plan` and `migrate` read a ledger alike: a version with a comma is one
+/// version, and a ledger that is a view or lacks its `version` column is named with what is
+/// wrong while every other schema is listed, planned and migrated.
+#[test]
+fn list_plan_and_migrate_agree_on_every_ledger() {
+    let db = test_database!();
+    sandbox(&db);
+    let mut conn = db.connect();
+    conn.batch_execute(
+        "delete from tenant1.__diesel_schema_migrations where version = '20240101000005';
+         insert into tenant1.__diesel_schema_migrations (version) values ('20240101000005,later');
+         drop table tenant1.audit_log;
+         alter table tenant2.__diesel_schema_migrations rename to kept;
+         create view tenant2.__diesel_schema_migrations as select * from tenant2.kept;
+         alter table tenant3.__diesel_schema_migrations rename column version to v;",
+    )
+    .unwrap();
+
+    let out = run(&db, &["list", "--dynamic"]).failed();
+    assert_eq!(
+        out.lines(),
+        [
+            "schema   kind     tenant  state   route              migrations",
+            "tenant1  dynamic  1       active  tenant1.localhost  1 pending, 1 unknown to this build",
+            "tenant2  dynamic  2       active  tenant2.localhost  ledger unreadable",
+            "tenant3  dynamic  3       active  tenant3.localhost  ledger unreadable",
+            "",
+            "ledgers that cannot be read (a migrate refuses these schemas):",
+            "  tenant2: it is a view, not a table of the schema",
+            "  tenant3: it has no version column",
+            "3 schemas",
+        ],
+        "{out}"
+    );
+
+    // A plan goes on past the schemas it cannot plan.
+    let out = run(&db, &["migrate", "--plan", "--dynamic"]).failed();
+    assert_eq!(
+        out.lines()[..4],
+        [
+            "tenant1 (dynamic): 1 pending",
+            "  2024-01-01-000005_audit_log",
+            "tenant2 (dynamic): FAILED: cannot read the ledger of schema \"tenant2\": it is a view, not a table of the schema; nothing was migrated",
+            "tenant3 (dynamic): FAILED: cannot read the ledger of schema \"tenant3\": it has no version column; nothing was migrated",
+        ],
+        "{out}"
+    );
+    assert!(
+        out.stdout
+            .contains("plan: 3 schemas, 1 migration pending, 2 failed"),
+        "{out}"
+    );
+
+    let out = run(&db, &["migrate", "--dynamic", "--keep-going"]).failed();
+    assert!(out.stdout.contains("tenant1 ... ok (1 applied, "), "{out}");
+    for t in ["tenant2", "tenant3"] {
+        assert!(
+            out.stdout
+                .contains(&format!("): cannot read the ledger of schema \"{t}\": ")),
+            "{out}"
+        );
+    }
+    assert_eq!(
+        count(&mut conn, "select count(*) as n from tenant2.kept"),
+        5
+    );
+    assert_eq!(
+        count(
+            &mut conn,
+            "select count(*) as n from tenant3.__diesel_schema_migrations"
+        ),
+        5
+    );
+    assert_eq!(applied(&mut conn, "tenant1").len(), 6);
+
+    // The shared schema's ledger unreadable: a plan stops there, as a run does.
+    conn.batch_execute("alter table public.__diesel_schema_migrations rename column version to v")
+        .unwrap();
+    let out = run(&db, &["migrate", "--plan"]).failed();
+    assert_eq!(
+        out.lines()[..3],
+        [
+            "public (shared): FAILED: cannot read the ledger of schema \"public\": it has no version column; nothing was migrated",
+            "www (static): not planned (the shared schema failed)",
+            "blog (static): not planned (the shared schema failed)",
+        ],
+        "{out}"
+    );
+}
+
 // ---------------------------------------------------------------------------------------
 // Schemas and tenants
 // ---------------------------------------------------------------------------------------

@@ -14,10 +14,10 @@ use diesel_migrations::{EmbeddedMigrations, FileBasedMigrations, embed_migration
 use pgschemas_diesel::testing::TestDatabase;
 use pgschemas_diesel::{
     Config, Error, SchemaConnection, SchemaName, StaticTenant, TenantPool, catalog::Catalog,
-    catalog::DomainRecord, catalog::TenantRecord, migrate::MIGRATION_LOCK_CLASS,
-    migrate::MigrationErrorKind, migrate::MigrationSet, migrate::Migrator, migrate::Progress,
-    migrate::SchemaKind, migrate::Selection, migrate::migrate_schema, migrate::pending_migrations,
-    test_database,
+    catalog::DomainRecord, catalog::TenantRecord, migrate::LedgerProblem,
+    migrate::MIGRATION_LOCK_CLASS, migrate::MigrationErrorKind, migrate::MigrationSet,
+    migrate::Migrator, migrate::Progress, migrate::SchemaKind, migrate::Selection,
+    migrate::migrate_schema, migrate::pending_migrations, test_database,
 };
 
 const TENANT: EmbeddedMigrations = embed_migrations!("../examples/migrations/tenant");
@@ -889,6 +889,32 @@ fn plan_lists_pending_migrations_and_changes_nothing() {
     );
 }
 
+/// A plan applies nothing, so it does not stop at a schema it cannot plan, even when a run
+/// would fail fast: every other schema is planned, none is reported skipped.
+#[test]
+fn a_plan_goes_on_past_a_schema_it_cannot_plan() {
+    let db = test_database!();
+    let mut conn = db.connect();
+    tenants(&mut conn, &names("g", 3));
+    conn.batch_execute("drop schema g0000; drop schema g0001")
+        .unwrap();
+    let migrator = Migrator::builder(pool(&db, Config::default(), 1), Arc::new(TableCatalog))
+        .tenant_migrations(TENANT)
+        .build()
+        .unwrap();
+    let plan = migrator.plan(&Selection::all()).unwrap();
+    let failed: Vec<&str> = plan.failed().map(|s| s.schema.as_str()).collect();
+    assert_eq!(failed, ["g0000", "g0001"], "{plan}");
+    assert_eq!(plan.skipped().count(), 0, "{plan}");
+    assert_eq!(plan.migration_count(), 5, "{plan}");
+    let report = migrator.run(&Selection::all()).unwrap();
+    assert_eq!(
+        report.skipped().count(),
+        2,
+        "a run still fails fast: {report}"
+    );
+}
+
 #[test]
 fn shared_schema_first_then_static_reference_and_dynamic_in_order() {
     let db = test_database!();
@@ -1094,6 +1120,277 @@ fn a_thousand_tenants_migrate_in_one_run() {
             .iter()
             .all(|t| t == "tenants" || t == "domains")
     );
+}
+
+// ---------------------------------------------------------------------------------------
+// Reading ledgers: exact versions, relations that are not tables, ledgers that cannot be read
+// ---------------------------------------------------------------------------------------
+
+/// Versions that Diesel takes from folder names (the name up to its first `_`, without `-`):
+/// the empty string, and every character a comma join, XML or SQL quoting could mangle.
+pub(crate) const ODD_VERSIONS: [&str; 9] = [
+    "",
+    "1,2",
+    "a&b",
+    "<c>",
+    "q'\"\\",
+    "é€😀",
+    "tab\tcr\r",
+    "x&amp;",
+    "]]>",
+];
+
+/// A migrations directory with one empty migration per version of [`ODD_VERSIONS`].
+pub(crate) fn odd_migrations(tag: &str) -> PathBuf {
+    let folders: Vec<(String, &str)> = ODD_VERSIONS
+        .iter()
+        .map(|v| (format!("{v}_odd"), "select 1;"))
+        .collect();
+    let folders: Vec<(&str, &str)> = folders.iter().map(|(f, up)| (f.as_str(), *up)).collect();
+    migrations_dir(tag, &folders)
+}
+
+fn odd_set() -> BTreeSet<String> {
+    ODD_VERSIONS.iter().map(|v| (*v).to_owned()).collect()
+}
+
+/// Versions are arbitrary strings: the batched reads of a plan (and of `list` and `doctor`)
+/// see exactly what a run wrote, whatever their characters.
+#[test]
+fn versions_of_any_characters_are_read_exactly() {
+    let db = test_database!();
+    let mut conn = db.connect();
+    tenants(&mut conn, &names("o", 2));
+    let dir = odd_migrations("odd");
+    let odd = file_migrations(&dir);
+    let applied = migrate_schema(&mut conn, &Config::default(), &name("o0000"), &odd).unwrap();
+    assert_eq!(applied.into_iter().collect::<BTreeSet<_>>(), odd_set());
+    let stored: BTreeSet<String> = ledger(&mut conn, "o0000").unwrap().into_iter().collect();
+    assert_eq!(stored, odd_set());
+    assert_eq!(
+        pending_migrations(&mut conn, &name("o0000"), &odd).unwrap(),
+        Vec::<String>::new()
+    );
+
+    let migrator = Migrator::builder(pool(&db, Config::default(), 2), Arc::new(TableCatalog))
+        .tenant_migrations(file_migrations(&dir))
+        .workers(2)
+        .build()
+        .unwrap();
+    let pending = |migrator: &Migrator| -> Vec<(String, BTreeSet<String>)> {
+        let plan = migrator.plan(&Selection::all()).unwrap();
+        assert!(plan.is_success(), "{plan}");
+        plan.schemas
+            .iter()
+            .map(|s| (s.schema.to_string(), s.pending.iter().cloned().collect()))
+            .collect()
+    };
+    assert_eq!(
+        pending(&migrator),
+        [
+            ("o0000".to_owned(), BTreeSet::new()),
+            ("o0001".to_owned(), odd_set())
+        ]
+    );
+    let report = migrator.run(&Selection::all()).unwrap();
+    assert!(report.is_success(), "{report}");
+    assert_eq!(report.migration_count(), ODD_VERSIONS.len());
+    assert_eq!(
+        pending(&migrator),
+        [
+            ("o0000".to_owned(), BTreeSet::new()),
+            ("o0001".to_owned(), BTreeSet::new())
+        ]
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// A `__diesel_schema_migrations` that is a view (here of a table in `public`), a foreign
+/// table or a materialized view is not the schema's ledger: the single-schema calls, the
+/// plan and the run refuse that schema alike, naming it, and write nothing anywhere; the
+/// other schemas go on.
+#[test]
+fn a_ledger_that_is_not_a_table_is_refused_by_plan_and_run_alike() {
+    let db = test_database!();
+    let mut conn = db.connect();
+    let schemas = names("v", 4);
+    tenants(&mut conn, &schemas);
+    conn.batch_execute(
+        "create table public.elsewhere (version varchar(50) primary key, run_on timestamp not null default now());
+         create view v0000.__diesel_schema_migrations as select * from public.elsewhere;
+         create foreign data wrapper ledger_fdw;
+         create server ledger_server foreign data wrapper ledger_fdw;
+         create foreign table v0002.__diesel_schema_migrations (version varchar(50)) server ledger_server;
+         create materialized view v0003.__diesel_schema_migrations as select '20240101000001'::text as version;",
+    )
+    .unwrap();
+    let refused = [("v0000", 'v'), ("v0002", 'f'), ("v0003", 'm')];
+    let kind_of = |e: &pgschemas_diesel::migrate::MigrationError| match e.kind() {
+        MigrationErrorKind::Ledger(LedgerProblem::NotATable { relkind }) => Some(*relkind),
+        _ => None,
+    };
+
+    for (schema, relkind) in refused {
+        let err = pending_migrations(&mut conn, &name(schema), &TENANT).unwrap_err();
+        assert_eq!(kind_of(&err), Some(relkind), "{err}");
+        let err =
+            migrate_schema(&mut conn, &Config::default(), &name(schema), &TENANT).unwrap_err();
+        assert_eq!(kind_of(&err), Some(relkind), "{err}");
+        assert_eq!(err.schema().as_str(), schema);
+        assert_eq!(my_advisory_locks(&mut conn), 0);
+    }
+    let err = pending_migrations(&mut conn, &name("v0000"), &TENANT).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        r#"cannot read the ledger of schema "v0000": it is a view, not a table of the schema; nothing was migrated"#
+    );
+
+    let migrator = Migrator::builder(pool(&db, Config::default(), 2), Arc::new(TableCatalog))
+        .tenant_migrations(TENANT)
+        .workers(2)
+        .keep_going(true)
+        .build()
+        .unwrap();
+    let check = |report: &pgschemas_diesel::migrate::MigrationReport| {
+        let failed: Vec<(&str, Option<char>)> = report
+            .failed()
+            .map(|s| (s.schema.as_str(), s.error.as_ref().and_then(kind_of)))
+            .collect();
+        let want: Vec<(&str, Option<char>)> = refused.iter().map(|(s, k)| (*s, Some(*k))).collect();
+        assert_eq!(failed, want, "{report}");
+    };
+    let plan = migrator.plan(&Selection::all()).unwrap();
+    check(&plan);
+    assert_eq!(plan.schemas[1].pending, TENANT_VERSIONS);
+    let report = migrator.run(&Selection::all()).unwrap();
+    check(&report);
+    assert_eq!(report.schemas[1].applied, TENANT_VERSIONS);
+    for (schema, _) in refused {
+        assert!(
+            tables(&mut conn, schema).is_empty(),
+            "{schema} gained tables"
+        );
+    }
+    let rows = diesel::sql_query("select count(*) as n from public.elsewhere")
+        .get_result::<Count>(&mut conn)
+        .unwrap()
+        .n;
+    assert_eq!(rows, 0, "the view's table gained ledger rows");
+    assert_eq!(
+        tables(&mut conn, "public"),
+        ["domains", "elsewhere", "tenants"]
+    );
+}
+
+/// Ledgers the login role cannot read, one of each kind, among readable ones in one batch:
+/// each is its schema's error (named, with what is wrong, decided from the catalog), the
+/// others are planned and migrated, and nothing is applied to a schema whose ledger could
+/// not be read.
+#[test]
+fn one_unreadable_ledger_fails_only_its_schema() {
+    let db = test_database!();
+    let mut conn = db.connect();
+    let schemas = names("u", 7);
+    tenants(&mut conn, &schemas);
+    for s in ["u0000", "u0001", "u0002", "u0003", "u0004"] {
+        migrate_schema(&mut conn, &Config::default(), &name(s), &TENANT).unwrap();
+    }
+    let mut roles = crate::isolation::Roles::new(&db);
+    let login = roles.create("ledger_reader", "login");
+    conn.batch_execute(&format!(
+        "grant select on public.tenants, public.domains to {login};
+         grant usage, create on schema {all} to {login};
+         grant select, insert on {ledgers} to {login};
+         revoke select on u0001.__diesel_schema_migrations from {login};
+         alter table u0002.__diesel_schema_migrations enable row level security;
+         alter table u0003.__diesel_schema_migrations rename column version to v;
+         alter table u0004.__diesel_schema_migrations alter column version type bytea using version::bytea;
+         create table u0005.__diesel_schema_migrations (version int);
+         grant select on u0005.__diesel_schema_migrations to {login};",
+        all = schemas.join(", "),
+        ledgers = ["u0000", "u0001", "u0002", "u0003", "u0004"]
+            .map(|s| format!("{s}.__diesel_schema_migrations"))
+            .join(", "),
+    ))
+    .unwrap();
+    let want = [
+        ("u0001", LedgerProblem::NoSelect),
+        ("u0002", LedgerProblem::RowSecurity),
+        ("u0003", LedgerProblem::NoVersionColumn),
+        (
+            "u0004",
+            LedgerProblem::VersionType {
+                found: "bytea".to_owned(),
+            },
+        ),
+        (
+            "u0005",
+            LedgerProblem::VersionType {
+                found: "integer".to_owned(),
+            },
+        ),
+    ];
+    let tables_before: Vec<Vec<String>> = schemas.iter().map(|s| tables(&mut conn, s)).collect();
+
+    let pool = TenantPool::with_builder(
+        crate::isolation::url_as(db.url(), &login),
+        Config::default(),
+        r2d2::Pool::builder()
+            .max_size(2)
+            .connection_timeout(Duration::from_secs(30)),
+    )
+    .unwrap();
+    let migrator = Migrator::builder(pool, Arc::new(TableCatalog))
+        .tenant_migrations(TENANT)
+        .workers(2)
+        .keep_going(true)
+        .build()
+        .unwrap();
+    let problems =
+        |report: &pgschemas_diesel::migrate::MigrationReport| -> Vec<(String, LedgerProblem)> {
+            report
+                .failed()
+                .map(|s| match s.error.as_ref().map(|e| e.kind()) {
+                    Some(MigrationErrorKind::Ledger(p)) => (s.schema.to_string(), p.clone()),
+                    other => panic!("{}: {other:?}", s.schema),
+                })
+                .collect()
+        };
+    let want: Vec<(String, LedgerProblem)> = want
+        .iter()
+        .map(|(s, p)| ((*s).to_owned(), p.clone()))
+        .collect();
+
+    let plan = migrator.plan(&Selection::all()).unwrap();
+    assert_eq!(problems(&plan), want, "{plan}");
+    let pending: Vec<(&str, usize)> = plan
+        .schemas
+        .iter()
+        .filter(|s| s.error.is_none())
+        .map(|s| (s.schema.as_str(), s.pending.len()))
+        .collect();
+    assert_eq!(pending, [("u0000", 0), ("u0006", 5)], "{plan}");
+    let text = plan
+        .failed()
+        .nth(2)
+        .unwrap()
+        .error
+        .as_ref()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        text,
+        r#"cannot read the ledger of schema "u0003": it has no version column; nothing was migrated"#
+    );
+
+    let report = migrator.run(&Selection::all()).unwrap();
+    assert_eq!(problems(&report), want, "{report}");
+    assert_eq!(report.migration_count(), 5, "{report}");
+    assert_eq!(ledger(&mut conn, "u0006").unwrap(), TENANT_VERSIONS);
+    for (i, s) in schemas.iter().enumerate().take(6) {
+        assert_eq!(tables(&mut conn, s), tables_before[i], "{s} changed");
+    }
+    assert_eq!(migration_locks(&mut conn, true), 0);
 }
 
 // ---------------------------------------------------------------------------------------

@@ -1306,3 +1306,32 @@ fn a_clone_names_its_doubts_and_fails_whole() {
     );
     conn.batch_execute("drop event trigger refuse_t2").unwrap();
 }
+
+/// A clone reports the source's ledger exactly, whatever the characters of its versions.
+#[test]
+fn a_clone_reports_the_ledger_versions_exactly() {
+    let db = test_database!();
+    let mut conn = db.connect();
+    let dir = crate::migrate::odd_migrations("clone-odd");
+    let odd = diesel_migrations::FileBasedMigrations::from_path(&dir).unwrap();
+    conn.batch_execute("create schema src").unwrap();
+    let src = SchemaName::new("src").unwrap();
+    let dst = SchemaName::new("dst").unwrap();
+    pgschemas_diesel::migrate::migrate_schema(&mut conn, &plain_config(), &src, &odd).unwrap();
+
+    let report = clone_schema(&mut conn, &plain_config(), &src, &dst, false).unwrap();
+    let mut want: Vec<String> = crate::migrate::ODD_VERSIONS
+        .iter()
+        .map(|v| (*v).to_owned())
+        .collect();
+    want.sort();
+    let mut got = report.migrations.clone();
+    got.sort();
+    assert_eq!(got, want);
+    assert!(
+        pgschemas_diesel::migrate::pending_migrations(&mut conn, &dst, &odd)
+            .unwrap()
+            .is_empty()
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -19,7 +19,7 @@ pub use fields::{
     CloneRefusal, ConfiguredSchema, Dependent, DomainFault, FolderFault, HookName, JobFault,
     RouteFault, SessionProblem,
 };
-pub use migration::{MigrationError, MigrationErrorKind};
+pub use migration::{LedgerProblem, MigrationError, MigrationErrorKind};
 pub use row::{InvalidRow, RowKind};
 
 /// `Result` with [`Error`] as the default error type.

@@ -13,7 +13,7 @@ use super::report::{Check, CheckStatus};
 use crate::catalog::{CatalogRows, InvalidRow, RowKind};
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::migrate::{read_ledgers, source_versions};
+use crate::migrate::{LEDGER_TABLE, LedgerState, read_ledgers, source_versions};
 use crate::routing::Routes;
 
 /// `shared-schema-create`: `CREATE` on the shared schema is not granted to `PUBLIC`.
@@ -200,7 +200,9 @@ pub(super) fn orphan_schemas(config: &Config, facts: &Facts) -> Check {
     )
 }
 
-/// `migrations`: no tenant schema is behind (or ahead of) the tenant migrations.
+/// `migrations`: no tenant schema is behind (or ahead of) the tenant migrations, and every
+/// tenant schema's ledger can be read (one that cannot is named with what is wrong; the
+/// others are still compared).
 pub(super) fn migrations(
     conn: &mut PgConnection,
     facts: &Facts,
@@ -214,14 +216,21 @@ pub(super) fn migrations(
         .map(String::as_str)
         .filter(|s| facts.schemas.contains(*s))
         .collect();
-    // One query for every ledger; a schema without a ledger yet has nothing applied.
-    let applied: BTreeMap<String, BTreeSet<String>> = read_ledgers(conn, &present)?
-        .into_iter()
-        .map(|(schema, versions)| (schema, versions.unwrap_or_default()))
-        .collect();
+    // One statement per batch of ledgers; a schema without a ledger yet has nothing applied.
+    let states: BTreeMap<String, LedgerState> = read_ledgers(conn, &present)?.into_iter().collect();
     let mut behind = Vec::new();
     let mut ahead = Vec::new();
-    for (schema, versions) in &applied {
+    let mut unreadable = Vec::new();
+    let none = BTreeSet::new();
+    for (schema, state) in &states {
+        let versions = match state {
+            LedgerState::Missing => &none,
+            LedgerState::Read(versions) => versions,
+            LedgerState::Unreadable(problem) => {
+                unreadable.push(format!("{schema} ({problem})"));
+                continue;
+            }
+        };
         let missing = expected.difference(versions).count();
         let unknown = versions.difference(&expected).count();
         if missing > 0 {
@@ -231,12 +240,18 @@ pub(super) fn migrations(
             ahead.push(format!("{schema} ({unknown} unknown)"));
         }
     }
-    if behind.is_empty() && ahead.is_empty() {
-        let (n, m) = (applied.len(), expected.len());
+    if behind.is_empty() && ahead.is_empty() && unreadable.is_empty() {
+        let (n, m) = (states.len(), expected.len());
         let summary = format!("{n} tenant schema(s) at the latest of {m} migration(s)");
         return Ok(Check::pass(NAME, summary));
     }
     let mut summary = Vec::new();
+    if !unreadable.is_empty() {
+        summary.push(format!(
+            "ledgers that cannot be read: {}",
+            few(&unreadable, ", ")
+        ));
+    }
     if !behind.is_empty() {
         summary.push(format!("behind: {}", few(&behind, ", ")));
     }
@@ -246,11 +261,21 @@ pub(super) fn migrations(
             few(&ahead, ", ")
         ));
     }
+    let mut fix = Vec::new();
+    if !unreadable.is_empty() {
+        fix.push(format!(
+            "make each {LEDGER_TABLE} a table of its schema with a text or varchar version \
+             column the role can read (migrate refuses the schema until then)"
+        ));
+    }
+    if !behind.is_empty() || !ahead.is_empty() {
+        fix.push("run the migrate command for the tenant schemas".to_owned());
+    }
     Ok(Check::found(
         NAME,
         CheckStatus::Fail,
         summary.join("; "),
-        "run the migrate command for the tenant schemas",
+        fix.join("; "),
     ))
 }
 

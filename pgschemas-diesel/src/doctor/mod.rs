@@ -38,7 +38,9 @@ pub use report::{Check, CheckStatus, DoctorReport};
 /// - `tenant-schemas`: every tenant has its schema;
 /// - `orphan-schemas`: every schema belongs to a tenant, a static tenant, the shared schema,
 ///   the clone reference or an extra search path;
-/// - `migrations`: no tenant schema is behind (or ahead of) the tenant migrations;
+/// - `migrations`: no tenant schema is behind (or ahead of) the tenant migrations, and every
+///   tenant schema's ledger can be read (each one that cannot is named with what is wrong:
+///   not a table, no text `version` column, no privilege to read it);
 /// - `enum-types`: no enum type is defined inside a tenant schema (Diesel caches type OIDs per
 ///   connection: keep enums in the shared schema);
 /// - `max-locks`: `max_locks_per_transaction` against the largest tenant's relations, and

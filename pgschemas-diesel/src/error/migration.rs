@@ -81,6 +81,10 @@ pub enum MigrationErrorKind {
     PathChanged,
     /// Listing the migrations of the source failed (for example an unreadable directory).
     Source(Box<dyn StdError + Send + Sync>),
+    /// The schema's ledger exists but cannot be read exactly (it is not a table, its
+    /// `version` column is missing or not text, the role may not read it, ...). Nothing ran:
+    /// without the ledger there is no knowing what is applied.
+    Ledger(LedgerProblem),
     /// A statement of the run itself failed: the lock, the ledger, the path switch or its
     /// restore.
     Database(diesel::result::Error),
@@ -204,11 +208,103 @@ impl fmt::Display for MigrationError {
                 f,
                 "migrating schema {schema:?} failed: could not list the migrations"
             ),
+            MigrationErrorKind::Ledger(problem) => write!(
+                f,
+                "cannot read the ledger of schema {schema:?}: {problem}; nothing was migrated"
+            ),
             MigrationErrorKind::Failed(_)
             | MigrationErrorKind::Database(_)
             | MigrationErrorKind::Connection(_) => {
                 write!(f, "migrating schema {schema:?} failed")
             }
+        }
+    }
+}
+
+/// Why a schema's ledger (`__diesel_schema_migrations`) cannot be read; see
+/// [`MigrationErrorKind::Ledger`]. Each is decided from the catalog before the ledger is
+/// read, never from an error's text. `Display`s as the words the error's message uses.
+///
+/// ```
+/// # let db = pgschemas_diesel::doctest_setup::database().sql("create schema t1; create table t1.__diesel_schema_migrations (version int)"); let database_url = db.url();
+/// use diesel::{Connection, PgConnection};
+/// use pgschemas_diesel::SchemaName;
+/// use pgschemas_diesel::migrate::{LedgerProblem, MigrationErrorKind, pending_migrations};
+///
+/// const TENANT: diesel_migrations::EmbeddedMigrations =
+///     diesel_migrations::embed_migrations!("../examples/migrations/tenant");
+///
+/// let mut conn = PgConnection::establish(database_url)?;
+/// let err = pending_migrations(&mut conn, &SchemaName::new("t1")?, &TENANT).unwrap_err();
+/// let MigrationErrorKind::Ledger(problem) = err.kind() else { panic!("{err}") };
+/// assert_eq!(problem, &LedgerProblem::VersionType { found: "integer".into() });
+/// assert_eq!(
+///     err.to_string(),
+///     r#"cannot read the ledger of schema "t1": its version column is of type integer, not text or character varying; nothing was migrated"#
+/// );
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LedgerProblem {
+    /// The relation named `__diesel_schema_migrations` is not a table (nor a partitioned
+    /// table): a view, a foreign table, a materialized view, a sequence, an index or a
+    /// composite type. Reading or writing it could reach rows outside the schema (a view of
+    /// another schema's table, another server), so it is never taken for the ledger.
+    NotATable {
+        /// Its `pg_class.relkind` (`v` for a view, `f` a foreign table, ...).
+        relkind: char,
+    },
+    /// The role lacks `USAGE` on the schema, so it cannot read anything in it.
+    NoSchemaUsage,
+    /// The table has no `version` column.
+    NoVersionColumn,
+    /// The `version` column is neither `text` nor `character varying`.
+    VersionType {
+        /// Its type, as PostgreSQL names it (`integer`).
+        found: String,
+    },
+    /// The role may not `SELECT` the `version` column.
+    NoSelect,
+    /// Row-level security applies to the table for this role: some versions could be
+    /// hidden from the read.
+    RowSecurity,
+}
+
+impl LedgerProblem {
+    /// What a relation of `relkind` is, with its article.
+    fn kind_words(relkind: char) -> String {
+        match relkind {
+            'v' => "a view".to_owned(),
+            'f' => "a foreign table".to_owned(),
+            'm' => "a materialized view".to_owned(),
+            'S' => "a sequence".to_owned(),
+            'i' | 'I' => "an index".to_owned(),
+            'c' => "a composite type".to_owned(),
+            't' => "a TOAST table".to_owned(),
+            other => format!("a relation of kind {other:?}"),
+        }
+    }
+}
+
+impl fmt::Display for LedgerProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NotATable { relkind } => write!(
+                f,
+                "it is {}, not a table of the schema",
+                Self::kind_words(*relkind)
+            ),
+            Self::NoSchemaUsage => f.write_str("the role lacks USAGE on the schema"),
+            Self::NoVersionColumn => f.write_str("it has no version column"),
+            Self::VersionType { found } => write!(
+                f,
+                "its version column is of type {found}, not text or character varying"
+            ),
+            Self::NoSelect => f.write_str("the role lacks SELECT on its version column"),
+            Self::RowSecurity => f.write_str(
+                "row-level security applies to it for this role and could hide versions",
+            ),
         }
     }
 }
@@ -224,7 +320,8 @@ impl StdError for MigrationError {
             MigrationErrorKind::Connection(e) => Some(e.as_ref()),
             MigrationErrorKind::SchemaNotFound
             | MigrationErrorKind::NotCreationSchema { .. }
-            | MigrationErrorKind::PathChanged => None,
+            | MigrationErrorKind::PathChanged
+            | MigrationErrorKind::Ledger(_) => None,
         }
     }
 }

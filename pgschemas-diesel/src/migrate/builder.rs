@@ -33,7 +33,8 @@ type ProgressFn = Arc<dyn Fn(&Progress<'_>) + Send + Sync>;
 ///   (the ones already running finish); [`keep_going`](MigratorBuilder::keep_going) runs
 ///   them all. A failure in the shared schema always stops the run: tenant migrations may
 ///   depend on it. Running again after a fix finishes the job.
-/// - **Plan**: [`plan`](Self::plan) lists what each schema would apply; nothing runs.
+/// - **Plan**: [`plan`](Self::plan) lists what each schema would apply; nothing runs, and a
+///   schema that cannot be planned does not stop the others.
 ///
 /// Dynamic tenants are migrated whether active or not. Static tenants declared with
 /// `.migrate(false)` are not migrated. The clone reference is
@@ -177,8 +178,9 @@ impl MigratorBuilder {
         self
     }
 
-    /// Whether to go on with the other schemas after one fails (default `false`: stop
-    /// handing out schemas after the first failure; those already running finish).
+    /// Whether a run goes on with the other schemas after one fails (default `false`: stop
+    /// handing out schemas after the first failure; those already running finish). A
+    /// [`plan`](Migrator::plan) always goes on.
     ///
     /// ```
     /// # let db = pgschemas_diesel::doctest_setup::database().models().tenant("t1", &[]).tenant("t2", &[]); let pool = db.pool();

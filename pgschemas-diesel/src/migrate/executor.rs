@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use super::builder::{DynMigrations, Migrator};
-use super::ledger::{LEDGER_BATCH, read_ledgers};
+use super::ledger::{LEDGER_BATCH, LedgerState, read_ledgers};
 use super::list::{Migrations, read_migrations, versions};
 use super::report::{MigrationReport, Mode, Progress, SchemaReport};
 use super::run::{apply, pending_in};
@@ -71,7 +71,11 @@ impl Migrator {
     }
 
     /// What [`run`](Self::run) would apply to each selected schema; nothing is applied or
-    /// created (a schema without a ledger has every migration pending).
+    /// created (a schema without a ledger has every migration pending). A schema that
+    /// cannot be planned (it is missing, its ledger cannot be read) is that schema's
+    /// failure, and every other schema is still planned, whatever
+    /// [`keep_going`](super::MigratorBuilder::keep_going) says; only a failure in the shared
+    /// schema leaves the others unplanned (reported skipped), as in a run.
     ///
     /// # Errors
     ///
@@ -204,8 +208,10 @@ impl Migrator {
 
     /// The reports of `targets` that their ledgers, read in batches on one connection, settle
     /// (`None` for the others): in a run, the schemas with nothing pending; in a plan, every
-    /// schema that exists (a missing one, or one the ledgers could not be read for, takes the
-    /// schema-by-schema path, which reports why).
+    /// schema that exists and whose ledger can be read. A missing schema, one whose ledger
+    /// cannot be read, and every schema of a batch whose statement failed take the
+    /// schema-by-schema path, which reports why (and in a run applies nothing to a ledger it
+    /// cannot read either).
     fn settle(&self, targets: &[Target], mode: Mode) -> Vec<Option<SchemaReport>> {
         let unsettled = || targets.iter().map(|_| None).collect();
         let names: Vec<&str> = targets.iter().map(|t| t.schema.as_str()).collect();
@@ -249,7 +255,11 @@ impl Migrator {
         targets
             .iter()
             .map(|target| {
-                let ledger = ledgers.get(target.schema.as_str())?;
+                let ledger = match ledgers.get(target.schema.as_str())? {
+                    LedgerState::Missing => None,
+                    LedgerState::Read(applied) => Some(applied),
+                    LedgerState::Unreadable(_) => return None,
+                };
                 let list = lists.get(self, target).ok()?;
                 let mut pending = versions(list);
                 if let Some(applied) = ledger {
@@ -293,9 +303,10 @@ impl Migrator {
     ) -> Vec<SchemaReport> {
         let done = AtomicUsize::new(done_before);
         let mut slots: Vec<Option<SchemaReport>> = (0..targets.len()).map(|_| None).collect();
+        // A plan applies nothing, so nothing is gained by stopping it: every schema is planned.
         let workers = Workers {
             count: self.workers,
-            keep_going: self.keep_going,
+            keep_going: self.keep_going || mode == Mode::Plan,
         };
         let collected: Result<(), Infallible> = workers.run(
             targets,

@@ -1,13 +1,13 @@
 //! The migration lock of a schema: the advisory-lock calls every user of it sends (migrating,
 //! provisioning, cloning, dropping), and the guard a migration run holds it with.
 
-use std::collections::HashSet;
+use std::collections::BTreeSet;
 
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
-use diesel::sql_types::{Bool, Nullable, Text};
+use diesel::sql_types::{Nullable, Text};
 
-use super::ledger::{applied_in, create_ledger_sql, ledger_table};
+use super::ledger::{create_ledger_sql, read_ledger};
 use crate::error::{MigrationError, MigrationErrorKind};
 use crate::name::{SchemaName, quote_literal};
 use crate::transaction;
@@ -69,8 +69,6 @@ pub(crate) fn lock_statement(schema: &SchemaName, f: LockFn) -> String {
 struct LockRow {
     #[diesel(sql_type = Nullable<Text>)]
     current: Option<String>,
-    #[diesel(sql_type = Bool)]
-    has_ledger: bool,
 }
 
 /// The schema's migration lock, held on `conn`, with the ledger ready and read.
@@ -82,12 +80,14 @@ pub(crate) struct SchemaLock<'a> {
     schema: &'a SchemaName,
     session: bool,
     /// The versions in the schema's ledger when the lock was granted.
-    pub(crate) applied: HashSet<String>,
+    pub(crate) applied: BTreeSet<String>,
 }
 
 impl<'a> SchemaLock<'a> {
     /// Takes the lock (the transaction form when `in_transaction`), checks that objects
-    /// would be created in `schema`, creates its ledger if missing, and reads it.
+    /// would be created in `schema`, and reads its ledger, creating it when there is none: a
+    /// ledger that cannot be read ([`MigrationErrorKind::Ledger`]) is an error, before
+    /// anything is applied.
     pub(crate) fn take(
         conn: &'a mut PgConnection,
         schema: &'a SchemaName,
@@ -104,39 +104,33 @@ impl<'a> SchemaLock<'a> {
             conn,
             schema,
             session: !in_transaction,
-            applied: HashSet::new(),
+            applied: BTreeSet::new(),
         };
-        // The function in FROM runs first: the checks read the catalog after the lock is
-        // granted. The ledger is looked up only in a schema the role can use (`to_regclass`
-        // fails with "permission denied" otherwise, a less helpful message than ours).
-        let row: LockRow = diesel::sql_query(format!(
-            "SELECT pg_catalog.current_schema()::text AS current, \
-             CASE WHEN pg_catalog.current_schema() OPERATOR(pg_catalog.=) $2 \
-             THEN pg_catalog.to_regclass($1) IS NOT NULL ELSE false END AS has_ledger \
-             FROM {}",
+        // The function in FROM runs first: the check reads the path after the lock is
+        // granted.
+        let LockRow { current } = diesel::sql_query(format!(
+            "SELECT pg_catalog.current_schema()::text AS current FROM {}",
             lock_call(schema, lock)
         ))
-        .bind::<Text, _>(ledger_table(schema))
-        .bind::<Text, _>(schema.as_str())
         .get_result(guard.conn())
         .map_err(|e| MigrationError::db(schema, e))?;
-        let LockRow {
-            current,
-            has_ledger,
-        } = row;
         if current.as_deref() != Some(schema.as_str()) {
             return Err(MigrationError::new(
                 schema,
                 MigrationErrorKind::NotCreationSchema { current },
             ));
         }
-        if !has_ledger {
-            guard
+        // The read `list`, `doctor` and plans make, for this schema: what they cannot read, no
+        // run applies anything to.
+        let state = read_ledger(guard.conn(), schema)?
+            .ok_or_else(|| MigrationError::new(schema, MigrationErrorKind::SchemaNotFound))?;
+        match state.applied(schema)? {
+            Some(applied) => guard.applied = applied,
+            None => guard
                 .conn()
                 .batch_execute(&create_ledger_sql(schema))
-                .map_err(|e| MigrationError::db(schema, e))?;
+                .map_err(|e| MigrationError::db(schema, e))?,
         }
-        guard.applied = applied_in(guard.conn(), schema)?;
         Ok(guard)
     }
 

@@ -22,9 +22,9 @@ mod report;
 mod run;
 mod selection;
 
-pub use crate::error::{MigrationError, MigrationErrorKind};
+pub use crate::error::{LedgerProblem, MigrationError, MigrationErrorKind};
 pub use builder::{Migrator, MigratorBuilder};
-pub(crate) use ledger::{create_ledger_sql, ledger_table, read_ledgers};
+pub(crate) use ledger::{LedgerState, create_ledger_sql, ledger_table, read_ledgers};
 pub(crate) use list::{read_migrations, source_versions, versions};
 pub use lock::MIGRATION_LOCK_CLASS;
 pub(crate) use lock::{LockFn, lock_statement};

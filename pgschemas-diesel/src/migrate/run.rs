@@ -3,9 +3,9 @@
 use diesel::migration::{Migration, MigrationSource};
 use diesel::pg::Pg;
 use diesel::prelude::*;
-use diesel::sql_types::{Bool, Nullable, Text};
+use diesel::sql_types::{Nullable, Text};
 
-use super::ledger::{applied_in, ledger_table};
+use super::ledger::{ledger_table, read_ledger};
 use super::list::{read_migrations, versions};
 use super::lock::SchemaLock;
 use crate::checkout::set_path_call;
@@ -26,7 +26,11 @@ use crate::transaction;
 ///   PostgreSQL would not create objects in (`current_schema()` is another one, as when the
 ///   role lacks `USAGE` on it) is refused before anything runs.
 /// - The ledger, `__diesel_schema_migrations`, lives in `schema` and is always addressed
-///   schema-qualified, so it cannot land in the shared schema.
+///   schema-qualified, so it cannot land in the shared schema. It must be a table there:
+///   a view, a foreign table or any other relation of that name, a ledger without a text
+///   `version` column, or one the role may not read, is refused
+///   ([`MigrationErrorKind::Ledger`]) before anything is applied, as `list`, `doctor` and
+///   plans report it.
 /// - Two processes never migrate one schema at once: the run holds an advisory lock keyed
 ///   by ([`MIGRATION_LOCK_CLASS`](crate::migrate::MIGRATION_LOCK_CLASS), `hashtext(schema)`). Outside a transaction it is the
 ///   session form, released when the run ends (even on error); inside a Diesel transaction
@@ -40,8 +44,8 @@ use crate::transaction;
 /// Works with any [`MigrationSource`]: `diesel_migrations::EmbeddedMigrations` (from
 /// `embed_migrations!`), `FileBasedMigrations`, your own.
 ///
-/// Round trips: read and set the path (2), lock and check (1), create the ledger (1, first
-/// run only), read the ledger (1), four per migration, unlock and restore (2).
+/// Round trips: read and set the path (2), lock and check (1), read the ledger (1), create
+/// it (1, first run only), four per migration, unlock and restore (2).
 ///
 /// To migrate many schemas, use the [`Migrator`](crate::migrate::Migrator): it runs this on N
 /// connections in parallel, in a stable order, and reports per schema.
@@ -51,8 +55,9 @@ use crate::transaction;
 /// A [`MigrationError`] naming the schema (and the migration, when one failed):
 /// [`SchemaNotFound`](MigrationErrorKind::SchemaNotFound),
 /// [`NotCreationSchema`](MigrationErrorKind::NotCreationSchema),
-/// [`Failed`](MigrationErrorKind::Failed), [`PathChanged`](MigrationErrorKind::PathChanged),
-/// [`Source`](MigrationErrorKind::Source), [`Database`](MigrationErrorKind::Database). If
+/// [`Ledger`](MigrationErrorKind::Ledger), [`Failed`](MigrationErrorKind::Failed),
+/// [`PathChanged`](MigrationErrorKind::PathChanged), [`Source`](MigrationErrorKind::Source),
+/// [`Database`](MigrationErrorKind::Database). If
 /// the previous path cannot be restored, the connection is marked broken (a pool discards
 /// it) and the error says so.
 ///
@@ -150,11 +155,12 @@ struct Switched {
 
 /// The migrations of `migrations` not yet applied to `schema`, by version, in order; nothing
 /// is applied, nothing is created (a schema without a ledger has them all pending), and
-/// the connection's path is not touched.
+/// the connection's path is not touched. One statement reads the schema and its ledger.
 ///
 /// # Errors
 ///
 /// [`SchemaNotFound`](MigrationErrorKind::SchemaNotFound),
+/// [`Ledger`](MigrationErrorKind::Ledger) (a ledger [`migrate_schema`] would refuse too),
 /// [`Source`](MigrationErrorKind::Source), [`Database`](MigrationErrorKind::Database).
 ///
 /// ```
@@ -189,27 +195,9 @@ pub(crate) fn pending_in(
     schema: &SchemaName,
     list: &[Box<dyn Migration<Pg>>],
 ) -> Result<Vec<String>, MigrationError> {
-    let (exists, has_ledger): (bool, bool) = diesel::select((
-        diesel::dsl::sql::<Bool>("pg_catalog.to_regnamespace(")
-            .bind::<Text, _>(schema.quoted())
-            .sql(") IS NOT NULL"),
-        diesel::dsl::sql::<Bool>("pg_catalog.to_regclass(")
-            .bind::<Text, _>(ledger_table(schema))
-            .sql(") IS NOT NULL"),
-    ))
-    .get_result(conn)
-    .map_err(|e| MigrationError::db(schema, e))?;
-    if !exists {
-        return Err(MigrationError::new(
-            schema,
-            MigrationErrorKind::SchemaNotFound,
-        ));
-    }
-    let applied = if has_ledger {
-        applied_in(conn, schema)?
-    } else {
-        Default::default()
-    };
+    let state = read_ledger(conn, schema)?
+        .ok_or_else(|| MigrationError::new(schema, MigrationErrorKind::SchemaNotFound))?;
+    let applied = state.applied(schema)?.unwrap_or_default();
     let mut pending = versions(list);
     pending.retain(|v| !applied.contains(v));
     Ok(pending)

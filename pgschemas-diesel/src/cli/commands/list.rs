@@ -1,13 +1,14 @@
 //! `list`: the selected schemas in a table: kind, tenant, state, route, migrations.
 
 use std::collections::{BTreeSet, HashMap};
+use std::io::{self, Write};
 
 use super::common::{RouteNames, left_out_note, missed, success_if, versions, write_left_out};
 use super::{CliResult, Ctx};
 use crate::catalog::TenantRecord;
 use crate::cli::args::SelectArgs;
 use crate::cli::output::{Table, plural};
-use crate::migrate::{MigrationSet, SchemaKind, read_ledgers};
+use crate::migrate::{LedgerProblem, LedgerState, MigrationSet, SchemaKind, read_ledgers};
 
 pub(super) fn list(ctx: &mut Ctx<'_>, args: &SelectArgs) -> CliResult {
     let app = ctx.app;
@@ -30,6 +31,7 @@ pub(super) fn list(ctx: &mut Ctx<'_>, args: &SelectArgs) -> CliResult {
         headers.push("node");
     }
     let mut table = Table::new(&headers);
+    let mut unreadable: Vec<(&str, &LedgerProblem)> = Vec::new();
     for t in &targets {
         let tenant = by_schema
             .get(t.schema.as_str())
@@ -39,7 +41,10 @@ pub(super) fn list(ctx: &mut Ctx<'_>, args: &SelectArgs) -> CliResult {
             MigrationSet::Tenant => tenant_versions.as_ref(),
             MigrationSet::None => None,
         };
-        let applied = states.get(t.schema.as_str()).map(Option::as_ref);
+        let state = states.get(t.schema.as_str());
+        if let (Some(LedgerState::Unreadable(problem)), Some(_)) = (state, expected) {
+            unreadable.push((t.schema.as_str(), problem));
+        }
         let mut row = vec![
             t.schema.to_string(),
             t.kind.to_string(),
@@ -48,7 +53,7 @@ pub(super) fn list(ctx: &mut Ctx<'_>, args: &SelectArgs) -> CliResult {
                 .map_or("-", |r| if r.active { "active" } else { "suspended" })
                 .to_owned(),
             routes.route(t).unwrap_or("-").to_owned(),
-            migration_state(applied, expected),
+            migration_state(state, expected),
         ];
         if let Some(nodes) = &nodes {
             row.push(
@@ -61,6 +66,7 @@ pub(super) fn list(ctx: &mut Ctx<'_>, args: &SelectArgs) -> CliResult {
         table.row(row);
     }
     table.write(ctx.out, "")?;
+    write_unreadable(ctx.out, &unreadable)?;
     let missed = missed(&selection, &rows);
     write_left_out(ctx.out, missed)?;
     writeln!(
@@ -69,20 +75,36 @@ pub(super) fn list(ctx: &mut Ctx<'_>, args: &SelectArgs) -> CliResult {
         plural(targets.len(), "schema"),
         left_out_note(missed)
     )?;
-    Ok(success_if(missed.is_empty()))
+    Ok(success_if(missed.is_empty() && unreadable.is_empty()))
 }
 
-/// The migrations column: how the versions `applied` (`None`: no schema, `Some(None)`: no
-/// ledger) compare with those `expected` (`None`: the schema takes no migrations).
-fn migration_state(
-    applied: Option<Option<&BTreeSet<String>>>,
-    expected: Option<&BTreeSet<String>>,
-) -> String {
-    match (applied, expected) {
+/// Lists the schemas whose ledger cannot be read, with what is wrong, after the table; a list
+/// with any ends with exit status 1.
+fn write_unreadable(out: &mut dyn Write, schemas: &[(&str, &LedgerProblem)]) -> io::Result<()> {
+    if schemas.is_empty() {
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "\nledgers that cannot be read (a migrate refuses these schemas):"
+    )?;
+    for (schema, problem) in schemas {
+        writeln!(out, "  {schema}: {problem}")?;
+    }
+    Ok(())
+}
+
+/// The migrations column: how the ledger's `state` (`None`: no schema) compares with the
+/// versions `expected` (`None`: the schema takes no migrations).
+fn migration_state(state: Option<&LedgerState>, expected: Option<&BTreeSet<String>>) -> String {
+    match (state, expected) {
         (None, _) => "schema missing".to_owned(),
         (Some(_), None) => "-".to_owned(),
-        (Some(None), Some(expected)) => format!("not migrated ({} pending)", expected.len()),
-        (Some(Some(applied)), Some(expected)) => {
+        (Some(LedgerState::Missing), Some(expected)) => {
+            format!("not migrated ({} pending)", expected.len())
+        }
+        (Some(LedgerState::Unreadable(_)), Some(_)) => "ledger unreadable".to_owned(),
+        (Some(LedgerState::Read(applied)), Some(expected)) => {
             let pending = expected.difference(applied).count();
             let unknown = applied.difference(expected).count();
             match (pending, unknown) {

@@ -197,7 +197,7 @@ fn print_plan(
     Ok(())
 }
 
-/// One schema of a plan: failed, up to date, or its pending migrations by name.
+/// One schema of a plan: failed, skipped, up to date, or its pending migrations by name.
 fn write_schema_plan(
     out: &mut dyn Write,
     s: &SchemaReport,
@@ -206,6 +206,9 @@ fn write_schema_plan(
     let head = format!("{} ({})", s.schema, s.kind);
     if let Some(e) = &s.error {
         return writeln!(out, "{head}: FAILED: {}", e.report());
+    }
+    if s.skipped {
+        return writeln!(out, "{head}: not planned (the shared schema failed)");
     }
     if s.pending.is_empty() {
         return writeln!(out, "{head}: up to date");

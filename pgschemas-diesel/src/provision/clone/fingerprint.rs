@@ -1,7 +1,7 @@
 //! The identity of a source schema's state, checked before a cached script is replayed.
 
 use diesel::prelude::*;
-use diesel::sql_types::{Bool, Nullable, Oid, Text};
+use diesel::sql_types::{Array, Bool, Nullable, Oid, Text};
 
 use crate::error::{Error, Result};
 use crate::name::SchemaName;
@@ -13,16 +13,16 @@ use super::LEDGER;
 pub(crate) struct Fingerprint {
     pub(super) oid: u32,
     pub(super) has_ledger: bool,
-    /// The ledger's versions, comma-joined (when read and not empty).
-    ledger: Option<String>,
+    /// The ledger's versions in order, as stored (when read).
+    ledger: Option<Vec<String>>,
 }
 
 #[derive(QueryableByName)]
 struct FingerprintRow {
     #[diesel(sql_type = Nullable<Oid>)]
     oid: Option<u32>,
-    #[diesel(sql_type = Nullable<Text>)]
-    ledger: Option<String>,
+    #[diesel(sql_type = Nullable<Array<Text>>)]
+    ledger: Option<Vec<String>>,
     #[diesel(sql_type = Bool)]
     has_ledger: bool,
 }
@@ -46,11 +46,12 @@ impl Fingerprint {
     ) -> Result<Option<Self>> {
         let ledger_expr = if read_ledger {
             format!(
-                "(SELECT pg_catalog.string_agg(version::text, ',' ORDER BY version) FROM {}.{LEDGER})",
+                "ARRAY(SELECT version::pg_catalog.text FROM {}.{LEDGER} \
+                 WHERE version IS NOT NULL ORDER BY version)",
                 src.quoted()
             )
         } else {
-            "NULL::text".to_owned()
+            "NULL::pg_catalog.text[]".to_owned()
         };
         let row: FingerprintRow = diesel::sql_query(format!(
             "SELECT n.oid, {ledger_expr} AS ledger, \
@@ -68,12 +69,9 @@ impl Fingerprint {
         }))
     }
 
-    /// The migration versions of the ledger, in order (none when it was not read).
+    /// The migration versions of the ledger, in order, exactly as stored (none when it was
+    /// not read).
     pub(super) fn migrations(&self) -> Vec<String> {
-        self.ledger
-            .as_deref()
-            .filter(|l| !l.is_empty())
-            .map(|l| l.split(',').map(str::to_owned).collect())
-            .unwrap_or_default()
+        self.ledger.clone().unwrap_or_default()
     }
 }

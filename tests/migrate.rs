@@ -1693,3 +1693,95 @@ fn selection_targets_carry_kind_and_migration_set() {
             .is_err()
     );
 }
+
+/// A run reads each ledger twice: in the batched read before it opens any schema, and again
+/// under the schema's lock (a cheaper statement when the batched read found a readable
+/// table). A ledger replaced, retyped or dropped between the two reads is refused under the
+/// lock: nothing is applied to its schema, nothing is written elsewhere, the others migrate.
+#[test]
+fn a_ledger_changed_after_the_batched_read_is_refused_under_the_lock() {
+    let db = test_database!();
+    let mut conn = db.connect();
+    let schemas = names("w", 4);
+    tenants(&mut conn, &schemas);
+    for s in &schemas {
+        migrate_schema(&mut conn, &Config::default(), &name(s), &TENANT).unwrap();
+    }
+    conn.batch_execute(
+        "create table public.elsewhere (version varchar(50) primary key, run_on timestamp not null default now());
+         insert into public.elsewhere (version) select version from w0001.__diesel_schema_migrations;",
+    )
+    .unwrap();
+    let url = db.url().to_owned();
+    let migrator = Migrator::builder(pool(&db, Config::default(), 1), Arc::new(TableCatalog))
+        .tenant_migrations(RELEASE)
+        .workers(1)
+        .keep_going(true)
+        .on_progress(move |p| {
+            let Progress::Started { target, .. } = p else {
+                return;
+            };
+            let change = match target.schema.as_str() {
+                "w0001" => {
+                    "drop table w0001.__diesel_schema_migrations; \
+                     create view w0001.__diesel_schema_migrations as select * from public.elsewhere"
+                }
+                "w0002" => "drop table w0002.__diesel_schema_migrations",
+                "w0003" => {
+                    "alter table w0003.__diesel_schema_migrations \
+                     alter column version type bigint using version::bigint"
+                }
+                _ => return,
+            };
+            let mut other = PgConnection::establish(&url).unwrap();
+            other.batch_execute(change).unwrap();
+        })
+        .build()
+        .unwrap();
+    let report = migrator.run(&Selection::all()).unwrap();
+    let by_schema: BTreeMap<&str, _> = report
+        .schemas
+        .iter()
+        .map(|s| (s.schema.as_str(), s))
+        .collect();
+    assert_eq!(by_schema["w0000"].applied, ["20240601000006"], "{report}");
+    let kind = |s: &str| by_schema[s].error.as_ref().map(|e| e.kind());
+    assert!(
+        matches!(
+            kind("w0001"),
+            Some(MigrationErrorKind::Ledger(LedgerProblem::NotATable {
+                relkind: 'v'
+            }))
+        ),
+        "{report}"
+    );
+    assert!(by_schema["w0002"].error.is_some(), "{report}");
+    assert!(
+        matches!(
+            kind("w0003"),
+            Some(MigrationErrorKind::Ledger(
+                LedgerProblem::VersionType { .. }
+            ))
+        ),
+        "{report}"
+    );
+    for s in ["w0001", "w0002", "w0003"] {
+        assert!(by_schema[s].applied.is_empty(), "{report}");
+        assert_eq!(by_schema[s].error.as_ref().unwrap().schema().as_str(), s);
+        let phone: Vec<Rel> = diesel::sql_query(
+            "select attname::text as relname from pg_catalog.pg_attribute \
+             where attrelid = pg_catalog.to_regclass($1) and attname = 'phone'",
+        )
+        .bind::<Text, _>(format!("{s}.customers"))
+        .load(&mut conn)
+        .unwrap();
+        assert!(phone.is_empty(), "{s} was migrated: {report}");
+    }
+    let elsewhere: i64 = diesel::select(diesel::dsl::sql::<BigInt>(
+        "(select count(*) from public.elsewhere)",
+    ))
+    .get_result(&mut conn)
+    .unwrap();
+    assert_eq!(elsewhere, 5, "nothing written through the view");
+    assert_eq!(my_advisory_locks(&mut conn), 0);
+}

@@ -1,6 +1,6 @@
 //! Running a [`Migrator`]: selection, order, parallel workers, fail-fast, plan.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
@@ -8,6 +8,7 @@ use std::time::Instant;
 use super::builder::{DynMigrations, Migrator};
 use super::ledger::{LEDGER_BATCH, LedgerState, read_ledgers};
 use super::list::{Migrations, read_migrations, versions};
+use super::lock::LedgerRead;
 use super::report::{MigrationReport, Mode, Progress, SchemaReport};
 use super::run::{apply, pending_in};
 use super::selection::{MigrationSet, SchemaKind, Selection, Target};
@@ -179,7 +180,7 @@ impl Migrator {
         // One batched read of the ledgers settles every schema with nothing to apply (and
         // plans every existing schema) without a checkout of its own; the rest run one by
         // one, each re-reading its ledger under the schema's lock.
-        let settled = self.settle(rest, mode);
+        let (settled, tables) = self.settle(rest, mode);
         let mut done = reports.len();
         for report in settled.iter().flatten() {
             done += 1;
@@ -195,7 +196,9 @@ impl Migrator {
             .filter(|(_, report)| report.is_none())
             .map(|(target, _)| target.clone())
             .collect();
-        let mut ran = self.run_parallel(&unsettled, mode, done, total).into_iter();
+        let mut ran = self
+            .run_parallel(&unsettled, mode, done, total, &tables)
+            .into_iter();
         for (target, report) in rest.iter().zip(settled) {
             reports.push(
                 report
@@ -211,9 +214,15 @@ impl Migrator {
     /// schema that exists and whose ledger can be read. A missing schema, one whose ledger
     /// cannot be read, and every schema of a batch whose statement failed take the
     /// schema-by-schema path, which reports why (and in a run applies nothing to a ledger it
-    /// cannot read either).
-    fn settle(&self, targets: &[Target], mode: Mode) -> Vec<Option<SchemaReport>> {
-        let unsettled = || targets.iter().map(|_| None).collect();
+    /// cannot read either). Beside them, the schemas whose ledgers the read found readable
+    /// tables: a run reads those again under the lock with a cheaper statement
+    /// ([`LedgerRead::KnownTable`]).
+    fn settle(
+        &self,
+        targets: &[Target],
+        mode: Mode,
+    ) -> (Vec<Option<SchemaReport>>, HashSet<String>) {
+        let unsettled = || (targets.iter().map(|_| None).collect(), HashSet::new());
         let names: Vec<&str> = targets.iter().map(|t| t.schema.as_str()).collect();
         // The batches are read on the run's workers, each on a connection of its own; together
         // they hold no more ledger locks at once than one batch of `LEDGER_BATCH` would.
@@ -251,8 +260,13 @@ impl Migrator {
         if read.is_err() {
             return unsettled();
         }
+        let tables = ledgers
+            .iter()
+            .filter(|(_, state)| matches!(state, LedgerState::Read(_)))
+            .map(|(schema, _)| schema.clone())
+            .collect();
         let mut lists = Lists::default();
-        targets
+        let reports = targets
             .iter()
             .map(|target| {
                 let ledger = match ledgers.get(target.schema.as_str())? {
@@ -273,7 +287,8 @@ impl Migrator {
                 }
                 Some(report)
             })
-            .collect()
+            .collect();
+        (reports, tables)
     }
 
     /// Runs one target on its own connection (the shared schema, before the others).
@@ -285,7 +300,7 @@ impl Migrator {
         });
         let mut conn = None;
         let mut lists = Lists::default();
-        let report = self.one(&mut conn, &mut lists, target, mode);
+        let report = self.one(&mut conn, &mut lists, target, mode, LedgerRead::Unknown);
         self.notify(&Progress::Finished {
             report: &report,
             done: 1,
@@ -300,6 +315,7 @@ impl Migrator {
         mode: Mode,
         done_before: usize,
         total: usize,
+        tables: &HashSet<String>,
     ) -> Vec<SchemaReport> {
         let done = AtomicUsize::new(done_before);
         let mut slots: Vec<Option<SchemaReport>> = (0..targets.len()).map(|_| None).collect();
@@ -317,7 +333,12 @@ impl Migrator {
                     done: done.load(Ordering::SeqCst),
                     total,
                 });
-                let report = self.one(conn, lists, target, mode);
+                let known = if tables.contains(target.schema.as_str()) {
+                    LedgerRead::KnownTable
+                } else {
+                    LedgerRead::Unknown
+                };
+                let report = self.one(conn, lists, target, mode, known);
                 if report.error.is_some() {
                     fail_fast.failed();
                 }
@@ -355,10 +376,11 @@ impl Migrator {
         lists: &mut Lists,
         target: &Target,
         mode: Mode,
+        known: LedgerRead,
     ) -> SchemaReport {
         let started = Instant::now();
         let mut report = SchemaReport::new(target);
-        match self.one_inner(conn, lists, target, mode) {
+        match self.one_inner(conn, lists, target, mode, known) {
             Ok(versions) => match mode {
                 Mode::Run => report.applied = versions,
                 Mode::Plan => report.pending = versions,
@@ -380,6 +402,7 @@ impl Migrator {
         lists: &mut Lists,
         target: &Target,
         mode: Mode,
+        known: LedgerRead,
     ) -> Result<Vec<String>, MigrationError> {
         let schema = &target.schema;
         let list = lists.get(self, target)?;
@@ -416,7 +439,7 @@ impl Migrator {
                 // previous tenant's path to this one (one round trip, which also checks the
                 // connection) and keeps track of it.
                 let mut conn = self.checkout(schema, Some(schema))?;
-                let result = apply(&mut conn, schema, list);
+                let result = apply(&mut conn, schema, list, known);
                 if result.is_err() {
                     // Whatever failed, the session may not be as the pool believes (a
                     // migration outside a transaction may have changed the path, or ended the

@@ -219,6 +219,81 @@ pub(crate) fn read_ledger(
     Ok(rows.into_iter().next().map(SchemaState::ledger))
 }
 
+/// What [`read_known_table`] returns.
+#[derive(QueryableByName)]
+struct TableRead {
+    /// `current_schema()`: where the migrations would create their objects.
+    #[diesel(sql_type = Nullable<Text>)]
+    current: Option<String>,
+    /// `pg_class.relkind` of the relation of the ledger's name.
+    #[diesel(sql_type = Text)]
+    kind: String,
+    #[diesel(sql_type = Bool)]
+    row_security: bool,
+    /// The `version` column's type, as `pg_typeof` names it (`None` in an empty ledger).
+    #[diesel(sql_type = Nullable<Text>)]
+    version_type: Option<String>,
+    #[diesel(sql_type = Array<Text>)]
+    versions: Vec<String>,
+}
+
+/// The SQL of [`read_known_table`] for `schema`: the ledger read directly, beside the facts
+/// that must still hold for the read to be the ledger's (a table, a text `version` column, no
+/// row-level security). Only functions and index lookups by OID: PostgreSQL plans it as fast
+/// as a plain `SELECT` (it is planned anew for every schema).
+fn known_table_sql(schema: &SchemaName) -> String {
+    let table = ledger_table(schema);
+    let regclass = format!(
+        "{}::pg_catalog.regclass",
+        crate::name::quote_literal(&table)
+    );
+    format!(
+        "SELECT pg_catalog.current_schema()::pg_catalog.text AS current, \
+           (SELECT c.relkind::pg_catalog.text FROM pg_catalog.pg_class c \
+                 WHERE c.oid OPERATOR(pg_catalog.=) {regclass}) AS kind, \
+           pg_catalog.row_security_active({regclass}) AS row_security, \
+           (SELECT pg_catalog.pg_typeof(l.version)::pg_catalog.text FROM {table} l LIMIT 1) \
+             AS version_type, \
+           ARRAY(SELECT l.version::pg_catalog.text FROM {table} l \
+                 WHERE l.version IS NOT NULL) AS versions"
+    )
+}
+
+/// The state of `schema`'s ledger when a batched read ([`read_ledgers`]) has just found it a
+/// readable table: the same answer as [`read_ledger`] from a statement PostgreSQL plans in
+/// a fraction of the time (it reads the table directly instead of through `query_to_xml`).
+/// Should the ledger have changed since (dropped, replaced, its privileges revoked), the
+/// statement fails or the facts beside the read refuse it: an error naming the schema, never
+/// a read taken for the ledger's. Also returns `current_schema()`, read in the same
+/// statement.
+pub(crate) fn read_known_table(
+    conn: &mut PgConnection,
+    schema: &SchemaName,
+) -> Result<(Option<String>, LedgerState), MigrationError> {
+    let mut read: TableRead = diesel::sql_query(known_table_sql(schema))
+        .get_result(conn)
+        .map_err(|e| MigrationError::db(schema, e))?;
+    let current = read.current.take();
+    let state = match read {
+        TableRead { kind, .. } if kind != "r" && kind != "p" => {
+            LedgerState::Unreadable(LedgerProblem::NotATable {
+                relkind: kind.chars().next().unwrap_or('?'),
+            })
+        }
+        TableRead {
+            version_type: Some(found),
+            ..
+        } if found != "text" && found != "character varying" => {
+            LedgerState::Unreadable(LedgerProblem::VersionType { found })
+        }
+        TableRead {
+            row_security: true, ..
+        } => LedgerState::Unreadable(LedgerProblem::RowSecurity),
+        TableRead { versions, .. } => LedgerState::Read(versions.into_iter().collect()),
+    };
+    Ok((current, state))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -230,6 +305,18 @@ mod tests {
         assert!(create_ledger_sql(&t1).starts_with(
             r#"CREATE TABLE IF NOT EXISTS "t1".__diesel_schema_migrations (version VARCHAR(50)"#
         ));
+    }
+
+    #[test]
+    fn the_known_table_read_is_qualified() {
+        let t1 = SchemaName::new("t1").unwrap_or_else(|e| panic!("{e}"));
+        let sql = known_table_sql(&t1);
+        assert!(!sql.contains(" = "), "no unqualified operator: {sql}");
+        assert!(
+            sql.contains(r#"FROM "t1".__diesel_schema_migrations l"#),
+            "{sql}"
+        );
+        assert!(sql.contains(r#"'"t1".__diesel_schema_migrations'::pg_catalog.regclass"#));
     }
 
     #[test]

@@ -7,7 +7,7 @@ use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::sql_types::{Nullable, Text};
 
-use super::ledger::{create_ledger_sql, read_ledger};
+use super::ledger::{create_ledger_sql, read_known_table, read_ledger};
 use crate::error::{MigrationError, MigrationErrorKind};
 use crate::name::{SchemaName, quote_literal};
 use crate::transaction;
@@ -65,6 +65,16 @@ pub(crate) fn lock_statement(schema: &SchemaName, f: LockFn) -> String {
     format!("SELECT {}", lock_call(schema, f))
 }
 
+/// What the caller knows of the ledger before the lock: how [`SchemaLock::take`] reads it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum LedgerRead {
+    /// Nothing: the full read `list`, `doctor` and plans make (every catalog fact first).
+    Unknown,
+    /// A batched read just found it a readable table: read it directly, with the facts that
+    /// must still hold checked beside the read (see `ledger::read_known_table`).
+    KnownTable,
+}
+
 #[derive(QueryableByName)]
 struct LockRow {
     #[diesel(sql_type = Nullable<Text>)]
@@ -92,6 +102,7 @@ impl<'a> SchemaLock<'a> {
         conn: &'a mut PgConnection,
         schema: &'a SchemaName,
         in_transaction: bool,
+        known: LedgerRead,
     ) -> Result<Self, MigrationError> {
         let lock = if in_transaction {
             LockFn::Transaction
@@ -122,8 +133,12 @@ impl<'a> SchemaLock<'a> {
         }
         // The read `list`, `doctor` and plans make, for this schema: what they cannot read, no
         // run applies anything to.
-        let state = read_ledger(guard.conn(), schema)?
-            .ok_or_else(|| MigrationError::new(schema, MigrationErrorKind::SchemaNotFound))?;
+        let state = match known {
+            // Outside a transaction only: a failed statement then aborts nothing.
+            LedgerRead::KnownTable if !in_transaction => read_known_table(guard.conn(), schema)?.1,
+            _ => read_ledger(guard.conn(), schema)?
+                .ok_or_else(|| MigrationError::new(schema, MigrationErrorKind::SchemaNotFound))?,
+        };
         match state.applied(schema)? {
             Some(applied) => guard.applied = applied,
             None => guard

@@ -5,14 +5,16 @@ use diesel::pg::Pg;
 use diesel::prelude::*;
 use diesel::sql_types::{Nullable, Text};
 
+use super::ledger::read_known_table;
 use super::ledger::{ledger_table, read_ledger};
 use super::list::{read_migrations, versions};
-use super::lock::SchemaLock;
+use super::lock::{LedgerRead, LockFn, SchemaLock, lock_statement};
 use crate::checkout::set_path_call;
 use crate::config::Config;
 use crate::error::{MigrationError, MigrationErrorKind};
 use crate::name::SchemaName;
 use crate::transaction;
+use diesel::connection::{AnsiTransactionManager, TransactionManager};
 
 /// Applies the pending migrations of `migrations` to `schema` and returns the versions it
 /// applied, in order (empty when the schema was up to date).
@@ -111,7 +113,7 @@ where
         ));
     }
 
-    let result = apply(conn, schema, &list);
+    let result = apply(conn, schema, &list, LedgerRead::Unknown);
 
     let Err(restore) = switch_path(conn, &previous, None, in_transaction) else {
         return result;
@@ -203,16 +205,25 @@ pub(crate) fn pending_in(
     Ok(pending)
 }
 
-/// Runs the pending migrations; the path must already be `schema`'s.
+/// Runs the pending migrations; the path must already be `schema`'s. `known` is what the
+/// caller read of the ledger before (see [`LedgerRead`]).
 pub(crate) fn apply(
     conn: &mut PgConnection,
     schema: &SchemaName,
     list: &[Box<dyn Migration<Pg>>],
+    known: LedgerRead,
 ) -> Result<Vec<String>, MigrationError> {
     let in_transaction = transaction::is_open(conn).map_err(|e| MigrationError::db(schema, e))?;
-    let mut lock = SchemaLock::take(conn, schema, in_transaction)?;
-
     let mut applied_now = Vec::new();
+    if known == LedgerRead::KnownTable && !in_transaction {
+        match first_in_one_transaction(conn, schema, list)? {
+            First::Done(applied) => return Ok(applied),
+            First::More(applied) => applied_now = applied,
+            First::NotInTransaction => {}
+        }
+    }
+    let mut lock = SchemaLock::take(conn, schema, in_transaction, known)?;
+
     for migration in list {
         let version = migration.name().version().to_string();
         if lock.applied.contains(&version) {
@@ -228,6 +239,103 @@ pub(crate) fn apply(
     Ok(applied_now)
 }
 
+/// What [`first_in_one_transaction`] did.
+enum First {
+    /// Everything pending is applied (perhaps nothing was): these versions.
+    Done(Vec<String>),
+    /// The first pending migration is applied (this version), others remain.
+    More(Vec<String>),
+    /// The first pending migration runs outside a transaction: nothing was done.
+    NotInTransaction,
+}
+
+/// The first pending migration of `schema`, whose ledger a batched read found a readable
+/// table, in one transaction with its lock, its checks and its ledger row: `BEGIN` and the
+/// transaction form of the lock in one message, then the path's check and the ledger read
+/// (a statement of its own, so that it sees what committed before the lock was granted),
+/// the migration, its row, `COMMIT`. Six round trips with the checkout for the common case
+/// of one pending migration, and no unlock (the lock ends with the transaction).
+fn first_in_one_transaction(
+    conn: &mut PgConnection,
+    schema: &SchemaName,
+    list: &[Box<dyn Migration<Pg>>],
+) -> Result<First, MigrationError> {
+    let begin = format!("BEGIN; {}", lock_statement(schema, LockFn::Transaction));
+    transaction::begin(conn, &begin).map_err(|e| MigrationError::db(schema, e))?;
+    let result = (|| {
+        let (current, state) = read_known_table(conn, schema)?;
+        if current.as_deref() != Some(schema.as_str()) {
+            return Err(MigrationError::new(
+                schema,
+                MigrationErrorKind::NotCreationSchema { current },
+            ));
+        }
+        let applied = state.applied(schema)?.unwrap_or_default();
+        let mut pending = list
+            .iter()
+            .filter(|m| !applied.contains(&m.name().version().to_string()));
+        let Some(first) = pending.next() else {
+            return Ok(First::Done(Vec::new()));
+        };
+        if !first.metadata().run_in_transaction() {
+            return Ok(First::NotInTransaction);
+        }
+        let version = first.name().version().to_string();
+        record(conn, schema, first.as_ref(), &version).map_err(|e| {
+            MigrationError::new(schema, step_kind(e))
+                .in_migration(first.name().to_string(), version.clone())
+        })?;
+        Ok(if pending.next().is_none() {
+            First::Done(vec![version])
+        } else {
+            First::More(vec![version])
+        })
+    })();
+    let end = match &result {
+        Ok(_) => AnsiTransactionManager::commit_transaction(conn),
+        Err(_) => AnsiTransactionManager::rollback_transaction(conn),
+    };
+    match (result, end) {
+        (Ok(first), Ok(())) => Ok(first),
+        (Ok(_), Err(e)) => Err(MigrationError::db(schema, e)),
+        (Err(e), _) => Err(e),
+    }
+}
+
+/// Runs `migration` and writes its ledger row, on `conn` as it is (in a transaction or not).
+fn record(
+    conn: &mut PgConnection,
+    schema: &SchemaName,
+    migration: &dyn Migration<Pg>,
+    version: &str,
+) -> Result<(), Step> {
+    migration.run(conn).map_err(Step::Failed)?;
+    // Schema-qualified, and only while the path is still the schema's: a migration that
+    // ran `SET search_path` is caught here and rolled back.
+    let rows = diesel::sql_query(format!(
+        "INSERT INTO {} (version) SELECT $1 \
+         WHERE pg_catalog.current_schema() OPERATOR(pg_catalog.=) $2",
+        ledger_table(schema)
+    ))
+    .bind::<Text, _>(version)
+    .bind::<Text, _>(schema.as_str())
+    .execute(conn)?;
+    if rows == 1 {
+        Ok(())
+    } else {
+        Err(Step::PathChanged)
+    }
+}
+
+/// What a failed [`Step`] says about the migration.
+fn step_kind(e: Step) -> MigrationErrorKind {
+    match e {
+        Step::Failed(e) => MigrationErrorKind::Failed(e),
+        Step::PathChanged => MigrationErrorKind::PathChanged,
+        Step::Db(e) => MigrationErrorKind::Database(e),
+    }
+}
+
 /// One migration and its ledger row, in a transaction unless the migration opts out.
 fn run_one(
     conn: &mut PgConnection,
@@ -235,34 +343,12 @@ fn run_one(
     migration: &dyn Migration<Pg>,
 ) -> Result<(), MigrationErrorKind> {
     let version = migration.name().version().to_string();
-    let step = |conn: &mut PgConnection| -> Result<(), Step> {
-        migration.run(conn).map_err(Step::Failed)?;
-        // Schema-qualified, and only while the path is still the schema's: a migration that
-        // ran `SET search_path` is caught here and rolled back.
-        let rows = diesel::sql_query(format!(
-            "INSERT INTO {} (version) SELECT $1 \
-             WHERE pg_catalog.current_schema() OPERATOR(pg_catalog.=) $2",
-            ledger_table(schema)
-        ))
-        .bind::<Text, _>(&version)
-        .bind::<Text, _>(schema.as_str())
-        .execute(conn)?;
-        if rows == 1 {
-            Ok(())
-        } else {
-            Err(Step::PathChanged)
-        }
-    };
     let result = if migration.metadata().run_in_transaction() {
-        conn.transaction(step)
+        conn.transaction(|conn| record(conn, schema, migration, &version))
     } else {
-        step(conn)
+        record(conn, schema, migration, &version)
     };
-    result.map_err(|e| match e {
-        Step::Failed(e) => MigrationErrorKind::Failed(e),
-        Step::PathChanged => MigrationErrorKind::PathChanged,
-        Step::Db(e) => MigrationErrorKind::Database(e),
-    })
+    result.map_err(step_kind)
 }
 
 /// How one migration step failed; `From<diesel::result::Error>` for `Connection::transaction`.

@@ -13,7 +13,9 @@
 //!   (`pg_backend_memory_contexts`) with and without `max_tenants_per_connection`.
 //!
 //! Every step checks that the library sees all the tenants. Both databases are left behind
-//! for inspection and dropped by the next run.
+//! for inspection and dropped by the next run; `W5_REUSE=1` runs the steps after the
+//! provisioning again on them. `W5_ROUNDS` sets how many times the library and the floor
+//! migrate each set (default 2).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -55,6 +57,14 @@ fn tenants() -> usize {
         .and_then(|v| v.parse().ok())
         .filter(|&n| n > 0)
         .unwrap_or(10_000)
+}
+
+fn rounds() -> usize {
+    std::env::var("W5_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(2)
 }
 
 fn schema(i: usize) -> String {
@@ -333,27 +343,46 @@ pub fn all(bench: &Bench) {
     let n = tenants();
     assert!(n >= SERVED, "W5_TENANTS must be at least {SERVED}");
 
-    // Provisioning, by migrating (A) and by cloning (B).
-    let (url_a, mut a) = database(bench, "pgschemas_bench_w5");
-    let migrating = Provisioner::builder(Config::default(), TENANT)
-        .build()
-        .expect("provisioner");
-    provision("W5-provision-migrate", &migrating, &mut a, n);
-    check_catalog(&mut a, n);
+    // Provisioning, by migrating (A) and by cloning (B); with `W5_REUSE`, the databases an
+    // earlier run left (migration 6 taken out again).
+    let reuse = std::env::var_os("W5_REUSE").is_some();
+    let (url_a, mut a, url_b, mut b) = if reuse {
+        let url_a =
+            pgschemas_diesel::testing::url_with_database(&bench.server_url, "pgschemas_bench_w5");
+        let url_b = pgschemas_diesel::testing::url_with_database(
+            &bench.server_url,
+            "pgschemas_bench_w5_clone",
+        );
+        let mut a = PgConnection::establish(&url_a).expect("W5_REUSE: the earlier run's database");
+        let mut b = PgConnection::establish(&url_b).expect("W5_REUSE: the earlier run's database");
+        for conn in [&mut a, &mut b] {
+            check_catalog(conn, n);
+            revert_6(conn, n);
+        }
+        (url_a, a, url_b, b)
+    } else {
+        let (url_a, mut a) = database(bench, "pgschemas_bench_w5");
+        let migrating = Provisioner::builder(Config::default(), TENANT)
+            .build()
+            .expect("provisioner");
+        provision("W5-provision-migrate", &migrating, &mut a, n);
+        check_catalog(&mut a, n);
 
-    let (url_b, mut b) = database(bench, "pgschemas_bench_w5_clone");
-    let reference = Config::builder()
-        .clone_reference("sample")
-        .build()
-        .expect("config");
-    let cloning = Provisioner::builder(reference, TENANT)
-        .build()
-        .expect("provisioner");
-    cloning
-        .create_reference(&mut b)
-        .expect("create the reference");
-    provision("W5-provision-clone", &cloning, &mut b, n);
-    check_catalog(&mut b, n);
+        let (url_b, mut b) = database(bench, "pgschemas_bench_w5_clone");
+        let reference = Config::builder()
+            .clone_reference("sample")
+            .build()
+            .expect("config");
+        let cloning = Provisioner::builder(reference, TENANT)
+            .build()
+            .expect("provisioner");
+        cloning
+            .create_reference(&mut b)
+            .expect("create the reference");
+        provision("W5-provision-clone", &cloning, &mut b, n);
+        check_catalog(&mut b, n);
+        (url_a, a, url_b, b)
+    };
     // The catalogs after 2 × N tenants' DDL: vacuumed and analysed now, so that autovacuum
     // does not pick one of the timed steps to do it in.
     for conn in [&mut a, &mut b] {
@@ -368,14 +397,20 @@ pub fn all(bench: &Bench) {
     }
 
     // Migration 6 to all, the library and the floor each on one set, then (migration 6
-    // taken out again) each on the other.
+    // taken out again) each on the other; `W5_ROUNDS` such pairs (default 2).
     let (mut library, mut floor) = (Vec::new(), Vec::new());
-    library.push(migrate_all(&url_a, n));
-    floor.push(migrate_all_floor(&url_b, n));
-    revert_6(&mut a, n);
-    revert_6(&mut b, n);
-    floor.push(migrate_all_floor(&url_a, n));
-    library.push(migrate_all(&url_b, n));
+    for round in 0..rounds() {
+        if round > 0 {
+            revert_6(&mut a, n);
+            revert_6(&mut b, n);
+        }
+        library.push(migrate_all(&url_a, n));
+        floor.push(migrate_all_floor(&url_b, n));
+        revert_6(&mut a, n);
+        revert_6(&mut b, n);
+        floor.push(migrate_all_floor(&url_a, n));
+        library.push(migrate_all(&url_b, n));
+    }
     let rate = |runs: &[f64]| (runs.len() * n) as f64 / runs.iter().sum::<f64>();
     let listed = |runs: &[f64]| {
         format!(

@@ -219,6 +219,11 @@ extern crate self as pgschemas_diesel;
 #[doc = include_str!("../../docs/guide.md")]
 pub struct GuideDoctests;
 
+/// The scale page's examples, compiled as doctests so that it stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/scale.md")]
+pub struct ScaleDoctests;
+
 /// The Citus page's examples, compiled as doctests so that it stays true.
 #[cfg(doctest)]
 #[doc = include_str!("../../docs/citus.md")]

@@ -1702,7 +1702,7 @@ fn selection_targets_carry_kind_and_migration_set() {
 fn a_ledger_changed_after_the_batched_read_is_refused_under_the_lock() {
     let db = test_database!();
     let mut conn = db.connect();
-    let schemas = names("w", 4);
+    let schemas = names("w", 5);
     tenants(&mut conn, &schemas);
     for s in &schemas {
         migrate_schema(&mut conn, &Config::default(), &name(s), &TENANT).unwrap();
@@ -1731,6 +1731,13 @@ fn a_ledger_changed_after_the_batched_read_is_refused_under_the_lock() {
                     "alter table w0003.__diesel_schema_migrations \
                      alter column version type bigint using version::bigint"
                 }
+                "w0004" => {
+                    // Another process applies the pending migration first.
+                    let mut other = PgConnection::establish(&url).unwrap();
+                    migrate_schema(&mut other, &Config::default(), &name("w0004"), &RELEASE)
+                        .unwrap();
+                    return;
+                }
                 _ => return,
             };
             let mut other = PgConnection::establish(&url).unwrap();
@@ -1745,6 +1752,10 @@ fn a_ledger_changed_after_the_batched_read_is_refused_under_the_lock() {
         .map(|s| (s.schema.as_str(), s))
         .collect();
     assert_eq!(by_schema["w0000"].applied, ["20240601000006"], "{report}");
+    // Applied once, by the other process; this run found it done under the lock.
+    assert!(by_schema["w0004"].error.is_none(), "{report}");
+    assert!(by_schema["w0004"].applied.is_empty(), "{report}");
+    assert_eq!(ledger(&mut conn, "w0004").unwrap().len(), 6);
     let kind = |s: &str| by_schema[s].error.as_ref().map(|e| e.kind());
     assert!(
         matches!(

@@ -75,7 +75,7 @@ const LOGIN_ROLE: &str = "current_user OPERATOR(pg_catalog.=) session_user";
 
 /// `true` when `condition` holds; otherwise an error raised with the text `message` (SQL
 /// values for `pg_catalog.concat`), which rolls the message's transaction back.
-fn raise_unless(condition: &str, message: &str) -> String {
+pub(crate) fn raise_unless(condition: &str, message: &str) -> String {
     format!(
         "CASE WHEN {condition} THEN true \
          ELSE pg_catalog.concat({message})::pg_catalog.int4 OPERATOR(pg_catalog.=) 0 END"

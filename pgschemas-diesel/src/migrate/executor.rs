@@ -1,6 +1,6 @@
 //! Running a [`Migrator`]: selection, order, parallel workers, fail-fast, plan.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
@@ -8,7 +8,6 @@ use std::time::Instant;
 use super::builder::{DynMigrations, Migrator};
 use super::ledger::{LEDGER_BATCH, LedgerState, read_ledgers};
 use super::list::{Migrations, read_migrations, versions};
-use super::lock::LedgerRead;
 use super::report::{MigrationReport, Mode, Progress, SchemaReport};
 use super::run::{apply, pending_in};
 use super::selection::{MigrationSet, SchemaKind, Selection, Target};
@@ -214,15 +213,15 @@ impl Migrator {
     /// schema that exists and whose ledger can be read. A missing schema, one whose ledger
     /// cannot be read, and every schema of a batch whose statement failed take the
     /// schema-by-schema path, which reports why (and in a run applies nothing to a ledger it
-    /// cannot read either). Beside them, the schemas whose ledgers the read found readable
-    /// tables: a run reads those again under the lock with a cheaper statement
-    /// ([`LedgerRead::KnownTable`]).
+    /// cannot read either). Beside them, what the read found in each ledger that is a
+    /// readable table: a run checks under the lock, in a cheaper statement, that it is still
+    /// so.
     fn settle(
         &self,
         targets: &[Target],
         mode: Mode,
-    ) -> (Vec<Option<SchemaReport>>, HashSet<String>) {
-        let unsettled = || (targets.iter().map(|_| None).collect(), HashSet::new());
+    ) -> (Vec<Option<SchemaReport>>, HashMap<String, BTreeSet<String>>) {
+        let unsettled = || (targets.iter().map(|_| None).collect(), HashMap::new());
         let names: Vec<&str> = targets.iter().map(|t| t.schema.as_str()).collect();
         // The batches are read on the run's workers, each on a connection of its own; together
         // they hold no more ledger locks at once than one batch of `LEDGER_BATCH` would.
@@ -262,8 +261,10 @@ impl Migrator {
         }
         let tables = ledgers
             .iter()
-            .filter(|(_, state)| matches!(state, LedgerState::Read(_)))
-            .map(|(schema, _)| schema.clone())
+            .filter_map(|(schema, state)| match state {
+                LedgerState::Read(applied) => Some((schema.clone(), applied.clone())),
+                _ => None,
+            })
             .collect();
         let mut lists = Lists::default();
         let reports = targets
@@ -300,7 +301,7 @@ impl Migrator {
         });
         let mut conn = None;
         let mut lists = Lists::default();
-        let report = self.one(&mut conn, &mut lists, target, mode, LedgerRead::Unknown);
+        let report = self.one(&mut conn, &mut lists, target, mode, None);
         self.notify(&Progress::Finished {
             report: &report,
             done: 1,
@@ -315,7 +316,7 @@ impl Migrator {
         mode: Mode,
         done_before: usize,
         total: usize,
-        tables: &HashSet<String>,
+        tables: &HashMap<String, BTreeSet<String>>,
     ) -> Vec<SchemaReport> {
         let done = AtomicUsize::new(done_before);
         let mut slots: Vec<Option<SchemaReport>> = (0..targets.len()).map(|_| None).collect();
@@ -333,11 +334,7 @@ impl Migrator {
                     done: done.load(Ordering::SeqCst),
                     total,
                 });
-                let known = if tables.contains(target.schema.as_str()) {
-                    LedgerRead::KnownTable
-                } else {
-                    LedgerRead::Unknown
-                };
+                let known = tables.get(target.schema.as_str());
                 let report = self.one(conn, lists, target, mode, known);
                 if report.error.is_some() {
                     fail_fast.failed();
@@ -376,7 +373,7 @@ impl Migrator {
         lists: &mut Lists,
         target: &Target,
         mode: Mode,
-        known: LedgerRead,
+        known: Option<&BTreeSet<String>>,
     ) -> SchemaReport {
         let started = Instant::now();
         let mut report = SchemaReport::new(target);
@@ -402,7 +399,7 @@ impl Migrator {
         lists: &mut Lists,
         target: &Target,
         mode: Mode,
-        known: LedgerRead,
+        known: Option<&BTreeSet<String>>,
     ) -> Result<Vec<String>, MigrationError> {
         let schema = &target.schema;
         let list = lists.get(self, target)?;

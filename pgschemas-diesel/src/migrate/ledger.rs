@@ -294,6 +294,57 @@ pub(crate) fn read_known_table(
     Ok((current, state))
 }
 
+/// A condition that `schema`'s ledger is still what a batched read found: a table (or
+/// partitioned table) without row-level security for this role, its `version` column text
+/// or `varchar`, holding exactly the versions `applied`, and `schema` the current schema.
+/// Written for a statement of its own after the schema's lock (so that its snapshot sees
+/// whatever committed before the lock was granted); it raises when any of this is false, or
+/// fails when the ledger is gone, so that the caller's transaction aborts. The versions are
+/// compared as the hexadecimal of their UTF-8 bytes, sorted in byte order: no quoting, no
+/// collation, no setting changes what they mean.
+pub(crate) fn ledger_unchanged_sql(schema: &SchemaName, applied: &BTreeSet<String>) -> String {
+    let table = ledger_table(schema);
+    let regclass = format!(
+        "{}::pg_catalog.regclass",
+        crate::name::quote_literal(&table)
+    );
+    let mut hex: Vec<String> = applied
+        .iter()
+        .map(|v| v.bytes().map(|b| format!("{b:02x}")).collect())
+        .collect();
+    hex.sort();
+    let expected = if hex.is_empty() {
+        "NULL::pg_catalog.text[]".to_owned()
+    } else {
+        format!("'{{{}}}'::pg_catalog.text[]", hex.join(","))
+    };
+    let condition = format!(
+        "pg_catalog.current_schema() OPERATOR(pg_catalog.=) {schema_literal} \
+         AND (SELECT c.relkind FROM pg_catalog.pg_class c \
+              WHERE c.oid OPERATOR(pg_catalog.=) {regclass}) \
+             OPERATOR(pg_catalog.=) ANY ('{{r,p}}'::pg_catalog.\"char\"[]) \
+         AND NOT pg_catalog.row_security_active({regclass}) \
+         AND COALESCE((SELECT pg_catalog.pg_typeof(l.version) FROM {table} l LIMIT 1) \
+             OPERATOR(pg_catalog.=) ANY ('{{pg_catalog.text,pg_catalog.varchar}}'::pg_catalog.regtype[]), true) \
+         AND (SELECT pg_catalog.array_agg(DISTINCT x.h ORDER BY x.h) FROM ( \
+               SELECT pg_catalog.encode(pg_catalog.convert_to(l.version::pg_catalog.text, 'UTF8'), \
+                        'hex') COLLATE \"C\" AS h \
+               FROM {table} l WHERE l.version IS NOT NULL) x) \
+             IS NOT DISTINCT FROM {expected}",
+        schema_literal = crate::name::quote_literal(schema.as_str()),
+    );
+    format!(
+        "SELECT {}",
+        crate::checkout::raise_unless(
+            &condition,
+            &format!(
+                "'pgschemas_diesel: the ledger of ', {}, ' is not what the batched read found'",
+                crate::name::quote_literal(schema.as_str())
+            ),
+        )
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -305,6 +356,23 @@ mod tests {
         assert!(create_ledger_sql(&t1).starts_with(
             r#"CREATE TABLE IF NOT EXISTS "t1".__diesel_schema_migrations (version VARCHAR(50)"#
         ));
+    }
+
+    #[test]
+    fn the_unchanged_check_compares_hexadecimal_in_byte_order() {
+        let t1 = SchemaName::new("t1").unwrap_or_else(|e| panic!("{e}"));
+        let applied: BTreeSet<String> = ["b", "a'\\,}"].iter().map(|v| (*v).to_owned()).collect();
+        let sql = ledger_unchanged_sql(&t1, &applied);
+        assert!(
+            sql.contains("'{61275c2c7d,62}'::pg_catalog.text[]"),
+            "{sql}"
+        );
+        assert!(!sql.contains(" = "), "no unqualified operator: {sql}");
+        let empty = ledger_unchanged_sql(&t1, &BTreeSet::new());
+        assert!(
+            empty.contains("IS NOT DISTINCT FROM NULL::pg_catalog.text[]"),
+            "{empty}"
+        );
     }
 
     #[test]

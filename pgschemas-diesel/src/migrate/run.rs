@@ -1,11 +1,14 @@
 //! Migrating one schema: the path, the lock, the ledger, one transaction per migration.
 
+use std::collections::BTreeSet;
+
+use diesel::connection::SimpleConnection;
 use diesel::migration::{Migration, MigrationSource};
 use diesel::pg::Pg;
 use diesel::prelude::*;
 use diesel::sql_types::{Nullable, Text};
 
-use super::ledger::read_known_table;
+use super::ledger::ledger_unchanged_sql;
 use super::ledger::{ledger_table, read_ledger};
 use super::list::{read_migrations, versions};
 use super::lock::{LedgerRead, LockFn, SchemaLock, lock_statement};
@@ -113,7 +116,7 @@ where
         ));
     }
 
-    let result = apply(conn, schema, &list, LedgerRead::Unknown);
+    let result = apply(conn, schema, &list, None);
 
     let Err(restore) = switch_path(conn, &previous, None, in_transaction) else {
         return result;
@@ -205,24 +208,32 @@ pub(crate) fn pending_in(
     Ok(pending)
 }
 
-/// Runs the pending migrations; the path must already be `schema`'s. `known` is what the
-/// caller read of the ledger before (see [`LedgerRead`]).
+/// Runs the pending migrations; the path must already be `schema`'s. `known` is what a
+/// batched read found in the ledger just before, when it found a readable table: the
+/// versions it holds.
 pub(crate) fn apply(
     conn: &mut PgConnection,
     schema: &SchemaName,
     list: &[Box<dyn Migration<Pg>>],
-    known: LedgerRead,
+    known: Option<&BTreeSet<String>>,
 ) -> Result<Vec<String>, MigrationError> {
     let in_transaction = transaction::is_open(conn).map_err(|e| MigrationError::db(schema, e))?;
     let mut applied_now = Vec::new();
-    if known == LedgerRead::KnownTable && !in_transaction {
-        match first_in_one_transaction(conn, schema, list)? {
+    if let Some(applied) = known
+        && !in_transaction
+    {
+        match first_in_one_transaction(conn, schema, list, applied)? {
             First::Done(applied) => return Ok(applied),
             First::More(applied) => applied_now = applied,
-            First::NotInTransaction => {}
+            First::Other => {}
         }
     }
-    let mut lock = SchemaLock::take(conn, schema, in_transaction, known)?;
+    let read = if known.is_some() {
+        LedgerRead::KnownTable
+    } else {
+        LedgerRead::Unknown
+    };
+    let mut lock = SchemaLock::take(conn, schema, in_transaction, read)?;
 
     for migration in list {
         let version = migration.name().version().to_string();
@@ -241,63 +252,65 @@ pub(crate) fn apply(
 
 /// What [`first_in_one_transaction`] did.
 enum First {
-    /// Everything pending is applied (perhaps nothing was): these versions.
+    /// Everything pending is applied: these versions.
     Done(Vec<String>),
     /// The first pending migration is applied (this version), others remain.
     More(Vec<String>),
-    /// The first pending migration runs outside a transaction: nothing was done.
-    NotInTransaction,
+    /// Nothing: the first pending migration runs outside a transaction, or the ledger is
+    /// not what the batched read found (the caller takes the general path, which reads it
+    /// again under the lock and says what is wrong).
+    Other,
 }
 
-/// The first pending migration of `schema`, whose ledger a batched read found a readable
-/// table, in one transaction with its lock, its checks and its ledger row: `BEGIN` and the
-/// transaction form of the lock in one message, then the path's check and the ledger read
-/// (a statement of its own, so that it sees what committed before the lock was granted),
-/// the migration, its row, `COMMIT`. Six round trips with the checkout for the common case
-/// of one pending migration, and no unlock (the lock ends with the transaction).
+/// The first pending migration of `schema`, whose ledger a batched read has just found a
+/// readable table holding `applied`, in one transaction with its lock and its checks: one
+/// message sends `BEGIN`, takes the transaction form of the schema's lock and then, in a
+/// statement of its own (whose snapshot sees what committed before the lock was granted),
+/// checks that the ledger is still exactly what the batched read found and that the path is
+/// the schema's ([`ledger_unchanged_sql`]); then the migration, its ledger row, `COMMIT`.
+/// Five round trips with the checkout for one pending migration, and no unlock (the lock
+/// ends with the transaction). When the check fails, the transaction is rolled back and
+/// nothing was done.
 fn first_in_one_transaction(
     conn: &mut PgConnection,
     schema: &SchemaName,
     list: &[Box<dyn Migration<Pg>>],
+    applied: &BTreeSet<String>,
 ) -> Result<First, MigrationError> {
-    let begin = format!("BEGIN; {}", lock_statement(schema, LockFn::Transaction));
-    transaction::begin(conn, &begin).map_err(|e| MigrationError::db(schema, e))?;
-    let result = (|| {
-        let (current, state) = read_known_table(conn, schema)?;
-        if current.as_deref() != Some(schema.as_str()) {
-            return Err(MigrationError::new(
-                schema,
-                MigrationErrorKind::NotCreationSchema { current },
-            ));
-        }
-        let applied = state.applied(schema)?.unwrap_or_default();
-        let mut pending = list
-            .iter()
-            .filter(|m| !applied.contains(&m.name().version().to_string()));
-        let Some(first) = pending.next() else {
-            return Ok(First::Done(Vec::new()));
-        };
-        if !first.metadata().run_in_transaction() {
-            return Ok(First::NotInTransaction);
-        }
-        let version = first.name().version().to_string();
-        record(conn, schema, first.as_ref(), &version).map_err(|e| {
-            MigrationError::new(schema, step_kind(e))
-                .in_migration(first.name().to_string(), version.clone())
-        })?;
-        Ok(if pending.next().is_none() {
-            First::Done(vec![version])
-        } else {
-            First::More(vec![version])
-        })
-    })();
+    let mut pending = list
+        .iter()
+        .filter(|m| !applied.contains(&m.name().version().to_string()));
+    let Some(first) = pending.next() else {
+        return Ok(First::Other);
+    };
+    if !first.metadata().run_in_transaction() {
+        return Ok(First::Other);
+    }
+    let begin = format!(
+        "BEGIN; {}; {}",
+        lock_statement(schema, LockFn::Transaction),
+        ledger_unchanged_sql(schema, applied)
+    );
+    if transaction::begin(conn, &begin).is_err() {
+        // The message's `BEGIN` ran and its transaction is aborted (Diesel does not count
+        // it): end it, and let the general path read the ledger again.
+        conn.batch_execute("ROLLBACK")
+            .map_err(|e| MigrationError::db(schema, e))?;
+        return Ok(First::Other);
+    }
+    let version = first.name().version().to_string();
+    let result = record(conn, schema, first.as_ref(), &version).map_err(|e| {
+        MigrationError::new(schema, step_kind(e))
+            .in_migration(first.name().to_string(), version.clone())
+    });
     let end = match &result {
-        Ok(_) => AnsiTransactionManager::commit_transaction(conn),
+        Ok(()) => AnsiTransactionManager::commit_transaction(conn),
         Err(_) => AnsiTransactionManager::rollback_transaction(conn),
     };
     match (result, end) {
-        (Ok(first), Ok(())) => Ok(first),
-        (Ok(_), Err(e)) => Err(MigrationError::db(schema, e)),
+        (Ok(()), Ok(())) if pending.next().is_none() => Ok(First::Done(vec![version])),
+        (Ok(()), Ok(())) => Ok(First::More(vec![version])),
+        (Ok(()), Err(e)) => Err(MigrationError::db(schema, e)),
         (Err(e), _) => Err(e),
     }
 }

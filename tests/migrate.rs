@@ -1796,3 +1796,261 @@ fn a_ledger_changed_after_the_batched_read_is_refused_under_the_lock() {
     assert_eq!(elsewhere, 5, "nothing written through the view");
     assert_eq!(my_advisory_locks(&mut conn), 0);
 }
+
+/// With `default_transaction_isolation = 'repeatable read'` (a database or role setting), a
+/// run that waits for the lock while another process migrates the same schema reads the
+/// ledger as it is once the lock is granted, not as it was when the wait began: it applies
+/// nothing a second time and reports no error.
+#[test]
+fn under_repeatable_read_a_run_that_waited_for_the_lock_reads_the_ledger_after_it() {
+    let db = test_database!();
+    let mut conn = db.connect();
+    conn.batch_execute(
+        "do $$ begin execute format('alter database %I set default_transaction_isolation = %L', \
+         current_database(), 'repeatable read'); end $$",
+    )
+    .unwrap();
+    let schemas = names("r", 1);
+    tenants(&mut conn, &schemas);
+    migrate_schema(&mut conn, &Config::default(), &name("r0000"), &TENANT).unwrap();
+
+    let url = db.url().to_owned();
+    let other = Arc::new(Mutex::new(None));
+    let other_in_hook = Arc::clone(&other);
+    let migrator = Migrator::builder(pool(&db, Config::default(), 1), Arc::new(TableCatalog))
+        .tenant_migrations(RELEASE)
+        .workers(1)
+        .on_progress(move |p| {
+            let Progress::Started { target, .. } = p else {
+                return;
+            };
+            if target.schema.as_str() != "r0000" {
+                return;
+            }
+            // Another process holds the schema's lock; once the run waits for it, that
+            // process migrates the schema itself and lets go.
+            let mut holder = PgConnection::establish(&url).unwrap();
+            holder
+                .batch_execute(&format!(
+                    "select pg_advisory_lock({MIGRATION_LOCK_CLASS}, hashtext('r0000'))"
+                ))
+                .unwrap();
+            let mut watcher = PgConnection::establish(&url).unwrap();
+            *other_in_hook.lock().unwrap() = Some(std::thread::spawn(move || {
+                let deadline = Instant::now() + Duration::from_secs(60);
+                while migration_locks(&mut watcher, false) == 0 {
+                    assert!(Instant::now() < deadline, "the run never waited");
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                let applied =
+                    migrate_schema(&mut holder, &Config::default(), &name("r0000"), &RELEASE)
+                        .unwrap();
+                holder
+                    .batch_execute(&format!(
+                        "select pg_advisory_unlock({MIGRATION_LOCK_CLASS}, hashtext('r0000'))"
+                    ))
+                    .unwrap();
+                applied
+            }));
+        })
+        .build()
+        .unwrap();
+    let report = migrator.run(&Selection::all()).unwrap();
+    let by_other = other.lock().unwrap().take().unwrap().join().unwrap();
+    assert_eq!(by_other, ["20240601000006"]);
+    let r = report
+        .schemas
+        .iter()
+        .find(|s| s.schema.as_str() == "r0000")
+        .unwrap();
+    assert!(r.error.is_none(), "{report}");
+    assert!(r.applied.is_empty(), "applied twice: {report}");
+    let mut versions: Vec<String> = TENANT_VERSIONS.iter().map(|v| v.to_string()).collect();
+    versions.push("20240601000006".into());
+    assert_eq!(ledger(&mut conn, "r0000").unwrap(), versions);
+    assert_eq!(migration_locks(&mut conn, true), 0);
+}
+
+/// The tenant migrations and one more, `(folder, up.sql, run_in_transaction)` each.
+fn tenant_and(tag: &str, more: &[(&str, &str, bool)]) -> PathBuf {
+    let tenant = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/migrations/tenant");
+    let mut all: Vec<(String, String)> = std::fs::read_dir(&tenant)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            let up = std::fs::read_to_string(e.path().join("up.sql")).unwrap();
+            (e.file_name().to_string_lossy().into_owned(), up)
+        })
+        .collect();
+    all.extend(
+        more.iter()
+            .map(|(f, up, _)| (f.to_string(), up.to_string())),
+    );
+    let pairs: Vec<(&str, &str)> = all.iter().map(|(f, u)| (f.as_str(), u.as_str())).collect();
+    let dir = migrations_dir(tag, &pairs);
+    for (folder, _, in_transaction) in more {
+        if !in_transaction {
+            std::fs::write(
+                dir.join(folder).join("metadata.toml"),
+                "run_in_transaction = false\n",
+            )
+            .unwrap();
+        }
+    }
+    dir
+}
+
+/// A schema whose ledger the batched read found: a first pending migration that cannot run
+/// in a transaction (`CREATE INDEX CONCURRENTLY`) runs outside one, and the next after it;
+/// a later failure leaves the earlier ones applied and no lock held.
+#[test]
+fn after_the_batched_read_a_first_migration_outside_a_transaction_and_more_run() {
+    let db = test_database!();
+    let mut conn = db.connect();
+    let schemas = names("n", 2);
+    tenants(&mut conn, &schemas);
+    for s in &schemas {
+        migrate_schema(&mut conn, &Config::default(), &name(s), &TENANT).unwrap();
+    }
+    conn.batch_execute("create table n0001.boom (id int)")
+        .unwrap();
+    let dir = tenant_and(
+        "notx",
+        &[
+            (
+                "2024-06-01-000006_concurrently",
+                "create index concurrently customers_name on customers (name);",
+                false,
+            ),
+            (
+                "2024-06-01-000007_phone",
+                "alter table customers add column phone text;",
+                true,
+            ),
+            (
+                "2024-06-01-000008_boom",
+                "create table boom (id int);",
+                true,
+            ),
+        ],
+    );
+    let migrator = Migrator::builder(pool(&db, Config::default(), 1), Arc::new(TableCatalog))
+        .tenant_migrations(file_migrations(&dir))
+        .workers(1)
+        .keep_going(true)
+        .build()
+        .unwrap();
+    let report = migrator.run(&Selection::all()).unwrap();
+    let mut applied: Vec<String> = TENANT_VERSIONS.iter().map(|v| v.to_string()).collect();
+    applied.extend(["20240601000006".to_owned(), "20240601000007".to_owned()]);
+    let n0 = &report.schemas[0];
+    let n1 = &report.schemas[1];
+    assert!(n0.error.is_none(), "{report}");
+    assert_eq!(
+        n0.applied,
+        ["20240601000006", "20240601000007", "20240601000008"],
+        "{report}"
+    );
+    assert_eq!(
+        n1.error.as_ref().unwrap().version(),
+        Some("20240601000008"),
+        "{report}"
+    );
+    assert_eq!(ledger(&mut conn, "n0001").unwrap(), applied);
+    assert_eq!(my_advisory_locks(&mut conn), 0);
+    assert_eq!(migration_locks(&mut conn, true), 0);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// The one pending migration of a schema whose ledger the batched read found, failing only
+/// at `COMMIT` (a deferred constraint): the error names the migration, nothing of it stays,
+/// and no lock is held.
+#[test]
+fn after_the_batched_read_a_migration_failing_at_commit_is_named() {
+    let db = test_database!();
+    let mut conn = db.connect();
+    let schemas = names("c", 1);
+    tenants(&mut conn, &schemas);
+    migrate_schema(&mut conn, &Config::default(), &name("c0000"), &TENANT).unwrap();
+    let dir = tenant_and(
+        "atcommit",
+        &[(
+            "2024-06-01-000006_deferred",
+            "create table tree (id int primary key, \
+               parent int references tree deferrable initially deferred); \
+             insert into tree values (1, 2);",
+            true,
+        )],
+    );
+    let migrator = Migrator::builder(pool(&db, Config::default(), 1), Arc::new(TableCatalog))
+        .tenant_migrations(file_migrations(&dir))
+        .workers(1)
+        .build()
+        .unwrap();
+    let report = migrator.run(&Selection::all()).unwrap();
+    let err = report.schemas[0].error.as_ref().expect("the commit failed");
+    assert_eq!(err.version(), Some("20240601000006"), "{report}");
+    assert!(report.schemas[0].applied.is_empty(), "{report}");
+    assert_eq!(ledger(&mut conn, "c0000").unwrap(), TENANT_VERSIONS);
+    assert!(!tables(&mut conn, "c0000").contains(&"tree".to_owned()));
+    assert_eq!(migration_locks(&mut conn, true), 0);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// A first pending migration that changes the path, on a schema whose ledger the batched
+/// read found: rolled back in the lock's transaction, named, nothing lands in `public`, and
+/// the next schema on the same pooled connection migrates into itself only.
+#[test]
+fn after_the_batched_read_a_migration_that_changes_the_path_is_rolled_back() {
+    let db = test_database!();
+    let mut conn = db.connect();
+    let schemas = names("s", 2);
+    tenants(&mut conn, &schemas);
+    for s in &schemas {
+        migrate_schema(&mut conn, &Config::default(), &name(s), &TENANT).unwrap();
+    }
+    // Only s0000 meets the sneaky migration: s0001 has it already, and gets the next one.
+    conn.batch_execute(
+        "insert into s0001.__diesel_schema_migrations (version) values ('20240601000006')",
+    )
+    .unwrap();
+    let dir = tenant_and(
+        "setpath_known",
+        &[
+            (
+                "2024-06-01-000006_sneaky",
+                "set search_path to public; create table sneaky (id int);",
+                true,
+            ),
+            (
+                "2024-06-01-000007_after",
+                "create table after_tbl (id int);",
+                true,
+            ),
+        ],
+    );
+    let migrator = Migrator::builder(pool(&db, Config::default(), 1), Arc::new(TableCatalog))
+        .tenant_migrations(file_migrations(&dir))
+        .workers(1)
+        .keep_going(true)
+        .build()
+        .unwrap();
+    let report = migrator.run(&Selection::all()).unwrap();
+    let err = report.schemas[0].error.as_ref().expect("refused");
+    assert!(
+        matches!(err.kind(), MigrationErrorKind::PathChanged),
+        "{report}"
+    );
+    assert_eq!(err.version(), Some("20240601000006"));
+    assert_eq!(report.schemas[1].applied, ["20240601000007"], "{report}");
+    assert!(
+        tables(&mut conn, "public")
+            .iter()
+            .all(|t| t == "tenants" || t == "domains"),
+        "public gained tables"
+    );
+    assert_eq!(ledger(&mut conn, "s0000").unwrap(), TENANT_VERSIONS);
+    assert!(tables(&mut conn, "s0001").contains(&"after_tbl".to_owned()));
+    assert_eq!(migration_locks(&mut conn, true), 0);
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -297,8 +297,11 @@ pub(crate) fn read_known_table(
 /// A condition that `schema`'s ledger is still what a batched read found: a table (or
 /// partitioned table) without row-level security for this role, its `version` column text
 /// or `varchar`, holding exactly the versions `applied`, and `schema` the current schema.
-/// Written for a statement of its own after the schema's lock (so that its snapshot sees
-/// whatever committed before the lock was granted); it raises when any of this is false, or
+/// Written for a statement of its own after the schema's lock, so that its snapshot sees
+/// whatever committed before the lock was granted: that holds at `READ COMMITTED` only (at a
+/// stricter isolation level, set by `default_transaction_isolation`, the transaction's
+/// snapshot is the lock statement's, taken before the lock was granted), so the condition
+/// also requires it. It raises when any of this is false, or
 /// fails when the ledger is gone, so that the caller's transaction aborts. The versions are
 /// compared as the hexadecimal of their UTF-8 bytes, sorted in byte order: no quoting, no
 /// collation, no setting changes what they mean.
@@ -319,7 +322,8 @@ pub(crate) fn ledger_unchanged_sql(schema: &SchemaName, applied: &BTreeSet<Strin
         format!("'{{{}}}'::pg_catalog.text[]", hex.join(","))
     };
     let condition = format!(
-        "pg_catalog.current_schema() OPERATOR(pg_catalog.=) {schema_literal} \
+        "pg_catalog.current_setting('transaction_isolation') OPERATOR(pg_catalog.=) 'read committed' \
+         AND pg_catalog.current_schema() OPERATOR(pg_catalog.=) {schema_literal} \
          AND (SELECT c.relkind FROM pg_catalog.pg_class c \
               WHERE c.oid OPERATOR(pg_catalog.=) {regclass}) \
              OPERATOR(pg_catalog.=) ANY ('{{r,p}}'::pg_catalog.\"char\"[]) \

@@ -310,7 +310,9 @@ fn first_in_one_transaction(
     match (result, end) {
         (Ok(()), Ok(())) if pending.next().is_none() => Ok(First::Done(vec![version])),
         (Ok(()), Ok(())) => Ok(First::More(vec![version])),
-        (Ok(()), Err(e)) => Err(MigrationError::db(schema, e)),
+        // A deferred constraint, say: the migration's own failure.
+        (Ok(()), Err(e)) => Err(MigrationError::new(schema, MigrationErrorKind::Database(e))
+            .in_migration(first.name().to_string(), version)),
         (Err(e), _) => Err(e),
     }
 }

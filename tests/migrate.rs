@@ -119,6 +119,11 @@ fn tenants(conn: &mut PgConnection, schemas: &[String]) {
     conn.batch_execute(&sql).unwrap();
 }
 
+/// A migrator over `TableCatalog` with one worker on a pool of one connection.
+fn one_worker(db: &TestDatabase) -> pgschemas_diesel::migrate::MigratorBuilder {
+    Migrator::builder(pool(db, Config::default(), 1), Arc::new(TableCatalog)).workers(1)
+}
+
 fn names(prefix: &str, n: usize) -> Vec<String> {
     (0..n).map(|i| format!("{prefix}{i:04}")).collect()
 }
@@ -1713,9 +1718,8 @@ fn a_ledger_changed_after_the_batched_read_is_refused_under_the_lock() {
     )
     .unwrap();
     let url = db.url().to_owned();
-    let migrator = Migrator::builder(pool(&db, Config::default(), 1), Arc::new(TableCatalog))
+    let migrator = one_worker(&db)
         .tenant_migrations(RELEASE)
-        .workers(1)
         .keep_going(true)
         .on_progress(move |p| {
             let Progress::Started { target, .. } = p else {
@@ -1817,9 +1821,8 @@ fn under_repeatable_read_a_run_that_waited_for_the_lock_reads_the_ledger_after_i
     let url = db.url().to_owned();
     let other = Arc::new(Mutex::new(None));
     let other_in_hook = Arc::clone(&other);
-    let migrator = Migrator::builder(pool(&db, Config::default(), 1), Arc::new(TableCatalog))
+    let migrator = one_worker(&db)
         .tenant_migrations(RELEASE)
-        .workers(1)
         .on_progress(move |p| {
             let Progress::Started { target, .. } = p else {
                 return;
@@ -1934,9 +1937,8 @@ fn after_the_batched_read_a_first_migration_outside_a_transaction_and_more_run()
             ),
         ],
     );
-    let migrator = Migrator::builder(pool(&db, Config::default(), 1), Arc::new(TableCatalog))
+    let migrator = one_worker(&db)
         .tenant_migrations(file_migrations(&dir))
-        .workers(1)
         .keep_going(true)
         .build()
         .unwrap();
@@ -1982,9 +1984,8 @@ fn after_the_batched_read_a_migration_failing_at_commit_is_named() {
             true,
         )],
     );
-    let migrator = Migrator::builder(pool(&db, Config::default(), 1), Arc::new(TableCatalog))
+    let migrator = one_worker(&db)
         .tenant_migrations(file_migrations(&dir))
-        .workers(1)
         .build()
         .unwrap();
     let report = migrator.run(&Selection::all()).unwrap();
@@ -2029,9 +2030,8 @@ fn after_the_batched_read_a_migration_that_changes_the_path_is_rolled_back() {
             ),
         ],
     );
-    let migrator = Migrator::builder(pool(&db, Config::default(), 1), Arc::new(TableCatalog))
+    let migrator = one_worker(&db)
         .tenant_migrations(file_migrations(&dir))
-        .workers(1)
         .keep_going(true)
         .build()
         .unwrap();

@@ -32,6 +32,15 @@ impl Bench {
     }
 }
 
+/// The positive number in the environment variable `name`, or `default`.
+pub fn env_count(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(default)
+}
+
 /// Prints one result line.
 pub fn report(workload: &str, n: u64, seconds: f64, unit: &str, extra: &[(&str, String)]) {
     let rate = if seconds > 0.0 {

@@ -110,11 +110,7 @@ fn migrator(url: &str, migrations: EmbeddedMigrations, workers: usize) -> Migrat
 
 /// How many times each workload runs (on a fresh set each time); the median is reported.
 fn repeats() -> usize {
-    std::env::var("W2_REPEAT")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .filter(|&n| n > 0)
-        .unwrap_or(3)
+    crate::common::env_count("W2_REPEAT", 3)
 }
 
 /// Runs `once` (which returns seconds) `repeats()` times; the median and every run.

@@ -34,7 +34,7 @@ use pgschemas_diesel::routing::{RouteOptions, RouteTable};
 use pgschemas_diesel::{Config, SchemaName, TenantPool, migrate::Migrator, migrate::Selection};
 use stats_alloc::Region;
 
-use crate::common::{Bench, report};
+use crate::common::{Bench, env_count, report};
 use crate::w3::{Customer, customers};
 
 const TENANT: EmbeddedMigrations = embed_migrations!("../examples/migrations/tenant");
@@ -50,22 +50,6 @@ const WINDOW: usize = 1_000;
 const SERVED: usize = 1_000;
 /// The recycling limit of the backend-memory step.
 const RECYCLE_AFTER: usize = 100;
-
-fn tenants() -> usize {
-    std::env::var("W5_TENANTS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .filter(|&n| n > 0)
-        .unwrap_or(10_000)
-}
-
-fn rounds() -> usize {
-    std::env::var("W5_ROUNDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .filter(|&n| n > 0)
-        .unwrap_or(2)
-}
 
 fn schema(i: usize) -> String {
     format!("t{i:05}")
@@ -340,7 +324,7 @@ fn backend_memory(url: &str, recycle: Option<usize>) -> (i64, i64, i64, usize) {
 }
 
 pub fn all(bench: &Bench) {
-    let n = tenants();
+    let n = env_count("W5_TENANTS", 10_000);
     assert!(n >= SERVED, "W5_TENANTS must be at least {SERVED}");
 
     // Provisioning, by migrating (A) and by cloning (B); with `W5_REUSE`, the databases an
@@ -399,7 +383,7 @@ pub fn all(bench: &Bench) {
     // Migration 6 to all, the library and the floor each on one set, then (migration 6
     // taken out again) each on the other; `W5_ROUNDS` such pairs (default 2).
     let (mut library, mut floor) = (Vec::new(), Vec::new());
-    for round in 0..rounds() {
+    for round in 0..env_count("W5_ROUNDS", 2) {
         if round > 0 {
             revert_6(&mut a, n);
             revert_6(&mut b, n);

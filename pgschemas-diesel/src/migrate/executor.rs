@@ -259,13 +259,6 @@ impl Migrator {
         if read.is_err() {
             return unsettled();
         }
-        let tables = ledgers
-            .iter()
-            .filter_map(|(schema, state)| match state {
-                LedgerState::Read(applied) => Some((schema.clone(), applied.clone())),
-                _ => None,
-            })
-            .collect();
         let mut lists = Lists::default();
         let reports = targets
             .iter()
@@ -287,6 +280,15 @@ impl Migrator {
                     Mode::Plan => report.pending = pending,
                 }
                 Some(report)
+            })
+            .collect();
+        // The ledgers of the schemas a run still opens, moved out: each is checked under its
+        // lock against what was read here.
+        let tables = ledgers
+            .into_iter()
+            .filter_map(|(schema, state)| match state {
+                LedgerState::Read(applied) => Some((schema, applied)),
+                _ => None,
             })
             .collect();
         (reports, tables)

@@ -222,9 +222,6 @@ pub(crate) fn read_ledger(
 /// What [`read_known_table`] returns.
 #[derive(QueryableByName)]
 struct TableRead {
-    /// `current_schema()`: where the migrations would create their objects.
-    #[diesel(sql_type = Nullable<Text>)]
-    current: Option<String>,
     /// `pg_class.relkind` of the relation of the ledger's name.
     #[diesel(sql_type = Text)]
     kind: String,
@@ -248,8 +245,7 @@ fn known_table_sql(schema: &SchemaName) -> String {
         crate::name::quote_literal(&table)
     );
     format!(
-        "SELECT pg_catalog.current_schema()::pg_catalog.text AS current, \
-           (SELECT c.relkind::pg_catalog.text FROM pg_catalog.pg_class c \
+        "SELECT (SELECT c.relkind::pg_catalog.text FROM pg_catalog.pg_class c \
                  WHERE c.oid OPERATOR(pg_catalog.=) {regclass}) AS kind, \
            pg_catalog.row_security_active({regclass}) AS row_security, \
            (SELECT pg_catalog.pg_typeof(l.version)::pg_catalog.text FROM {table} l LIMIT 1) \
@@ -264,17 +260,15 @@ fn known_table_sql(schema: &SchemaName) -> String {
 /// a fraction of the time (it reads the table directly instead of through `query_to_xml`).
 /// Should the ledger have changed since (dropped, replaced, its privileges revoked), the
 /// statement fails or the facts beside the read refuse it: an error naming the schema, never
-/// a read taken for the ledger's. Also returns `current_schema()`, read in the same
-/// statement.
+/// a read taken for the ledger's.
 pub(crate) fn read_known_table(
     conn: &mut PgConnection,
     schema: &SchemaName,
-) -> Result<(Option<String>, LedgerState), MigrationError> {
-    let mut read: TableRead = diesel::sql_query(known_table_sql(schema))
+) -> Result<LedgerState, MigrationError> {
+    let read: TableRead = diesel::sql_query(known_table_sql(schema))
         .get_result(conn)
         .map_err(|e| MigrationError::db(schema, e))?;
-    let current = read.current.take();
-    let state = match read {
+    Ok(match read {
         TableRead { kind, .. } if kind != "r" && kind != "p" => {
             LedgerState::Unreadable(LedgerProblem::NotATable {
                 relkind: kind.chars().next().unwrap_or('?'),
@@ -290,8 +284,7 @@ pub(crate) fn read_known_table(
             row_security: true, ..
         } => LedgerState::Unreadable(LedgerProblem::RowSecurity),
         TableRead { versions, .. } => LedgerState::Read(versions.into_iter().collect()),
-    };
-    Ok((current, state))
+    })
 }
 
 /// A condition that `schema`'s ledger is still what a batched read found: a table (or

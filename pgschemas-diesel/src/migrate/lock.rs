@@ -135,7 +135,7 @@ impl<'a> SchemaLock<'a> {
         // run applies anything to.
         let state = match known {
             // Outside a transaction only: a failed statement then aborts nothing.
-            LedgerRead::KnownTable if !in_transaction => read_known_table(guard.conn(), schema)?.1,
+            LedgerRead::KnownTable if !in_transaction => read_known_table(guard.conn(), schema)?,
             _ => read_ledger(guard.conn(), schema)?
                 .ok_or_else(|| MigrationError::new(schema, MigrationErrorKind::SchemaNotFound))?,
         };

@@ -309,6 +309,9 @@ pub(crate) fn ledger_unchanged_sql(schema: &SchemaName, applied: &BTreeSet<Strin
         .map(|v| v.bytes().map(|b| format!("{b:02x}")).collect())
         .collect();
     hex.sort();
+    // Each element quoted: an empty version's hexadecimal is the empty string, which an
+    // array literal takes only as `""`.
+    let hex: Vec<String> = hex.iter().map(|h| format!("\"{h}\"")).collect();
     let expected = if hex.is_empty() {
         "NULL::pg_catalog.text[]".to_owned()
     } else {
@@ -358,10 +361,13 @@ mod tests {
     #[test]
     fn the_unchanged_check_compares_hexadecimal_in_byte_order() {
         let t1 = SchemaName::new("t1").unwrap_or_else(|e| panic!("{e}"));
-        let applied: BTreeSet<String> = ["b", "a'\\,}"].iter().map(|v| (*v).to_owned()).collect();
+        let applied: BTreeSet<String> = ["b", "a'\\,}", ""]
+            .iter()
+            .map(|v| (*v).to_owned())
+            .collect();
         let sql = ledger_unchanged_sql(&t1, &applied);
         assert!(
-            sql.contains("'{61275c2c7d,62}'::pg_catalog.text[]"),
+            sql.contains(r#"'{"","61275c2c7d","62"}'::pg_catalog.text[]"#),
             "{sql}"
         );
         assert!(!sql.contains(" = "), "no unqualified operator: {sql}");

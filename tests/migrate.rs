@@ -2054,3 +2054,68 @@ fn after_the_batched_read_a_migration_that_changes_the_path_is_rolled_back() {
     assert_eq!(migration_locks(&mut conn, true), 0);
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// With a `lock_timeout` (a database or role setting), a run that cannot get a schema's lock
+/// in time reports that schema's error, applies nothing to it, holds no lock afterwards and
+/// leaves no transaction open; the other schemas migrate, and a later run applies the
+/// pending migration once.
+#[test]
+fn a_lock_timeout_on_the_schema_lock_is_that_schema_s_error_and_nothing_else() {
+    let db = test_database!();
+    let mut conn = db.connect();
+    conn.batch_execute(
+        "do $$ begin execute format('alter database %I set lock_timeout = %L', \
+         current_database(), '200ms'); end $$",
+    )
+    .unwrap();
+    let schemas = names("k", 2);
+    tenants(&mut conn, &schemas);
+    for s in &schemas {
+        migrate_schema(&mut conn, &Config::default(), &name(s), &TENANT).unwrap();
+    }
+    let mut holder = PgConnection::establish(db.url()).unwrap();
+    holder
+        .batch_execute(&format!(
+            "select pg_advisory_lock({MIGRATION_LOCK_CLASS}, hashtext('k0000'))"
+        ))
+        .unwrap();
+    let migrator = one_worker(&db)
+        .tenant_migrations(RELEASE)
+        .keep_going(true)
+        .build()
+        .unwrap();
+    let report = migrator.run(&Selection::all()).unwrap();
+    let by_schema: BTreeMap<&str, _> = report
+        .schemas
+        .iter()
+        .map(|s| (s.schema.as_str(), s))
+        .collect();
+    let k0 = by_schema["k0000"];
+    assert!(k0.applied.is_empty(), "{report}");
+    let e = k0.error.as_ref().expect("k0000 must fail");
+    assert_eq!(e.schema().as_str(), "k0000");
+    assert_eq!(by_schema["k0001"].applied, ["20240601000006"], "{report}");
+    assert_eq!(ledger(&mut conn, "k0000").unwrap().len(), 5);
+    holder
+        .batch_execute(&format!(
+            "select pg_advisory_unlock({MIGRATION_LOCK_CLASS}, hashtext('k0000'))"
+        ))
+        .unwrap();
+    assert_eq!(migration_locks(&mut conn, true), 0);
+    let idle_in_tx: i64 = diesel::select(diesel::dsl::sql::<BigInt>(
+        "(select count(*) from pg_catalog.pg_stat_activity \
+          where datname = current_database() and state like 'idle in transaction%')",
+    ))
+    .get_result(&mut conn)
+    .unwrap();
+    assert_eq!(idle_in_tx, 0, "a connection was left in a transaction");
+    let again = migrator.run(&Selection::all()).unwrap();
+    let k0 = again
+        .schemas
+        .iter()
+        .find(|s| s.schema.as_str() == "k0000")
+        .unwrap();
+    assert_eq!(k0.applied, ["20240601000006"], "{again}");
+    assert_eq!(ledger(&mut conn, "k0000").unwrap().len(), 6);
+    assert_eq!(migration_locks(&mut conn, true), 0);
+}

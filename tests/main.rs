@@ -30,6 +30,7 @@ mod models;
 mod pgbouncer;
 mod pool;
 mod provision;
+mod roles;
 mod routing;
 #[cfg(feature = "axum")]
 mod routing_http;

@@ -94,10 +94,12 @@ impl Config {
         if name == *self.shared_schema() {
             return Ok(self.neutral_path().clone());
         }
+        let role = self.path_role(&name)?;
         Ok(SearchPath::new(
             name,
             std::iter::once(self.shared_schema()).chain(self.extra_search_paths()),
-        ))
+        )
+        .with_role(role))
     }
 
     /// Sets `conn`'s session `search_path` to `schema`'s path under this configuration: one

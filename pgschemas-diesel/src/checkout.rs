@@ -19,6 +19,7 @@ use diesel::sql_types::{Bool, Nullable, Text};
 use crate::error::Error;
 use crate::error::SessionProblem;
 use crate::path::SearchPath;
+use crate::roles::PathRole;
 
 /// The call that sets the `search_path` to `value`, an SQL expression (a quoted literal, a
 /// bound parameter, a function reading it): for the transaction only (`SET LOCAL`) when
@@ -41,12 +42,13 @@ const RESTORE: &str = "pg_catalog.set_config('TimeZone', 'UTC', false), \
                        pg_catalog.pg_advisory_unlock_all()";
 
 /// A condition that is true only when the active schema (`schema`, an SQL expression giving
-/// its quoted name) exists and the login role may use it, no transaction was open before this
-/// message, and no other role is in effect; otherwise it raises, which rolls the whole message
-/// back. The raised text is only for the server's log.
-fn guard(schema: &str) -> String {
+/// its quoted name) exists and the role the path runs as (`role`; the login role unless it
+/// names one) may use it, no transaction was open before this message, and no other role than
+/// the login role is in effect; otherwise it raises, which rolls the whole message back. The
+/// raised text is only for the server's log.
+fn guard(schema: &str, role: &PathRole) -> String {
     raise_unless(
-        &format!("{} AND {FRESH_SESSION}", usable(schema)),
+        &format!("{} AND {FRESH_SESSION}", usable(schema, role)),
         &format!(
             "'pgschemas_diesel: connection refused for schema ', {schema}, ': missing, not usable, or a transaction was left open'"
         ),
@@ -54,11 +56,38 @@ fn guard(schema: &str) -> String {
 }
 
 /// The condition that the schema `schema` (an SQL expression giving its quoted name) exists
-/// and the current role may use it.
-fn usable(schema: &str) -> String {
-    format!(
-        "pg_catalog.has_schema_privilege(pg_catalog.to_regnamespace({schema})::pg_catalog.oid, 'USAGE')"
-    )
+/// and the role the path runs as may use it: the role it names (a missing role raises), else
+/// the current role.
+fn usable(schema: &str, role: &PathRole) -> String {
+    let oid = format!("pg_catalog.to_regnamespace({schema})::pg_catalog.oid");
+    match role.named() {
+        Some(r) => format!(
+            "pg_catalog.has_schema_privilege({}::pg_catalog.name, {oid}, 'USAGE')",
+            r.literal()
+        ),
+        None => format!("pg_catalog.has_schema_privilege({oid}, 'USAGE')"),
+    }
+}
+
+/// The role the path names set after the path (`local`: for the transaction only), and the
+/// statement that proves it is in effect; nothing when the path runs as the login role.
+fn role_parts(role: &PathRole, local: bool) -> (String, String) {
+    match (role.named(), role.set_call(local)) {
+        (Some(r), Some(call)) => (
+            format!(", {call}"),
+            format!(
+                "; SELECT {}",
+                raise_unless(
+                    &role.in_effect(),
+                    &format!(
+                        "'pgschemas_diesel: connection refused: role ', {}, ' is not in effect'",
+                        r.literal()
+                    ),
+                )
+            ),
+        ),
+        _ => (String::new(), String::new()),
+    }
 }
 
 /// The condition that no transaction was open before this message and no other role than the
@@ -97,11 +126,16 @@ pub(crate) fn prepare_sql() -> String {
 /// name does is reset after it), the reset, then restore, path and proof. Every operator is
 /// written `OPERATOR(pg_catalog.=)`: the reset puts the role's default path in effect, which
 /// may name a schema with operators of its own.
+///
+/// With per-tenant roles, the tenant's role is set after the path, in the same statement
+/// (which the guard, evaluated first, proved was run by the login role with no other role in
+/// effect), and a last statement proves the role is in effect.
 pub(crate) fn session_sql(path: &SearchPath, login: &Login) -> String {
+    let (set_role, proof) = role_parts(path.path_role(), false);
     format!(
-        "EXECUTE {SENTINEL}; {RESET}; SELECT {RESTORE}, {} WHERE {} AND {}",
+        "EXECUTE {SENTINEL}; {RESET}; SELECT {RESTORE}, {}{set_role} WHERE {} AND {}{proof}",
         set_path_call(&path.literal(), false),
-        guard(&path.schema_literal()),
+        guard(&path.schema_literal(), path.path_role()),
         raise_unless(
             &login.condition(),
             "'pgschemas_diesel: connection refused: another login than the one the pool connected as'",
@@ -158,10 +192,14 @@ pub(crate) struct LoginRow {
 /// - a schema or role refused in the caller's transaction aborts it, after the empty path is
 ///   committed: every statement sent after this message fails until the `ROLLBACK`, and the
 ///   session after that `ROLLBACK` has the empty path, not the previous user's.
+///
+/// With per-tenant roles, the tenant's role is set for the transaction (`SET LOCAL ROLE`) with
+/// its path, and a last statement proves it is in effect.
 pub(crate) fn transaction_sql(path: &SearchPath, login: &Login) -> String {
     let schema = path.schema_literal();
+    let (set_role, proof) = role_parts(path.path_role(), true);
     format!(
-        "BEGIN; {RESET}; SELECT {RESTORE}, {} WHERE {}; COMMIT; BEGIN; SELECT {} WHERE {}",
+        "BEGIN; {RESET}; SELECT {RESTORE}, {} WHERE {}; COMMIT; BEGIN; SELECT {}{set_role} WHERE {}{proof}",
         set_path_call("''", false),
         end_backend_unless(
             &format!("{NO_TRANSACTION_BEFORE} AND {}", login.condition()),
@@ -169,7 +207,7 @@ pub(crate) fn transaction_sql(path: &SearchPath, login: &Login) -> String {
         ),
         set_path_call(&path.literal(), true),
         raise_unless(
-            &format!("{} AND {LOGIN_ROLE}", usable(&schema)),
+            &format!("{} AND {LOGIN_ROLE}", usable(&schema, path.path_role())),
             &format!(
                 "'pgschemas_diesel: schema ', {schema}, ' is missing or not usable, or a role is in effect'"
             ),
@@ -213,10 +251,11 @@ pub(crate) fn commit_sql() -> &'static str {
 /// [`PgConnection`]): nothing of the session is reset, but the schema and the absence of an
 /// open transaction are proven as at a checkout.
 pub(crate) fn plain_transaction_sql(path: &SearchPath) -> String {
+    let (set_role, proof) = role_parts(path.path_role(), true);
     format!(
-        "BEGIN; SELECT {} WHERE {}",
+        "BEGIN; SELECT {}{set_role} WHERE {}{proof}",
         set_path_call(&path.literal(), true),
-        guard(&path.schema_literal()),
+        guard(&path.schema_literal(), path.path_role()),
     )
 }
 
@@ -226,12 +265,21 @@ pub(crate) struct Probe {
     /// The schema exists.
     #[diesel(sql_type = Bool)]
     pub(crate) found: bool,
-    /// The current role has `USAGE` on it.
+    /// The role the path runs as has `USAGE` on it.
     #[diesel(sql_type = Bool)]
     pub(crate) usable: bool,
-    /// The current role.
+    /// The role the path runs as (the current role when the path names none).
     #[diesel(sql_type = Text)]
     pub(crate) role: String,
+    /// That role exists.
+    #[diesel(sql_type = Bool)]
+    pub(crate) role_found: bool,
+    /// The login (`session_user`) may switch to it.
+    #[diesel(sql_type = Bool)]
+    pub(crate) member: bool,
+    /// The login.
+    #[diesel(sql_type = Text)]
+    pub(crate) login: String,
     /// The path now in effect when the probe was asked to set it and could.
     #[diesel(sql_type = Nullable<Text>)]
     pub(crate) set: Option<String>,
@@ -243,6 +291,17 @@ impl Probe {
         let schema = path.schema().to_string();
         if !self.found {
             Some(Error::SchemaNotFound { schema })
+        } else if !self.role_found {
+            Some(Error::TenantRoleMissing {
+                schema,
+                role: self.role.clone(),
+            })
+        } else if !self.member {
+            Some(Error::NotMemberOfRole {
+                schema,
+                role: self.role.clone(),
+                login: self.login.clone(),
+            })
         } else if !self.usable {
             Some(Error::SchemaNotUsable {
                 schema,
@@ -254,18 +313,36 @@ impl Probe {
     }
 }
 
-/// The query that reads whether `path`'s schema exists and is usable and, when `set` and it
-/// is, sets the session path to `path` in the same statement (a missing or unusable schema
-/// leaves the path as it was). Boxed, so that sync and async connections run the same one.
+/// The query that reads whether `path`'s schema exists and is usable by the role the path
+/// runs as (which exists and the login may switch to) and, when `set` and it is, sets the
+/// session's role (with per-tenant roles) and path to `path`'s in the same statement (a
+/// refusal leaves both as they were). Boxed, so that sync and async connections run the
+/// same one.
 pub(crate) fn probe_query(path: &SearchPath, set: bool) -> BoxedSqlQuery<'_, Pg, SqlQuery> {
+    let role = match path.path_role() {
+        PathRole::Unmanaged => "current_user".to_owned(),
+        PathRole::Login => "session_user".to_owned(),
+        PathRole::Named(r) => format!("{}::pg_catalog.name", r.literal()),
+    };
+    let set_sql = match path.path_role().set_call(false) {
+        Some(call) => format!(
+            "CASE WHEN {call} IS NOT NULL THEN {} END",
+            set_path_call("$2", false)
+        ),
+        None => set_path_call("$2", false),
+    };
     diesel::sql_query(format!(
         "SELECT s.oid IS NOT NULL AS found, \
-         COALESCE(pg_catalog.has_schema_privilege(s.oid, 'USAGE'), false) AS usable, \
-         current_user::text AS role, \
-         CASE WHEN $3 AND pg_catalog.has_schema_privilege(s.oid, 'USAGE') \
-         THEN {} END AS set \
-         FROM (SELECT pg_catalog.to_regnamespace($1)::pg_catalog.oid AS oid) s",
-        set_path_call("$2", false)
+         COALESCE(pg_catalog.has_schema_privilege(r.oid, s.oid, 'USAGE'), false) AS usable, \
+         r.name::pg_catalog.text AS role, r.oid IS NOT NULL AS role_found, \
+         COALESCE(pg_catalog.pg_has_role(session_user, r.oid, 'MEMBER'), false) AS member, \
+         session_user::pg_catalog.text AS login, \
+         CASE WHEN $3 AND pg_catalog.has_schema_privilege(r.oid, s.oid, 'USAGE') \
+         AND pg_catalog.pg_has_role(session_user, r.oid, 'MEMBER') \
+         THEN {set_sql} END AS set \
+         FROM (SELECT pg_catalog.to_regnamespace($1)::pg_catalog.oid AS oid) s, \
+         (SELECT n.name, (SELECT a.oid FROM pg_catalog.pg_roles a \
+         WHERE a.rolname OPERATOR(pg_catalog.=) n.name) AS oid FROM (SELECT {role} AS name) n) r"
     ))
     .into_boxed()
     .bind::<Text, _>(path.schema().quoted())

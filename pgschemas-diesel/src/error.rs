@@ -152,6 +152,67 @@ pub enum Error {
         source: Box<dyn StdError + Send + Sync>,
     },
 
+    /// A tenant role's name, rendered from the [`RoleTemplate`](crate::roles::RoleTemplate),
+    /// would be longer than PostgreSQL's 63 bytes.
+    #[error(
+        "the role of schema {schema:?} would be named {role:?}, longer than 63 bytes; use a shorter role template"
+    )]
+    RoleName {
+        /// The tenant's schema.
+        schema: String,
+        /// The name the template gives.
+        role: String,
+    },
+
+    /// A connection's login cannot be used in the per-tenant roles mode; the message says
+    /// what to change.
+    #[error("login role {login:?} {detail}")]
+    Login {
+        /// The login (`session_user`).
+        login: String,
+        /// What is wrong.
+        problem: crate::roles::LoginProblem,
+        /// What is wrong and the fix, in words.
+        detail: String,
+    },
+
+    /// The tenant's role does not exist (the tenant was provisioned before roles were on, or
+    /// the role was dropped): the schema is refused.
+    #[error(
+        "the role {role:?} of schema {schema:?} does not exist; adopt roles for existing tenants (pgschemas-diesel adopt-roles) or provision the tenant again"
+    )]
+    TenantRoleMissing {
+        /// The tenant's schema.
+        schema: String,
+        /// Its role.
+        role: String,
+    },
+
+    /// The connection's login is not a member of the tenant's role, so it cannot switch to it.
+    #[error(
+        "login role {login:?} is not a member of role {role:?} of schema {schema:?}; add it to TenantRoles::login_role and adopt roles again, or GRANT {role:?} TO {login:?}"
+    )]
+    NotMemberOfRole {
+        /// The tenant's schema.
+        schema: String,
+        /// Its role.
+        role: String,
+        /// The login.
+        login: String,
+    },
+
+    /// A role with the tenant role's name exists already and is not this database's role of
+    /// that schema: it is never taken over.
+    #[error(
+        "role {role:?} for schema {schema:?} exists already and is not marked as its tenant role; drop or rename it, or change the role template"
+    )]
+    RoleExists {
+        /// The tenant's schema.
+        schema: String,
+        /// The role.
+        role: String,
+    },
+
     /// The schema does not exist in the database.
     #[error(
         "schema {schema:?} does not exist; create it (or provision the tenant) before activating or migrating it"
@@ -451,7 +512,11 @@ impl Error {
             | Self::CloneNamesSource { schema, .. }
             | Self::Hook { schema, .. }
             | Self::Cancelled { schema, .. }
-            | Self::NotDistributed { schema } => Some(schema),
+            | Self::NotDistributed { schema }
+            | Self::RoleName { schema, .. }
+            | Self::TenantRoleMissing { schema, .. }
+            | Self::NotMemberOfRole { schema, .. }
+            | Self::RoleExists { schema, .. } => Some(schema),
             Self::Database { schema, .. } | Self::InvalidJob { tenant: schema, .. } => {
                 schema.as_deref()
             }
@@ -473,7 +538,8 @@ impl Error {
             | Self::AmbiguousReference { .. }
             | Self::InvalidRow(_)
             | Self::CitusMissing
-            | Self::UnknownNode { .. } => None,
+            | Self::UnknownNode { .. }
+            | Self::Login { .. } => None,
             #[cfg(feature = "deadpool")]
             Self::AsyncPool(_) | Self::AsyncPoolBuild(_) => None,
             #[cfg(feature = "bb8")]

@@ -107,6 +107,7 @@ mod pool;
 #[cfg(feature = "deadpool")]
 mod pool_async;
 pub mod provision;
+pub mod roles;
 pub mod routing;
 mod sql_lex;
 mod statements;

@@ -4,6 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use crate::name::{SchemaName, quote_literal};
+use crate::roles::{PathRole, RoleName};
 
 /// A rendered `search_path`: the active schema first, then the shared schema, then the extra
 /// search paths, deduplicated and quoted, and last `pg_temp`, so that a temporary table can
@@ -13,6 +14,10 @@ use crate::name::{SchemaName, quote_literal};
 /// [`Config::neutral_path`](crate::Config::neutral_path); cheap to clone. Its
 /// [`as_sql_value`](Self::as_sql_value) is exactly what `current_setting('search_path')`
 /// reports once the path is set.
+///
+/// With per-tenant roles on ([`ConfigBuilder::tenant_roles`](crate::ConfigBuilder::tenant_roles)),
+/// a path also carries the role it runs as ([`role`](Self::role)): the tenant's role, or none
+/// (the login role) for the neutral path; a checkout sets both in one statement.
 ///
 /// ```
 /// let config = pgschemas_diesel::Config::builder().extra_search_path("ext").build()?;
@@ -25,6 +30,7 @@ use crate::name::{SchemaName, quote_literal};
 pub struct SearchPath {
     schema: SchemaName,
     value: Arc<str>,
+    role: PathRole,
 }
 
 impl SearchPath {
@@ -44,7 +50,38 @@ impl SearchPath {
         Self {
             schema,
             value: value.into(),
+            role: PathRole::Unmanaged,
         }
+    }
+
+    /// This path, run as `role`.
+    pub(crate) fn with_role(mut self, role: PathRole) -> Self {
+        self.role = role;
+        self
+    }
+
+    /// The role this path runs as, with per-tenant roles on: the tenant's role, or `None`
+    /// for the login role (and whenever the mode is off).
+    ///
+    /// ```
+    /// use pgschemas_diesel::Config;
+    /// use pgschemas_diesel::roles::TenantRoles;
+    ///
+    /// let config = Config::builder()
+    ///     .tenant_roles(TenantRoles::new("app_ddl")?.template("app-{schema}")?)
+    ///     .build()?;
+    /// let path = config.search_path(&"customer1")?;
+    /// assert_eq!(path.role().map(|r| r.as_str()), Some("app-customer1"));
+    /// assert_eq!(config.neutral_path().role(), None);
+    /// # Ok::<(), pgschemas_diesel::Error>(())
+    /// ```
+    pub fn role(&self) -> Option<&RoleName> {
+        self.role.named()
+    }
+
+    /// What the path runs as.
+    pub(crate) fn path_role(&self) -> &PathRole {
+        &self.role
     }
 
     pub(crate) fn neutral<'a>(
@@ -84,7 +121,12 @@ impl fmt::Display for SearchPath {
 
 impl fmt::Debug for SearchPath {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("SearchPath").field(&self.value).finish()
+        let mut t = f.debug_tuple("SearchPath");
+        t.field(&self.value);
+        if let Some(role) = self.role() {
+            t.field(role);
+        }
+        t.finish()
     }
 }
 

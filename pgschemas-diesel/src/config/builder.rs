@@ -9,6 +9,7 @@ use crate::error::ConfiguredSchema;
 use crate::error::{Error, Result};
 use crate::name::SchemaName;
 use crate::path::SearchPath;
+use crate::roles::{PathRole, TenantRoles};
 
 /// Builds a [`Config`]; everything is validated in [`ConfigBuilder::build`].
 #[derive(Debug, Clone)]
@@ -20,6 +21,7 @@ pub struct ConfigBuilder {
     clone_reference: Option<String>,
     citus: bool,
     max_tenants_per_connection: usize,
+    tenant_roles: Option<TenantRoles>,
 }
 
 impl ConfigBuilder {
@@ -32,6 +34,7 @@ impl ConfigBuilder {
             clone_reference: None,
             citus: false,
             max_tenants_per_connection: 0,
+            tenant_roles: None,
         }
     }
 
@@ -149,6 +152,31 @@ impl ConfigBuilder {
         self
     }
 
+    /// Turns the per-tenant roles mode on (off by default): every tenant schema gets a role of
+    /// its own, and a checkout for a tenant runs as that role, so PostgreSQL refuses any
+    /// table of another tenant (`permission denied`) whatever SQL the caller sends.
+    ///
+    /// Provisioning creates the role with the schema, in the same transaction; the DDL role
+    /// owns the schema and its objects, and default privileges give the tenant's role DML on
+    /// every table a migration adds. The neutral path runs as the login role. A pool checks
+    /// its login before use: not a superuser, no `BYPASSRLS`, `NOINHERIT`, not a member of the
+    /// DDL role ([`Error::Login`] says what to change). See `docs/isolation-modes.md`.
+    ///
+    /// ```
+    /// use pgschemas_diesel::Config;
+    /// use pgschemas_diesel::roles::TenantRoles;
+    ///
+    /// let config = Config::builder()
+    ///     .tenant_roles(TenantRoles::new("app_ddl")?.template("app-{schema}")?.login_role("app")?)
+    ///     .build()?;
+    /// assert!(config.tenant_roles().is_some());
+    /// # Ok::<(), pgschemas_diesel::Error>(())
+    /// ```
+    pub fn tenant_roles(mut self, roles: TenantRoles) -> Self {
+        self.tenant_roles = Some(roles);
+        self
+    }
+
     /// Validates everything and builds the configuration.
     ///
     /// # Errors
@@ -180,7 +208,22 @@ impl ConfigBuilder {
         for e in &self.extra {
             extra.push(claims.claim(e, ConfiguredSchema::ExtraSearchPath)?);
         }
-        let neutral = SearchPath::neutral(shared.clone(), extra.iter());
+        if let Some(roles) = &self.tenant_roles {
+            if self.citus {
+                return Err(Error::Config(
+                    "per-tenant roles are not supported with Citus yet: turn one of them off"
+                        .to_owned(),
+                ));
+            }
+            for t in &statics {
+                roles.role_of(t.name())?;
+            }
+        }
+        let neutral_role = match &self.tenant_roles {
+            Some(_) => PathRole::Login,
+            None => PathRole::Unmanaged,
+        };
+        let neutral = SearchPath::neutral(shared.clone(), extra.iter()).with_role(neutral_role);
         Ok(Config(Arc::new(Inner {
             shared,
             extra,
@@ -188,6 +231,7 @@ impl ConfigBuilder {
             clone_reference,
             citus: self.citus,
             max_tenants_per_connection: NonZeroUsize::new(self.max_tenants_per_connection),
+            tenant_roles: self.tenant_roles,
             neutral,
         })))
     }

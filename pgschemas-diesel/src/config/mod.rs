@@ -15,6 +15,7 @@ use crate::error::ConfiguredSchema;
 use crate::error::{Error, Result};
 use crate::name::SchemaName;
 use crate::path::SearchPath;
+use crate::roles::{PathRole, TenantRoles};
 
 pub use builder::ConfigBuilder;
 pub use static_tenant::{StaticTenant, StaticTenantBuilder};
@@ -27,6 +28,7 @@ struct Inner {
     clone_reference: Option<SchemaName>,
     citus: bool,
     max_tenants_per_connection: Option<NonZeroUsize>,
+    tenant_roles: Option<TenantRoles>,
     neutral: SearchPath,
 }
 
@@ -114,6 +116,7 @@ impl Config {
             && a.clone_reference == b.clone_reference
             && a.citus == b.citus
             && a.max_tenants_per_connection == b.max_tenants_per_connection
+            && a.tenant_roles == b.tenant_roles
     }
 
     /// The shared schema (default `public`): shared tables live there.
@@ -176,6 +179,42 @@ impl Config {
     /// ```
     pub fn max_tenants_per_connection(&self) -> Option<usize> {
         self.0.max_tenants_per_connection.map(NonZeroUsize::get)
+    }
+
+    /// The per-tenant roles mode, when on (see [`ConfigBuilder::tenant_roles`]).
+    ///
+    /// ```
+    /// assert!(pgschemas_diesel::Config::default().tenant_roles().is_none());
+    /// ```
+    pub fn tenant_roles(&self) -> Option<&TenantRoles> {
+        self.0.tenant_roles.as_ref()
+    }
+
+    /// What a path for `schema` runs as: with tenant roles on, the tenant's role for a tenant
+    /// schema (not the shared schema, an extra search path or the clone reference, which run
+    /// as the login role).
+    pub(crate) fn path_role(&self, schema: &SchemaName) -> Result<PathRole> {
+        let Some(roles) = &self.0.tenant_roles else {
+            return Ok(PathRole::Unmanaged);
+        };
+        let inner = &self.0;
+        if *schema == inner.shared
+            || inner.extra.contains(schema)
+            || inner.clone_reference.as_ref() == Some(schema)
+        {
+            return Ok(PathRole::Login);
+        }
+        Ok(PathRole::Named(roles.role_of(schema)?))
+    }
+
+    /// `schema`'s path as migrations, provisioning and drops use it: run as the DDL role when
+    /// tenant roles are on.
+    pub(crate) fn ddl_path(&self, schema: &SchemaName) -> Result<SearchPath> {
+        let path = self.search_path(schema)?;
+        Ok(match &self.0.tenant_roles {
+            Some(roles) => path.with_role(PathRole::Named(roles.ddl_role().clone())),
+            None => path,
+        })
     }
 
     /// The neutral search path, used when no tenant is active: `<shared>, <extras...>`.

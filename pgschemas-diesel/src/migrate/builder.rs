@@ -266,7 +266,9 @@ impl MigratorBuilder {
     ///
     /// # Errors
     ///
-    /// [`Error::Workers`] when `workers` is 0 or larger than the pool.
+    /// [`Error::Workers`] when `workers` is 0 or larger than the pool; with tenant roles on,
+    /// [`Error::Login`] when the pool's login cannot act as the DDL role (see
+    /// [`TenantPool::ddl`](crate::TenantPool::ddl)).
     ///
     /// ```
     /// # let db = pgschemas_diesel::doctest_setup::database(); let pool = db.pool();
@@ -282,6 +284,9 @@ impl MigratorBuilder {
     /// ```
     pub fn build(self) -> Result<Migrator> {
         let mut m = self.inner;
+        if m.pool.config().tenant_roles().is_some() && !m.pool.is_ddl() {
+            m.pool = m.pool.for_ddl()?;
+        }
         if m.pool.config().citus() {
             let by_statement =
                 |s: DynMigrations| Arc::new(crate::citus::ByStatement(s)) as DynMigrations;

@@ -11,6 +11,7 @@ use crate::checkout::{self, Leftover, Login, LoginRow, Refusal};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::path::SearchPath;
+use crate::roles::{Acting, LoginFacts, PathRole};
 use crate::take::{self, Attempts, Served, Verdict};
 use crate::transaction;
 
@@ -32,18 +33,46 @@ type Pooled = r2d2::PooledConnection<Manager>;
 struct Discard;
 
 /// The login `conn` was made as: recorded in r2d2's extensions, read from the server the
-/// first time (a failure is the connection's own).
-fn login_of(conn: &mut Pooled, path: &SearchPath) -> Result<Login, Refusal> {
+/// first time (a failure is the connection's own). With per-tenant roles, the same statement
+/// reads what the mode requires of the login, checked for what the pool is `acting` as (a
+/// login that fails it is the caller's error: every connection of the pool has it).
+fn login_of(
+    conn: &mut Pooled,
+    path: &SearchPath,
+    config: &Config,
+    acting: Acting,
+) -> Result<Login, Refusal> {
     if let Some(login) = r2d2::PooledConnection::extensions(conn).get::<Login>() {
-        return Ok(login.clone());
+        let checked = r2d2::PooledConnection::extensions(conn).get::<Checked>();
+        if config.tenant_roles().is_none() || checked == Some(&Checked(acting)) {
+            return Ok(login.clone());
+        }
     }
-    let row: LoginRow =
-        diesel::RunQueryDsl::get_result(diesel::sql_query(Login::QUERY), &mut **conn)
-            .map_err(|e| Refusal::Connection(Error::db(path.schema().as_str(), e)))?;
-    let login = Login(row.login);
+    let db = |e| Refusal::Connection(Error::db(path.schema().as_str(), e));
+    let login = match config.tenant_roles() {
+        None => {
+            let row: LoginRow =
+                diesel::RunQueryDsl::get_result(diesel::sql_query(Login::QUERY), &mut **conn)
+                    .map_err(db)?;
+            Login(row.login)
+        }
+        Some(roles) => {
+            let facts: LoginFacts =
+                diesel::RunQueryDsl::get_result(LoginFacts::query(roles), &mut **conn)
+                    .map_err(db)?;
+            facts.check(acting, roles).map_err(Refusal::Schema)?;
+            r2d2::PooledConnection::extensions_mut(conn).insert(Checked(acting));
+            Login(facts.login)
+        }
+    };
     r2d2::PooledConnection::extensions_mut(conn).insert(login.clone());
     Ok(login)
 }
+
+/// Recorded once a connection's login passed the per-tenant roles checks for a pool acting
+/// as given.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Checked(Acting);
 
 /// Recorded once the connection has the session form's sentinel statement prepared; the
 /// record only picks the message, the server proves it (a missing sentinel fails the
@@ -84,6 +113,7 @@ struct Prepared;
 pub struct TenantPool {
     inner: r2d2::Pool<Manager>,
     config: Config,
+    acting: Acting,
 }
 
 impl fmt::Debug for TenantPool {
@@ -91,6 +121,7 @@ impl fmt::Debug for TenantPool {
         f.debug_struct("TenantPool")
             .field("state", &self.inner.state())
             .field("config", &self.config)
+            .field("acting", &self.acting)
             .finish()
     }
 }
@@ -139,10 +170,106 @@ impl TenantPool {
         config: Config,
         builder: r2d2::Builder<Manager>,
     ) -> Result<Self> {
+        Self::build(database_url, config, builder, Acting::App)
+    }
+
+    /// A pool for migrations, provisioning and drops in the per-tenant roles mode: every
+    /// checkout, tenant or neutral, runs as the DDL role. Its login must be the DDL role or a
+    /// member of it; the application's login may not be (see
+    /// [`ConfigBuilder::tenant_roles`](crate::ConfigBuilder::tenant_roles)), so this pool
+    /// connects with a URL of its own. Without tenant roles it is a pool like
+    /// [`new`](Self::new)'s.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Login`] when the login cannot act as the DDL role; [`Error::Pool`].
+    ///
+    /// ```
+    /// # let db = pgschemas_diesel::doctest_setup::database(); let database_url = db.url();
+    /// let pool = pgschemas_diesel::TenantPool::ddl(database_url, pgschemas_diesel::Config::default())?;
+    /// assert!(pool.is_ddl());
+    /// # Ok::<(), pgschemas_diesel::Error>(())
+    /// ```
+    pub fn ddl(database_url: impl Into<String>, config: Config) -> Result<Self> {
+        Self::ddl_with_builder(database_url, config, r2d2::Pool::builder())
+    }
+
+    /// [`ddl`](Self::ddl) with your own r2d2 settings.
+    ///
+    /// # Errors
+    ///
+    /// As [`ddl`](Self::ddl).
+    pub fn ddl_with_builder(
+        database_url: impl Into<String>,
+        config: Config,
+        builder: r2d2::Builder<Manager>,
+    ) -> Result<Self> {
+        Self::build(database_url, config, builder, Acting::Ddl)
+    }
+
+    fn build(
+        database_url: impl Into<String>,
+        config: Config,
+        builder: r2d2::Builder<Manager>,
+        acting: Acting,
+    ) -> Result<Self> {
         let inner = builder
             .test_on_check_out(false)
             .build(ConnectionManager::new(database_url))?;
-        Ok(Self { inner, config })
+        let pool = Self {
+            inner,
+            config,
+            acting,
+        };
+        pool.check_login()?;
+        Ok(pool)
+    }
+
+    /// With per-tenant roles on, checks one connection's login for what this pool acts as,
+    /// at once ([`Error::Login`] says what to change); nothing otherwise.
+    fn check_login(&self) -> Result<()> {
+        if self.config.tenant_roles().is_none() {
+            return Ok(());
+        }
+        let path = self.config.neutral_path();
+        let mut conn = self.unmarked()?;
+        login_of(&mut conn, path, &self.config, self.acting)
+            .map(drop)
+            .map_err(Refusal::into_error)
+    }
+
+    /// This pool's connections acting as the DDL role (see [`ddl`](Self::ddl)), for a pool
+    /// made with [`from_r2d2`](Self::from_r2d2) or [`new`](Self::new). Without tenant roles
+    /// this changes nothing.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Login`] when the login cannot act as the DDL role; [`Error::Pool`].
+    ///
+    /// ```
+    /// # let db = pgschemas_diesel::doctest_setup::database(); let pool = db.pool();
+    /// let ddl = pool.clone().for_ddl()?;
+    /// assert_eq!(ddl.max_size(), pool.max_size());
+    /// # Ok::<(), pgschemas_diesel::Error>(())
+    /// ```
+    pub fn for_ddl(mut self) -> Result<Self> {
+        self.acting = Acting::Ddl;
+        self.check_login()?;
+        Ok(self)
+    }
+
+    /// Whether this pool acts as the DDL role ([`for_ddl`](Self::for_ddl)).
+    pub fn is_ddl(&self) -> bool {
+        self.acting == Acting::Ddl
+    }
+
+    /// `path` as this pool runs it: as the DDL role when it acts as that role with tenant
+    /// roles on.
+    fn acting_path(&self, path: SearchPath) -> SearchPath {
+        match (self.acting, self.config.tenant_roles()) {
+            (Acting::Ddl, Some(roles)) => path.with_role(PathRole::Named(roles.ddl_role().clone())),
+            _ => path,
+        }
     }
 
     /// Wraps an existing r2d2 pool. Connections taken from `pool` directly (not through this
@@ -164,6 +291,7 @@ impl TenantPool {
         Self {
             inner: pool,
             config,
+            acting: Acting::App,
         }
     }
 
@@ -196,7 +324,7 @@ impl TenantPool {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn get(&self) -> Result<TenantScope> {
-        let path = self.config.neutral_path().clone();
+        let path = self.acting_path(self.config.neutral_path().clone());
         let conn = self.checkout(&path)?;
         Ok(TenantScope::new(conn, path, self.config.clone()))
     }
@@ -219,7 +347,7 @@ impl TenantPool {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn scope<S: Schema + ?Sized>(&self, schema: &S) -> Result<TenantScope> {
-        let path = self.config.search_path(schema)?;
+        let path = self.acting_path(self.config.search_path(schema)?);
         let conn = self.checkout(&path)?;
         Ok(TenantScope::new(conn, path, self.config.clone()))
     }
@@ -258,9 +386,10 @@ impl TenantPool {
         F: FnOnce(&mut PgConnection) -> Result<T, E>,
         E: From<Error>,
     {
-        let path = self.config.search_path(schema)?;
+        let path = self.acting_path(self.config.search_path(schema)?);
         let mut conn = self.take(&path, |conn| {
-            let begin = checkout::transaction_sql(&path, &login_of(conn, &path)?);
+            let login = login_of(conn, &path, &self.config, self.acting)?;
+            let begin = checkout::transaction_sql(&path, &login);
             transaction::begin(conn, &begin)
                 .map_err(|e| checkout::explain(conn, &path, e, Leftover::Transaction))?;
             drain_notifications(conn);
@@ -278,7 +407,8 @@ impl TenantPool {
     /// Takes a connection that passes the checkout statement for `path`.
     fn checkout(&self, path: &SearchPath) -> Result<Pooled> {
         self.take(path, |conn| {
-            let sql = checkout::session_sql(path, &login_of(conn, path)?);
+            let sql =
+                checkout::session_sql(path, &login_of(conn, path, &self.config, self.acting)?);
             if r2d2::PooledConnection::extensions(conn)
                 .get::<Prepared>()
                 .is_none()

@@ -133,6 +133,13 @@ impl<'a> NestedScope<'a> {
         schema: &S,
     ) -> Result<Self> {
         let path = config.search_path(schema)?;
+        // A scope of a pool acting as the DDL role nests as the DDL role.
+        let ddl = config.tenant_roles().map(|r| r.ddl_role());
+        let path = if ddl.is_some() && outer.role() == ddl {
+            config.ddl_path(path.schema())?
+        } else {
+            path
+        };
         set_path(conn, &path)?;
         record_served(conn, &path, config);
         Ok(Self {

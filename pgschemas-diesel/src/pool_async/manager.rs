@@ -61,6 +61,8 @@ pub struct AsyncPooledConnection {
     /// The login it was made as, which every checkout proves.
     pub(super) login: Login,
     pub(super) prepared: bool,
+    /// Set once the login passed the per-tenant roles checks.
+    pub(super) roles_checked: bool,
     /// Set when the connection must not be reused: bb8 asks when it takes it back.
     pub(super) discard: bool,
     /// The tenants it served, for
@@ -87,6 +89,7 @@ impl Manager for AsyncManager {
             conn,
             login,
             prepared: false,
+            roles_checked: false,
             discard: false,
             served: Served::default(),
         })

@@ -19,6 +19,7 @@ use crate::checkout::{self, Refusal};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::path::SearchPath;
+use crate::roles::{Acting, LoginFacts};
 use crate::take::{Attempts, Verdict};
 use crate::transaction::Ended;
 
@@ -314,7 +315,11 @@ impl AsyncTenantPool {
         while attempts.another() {
             let mut lease = Lease::new(self.inner.get().await?);
             let sql = checkout::session_sql(&path, &lease.pooled().login);
-            match prove::session(lease.pooled(), &path, &sql).await {
+            let proven = match check_roles(lease.pooled(), &self.config, &path).await {
+                Ok(()) => prove::session(lease.pooled(), &path, &sql).await,
+                Err(refusal) => Err(refusal),
+            };
+            match proven {
                 Ok(()) => {
                     lease.pooled().served.record(&path, &self.config);
                     return Ok(AsyncTenantScope::new(lease, path));
@@ -339,6 +344,18 @@ impl AsyncTenantPool {
         let mut attempts = Attempts::new(self.max_size());
         while attempts.another() {
             let mut lease = Lease::new(self.inner.get().await?);
+            if let Err(refusal) = check_roles(lease.pooled(), &self.config, path).await {
+                match attempts.failed(refusal) {
+                    Verdict::Refused(e) => {
+                        lease.release();
+                        return Err(e);
+                    }
+                    Verdict::Discard => {
+                        drop(lease);
+                        continue;
+                    }
+                }
+            }
             let sql = checkout::transaction_sql(path, &lease.pooled().login);
             match prove::queue_transaction(lease.connection(), &sql) {
                 Ok(()) => {
@@ -355,4 +372,28 @@ impl AsyncTenantPool {
         }
         Err(attempts.exhausted(path))
     }
+}
+
+/// With per-tenant roles on, checks the login of a connection the first time it is handed
+/// out (one round trip, once per connection): what the mode requires of the application's
+/// login. A failure of the query is the connection's own; a login that fails the checks is
+/// the caller's error.
+async fn check_roles(
+    pooled: &mut AsyncPooledConnection,
+    config: &Config,
+    path: &SearchPath,
+) -> Result<(), Refusal> {
+    let Some(roles) = config.tenant_roles() else {
+        return Ok(());
+    };
+    if pooled.roles_checked {
+        return Ok(());
+    }
+    let facts: LoginFacts =
+        diesel_async::RunQueryDsl::get_result(LoginFacts::query(roles), &mut pooled.conn)
+            .await
+            .map_err(|e| Refusal::Connection(Error::db(path.schema().as_str(), e)))?;
+    facts.check(Acting::App, roles).map_err(Refusal::Schema)?;
+    pooled.roles_checked = true;
+    Ok(())
 }

@@ -9,6 +9,7 @@ use diesel::result::Error as DieselError;
 use crate::citus;
 use crate::error::{Error, HookName, Result};
 use crate::name::SchemaName;
+use crate::roles::lifecycle::{self, RoleState};
 
 #[cfg(doc)]
 use super::ProvisionerBuilder;
@@ -88,7 +89,7 @@ impl Provisioner {
                 Ok(value)
             });
         }
-        let first = format!("{}; {neutral}", self.create_sql(&name));
+        let first = format!("{}; {neutral}", self.create_sql(&name)?);
         atomic(conn, &first, self.map_create_error(&name), |conn| {
             let value = rows(conn).map_err(in_schema(&name))?;
             self.sync(conn, &name)?;
@@ -122,7 +123,7 @@ impl Provisioner {
         let name = self.0.options.config.check_tenant_name(schema)?;
         atomic(
             conn,
-            &self.create_sql(&name),
+            &self.create_sql(&name)?,
             self.map_create_error(&name),
             |conn| self.sync(conn, &name),
         )
@@ -130,9 +131,15 @@ impl Provisioner {
 
     /// The statements that open a schema's creation: its lock, the reference's shared lock
     /// when cloning, `CREATE SCHEMA` (as a Citus distributed schema with
-    /// [`Config::citus`] on).
-    fn create_sql(&self, name: &SchemaName) -> String {
-        let mut sql = lock_sql(name);
+    /// [`Config::citus`] on); with tenant roles, all of it as the DDL role, and the tenant's
+    /// role with its privileges after the schema.
+    fn create_sql(&self, name: &SchemaName) -> Result<String> {
+        let roles = self.config().tenant_roles();
+        let mut sql = match roles {
+            Some(roles) => format!("{}; ", lifecycle::act_as_ddl_sql(roles)),
+            None => String::new(),
+        };
+        sql.push_str(&lock_sql(name));
         if let Some(reference) = self.reference() {
             sql.push_str("; ");
             sql.push_str(&shared_lock_sql(reference));
@@ -143,22 +150,46 @@ impl Provisioner {
         } else {
             sql.push_str(&create_schema_sql(name));
         }
-        sql
+        if let Some(roles) = roles {
+            sql.push_str("; ");
+            sql.push_str(&lifecycle::provision_sql(roles, name)?);
+        }
+        Ok(sql)
     }
 
-    /// [`map_create_error`], and [`Error::CitusMissing`] with [`Config::citus`] on when the
-    /// database has no `citus` extension (read from the catalog once rolled back).
+    /// [`map_create_error`], [`Error::CitusMissing`] with [`Config::citus`] on when the
+    /// database has no `citus` extension, and [`Error::RoleExists`] with tenant roles on when
+    /// the schema is missing but a role of its role's name exists (each read from the
+    /// catalog once rolled back).
     fn map_create_error<'a>(
         &self,
         name: &'a SchemaName,
     ) -> impl FnOnce(&mut PgConnection, DieselError) -> Error + 'a {
         let citus = self.config().citus();
+        let role = self
+            .config()
+            .tenant_roles()
+            .and_then(|roles| roles.role_of(name).ok());
         move |conn, e| {
             let db_error = matches!(e, DieselError::DatabaseError(..));
             if citus && db_error && matches!(citus::is_installed(conn), Ok(false)) {
                 return Error::CitusMissing;
             }
-            map_create_error(name)(conn, e)
+            let error = map_create_error(name)(conn, e);
+            match role {
+                Some(role)
+                    if db_error
+                        && !matches!(error, Error::SchemaExists { .. })
+                        && RoleState::read(conn, &role, name)
+                            .is_ok_and(|s| s != RoleState::Missing) =>
+                {
+                    Error::RoleExists {
+                        schema: name.to_string(),
+                        role: role.to_string(),
+                    }
+                }
+                _ => error,
+            }
         }
     }
 

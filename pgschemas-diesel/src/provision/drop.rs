@@ -1,7 +1,9 @@
 //! Dropping a tenant: its rows, and its schema when asked, in one transaction.
 
 use diesel::PgConnection;
+use diesel::connection::SimpleConnection;
 
+use crate::error::Error;
 use crate::error::HookName;
 use crate::error::Result;
 use crate::lifecycle::{OnDependents, drop_in_transaction, refuse_protected, schema_exists};
@@ -13,7 +15,8 @@ use super::ProvisionerBuilder;
 use super::hooks::run_hook;
 use super::txn::{atomic, in_schema, lock_sql, map_db_error, set_local_path_sql};
 #[cfg(doc)]
-use crate::{Config, Error};
+use crate::Config;
+use crate::roles::lifecycle::{self, RoleState};
 
 /// What [`Provisioner::drop_tenant`] did.
 ///
@@ -144,8 +147,17 @@ impl Provisioner {
         if drop {
             refuse_protected(&inner.options.config, &name)?;
         }
+        let roles = inner.options.config.tenant_roles();
+        let role = match roles {
+            Some(roles) if drop => Some(roles.role_of(&name)?),
+            _ => None,
+        };
         let first = format!(
-            "{}; {}",
+            "{}{}; {}",
+            roles.map_or(String::new(), |r| format!(
+                "{}; ",
+                lifecycle::act_as_ddl_sql(r)
+            )),
             lock_sql(&name),
             set_local_path_sql(inner.options.config.neutral_path().as_sql_value())
         );
@@ -160,6 +172,14 @@ impl Provisioner {
                 )?;
                 drop_in_transaction(conn, &name, on)?;
                 schema_dropped = true;
+            }
+            // The tenant's role goes with its schema (or after it, when an earlier drop left
+            // it); a role of that name not marked as this tenant's is left alone.
+            if let Some(role) = &role
+                && RoleState::read(conn, role, &name)? == RoleState::Ours
+            {
+                conn.batch_execute(&lifecycle::drop_role_sql(role))
+                    .map_err(|e| Error::db(name.as_str(), e))?;
             }
             let value = rows(conn).map_err(in_schema(&name))?;
             Ok(Dropped {

@@ -14,6 +14,10 @@ use crate::transaction::{self, Ended, copy_setting_sql};
 /// A transaction-local setting holding the caller's path while a nested operation runs.
 const SAVED_PATH: &str = "pgschemas.saved_path";
 
+/// A transaction-local setting holding the caller's role while a nested operation runs (a
+/// provisioning step acts as the DDL role with tenant roles on).
+const SAVED_ROLE: &str = "pgschemas.saved_role";
+
 /// Takes the transaction-scoped exclusive lock on `schema`: the migration lock
 /// ([`MIGRATION_LOCK_CLASS`](crate::migrate::MIGRATION_LOCK_CLASS), `hashtext(schema)`), so
 /// provisioning, dropping and migrating one schema serialize (and
@@ -77,7 +81,7 @@ pub(crate) fn atomic<T>(
 
 /// [`atomic`] inside an open transaction: a savepoint, so that the caller's transaction
 /// decides. A savepoint keeps `SET LOCAL` settings when it is released: the caller's path is
-/// put back afterwards.
+/// put back afterwards, and so is the caller's role.
 fn savepoint<T>(
     conn: &mut PgConnection,
     first: &str,
@@ -85,7 +89,11 @@ fn savepoint<T>(
     f: impl FnOnce(&mut PgConnection) -> Result<T>,
 ) -> Result<T> {
     let result = conn.transaction(|conn| {
-        let save = copy_setting_sql(SAVED_PATH, "search_path");
+        let save = format!(
+            "{}; {}",
+            copy_setting_sql(SAVED_PATH, "search_path"),
+            copy_setting_sql(SAVED_ROLE, "role")
+        );
         let first = if first.is_empty() {
             save
         } else {
@@ -94,7 +102,10 @@ fn savepoint<T>(
         conn.batch_execute(&first).map_err(Nested::First)?;
         let value = f(conn).map_err(Nested::Other)?;
         let saved = format!("pg_catalog.current_setting('{SAVED_PATH}')");
-        conn.batch_execute(&format!("SELECT {}", set_path_call(&saved, true)))?;
+        conn.batch_execute(&format!(
+            "SELECT {}, pg_catalog.set_config('role', pg_catalog.current_setting('{SAVED_ROLE}'), true)",
+            set_path_call(&saved, true)
+        ))?;
         Ok(value)
     });
     result.map_err(|e| match e {

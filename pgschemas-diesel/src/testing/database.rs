@@ -141,6 +141,11 @@ impl TestDatabase {
         &self.name
     }
 
+    /// The URL of the server the database was created on (the admin URL).
+    pub fn server_url(&self) -> &str {
+        &self.server_url
+    }
+
     /// A connection URL for the database: the server's URL with the database replaced.
     ///
     /// # Examples

@@ -46,6 +46,7 @@ mod localized;
 mod naming;
 mod pgbouncer;
 mod process;
+mod roles;
 mod server;
 mod url;
 
@@ -53,5 +54,6 @@ pub use self::citus::CitusCluster;
 pub use self::database::TestDatabase;
 pub use self::localized::localized_server_url;
 pub use self::pgbouncer::{PgBouncer, PoolMode};
+pub use self::roles::TestRoles;
 pub use self::server::server_url;
 pub use self::url::url_with_database;

@@ -38,6 +38,25 @@ pub fn url_with_database(server_url: &str, db: &str) -> String {
     url
 }
 
+/// Returns `url` with its login replaced by `user` (and no password): the user part of a
+/// `postgres://` URL, or a trailing `user=` of a keyword/value string.
+pub(crate) fn url_with_user(url: &str, user: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        let escaped = user.replace('\\', "\\\\").replace('\'', "\\'");
+        return format!("{} user='{escaped}'", url.trim_end());
+    };
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let host = match rest[..authority_end].rsplit_once('@') {
+        Some((_, host)) => host,
+        None => &rest[..authority_end],
+    };
+    format!(
+        "{scheme}://{}@{host}{}",
+        percent_encode(user),
+        &rest[authority_end..]
+    )
+}
+
 /// The parts of a `postgres://` URL the test helpers need.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct ServerAddress {

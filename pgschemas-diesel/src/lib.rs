@@ -225,6 +225,11 @@ pub struct GuideDoctests;
 #[doc = include_str!("../../docs/scale.md")]
 pub struct ScaleDoctests;
 
+/// The isolation modes page's examples, compiled as doctests so that it stays true.
+#[cfg(all(doctest, feature = "testing"))]
+#[doc = include_str!("../../docs/isolation-modes.md")]
+pub struct IsolationModesDoctests;
+
 /// The Citus page's examples, compiled as doctests so that it stays true.
 #[cfg(doctest)]
 #[doc = include_str!("../../docs/citus.md")]

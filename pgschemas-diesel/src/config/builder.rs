@@ -218,6 +218,7 @@ impl ConfigBuilder {
             for t in &statics {
                 roles.role_of(t.name())?;
             }
+            roles.check_names()?;
         }
         let neutral_role = match &self.tenant_roles {
             Some(_) => PathRole::Login,

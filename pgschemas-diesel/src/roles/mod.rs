@@ -179,6 +179,20 @@ impl TenantRoles {
         &self.logins
     }
 
+    /// Refuses a DDL or login role named as the template names a tenant's role: a tenant of
+    /// that schema would be given it.
+    pub(crate) fn check_names(&self) -> Result<()> {
+        for role in std::iter::once(&self.ddl).chain(&self.logins) {
+            if let Some(schema) = self.template.schema_of(role.as_str()) {
+                return Err(Error::Config(format!(
+                    "role {role:?} is named as the template {} names the role of a tenant {schema:?}; rename the role or change the template",
+                    self.template
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// The role of tenant schema `schema`.
     ///
     /// # Errors
@@ -258,6 +272,21 @@ mod tests {
             .login_role("app")?
             .login_role("app")?;
         assert_eq!(r.login_roles().len(), 1);
+        Ok(())
+    }
+
+    #[test]
+    fn the_ddl_and_login_roles_are_never_named_like_a_tenant_role() -> Result<()> {
+        let roles = TenantRoles::new("tenant-admin")?;
+        assert!(roles.check_names().is_err());
+        let roles = TenantRoles::new("ddl")?
+            .template("app-{schema}")?
+            .login_role("app-web")?;
+        assert!(roles.check_names().is_err());
+        let roles = TenantRoles::new("app_ddl")?
+            .template("app-{schema}")?
+            .login_role("app")?;
+        assert!(roles.check_names().is_ok());
         Ok(())
     }
 

@@ -15,7 +15,11 @@ use pgschemas_diesel::roles::LoginProblem;
 use pgschemas_diesel::testing::{TestDatabase, TestRoles};
 use pgschemas_diesel::{Config, Error, TenantPool, test_database};
 
-const TENANT: EmbeddedMigrations = embed_migrations!("../tests/migrations/roles_tenant");
+pub(crate) const TENANT: EmbeddedMigrations = embed_migrations!("../tests/migrations/roles_tenant");
+
+/// `orders`, then a migration that fails.
+pub(crate) const FAILING: EmbeddedMigrations =
+    embed_migrations!("../tests/migrations/roles_failing");
 
 /// A database with roles, two tenants `a` and `b` provisioned as the DDL role, each with one
 /// row in `orders` naming it.
@@ -23,7 +27,7 @@ pub(crate) struct Setup {
     pub(crate) config: Config,
     pub(crate) roles: TestRoles,
     /// Dropped last: the roles go first.
-    pub(crate) _db: TestDatabase,
+    pub(crate) db: TestDatabase,
 }
 
 impl Setup {
@@ -33,11 +37,7 @@ impl Setup {
             .tenant_roles(roles.tenant_roles())
             .build()
             .expect("config");
-        let me = Self {
-            config,
-            roles,
-            _db: db,
-        };
+        let me = Self { config, roles, db };
         let provisioner = me.provisioner();
         let mut ddl = me.ddl_connection();
         for t in tenants {
@@ -54,6 +54,11 @@ impl Setup {
         Provisioner::builder(self.config.clone(), TENANT)
             .build()
             .expect("provisioner")
+    }
+
+    /// A superuser's connection to the database.
+    pub(crate) fn admin(&self) -> PgConnection {
+        self.db.connect()
     }
 
     pub(crate) fn ddl_connection(&self) -> PgConnection {

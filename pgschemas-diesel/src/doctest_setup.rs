@@ -170,6 +170,12 @@ impl DoctestDatabase {
         self.notes(&[schema])
     }
 
+    /// The roles of the per-tenant roles mode for this database
+    /// ([`TestRoles`](crate::testing::TestRoles)); drop them before the database.
+    pub fn roles(&self) -> crate::testing::TestRoles {
+        crate::testing::TestRoles::new(&self.db)
+    }
+
     /// A [`TenantPool`] of up to 2 connections to the database, with the default
     /// configuration.
     ///

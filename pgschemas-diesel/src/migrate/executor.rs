@@ -12,9 +12,10 @@ use super::report::{MigrationReport, Mode, Progress, SchemaReport};
 use super::run::{apply, pending_in};
 use super::selection::{MigrationSet, SchemaKind, Selection, Target};
 use crate::catalog::{CatalogRows, InvalidRow};
+use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::error::{MigrationError, MigrationErrorKind};
-use crate::lifecycle::{create_schema, schema_exists};
+use crate::lifecycle::schema_exists;
 use crate::name::SchemaName;
 use crate::parallel::Workers;
 use crate::pool::TenantScope;
@@ -432,7 +433,11 @@ impl Migrator {
                 if self.create_missing
                     && matches!(target.kind, SchemaKind::Shared | SchemaKind::Static)
                 {
-                    ensure_schema(&mut self.checkout(schema, None)?, schema)?;
+                    ensure_schema(
+                        &mut self.checkout(schema, None)?,
+                        self.pool.config(),
+                        schema,
+                    )?;
                 }
                 // A checkout per schema: the pool switches the connection straight from the
                 // previous tenant's path to this one (one round trip, which also checks the
@@ -465,12 +470,19 @@ impl Migrator {
 }
 
 /// Creates a configured schema that does not exist yet.
-fn ensure_schema(conn: &mut TenantScope, schema: &SchemaName) -> Result<(), MigrationError> {
+///
+/// With tenant roles on, a tenant schema is created with its role and grants, in one
+/// transaction (the migrator's connections act as the DDL role).
+fn ensure_schema(
+    conn: &mut TenantScope,
+    config: &Config,
+    schema: &SchemaName,
+) -> Result<(), MigrationError> {
     let exists = schema_exists(conn, schema).map_err(|e| MigrationError::from_crate(schema, e))?;
     if exists {
         return Ok(());
     }
-    match create_schema(conn, schema) {
+    match crate::roles::lifecycle::create_schema(conn, config, schema) {
         Ok(()) | Err(Error::SchemaExists { .. }) => Ok(()),
         Err(e) => Err(MigrationError::from_crate(schema, e)),
     }

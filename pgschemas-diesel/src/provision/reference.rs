@@ -99,7 +99,12 @@ fn migrate_reference(
     } else {
         String::new()
     };
-    let first = format!("{}; {drop}{}", lock_sql(name), create_schema_sql(name));
+    // With tenant roles, the reference is owned by the DDL role (clones run as it) and has
+    // no role of its own.
+    let act = config.tenant_roles().map_or(String::new(), |r| {
+        format!("{}; ", crate::roles::lifecycle::act_as_ddl_sql(r))
+    });
+    let first = format!("{act}{}; {drop}{}", lock_sql(name), create_schema_sql(name));
     let apply = |conn: &mut PgConnection| migrate::apply_all_fresh(conn, &path, source).map(|_| ());
     if recreate {
         // the schema may well exist: a failed drop is no "already exists"

@@ -7,10 +7,12 @@
 //! the schema give the tenant role DML on every table and the use of every sequence a
 //! migration or a clone creates there.
 
+use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::sql_types::{Bool, Text};
 
-use super::{RoleName, TenantRoles};
+use super::{PathRole, RoleName, TenantRoles};
+use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::name::{SchemaName, quote_literal};
 
@@ -85,6 +87,45 @@ pub(crate) fn provision_sql(roles: &TenantRoles, schema: &SchemaName) -> Result<
         create_role_sql(roles, &role, schema),
         grant_sql(roles, &role, schema)
     ))
+}
+
+/// Creates `name` ([`crate::lifecycle::create_schema`]); with tenant roles on and `name` a
+/// tenant schema, with its role and grants in the same transaction, as the DDL role.
+///
+/// # Errors
+///
+/// As [`crate::lifecycle::create_schema`]; [`Error::RoleExists`] when a role of the tenant
+/// role's name exists already.
+pub(crate) fn create_schema(
+    conn: &mut PgConnection,
+    config: &Config,
+    name: &SchemaName,
+) -> Result<()> {
+    let (Some(roles), PathRole::Named(role)) = (config.tenant_roles(), config.path_role(name)?)
+    else {
+        return crate::lifecycle::create_schema(conn, name);
+    };
+    let sql = format!(
+        "{}; CREATE SCHEMA {}; {}",
+        act_as_ddl_sql(roles),
+        name.quoted(),
+        provision_sql(roles, name)?
+    );
+    let Err(e) = conn.transaction(|conn| conn.batch_execute(&sql)) else {
+        return Ok(());
+    };
+    if matches!(crate::lifecycle::schema_exists(conn, name), Ok(true)) {
+        return Err(Error::SchemaExists {
+            schema: name.to_string(),
+        });
+    }
+    if RoleState::read(conn, &role, name).is_ok_and(|s| s != RoleState::Missing) {
+        return Err(Error::RoleExists {
+            schema: name.to_string(),
+            role: role.to_string(),
+        });
+    }
+    Err(Error::db(name.as_str(), e))
 }
 
 /// What the server holds under a tenant role's name.

@@ -10,12 +10,14 @@
 //! the application connects as are members of every tenant role, `NOINHERIT`, and hold only
 //! the shared schema's privileges themselves. `docs/isolation-modes.md` is the guide's page.
 
+mod adopt;
 mod check;
 pub(crate) mod lifecycle;
 mod template;
 
 use std::fmt;
 
+pub use adopt::{Adopted, adopt_roles};
 pub use check::LoginProblem;
 pub(crate) use check::{Acting, LoginFacts};
 pub use template::RoleTemplate;

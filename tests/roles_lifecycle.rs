@@ -431,3 +431,80 @@ fn adopting_needs_the_mode_and_a_tenant_schema() {
         0
     );
 }
+
+/// Runs the embedded CLI; its output, and whether it succeeded.
+fn cli(
+    app: &pgschemas_diesel::cli::App,
+    args: &[&str],
+) -> (pgschemas_diesel::cli::Outcome, String) {
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let args = std::iter::once("manage").chain(args.iter().copied());
+    let outcome = pgschemas_diesel::cli::run_from(app, args, &mut out, &mut err);
+    (
+        outcome,
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out),
+            String::from_utf8_lossy(&err)
+        ),
+    )
+}
+
+#[test]
+fn the_cli_creates_migrates_drops_and_adopts_as_the_ddl_role() {
+    use pgschemas_diesel::cli::{App, Outcome};
+    let s = Setup::new(test_database!(), &[]);
+    let app = App::builder(s.config.clone(), TENANT)
+        .default_models()
+        .database_url(s.roles.ddl_url())
+        .build();
+    let ok = |args: &[&str]| {
+        let (outcome, text) = cli(&app, args);
+        assert_eq!(outcome, Outcome::Success, "{args:?}: {text}");
+        text
+    };
+    ok(&["migrate"]);
+    ok(&["create-tenant", "acme", "--domain", "acme.localhost"]);
+    ok(&["create-tenant", "globex", "--domain", "globex.localhost"]);
+    let mut admin = s.admin();
+    assert_eq!(state(&mut admin, &s.roles, "acme"), (true, true));
+    let pool = s.app_pool(1);
+    let mut conn = pool.scope(&"acme").unwrap();
+    assert_eq!(who(&mut conn).0, format!("{}acme", s.roles.prefix()));
+    assert!(is_denied(&mut conn, "select owner from globex.orders"));
+    drop(conn);
+    ok(&["migrate"]);
+    ok(&["drop-tenant", "globex", "--force"]);
+    assert_eq!(state(&mut admin, &s.roles, "globex"), (false, false));
+    // A tenant whose schema was made without its role (as before the mode), adopted.
+    admin
+        .batch_execute(
+            "create schema legacy; create table legacy.orders (id serial primary key, owner text not null);
+             insert into legacy.orders (owner) values ('legacy');
+             insert into tenants (schema_name, name) values ('legacy', 'Legacy')",
+        )
+        .unwrap();
+    assert!(matches!(
+        pool.scope(&"legacy"),
+        Err(Error::TenantRoleMissing { .. })
+    ));
+    let admin_app = App::builder(s.config.clone(), TENANT)
+        .default_models()
+        .database_url(s.db.url())
+        .build();
+    let (outcome, text) = cli(&admin_app, &["adopt-roles"]);
+    assert_eq!(outcome, Outcome::Success, "{text}");
+    assert!(
+        text.contains("1 created, 1 already there, 0 failed"),
+        "{text}"
+    );
+    let mut conn = pool.scope(&"legacy").unwrap();
+    assert_eq!(
+        owners(&mut conn, "select owner from orders").unwrap(),
+        ["legacy"]
+    );
+    drop(conn);
+    let (outcome, text) = cli(&admin_app, &["adopt-roles"]);
+    assert_eq!(outcome, Outcome::Success, "{text}");
+    assert!(text.contains("0 created, 2 already there"), "{text}");
+}

@@ -55,6 +55,10 @@ pub(crate) enum Command {
     /// Check the database before going live: grants, search path, name clashes, orphan
     /// schemas, missing schemas, pending migrations, enum types, lock table size.
     Doctor,
+    /// Give every tenant schema its role, for an install from before the per-tenant roles
+    /// mode: the role, the DDL role as owner of the schema and its objects, the grants. One
+    /// transaction per schema: run it again after a failure; a second run changes nothing.
+    AdoptRoles,
 }
 
 /// Which schemas a command runs on.

@@ -1,6 +1,7 @@
 //! The commands, a module each; what they share is here (the context, the errors, the
 //! connections) and in [`common`] (selections, routes, the rows left out).
 
+mod adopt_roles;
 mod clone;
 mod common;
 mod create_reference;
@@ -98,6 +99,7 @@ pub(crate) fn dispatch(ctx: &mut Ctx<'_>, command: Command) -> CliResult {
         Command::MoveTenant(args) => move_tenant::move_tenant(ctx, &args),
         Command::RunSql(args) => run_sql::run_sql(ctx, args),
         Command::Doctor => doctor::doctor(ctx),
+        Command::AdoptRoles => adopt_roles::adopt_roles(ctx),
     }
 }
 
@@ -128,16 +130,19 @@ impl Ctx<'_> {
     fn pool(&self, size: usize) -> CliResult<TenantPool> {
         drop(self.connect()?);
         let size = u32::try_from(size).unwrap_or(u32::MAX);
-        Ok(TenantPool::with_builder(
-            self.url()?,
-            self.app.config.clone(),
-            // Every connection is made before the pool is handed out (r2d2's default
-            // `min_idle`): a connection still being made on r2d2's thread when the command
-            // ends and the process exits can crash libpq's TLS teardown.
-            r2d2::Pool::builder()
-                .max_size(size)
-                .connection_timeout(Duration::from_secs(30)),
-        )?)
+        // Every connection is made before the pool is handed out (r2d2's default
+        // `min_idle`): a connection still being made on r2d2's thread when the command ends
+        // and the process exits can crash libpq's TLS teardown.
+        let builder = r2d2::Pool::builder()
+            .max_size(size)
+            .connection_timeout(Duration::from_secs(30));
+        let (url, config) = (self.url()?, self.app.config.clone());
+        // With per-tenant roles the commands are DDL work: they run as the DDL role.
+        Ok(if config.tenant_roles().is_some() {
+            TenantPool::ddl_with_builder(url, config, builder)?
+        } else {
+            TenantPool::with_builder(url, config, builder)?
+        })
     }
 
     /// The catalog's usable tenants and domains, and the rows left out.

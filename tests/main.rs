@@ -31,6 +31,7 @@ mod pgbouncer;
 mod pool;
 mod provision;
 mod roles;
+mod roles_doctor;
 mod roles_lifecycle;
 mod routing;
 #[cfg(feature = "axum")]

@@ -5,6 +5,7 @@
 mod checks;
 mod citus_checks;
 mod report;
+mod role_checks;
 
 use std::collections::BTreeSet;
 
@@ -45,6 +46,19 @@ pub use report::{Check, CheckStatus, DoctorReport};
 ///   connection: keep enums in the shared schema);
 /// - `max-locks`: `max_locks_per_transaction` against the largest tenant's relations, and
 ///   the shared lock table against all tenants' relations;
+///
+/// with [`Config::tenant_roles`] on:
+///
+/// - `tenant-roles`: every tenant schema has its role, marked as this database's, with the DDL
+///   role and every login role as members;
+/// - `tenant-ownership`: the DDL role owns every tenant schema and everything in it;
+/// - `tenant-default-privileges`: the DDL role's default privileges in each tenant schema give
+///   the tenant role DML on tables and the use of sequences;
+/// - `security-definer`: no `SECURITY DEFINER` function in a tenant schema (it would run as
+///   the DDL role);
+/// - `cross-tenant-privileges`: no tenant role holds any privilege on another tenant's schema
+///   or its objects, or is a member of another tenant's role;
+/// - `orphan-roles`: no tenant role marked for this database whose schema is gone;
 ///
 /// and with [`Config::citus`] on:
 ///
@@ -95,6 +109,12 @@ pub fn doctor(
         checks::enum_types(conn, &facts)?,
         checks::max_locks(conn, &facts)?,
     ];
+    if let Some(roles) = config.tenant_roles() {
+        let tenants = role_checks::Tenants::of(config, &facts);
+        checks.extend(role_checks::per_tenant(conn, roles, &tenants)?);
+        checks.push(role_checks::cross_tenant(conn, &tenants)?);
+        checks.push(role_checks::orphan_roles(conn, roles, &facts)?);
+    }
     if config.citus() {
         checks.push(citus_checks::distributed(conn, &facts)?);
         checks.push(citus_checks::foreign_keys(conn, &facts)?);

@@ -33,6 +33,7 @@ mod provision;
 mod roles;
 mod roles_doctor;
 mod roles_lifecycle;
+mod roles_shared;
 mod routing;
 #[cfg(feature = "axum")]
 mod routing_http;

@@ -11,7 +11,7 @@ use diesel::result::Error as DieselError;
 use diesel::sql_types::Text;
 use diesel_migrations::{EmbeddedMigrations, embed_migrations};
 use pgschemas_diesel::provision::Provisioner;
-use pgschemas_diesel::roles::LoginProblem;
+use pgschemas_diesel::roles::{LoginProblem, TenantRoles};
 use pgschemas_diesel::testing::{TestDatabase, TestRoles};
 use pgschemas_diesel::{Config, Error, TenantPool, test_database};
 
@@ -32,11 +32,29 @@ pub(crate) struct Setup {
 
 impl Setup {
     pub(crate) fn new(db: TestDatabase, tenants: &[&str]) -> Self {
-        let roles = TestRoles::new(&db);
+        Self::with(db, tenants, "", |r| r)
+    }
+
+    /// [`new`](Self::new), with `shared_sql` run as the DDL role first and the roles mode
+    /// changed by `roles`.
+    pub(crate) fn with(
+        db: TestDatabase,
+        tenants: &[&str],
+        shared_sql: &str,
+        roles: impl FnOnce(TenantRoles) -> TenantRoles,
+    ) -> Self {
+        let fixture = TestRoles::new(&db);
         let config = Config::builder()
-            .tenant_roles(roles.tenant_roles())
+            .tenant_roles(roles(fixture.tenant_roles()))
             .build()
             .expect("config");
+        let roles = fixture;
+        if !shared_sql.is_empty() {
+            PgConnection::establish(&roles.ddl_url())
+                .expect("ddl login")
+                .batch_execute(shared_sql)
+                .expect("shared sql");
+        }
         let me = Self { config, roles, db };
         let provisioner = me.provisioner();
         let mut ddl = me.ddl_connection();

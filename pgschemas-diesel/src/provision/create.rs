@@ -152,7 +152,11 @@ impl Provisioner {
         }
         if let Some(roles) = roles {
             sql.push_str("; ");
-            sql.push_str(&lifecycle::provision_sql(roles, name)?);
+            sql.push_str(&lifecycle::provision_sql(
+                roles,
+                self.config().shared_schema(),
+                name,
+            )?);
         }
         Ok(sql)
     }

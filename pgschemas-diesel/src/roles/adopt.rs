@@ -3,8 +3,8 @@
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 
-use super::lifecycle::{RoleState, create_role_sql, grant_sql};
-use super::{PathRole, RoleName, TenantRoles};
+use super::lifecycle::{RoleState, create_role_sql, grant_sql, shared_sql};
+use super::{PathRole, Phase, RoleName, TenantRoles};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::lifecycle::schema_exists;
@@ -113,12 +113,17 @@ fn adopt_one(
                 Adopted::Existing
             }
         };
-        conn.batch_execute(&format!(
+        let mut sql = format!(
             "{}; {}",
             ownership_sql(roles, schema),
             grant_sql(roles, &role, schema)
-        ))
-        .map_err(|e| Error::db(schema.as_str(), e))?;
+        );
+        for grant in shared_sql(roles, config.shared_schema(), schema, &role, Phase::Adopt) {
+            sql.push_str("; ");
+            sql.push_str(&grant);
+        }
+        conn.batch_execute(&sql)
+            .map_err(|e| Error::db(schema.as_str(), e))?;
         Ok(adopted)
     })
     .map_err(|ended| match ended {

@@ -11,7 +11,7 @@ use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::sql_types::{Bool, Text};
 
-use super::{PathRole, RoleName, TenantRoles};
+use super::{PathRole, Phase, PolicyContext, RoleName, TenantRoles};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::name::{SchemaName, quote_literal};
@@ -79,14 +79,40 @@ pub(crate) fn grant_sql(roles: &TenantRoles, role: &RoleName, schema: &SchemaNam
 }
 
 /// The statements that follow `CREATE SCHEMA` when a tenant is provisioned, run as the DDL
-/// role: the role, its membership, its privileges.
-pub(crate) fn provision_sql(roles: &TenantRoles, schema: &SchemaName) -> Result<String> {
+/// role: the role, its membership, its privileges, its shared-schema grants.
+pub(crate) fn provision_sql(
+    roles: &TenantRoles,
+    shared: &SchemaName,
+    schema: &SchemaName,
+) -> Result<String> {
     let role = roles.role_of(schema)?;
-    Ok(format!(
+    let mut sql = format!(
         "{}; {}",
         create_role_sql(roles, &role, schema),
         grant_sql(roles, &role, schema)
-    ))
+    );
+    for grant in shared_sql(roles, shared, schema, &role, Phase::Provision) {
+        sql.push_str("; ");
+        sql.push_str(&grant);
+    }
+    Ok(sql)
+}
+
+/// The shared-schema grants the policy gives `role`, the role of `schema`.
+pub(crate) fn shared_sql(
+    roles: &TenantRoles,
+    shared: &SchemaName,
+    schema: &SchemaName,
+    role: &RoleName,
+    phase: Phase,
+) -> Vec<String> {
+    roles.policy().sql(&PolicyContext {
+        tenant: schema,
+        role,
+        phase,
+        executing: roles.ddl_role().as_str(),
+        shared,
+    })
 }
 
 /// Creates `name` ([`crate::lifecycle::create_schema`]); with tenant roles on and `name` a
@@ -109,7 +135,7 @@ pub(crate) fn create_schema(
         "{}; CREATE SCHEMA {}; {}",
         act_as_ddl_sql(roles),
         name.quoted(),
-        provision_sql(roles, name)?
+        provision_sql(roles, config.shared_schema(), name)?
     );
     let Err(e) = conn.transaction(|conn| conn.batch_execute(&sql)) else {
         return Ok(());
@@ -188,7 +214,7 @@ mod tests {
             .template("db-{schema}")?
             .login_role("app")?;
         let s = SchemaName::new("acme")?;
-        let sql = provision_sql(&roles, &s)?;
+        let sql = provision_sql(&roles, &SchemaName::new("public")?, &s)?;
         assert!(sql.starts_with("CREATE ROLE \"db-acme\" NOLOGIN"));
         assert!(sql.contains("GRANT \"db-acme\" TO \"ddl\", \"app\""));
         assert!(sql.contains(

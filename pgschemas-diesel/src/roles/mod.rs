@@ -13,6 +13,7 @@
 mod adopt;
 mod check;
 pub(crate) mod lifecycle;
+mod policy;
 mod template;
 
 use std::fmt;
@@ -20,6 +21,9 @@ use std::fmt;
 pub use adopt::{Adopted, adopt_roles};
 pub use check::LoginProblem;
 pub(crate) use check::{Acting, LoginFacts};
+pub use policy::{
+    Phase, PolicyContext, Privilege, SharedGrants, SharedPolicy, shared_row_security,
+};
 pub use template::RoleTemplate;
 
 use crate::error::{Error, Result};
@@ -117,6 +121,7 @@ pub struct TenantRoles {
     template: RoleTemplate,
     ddl: RoleName,
     logins: Vec<RoleName>,
+    policy: SharedPolicy,
 }
 
 impl TenantRoles {
@@ -132,6 +137,7 @@ impl TenantRoles {
             template: RoleTemplate::default(),
             ddl: RoleName::new(ddl_role)?,
             logins: Vec::new(),
+            policy: SharedPolicy::default(),
         })
     }
 
@@ -163,6 +169,31 @@ impl TenantRoles {
             self.logins.push(login);
         }
         Ok(self)
+    }
+
+    /// Decides what each tenant role may do in the shared schema, when its role is created
+    /// (in the provisioning transaction) or adopted: [`SharedPolicy::read_only`], or your own
+    /// function of the [`PolicyContext`] (default: nothing beyond what `PUBLIC` has).
+    ///
+    /// ```
+    /// use pgschemas_diesel::roles::{Privilege, SharedGrants, SharedPolicy, TenantRoles};
+    ///
+    /// let roles = TenantRoles::new("app_ddl")?.shared_policy(SharedPolicy::new(|ctx| {
+    ///     let grants = SharedGrants::none().table("plans", &[Privilege::Select]);
+    ///     grants.unwrap_or_default()
+    /// }));
+    /// # let _ = roles;
+    /// # Ok::<(), pgschemas_diesel::Error>(())
+    /// ```
+    #[must_use]
+    pub fn shared_policy(mut self, policy: SharedPolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// The shared-schema policy.
+    pub fn policy(&self) -> &SharedPolicy {
+        &self.policy
     }
 
     /// The template tenant roles are named by.

@@ -32,6 +32,7 @@ mod pool;
 mod provision;
 mod roles;
 mod roles_doctor;
+mod roles_forms;
 mod roles_lifecycle;
 mod roles_shared;
 mod routing;

@@ -41,73 +41,49 @@ const RESTORE: &str = "pg_catalog.set_config('TimeZone', 'UTC', false), \
                        pg_catalog.set_config('client_encoding', 'UTF8', false), \
                        pg_catalog.pg_advisory_unlock_all()";
 
-/// A condition that is true only when the active schema (`schema`, an SQL expression giving
-/// its quoted name) exists and the role the path runs as (`role`; the login role unless it
-/// names one) may use it, no transaction was open before this message, and no other role than
-/// the login role is in effect; otherwise it raises, which rolls the whole message back. The
-/// raised text is only for the server's log.
-fn guard(schema: &str, role: &PathRole) -> String {
-    raise_unless(
-        &format!("{} AND {FRESH_SESSION}", usable(schema, role)),
-        &format!(
-            "'pgschemas_diesel: connection refused for schema ', {schema}, ': missing, not usable, or a transaction was left open'"
-        ),
+/// The condition, evaluated after the path and the role are set in the same statement, that
+/// the active schema (`schema`, an SQL expression giving its quoted name) exists, that the
+/// role now in effect may use it, and that this role is the one the path runs as (the login
+/// role unless it names one): the server's own `current_user`, read after the switch, is the
+/// proof. PostgreSQL evaluates a select list in order, so a check written after the
+/// `set_config` calls sees their effect.
+fn proof(schema: &str, role: &PathRole) -> String {
+    format!(
+        "pg_catalog.has_schema_privilege(pg_catalog.to_regnamespace({schema})::pg_catalog.oid, 'USAGE') AND {}",
+        role.in_effect()
     )
 }
 
-/// The condition that the schema `schema` (an SQL expression giving its quoted name) exists
-/// and the role the path runs as may use it: the role it names (a missing role raises), else
-/// the current role.
-fn usable(schema: &str, role: &PathRole) -> String {
-    let oid = format!("pg_catalog.to_regnamespace({schema})::pg_catalog.oid");
-    match role.named() {
-        Some(r) => format!(
-            "pg_catalog.has_schema_privilege({}::pg_catalog.name, {oid}, 'USAGE')",
-            r.literal()
-        ),
-        None => format!("pg_catalog.has_schema_privilege({oid}, 'USAGE')"),
-    }
+/// The role the path names set after the path (`local`: for the transaction only), as a
+/// further select-list entry; nothing when the path leaves the role as it is.
+fn set_role(role: &PathRole, local: bool) -> String {
+    role.set_call(local)
+        .map(|call| format!(", {call}"))
+        .unwrap_or_default()
 }
-
-/// The role the path names set after the path (`local`: for the transaction only), and the
-/// statement that proves it is in effect; nothing when the path runs as the login role.
-fn role_parts(role: &PathRole, local: bool) -> (String, String) {
-    match (role.named(), role.set_call(local)) {
-        (Some(r), Some(call)) => (
-            format!(", {call}"),
-            format!(
-                "; SELECT {}",
-                raise_unless(
-                    &role.in_effect(),
-                    &format!(
-                        "'pgschemas_diesel: connection refused: role ', {}, ' is not in effect'",
-                        r.literal()
-                    ),
-                )
-            ),
-        ),
-        _ => (String::new(), String::new()),
-    }
-}
-
-/// The condition that no transaction was open before this message and no other role than the
-/// login role is in effect.
-const FRESH_SESSION: &str = "pg_catalog.transaction_timestamp() OPERATOR(pg_catalog.=) pg_catalog.statement_timestamp() \
-     AND current_user OPERATOR(pg_catalog.=) session_user";
 
 /// The condition that no transaction was open before this message.
 const NO_TRANSACTION_BEFORE: &str =
     "pg_catalog.transaction_timestamp() OPERATOR(pg_catalog.=) pg_catalog.statement_timestamp()";
 
-/// The condition that no other role than the login role is in effect.
-const LOGIN_ROLE: &str = "current_user OPERATOR(pg_catalog.=) session_user";
-
-/// `true` when `condition` holds; otherwise an error raised with the text `message` (SQL
-/// values for `pg_catalog.concat`), which rolls the message's transaction back.
+/// `true` when `condition` holds; otherwise an error, which rolls the message's transaction
+/// back. See [`raise`].
 pub(crate) fn raise_unless(condition: &str, message: &str) -> String {
     format!(
-        "CASE WHEN {condition} THEN true \
-         ELSE pg_catalog.concat({message})::pg_catalog.int4 OPERATOR(pg_catalog.=) 0 END"
+        "CASE WHEN {condition} THEN true ELSE {} END",
+        raise(message)
+    )
+}
+
+/// An expression that raises an error whose text names `message` (for the server's log
+/// only: a failure is explained from values read afterwards): `set_config` of a parameter
+/// named by the message, a name with spaces that no parameter can have. A function call the
+/// planner does not fold, and cheaper to parse and plan than a cast of a `concat`.
+fn raise(message: &str) -> String {
+    debug_assert!(message.contains(' '), "a message no parameter is named by");
+    format!(
+        "pg_catalog.set_config({}, '', true) IS NULL",
+        crate::name::dollar_quote(message)
     )
 }
 
@@ -123,22 +99,28 @@ pub(crate) fn prepare_sql() -> String {
 }
 
 /// The session form's checkout: the sentinel (first, so that whatever a statement of that
-/// name does is reset after it), the reset, then restore, path and proof. Every operator is
-/// written `OPERATOR(pg_catalog.=)`: the reset puts the role's default path in effect, which
-/// may name a schema with operators of its own.
-///
-/// With per-tenant roles, the tenant's role is set after the path, in the same statement
-/// (which the guard, evaluated first, proved was run by the login role with no other role in
-/// effect), and a last statement proves the role is in effect.
+/// name does is reset after it), the reset, then restore, path, role (with per-tenant roles)
+/// and, last in the same select list, the proof: the schema is usable by the role now in
+/// effect, which is the path's, no transaction was open before this message, and the session
+/// is the pool's login. Every operator is written `OPERATOR(pg_catalog.=)`: the reset puts the
+/// role's default path in effect, which may name a schema with operators of its own.
 pub(crate) fn session_sql(path: &SearchPath, login: &Login) -> String {
-    let (set_role, proof) = role_parts(path.path_role(), false);
+    let schema = path.schema_literal();
     format!(
-        "EXECUTE {SENTINEL}; {RESET}; SELECT {RESTORE}, {}{set_role} WHERE {} AND {}{proof}",
+        "EXECUTE {SENTINEL}; {RESET}; SELECT {RESTORE}, {}{}, {}",
         set_path_call(&path.literal(), false),
-        guard(&path.schema_literal(), path.path_role()),
+        set_role(path.path_role(), false),
         raise_unless(
-            &login.condition(),
-            "'pgschemas_diesel: connection refused: another login than the one the pool connected as'",
+            &format!(
+                "{} AND {NO_TRANSACTION_BEFORE} AND {}",
+                proof(&schema, path.path_role()),
+                login.condition()
+            ),
+            &format!(
+                "pgschemas_diesel: connection refused for schema {}: missing, not usable, \
+                 its role not in effect, a transaction left open, or another login",
+                path.schema()
+            ),
         ),
     )
 }
@@ -157,13 +139,9 @@ impl Login {
     /// The condition that the session's login is this one; the name is dollar-quoted (no
     /// setting changes how it reads) with a tag it does not contain.
     fn condition(&self) -> String {
-        let mut tag = String::from("pgschemas");
-        while self.0.contains(&format!("${tag}$")) {
-            tag.push('_');
-        }
         format!(
-            "session_user OPERATOR(pg_catalog.=) ${tag}${}${tag}$::pg_catalog.name",
-            self.0
+            "session_user OPERATOR(pg_catalog.=) {}::pg_catalog.name",
+            crate::name::dollar_quote(&self.0)
         )
     }
 }
@@ -179,8 +157,8 @@ pub(crate) struct LoginRow {
 /// own, committed before the caller's begins, so that nothing the caller does (a raw
 /// `ROLLBACK` included) can bring the previous user's state back; the session path is left
 /// empty, so that a statement run after a raw `COMMIT` finds no tenant's or shared table; then
-/// `BEGIN`, the proof that the schema is usable and that no other role is in effect, and the
-/// path for this transaction only.
+/// `BEGIN`, the path (and role) for this transaction only, and the proof that the schema is
+/// usable by the role then in effect and that this role is the path's.
 ///
 /// The async pool sends the caller's first statement without waiting for this message's
 /// answer, so no failure here may leave a session the caller could go on with:
@@ -194,22 +172,23 @@ pub(crate) struct LoginRow {
 ///   session after that `ROLLBACK` has the empty path, not the previous user's.
 ///
 /// With per-tenant roles, the tenant's role is set for the transaction (`SET LOCAL ROLE`) with
-/// its path, and a last statement proves it is in effect.
+/// its path, and the proof after both reads it in effect.
 pub(crate) fn transaction_sql(path: &SearchPath, login: &Login) -> String {
     let schema = path.schema_literal();
-    let (set_role, proof) = role_parts(path.path_role(), true);
     format!(
-        "BEGIN; {RESET}; SELECT {RESTORE}, {} WHERE {}; COMMIT; BEGIN; SELECT {}{set_role} WHERE {}{proof}",
+        "BEGIN; {RESET}; SELECT {RESTORE}, {} WHERE {}; COMMIT; BEGIN; SELECT {}{}, {}",
         set_path_call("''", false),
         end_backend_unless(
             &format!("{NO_TRANSACTION_BEFORE} AND {}", login.condition()),
-            "'pgschemas_diesel: connection ended: a transaction was left open on it, or it is another login'",
+            "pgschemas_diesel: connection ended: a transaction was left open on it, or it is another login",
         ),
         set_path_call(&path.literal(), true),
+        set_role(path.path_role(), true),
         raise_unless(
-            &format!("{} AND {LOGIN_ROLE}", usable(&schema, path.path_role())),
+            &proof(&schema, path.path_role()),
             &format!(
-                "'pgschemas_diesel: schema ', {schema}, ' is missing or not usable, or a role is in effect'"
+                "pgschemas_diesel: schema {} is missing or not usable, or its role is not in effect",
+                path.schema()
             ),
         ),
     )
@@ -223,7 +202,8 @@ fn end_backend_unless(condition: &str, message: &str) -> String {
         "CASE WHEN {condition} THEN true \
          ELSE (pg_catalog.set_config('role', 'none', true) IS NOT NULL \
                AND pg_catalog.pg_terminate_backend(pg_catalog.pg_backend_pid()) \
-               AND pg_catalog.concat({message})::pg_catalog.int4 OPERATOR(pg_catalog.=) 0) END"
+               AND {}) END",
+        raise(message)
     )
 }
 
@@ -239,7 +219,7 @@ pub(crate) fn commit_sql() -> &'static str {
             "SELECT {}, {}; COMMIT",
             raise_unless(
                 "pg_catalog.transaction_timestamp() OPERATOR(pg_catalog.<) pg_catalog.statement_timestamp()",
-                "'pgschemas_diesel: the transaction ended before its commit'",
+                "pgschemas_diesel: the transaction ended before its commit",
             ),
             set_path_call("''", false),
         )
@@ -251,11 +231,22 @@ pub(crate) fn commit_sql() -> &'static str {
 /// [`PgConnection`]): nothing of the session is reset, but the schema and the absence of an
 /// open transaction are proven as at a checkout.
 pub(crate) fn plain_transaction_sql(path: &SearchPath) -> String {
-    let (set_role, proof) = role_parts(path.path_role(), true);
+    let schema = path.schema_literal();
     format!(
-        "BEGIN; SELECT {}{set_role} WHERE {}{proof}",
+        "BEGIN; SELECT {}{}, {}",
         set_path_call(&path.literal(), true),
-        guard(&path.schema_literal(), path.path_role()),
+        set_role(path.path_role(), true),
+        raise_unless(
+            &format!(
+                "{} AND {NO_TRANSACTION_BEFORE}",
+                proof(&schema, path.path_role())
+            ),
+            &format!(
+                "pgschemas_diesel: connection refused for schema {}: missing, not usable, \
+                 its role not in effect, or a transaction was left open",
+                path.schema()
+            ),
+        ),
     )
 }
 

@@ -156,6 +156,16 @@ pub(crate) fn quote_literal(s: &str) -> String {
     quote(s, '\'')
 }
 
+/// Dollar-quotes a string as an SQL literal, with a tag it does not contain: no setting
+/// (`standard_conforming_strings` included) changes how it reads.
+pub(crate) fn dollar_quote(s: &str) -> String {
+    let mut tag = String::from("pgschemas");
+    while s.contains(&format!("${tag}$")) {
+        tag.push('_');
+    }
+    format!("${tag}${s}${tag}$")
+}
+
 /// `s` between two `q`s, each `q` inside doubled.
 fn quote(s: &str, q: char) -> String {
     let mut out = String::with_capacity(s.len() + 2);

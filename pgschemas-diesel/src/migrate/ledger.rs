@@ -337,10 +337,7 @@ pub(crate) fn ledger_unchanged_sql(schema: &SchemaName, applied: &BTreeSet<Strin
         "SELECT {}",
         crate::checkout::raise_unless(
             &condition,
-            &format!(
-                "'pgschemas_diesel: the ledger of ', {}, ' is not what the batched read found'",
-                crate::name::quote_literal(schema.as_str())
-            ),
+            &format!("pgschemas_diesel: the ledger of {schema} is not what the batched read found"),
         )
     )
 }

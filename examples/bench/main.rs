@@ -1,6 +1,7 @@
 //! The benchmark runner: `cargo run --release --example bench -- <workload|all>`.
 //!
-//! Runs the workloads of the project's benchmark definition (W1, W1c, W2, W3, W4, W5 with `W5_TENANTS`), the web
+//! Runs the workloads of the project's benchmark definition (W1, W1c, W2, W3, W4, W5 with `W5_TENANTS`;
+//! W1-roles and W3-roles with per-tenant roles), the web
 //! examples' tenant page over HTTP (`HTTP`, sync against async), the fault soak behind
 //! PgBouncer (`soak`, `SOAK_TRANSACTIONS` for a quick run), and W1 and W3 on a throwaway
 //! Citus cluster beside the single server (`Citus`), against the PostgreSQL server at
@@ -14,6 +15,7 @@ mod citus;
 mod common;
 #[cfg(all(feature = "axum", feature = "async"))]
 mod http;
+mod roles;
 mod soak;
 mod w1;
 mod w2;
@@ -53,6 +55,8 @@ fn workloads() -> Vec<Workload> {
         ("W2-par2", w2::par2),
         ("W2-par4", w2::par4),
         ("W3", w3::all),
+        ("W1-roles", roles::w1),
+        ("W3-roles", roles::w3),
         ("W4", w4::all),
         ("W5", w5::all),
         ("soak", soak::soak),

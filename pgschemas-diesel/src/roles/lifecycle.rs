@@ -66,20 +66,31 @@ pub(crate) fn create_role_sql(roles: &TenantRoles, role: &RoleName, schema: &Sch
 }
 
 /// Grants `role` the use of `schema` and DML on what the DDL role creates there from now on
-/// (default privileges), and on what exists there already.
-pub(crate) fn grant_sql(roles: &TenantRoles, role: &RoleName, schema: &SchemaName) -> String {
+/// (default privileges).
+fn default_grant_sql(roles: &TenantRoles, role: &RoleName, schema: &SchemaName) -> String {
     let (s, r, d) = (schema.quoted(), role.quoted(), roles.ddl_role().quoted());
     format!(
         "GRANT USAGE ON SCHEMA {s} TO {r}; \
          ALTER DEFAULT PRIVILEGES FOR ROLE {d} IN SCHEMA {s} GRANT {TABLE_PRIVILEGES} ON TABLES TO {r}; \
-         ALTER DEFAULT PRIVILEGES FOR ROLE {d} IN SCHEMA {s} GRANT {SEQUENCE_PRIVILEGES} ON SEQUENCES TO {r}; \
+         ALTER DEFAULT PRIVILEGES FOR ROLE {d} IN SCHEMA {s} GRANT {SEQUENCE_PRIVILEGES} ON SEQUENCES TO {r}"
+    )
+}
+
+/// [`default_grant_sql`], and DML on what exists in `schema` already (an adopted schema; a
+/// schema just created is empty, and each `ALL ... IN SCHEMA` reads all of `pg_class`).
+pub(crate) fn grant_sql(roles: &TenantRoles, role: &RoleName, schema: &SchemaName) -> String {
+    let (s, r) = (schema.quoted(), role.quoted());
+    format!(
+        "{}; \
          GRANT {TABLE_PRIVILEGES} ON ALL TABLES IN SCHEMA {s} TO {r}; \
-         GRANT {SEQUENCE_PRIVILEGES} ON ALL SEQUENCES IN SCHEMA {s} TO {r}"
+         GRANT {SEQUENCE_PRIVILEGES} ON ALL SEQUENCES IN SCHEMA {s} TO {r}",
+        default_grant_sql(roles, role, schema)
     )
 }
 
 /// The statements that follow `CREATE SCHEMA` when a tenant is provisioned, run as the DDL
-/// role: the role, its membership, its privileges, its shared-schema grants.
+/// role: the role, its membership, its privileges (on what the schema, still empty, will
+/// hold), its shared-schema grants.
 pub(crate) fn provision_sql(
     roles: &TenantRoles,
     shared: &SchemaName,
@@ -89,7 +100,7 @@ pub(crate) fn provision_sql(
     let mut sql = format!(
         "{}; {}",
         create_role_sql(roles, &role, schema),
-        grant_sql(roles, &role, schema)
+        default_grant_sql(roles, &role, schema)
     );
     for grant in shared_sql(roles, shared, schema, &role, Phase::Provision) {
         sql.push_str("; ");

@@ -31,6 +31,7 @@ mod pgbouncer;
 mod pool;
 mod provision;
 mod roles;
+mod roles_attack;
 mod roles_doctor;
 mod roles_forms;
 mod roles_lifecycle;

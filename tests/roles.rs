@@ -35,6 +35,12 @@ impl Setup {
         Self::with(db, tenants, "", |r| r)
     }
 
+    /// [`new`](Self::new), with every checkout also proving the session's prepared
+    /// statements (`verify_prepared_statements`).
+    pub(crate) fn verifying(db: TestDatabase, tenants: &[&str]) -> Self {
+        Self::build(db, tenants, "", |r| r, true)
+    }
+
     /// [`new`](Self::new), with `shared_sql` run as the DDL role first and the roles mode
     /// changed by `roles`.
     pub(crate) fn with(
@@ -43,9 +49,20 @@ impl Setup {
         shared_sql: &str,
         roles: impl FnOnce(TenantRoles) -> TenantRoles,
     ) -> Self {
+        Self::build(db, tenants, shared_sql, roles, false)
+    }
+
+    fn build(
+        db: TestDatabase,
+        tenants: &[&str],
+        shared_sql: &str,
+        roles: impl FnOnce(TenantRoles) -> TenantRoles,
+        verify_prepared: bool,
+    ) -> Self {
         let fixture = TestRoles::new(&db);
         let config = Config::builder()
             .tenant_roles(roles(fixture.tenant_roles()))
+            .verify_prepared_statements(verify_prepared)
             .build()
             .expect("config");
         let roles = fixture;

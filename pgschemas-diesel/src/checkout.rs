@@ -62,6 +62,23 @@ fn set_role(role: &PathRole, local: bool) -> String {
         .unwrap_or_default()
 }
 
+/// The condition that the session holds no statement prepared with SQL `PREPARE` but the
+/// sentinel ([`crate::Config::verify_prepared_statements`]): a statement a caller put in
+/// place of one of Diesel's cached statements, for the next user to run, is prepared so.
+const NO_SQL_PREPARED: &str = "NOT EXISTS (SELECT FROM pg_catalog.pg_prepared_statement() p \
+     WHERE p.from_sql AND p.name OPERATOR(pg_catalog.<>) 'pgschemas_diesel_sentinel')";
+
+/// [`NO_SQL_PREPARED`] after ` AND `, when `verify`; else nothing.
+fn prepared_check(verify: bool) -> &'static str {
+    if verify {
+        static CHECK: std::sync::LazyLock<String> =
+            std::sync::LazyLock::new(|| format!(" AND {NO_SQL_PREPARED}"));
+        &CHECK
+    } else {
+        ""
+    }
+}
+
 /// The condition that no transaction was open before this message.
 const NO_TRANSACTION_BEFORE: &str =
     "pg_catalog.transaction_timestamp() OPERATOR(pg_catalog.=) pg_catalog.statement_timestamp()";
@@ -104,7 +121,10 @@ pub(crate) fn prepare_sql() -> String {
 /// effect, which is the path's, no transaction was open before this message, and the session
 /// is the pool's login. Every operator is written `OPERATOR(pg_catalog.=)`: the reset puts the
 /// role's default path in effect, which may name a schema with operators of its own.
-pub(crate) fn session_sql(path: &SearchPath, login: &Login) -> String {
+///
+/// With `verify_prepared`, the proof also covers the session's prepared statements
+/// ([`crate::Config::verify_prepared_statements`]).
+pub(crate) fn session_sql(path: &SearchPath, login: &Login, verify_prepared: bool) -> String {
     let schema = path.schema_literal();
     format!(
         "EXECUTE {SENTINEL}; {RESET}; SELECT {RESTORE}, {}{}, {}",
@@ -112,13 +132,15 @@ pub(crate) fn session_sql(path: &SearchPath, login: &Login) -> String {
         set_role(path.path_role(), false),
         raise_unless(
             &format!(
-                "{} AND {NO_TRANSACTION_BEFORE} AND {}",
+                "{} AND {NO_TRANSACTION_BEFORE} AND {}{}",
                 proof(&schema, path.path_role()),
-                login.condition()
+                login.condition(),
+                prepared_check(verify_prepared),
             ),
             &format!(
                 "pgschemas_diesel: connection refused for schema {}: missing, not usable, \
-                 its role not in effect, a transaction left open, or another login",
+                 its role not in effect, a transaction left open, another login, \
+                 or a statement prepared with SQL",
                 path.schema()
             ),
         ),
@@ -173,7 +195,7 @@ pub(crate) struct LoginRow {
 ///
 /// With per-tenant roles, the tenant's role is set for the transaction (`SET LOCAL ROLE`) with
 /// its path, and the proof after both reads it in effect.
-pub(crate) fn transaction_sql(path: &SearchPath, login: &Login) -> String {
+pub(crate) fn transaction_sql(path: &SearchPath, login: &Login, verify_prepared: bool) -> String {
     let schema = path.schema_literal();
     format!(
         "BEGIN; {RESET}; SELECT {RESTORE}, {} WHERE {}; COMMIT; BEGIN; SELECT {}{}, {}",
@@ -185,9 +207,14 @@ pub(crate) fn transaction_sql(path: &SearchPath, login: &Login) -> String {
         set_path_call(&path.literal(), true),
         set_role(path.path_role(), true),
         raise_unless(
-            &proof(&schema, path.path_role()),
             &format!(
-                "pgschemas_diesel: schema {} is missing or not usable, or its role is not in effect",
+                "{}{}",
+                proof(&schema, path.path_role()),
+                prepared_check(verify_prepared)
+            ),
+            &format!(
+                "pgschemas_diesel: schema {} is missing or not usable, its role is not in effect, \
+                 or a statement was prepared with SQL",
                 path.schema()
             ),
         ),
@@ -447,7 +474,7 @@ pub(crate) mod tests {
 
     #[test]
     fn the_session_form_resets_before_it_proves() {
-        let sql = session_sql(&path(), &Login("app".into()));
+        let sql = session_sql(&path(), &Login("app".into()), false);
         assert!(sql.starts_with(
             "EXECUTE pgschemas_diesel_sentinel; RESET SESSION AUTHORIZATION; RESET ALL;"
         ));
@@ -470,7 +497,7 @@ pub(crate) mod tests {
 
     #[test]
     fn the_transaction_form_commits_the_reset_before_its_own_begin() {
-        let sql = transaction_sql(&path(), &Login("app".into()));
+        let sql = transaction_sql(&path(), &Login("app".into()), false);
         let commit = sql.find("COMMIT; BEGIN;").unwrap_or(0);
         assert!(commit > sql.find("RESET ALL").unwrap_or(usize::MAX));
         assert!(sql.contains(r#"set_config('search_path', '"t1", "public", pg_temp', true)"#));

@@ -29,6 +29,7 @@ struct Inner {
     citus: bool,
     max_tenants_per_connection: Option<NonZeroUsize>,
     tenant_roles: Option<TenantRoles>,
+    verify_prepared_statements: bool,
     neutral: SearchPath,
 }
 
@@ -117,6 +118,7 @@ impl Config {
             && a.citus == b.citus
             && a.max_tenants_per_connection == b.max_tenants_per_connection
             && a.tenant_roles == b.tenant_roles
+            && a.verify_prepared_statements == b.verify_prepared_statements
     }
 
     /// The shared schema (default `public`): shared tables live there.
@@ -179,6 +181,12 @@ impl Config {
     /// ```
     pub fn max_tenants_per_connection(&self) -> Option<usize> {
         self.0.max_tenants_per_connection.map(NonZeroUsize::get)
+    }
+
+    /// Whether every pool checkout proves that the session holds no statement prepared with
+    /// SQL but the crate's own (see [`ConfigBuilder::verify_prepared_statements`]).
+    pub fn verify_prepared_statements(&self) -> bool {
+        self.0.verify_prepared_statements
     }
 
     /// The per-tenant roles mode, when on (see [`ConfigBuilder::tenant_roles`]).

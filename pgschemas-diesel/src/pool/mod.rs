@@ -389,7 +389,8 @@ impl TenantPool {
         let path = self.acting_path(self.config.search_path(schema)?);
         let mut conn = self.take(&path, |conn| {
             let login = login_of(conn, &path, &self.config, self.acting)?;
-            let begin = checkout::transaction_sql(&path, &login);
+            let begin =
+                checkout::transaction_sql(&path, &login, self.config.verify_prepared_statements());
             transaction::begin(conn, &begin)
                 .map_err(|e| checkout::explain(conn, &path, e, Leftover::Transaction))?;
             drain_notifications(conn);
@@ -407,8 +408,11 @@ impl TenantPool {
     /// Takes a connection that passes the checkout statement for `path`.
     fn checkout(&self, path: &SearchPath) -> Result<Pooled> {
         self.take(path, |conn| {
-            let sql =
-                checkout::session_sql(path, &login_of(conn, path, &self.config, self.acting)?);
+            let sql = checkout::session_sql(
+                path,
+                &login_of(conn, path, &self.config, self.acting)?,
+                self.config.verify_prepared_statements(),
+            );
             if r2d2::PooledConnection::extensions(conn)
                 .get::<Prepared>()
                 .is_none()

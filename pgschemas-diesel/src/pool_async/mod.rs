@@ -314,7 +314,11 @@ impl AsyncTenantPool {
         let mut attempts = Attempts::new(self.max_size());
         while attempts.another() {
             let mut lease = Lease::new(self.inner.get().await?);
-            let sql = checkout::session_sql(&path, &lease.pooled().login);
+            let sql = checkout::session_sql(
+                &path,
+                &lease.pooled().login,
+                self.config.verify_prepared_statements(),
+            );
             let proven = match check_roles(lease.pooled(), &self.config, &path).await {
                 Ok(()) => prove::session(lease.pooled(), &path, &sql).await,
                 Err(refusal) => Err(refusal),
@@ -356,7 +360,11 @@ impl AsyncTenantPool {
                     }
                 }
             }
-            let sql = checkout::transaction_sql(path, &lease.pooled().login);
+            let sql = checkout::transaction_sql(
+                path,
+                &lease.pooled().login,
+                self.config.verify_prepared_statements(),
+            );
             match prove::queue_transaction(lease.connection(), &sql) {
                 Ok(()) => {
                     lease.pooled().served.record(path, &self.config);

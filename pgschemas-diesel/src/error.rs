@@ -85,6 +85,18 @@ pub enum Error {
         wanted_by: &'static str,
     },
 
+    /// A storage path was refused: it would leave the tenant's folder, or cannot be read the
+    /// same way on every store ([`keys::storage_path`](crate::keys::storage_path)).
+    #[error("storage path {path:?} of tenant {tenant:?} refused: {reason}")]
+    InvalidStoragePath {
+        /// The tenant whose folder the path was for.
+        tenant: String,
+        /// The refused path, as given.
+        path: String,
+        /// Why it was refused.
+        reason: &'static str,
+    },
+
     /// The stored form of a background job (`tenant::TenantJob`, feature `async`) was
     /// refused: it names no tenant, its tenant is not a valid schema name, or its payload does
     /// not parse. Nothing ran.
@@ -516,7 +528,8 @@ impl Error {
             | Self::RoleName { schema, .. }
             | Self::TenantRoleMissing { schema, .. }
             | Self::NotMemberOfRole { schema, .. }
-            | Self::RoleExists { schema, .. } => Some(schema),
+            | Self::RoleExists { schema, .. }
+            | Self::InvalidStoragePath { tenant: schema, .. } => Some(schema),
             Self::Database { schema, .. } | Self::InvalidJob { tenant: schema, .. } => {
                 schema.as_deref()
             }

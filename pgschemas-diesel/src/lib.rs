@@ -43,6 +43,7 @@
 //! | create, drop or clone tenants | [`provision`] ([`Provisioner`](provision::Provisioner)), [`lifecycle`] (schema DDL) |
 //! | route a request to its tenant | [`routing`] ([`RouteTable`](routing::RouteTable)); `routing::layer` with `axum` |
 //! | run async work, spawned tasks and background jobs in a tenant | `tenant` (feature `async`) |
+//! | key cache entries and stored files by tenant | [`keys`] ([`TenantKey`](keys::TenantKey), [`cache_key`](keys::cache_key), [`storage_path`](keys::storage_path)) |
 //! | shard tenants across Citus workers, see and move their placement | [`citus`] (setting [`ConfigBuilder::citus`]) |
 //! | check a deployment before going live | [`doctor`] |
 //! | a management command line in your binary | `cli` (feature `cli`) |
@@ -60,7 +61,8 @@
 //!    [`Error`] with what it carries ([`migrate::MigrationError`], [`catalog::InvalidRow`]:
 //!    defined beside it, shown in their modules);
 //! 2. [`Config`] (`config`), then [`Schema`] and activation on a connection (`activate`,
-//!    `transaction`, `checkout`), and the current tenant of async work (`tenant`);
+//!    `transaction`, `checkout`), the current tenant of async work (`tenant`), and tenant
+//!    keys for what lives outside the database ([`keys`]);
 //! 3. the pool and its scopes (`pool`), schema DDL ([`lifecycle`]), the [`catalog`] trait,
 //!    Citus placements ([`citus`]);
 //! 4. [`models`] (a [`catalog`] over your tables), then [`migrate`] (with `parallel`),
@@ -97,6 +99,7 @@ mod dependents;
 pub mod doctor;
 mod domain;
 mod error;
+pub mod keys;
 pub mod lifecycle;
 pub mod migrate;
 pub mod models;

@@ -1,0 +1,230 @@
+//! Tenant-aware keys for what lives outside the database: cache entries, stored files, and
+//! anything else an application keys by name.
+//!
+//! The search path keeps a tenant's rows apart; a cache or a file store shared by every
+//! tenant does not know about it, and a key built from the request alone (`"user:42"`, an
+//! uploaded file's name) is the same for two tenants: one tenant is served what another
+//! cached (django-tenants #1052 is such a leak). Put the tenant in every key.
+//!
+//! - [`TenantKey`]: a typed key holding the tenant and your key; a cache keyed by it cannot
+//!   be asked for an entry without naming a tenant.
+//! - [`cache_key`]: the same as a string, `<schema>:<key>`, for stores keyed by strings
+//!   (Redis, memcached); the schema name holds no `:`, so no two tenants' keys are equal.
+//! - [`storage_path`]: `<schema>/<path>` for a file store, refusing a path that would leave the
+//!   tenant's folder (`..`, an absolute path, a backslash).
+//!
+//! With the `async` feature, `TenantKey::current` and `storage_path_current` take the
+//! current tenant (`tenant::require`) and fail closed when there is none.
+//!
+//! A typed key with the [`moka`](https://docs.rs/moka) cache:
+//!
+//! ```
+//! use moka::sync::Cache;
+//! use pgschemas_diesel::SchemaName;
+//! use pgschemas_diesel::keys::TenantKey;
+//!
+//! let cache: Cache<TenantKey<String>, String> = Cache::new(10_000);
+//! let (acme, globex) = (SchemaName::new("acme")?, SchemaName::new("globex")?);
+//!
+//! cache.insert(TenantKey::new(&acme, "plan".to_owned()), "gold".to_owned());
+//! assert_eq!(cache.get(&TenantKey::new(&acme, "plan".to_owned())).as_deref(), Some("gold"));
+//! assert_eq!(cache.get(&TenantKey::new(&globex, "plan".to_owned())), None);
+//! # Ok::<(), pgschemas_diesel::Error>(())
+//! ```
+
+use std::fmt;
+
+use crate::error::{Error, Result};
+use crate::name::SchemaName;
+
+/// A key of `tenant`'s: equal only to the same key of the same tenant. Displays as
+/// [`cache_key`] does.
+///
+/// ```
+/// use pgschemas_diesel::SchemaName;
+/// use pgschemas_diesel::keys::TenantKey;
+///
+/// let acme = SchemaName::new("acme")?;
+/// let key = TenantKey::new(&acme, 42_u64);
+/// assert_eq!(key.tenant(), &acme);
+/// assert_eq!(*key.key(), 42);
+/// assert_eq!(key.to_string(), "acme:42");
+/// assert_ne!(key, TenantKey::new(&SchemaName::new("globex")?, 42_u64));
+/// # Ok::<(), pgschemas_diesel::Error>(())
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TenantKey<K> {
+    tenant: SchemaName,
+    key: K,
+}
+
+impl<K> TenantKey<K> {
+    /// `key`, of `tenant`.
+    pub fn new(tenant: &SchemaName, key: K) -> Self {
+        Self {
+            tenant: tenant.clone(),
+            key,
+        }
+    }
+
+    /// `key`, of the current tenant (feature `async`).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NoCurrentTenant`] outside any tenant scope: no key is made without a tenant.
+    ///
+    /// ```
+    /// use pgschemas_diesel::{Error, SchemaName, tenant};
+    /// use pgschemas_diesel::keys::TenantKey;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// assert!(matches!(TenantKey::current("plan"), Err(Error::NoCurrentTenant { .. })));
+    /// let key = tenant::scope(SchemaName::new("acme")?, async { TenantKey::current("plan") }).await?;
+    /// assert_eq!(key.to_string(), "acme:plan");
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "async")]
+    pub fn current(key: K) -> Result<Self> {
+        Ok(Self {
+            tenant: crate::tenant::required("TenantKey::current")?,
+            key,
+        })
+    }
+
+    /// The tenant.
+    pub fn tenant(&self) -> &SchemaName {
+        &self.tenant
+    }
+
+    /// The key within the tenant.
+    pub fn key(&self) -> &K {
+        &self.key
+    }
+
+    /// The tenant and the key.
+    pub fn into_parts(self) -> (SchemaName, K) {
+        (self.tenant, self.key)
+    }
+}
+
+impl<K: fmt::Display> fmt::Display for TenantKey<K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.tenant, self.key)
+    }
+}
+
+/// `key` prefixed with `tenant`: `<schema>:<key>`. A schema name holds no `:`, so the keys of
+/// two tenants never collide, whatever `key` holds.
+///
+/// ```
+/// use pgschemas_diesel::SchemaName;
+/// use pgschemas_diesel::keys::cache_key;
+///
+/// let acme = SchemaName::new("acme")?;
+/// assert_eq!(cache_key(&acme, "session:9f2c"), "acme:session:9f2c");
+/// # Ok::<(), pgschemas_diesel::Error>(())
+/// ```
+pub fn cache_key(tenant: &SchemaName, key: &str) -> String {
+    format!("{tenant}:{key}")
+}
+
+/// `path` inside `tenant`'s folder: `<schema>/<path>`, for a file or object store shared by
+/// every tenant. `path` is relative, `/`-separated; repeated and trailing slashes are kept
+/// as given (stores differ on them), a leading `./` is not.
+///
+/// # Errors
+///
+/// [`Error::InvalidStoragePath`] when `path` is empty, absolute, holds a `..` or `.`
+/// component, a backslash or a NUL byte: each could name a file of another tenant on some
+/// store.
+///
+/// ```
+/// use pgschemas_diesel::{Error, SchemaName};
+/// use pgschemas_diesel::keys::storage_path;
+///
+/// let acme = SchemaName::new("acme")?;
+/// assert_eq!(storage_path(&acme, "invoices/2026/03.pdf")?, "acme/invoices/2026/03.pdf");
+/// for bad in ["../globex/secret.pdf", "/etc/passwd", "a/../../globex", "a\\..\\b", ""] {
+///     assert!(matches!(storage_path(&acme, bad), Err(Error::InvalidStoragePath { .. })), "{bad}");
+/// }
+/// # Ok::<(), pgschemas_diesel::Error>(())
+/// ```
+pub fn storage_path(tenant: &SchemaName, path: &str) -> Result<String> {
+    let refuse = |reason| {
+        Err(Error::InvalidStoragePath {
+            tenant: tenant.to_string(),
+            path: path.to_owned(),
+            reason,
+        })
+    };
+    if path.is_empty() {
+        return refuse("it is empty");
+    }
+    if path.starts_with('/') {
+        return refuse("it is absolute");
+    }
+    if path.contains('\\') {
+        return refuse("it holds a backslash, a separator on some stores");
+    }
+    if path.contains('\0') {
+        return refuse("it holds a NUL byte");
+    }
+    if path.split('/').any(|c| c == ".." || c == ".") {
+        return refuse("it holds a `.` or `..` component");
+    }
+    Ok(format!("{tenant}/{path}"))
+}
+
+/// [`storage_path`] in the current tenant's folder (feature `async`).
+///
+/// # Errors
+///
+/// [`Error::NoCurrentTenant`] outside any tenant scope; as [`storage_path`].
+///
+/// ```
+/// use pgschemas_diesel::{SchemaName, tenant};
+/// use pgschemas_diesel::keys::storage_path_current;
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// assert!(storage_path_current("logo.png").is_err());
+/// let path = tenant::scope(SchemaName::new("acme")?, async { storage_path_current("logo.png") }).await?;
+/// assert_eq!(path, "acme/logo.png");
+/// # Ok(()) }
+/// ```
+#[cfg(feature = "async")]
+pub fn storage_path_current(path: &str) -> Result<String> {
+    storage_path(
+        &crate::tenant::required("keys::storage_path_current")?,
+        path,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn acme() -> SchemaName {
+        SchemaName::new("acme").unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn keys_of_two_tenants_never_collide() {
+        let (a, b) = (
+            SchemaName::new("a").unwrap_or_else(|e| panic!("{e}")),
+            SchemaName::new("a_b").unwrap_or_else(|e| panic!("{e}")),
+        );
+        // "a" + ":b:x" against "a_b" + ":x": a schema holds no ':', so the prefix is exact
+        assert_ne!(cache_key(&a, "b:x"), cache_key(&b, "x"));
+        assert_ne!(cache_key(&a, "_b:x"), cache_key(&b, "x"));
+    }
+
+    #[test]
+    fn storage_paths_stay_in_the_tenant_folder() -> Result<()> {
+        assert_eq!(storage_path(&acme(), "a/b.txt")?, "acme/a/b.txt");
+        assert_eq!(storage_path(&acme(), "a..b/c...")?, "acme/a..b/c...");
+        for bad in ["..", ".", "a/./b", "a/..", "x\0y"] {
+            assert!(storage_path(&acme(), bad).is_err(), "{bad:?}");
+        }
+        Ok(())
+    }
+}

@@ -27,6 +27,7 @@ mod max_tenants;
 mod migrate;
 mod migrate_path;
 mod models;
+mod observe;
 mod pgbouncer;
 mod pool;
 mod provision;

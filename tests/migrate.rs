@@ -47,7 +47,7 @@ fn name(s: &str) -> SchemaName {
 
 /// A catalog over two test tables in the shared schema: `tenants (id, schema_name)` and
 /// `domains (tenant_id, domain, folder)`.
-struct TableCatalog;
+pub(crate) struct TableCatalog;
 
 #[derive(QueryableByName)]
 struct TenantRow {
@@ -109,7 +109,7 @@ const CATALOG_TABLES: &str = "create table public.tenants (id serial primary key
      create table public.domains (tenant_id int not null references public.tenants, domain text not null, folder text);";
 
 /// Creates the catalog tables and `schemas` as dynamic tenants (rows and empty schemas).
-fn tenants(conn: &mut PgConnection, schemas: &[String]) {
+pub(crate) fn tenants(conn: &mut PgConnection, schemas: &[String]) {
     let mut sql = String::from(CATALOG_TABLES);
     for s in schemas {
         sql.push_str(&format!(

@@ -151,19 +151,36 @@ pub(crate) fn session_sql(path: &SearchPath, login: &Login, verify_prepared: boo
 /// connection. Every checkout proves the session still has it: a connection object replaced
 /// through the `&mut` a caller is lent (another login's connection put into the pool) is
 /// refused, never handed to the next caller.
+///
+/// The database it is connected to comes with it, for the `db.namespace` of the crate's
+/// tracing spans.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct Login(pub(crate) String);
+pub(crate) struct Login {
+    /// `session_user`.
+    pub(crate) name: String,
+    /// `current_database()`.
+    pub(crate) database: String,
+}
 
 impl Login {
     /// The query that reads it.
-    pub(crate) const QUERY: &'static str = "SELECT session_user::pg_catalog.text AS login";
+    pub(crate) const QUERY: &'static str = "SELECT session_user::pg_catalog.text AS login, \
+         pg_catalog.current_database()::pg_catalog.text AS database";
+
+    /// The login of `row`.
+    pub(crate) fn from_row(row: LoginRow) -> Self {
+        Self {
+            name: row.login,
+            database: row.database,
+        }
+    }
 
     /// The condition that the session's login is this one; the name is dollar-quoted (no
     /// setting changes how it reads) with a tag it does not contain.
     fn condition(&self) -> String {
         format!(
             "session_user OPERATOR(pg_catalog.=) {}::pg_catalog.name",
-            crate::name::dollar_quote(&self.0)
+            crate::name::dollar_quote(&self.name)
         )
     }
 }
@@ -173,6 +190,8 @@ impl Login {
 pub(crate) struct LoginRow {
     #[diesel(sql_type = Text)]
     pub(crate) login: String,
+    #[diesel(sql_type = Text)]
+    pub(crate) database: String,
 }
 
 /// The transaction form's checkout: reset and restore the session in a transaction of its
@@ -474,7 +493,14 @@ pub(crate) mod tests {
 
     #[test]
     fn the_session_form_resets_before_it_proves() {
-        let sql = session_sql(&path(), &Login("app".into()), false);
+        let sql = session_sql(
+            &path(),
+            &Login {
+                name: "app".into(),
+                database: "db".into(),
+            },
+            false,
+        );
         assert!(sql.starts_with(
             "EXECUTE pgschemas_diesel_sentinel; RESET SESSION AUTHORIZATION; RESET ALL;"
         ));
@@ -488,7 +514,11 @@ pub(crate) mod tests {
             "one message, eight statements"
         );
         assert!(sql.contains("session_user OPERATOR(pg_catalog.=) $pgschemas$app$pgschemas$"));
-        let odd = Login("a$pgschemas$b".into()).condition();
+        let odd = Login {
+            name: "a$pgschemas$b".into(),
+            database: "db".into(),
+        }
+        .condition();
         assert!(
             odd.ends_with("$pgschemas_$a$pgschemas$b$pgschemas_$::pg_catalog.name"),
             "{odd}"
@@ -497,7 +527,14 @@ pub(crate) mod tests {
 
     #[test]
     fn the_transaction_form_commits_the_reset_before_its_own_begin() {
-        let sql = transaction_sql(&path(), &Login("app".into()), false);
+        let sql = transaction_sql(
+            &path(),
+            &Login {
+                name: "app".into(),
+                database: "db".into(),
+            },
+            false,
+        );
         let commit = sql.find("COMMIT; BEGIN;").unwrap_or(0);
         assert!(commit > sql.find("RESET ALL").unwrap_or(usize::MAX));
         assert!(sql.contains(r#"set_config('search_path', '"t1", "public", pg_temp', true)"#));

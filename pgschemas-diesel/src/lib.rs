@@ -85,6 +85,9 @@
 //!   task-local scope, tasks spawned in it, background jobs that carry their tenant).
 //! - `deadpool`: the async pool's deadpool backend (on with `async`).
 //! - `serde`: `Serialize` and `Deserialize` for `tenant::TenantJob` (with `async`).
+//! - `metrics`: checkouts, switches, discards, refusals, migration durations and the route
+//!   table's size and load time through the `metrics` facade (the `tracing` spans and events
+//!   need no feature; the guide's "Observability" section lists both).
 //! - `cli`: `pgschemas_diesel::cli` — the management command line (`migrate`, `whowill`,
 //!   `create-tenant`, `run-sql`, `doctor`, ...) for your own binary.
 
@@ -104,6 +107,7 @@ pub mod lifecycle;
 pub mod migrate;
 pub mod models;
 mod name;
+mod observe;
 mod parallel;
 mod path;
 mod pool;

@@ -66,8 +66,12 @@ impl Attempts {
     /// Records a failed proof and says what it means for the connection.
     pub(crate) fn failed(&mut self, refusal: Refusal) -> Verdict {
         match refusal {
-            Refusal::Schema(e) => Verdict::Refused(e),
+            Refusal::Schema(e) => {
+                crate::observe::refused(e.schema().unwrap_or_default(), &e);
+                Verdict::Refused(e)
+            }
             Refusal::Connection(e) => {
+                crate::observe::discarded(e.schema(), "checkout_failed", Some(&e));
                 if is_closed(&e) && self.dead < self.dead_allowed {
                     self.dead += 1;
                     self.made -= 1;

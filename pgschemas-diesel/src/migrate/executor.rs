@@ -380,6 +380,8 @@ impl Migrator {
     ) -> SchemaReport {
         let started = Instant::now();
         let mut report = SchemaReport::new(target);
+        let span = crate::observe::migrate_span(target.schema.as_str());
+        let _entered = span.enter();
         match self.one_inner(conn, lists, target, mode, known) {
             Ok(versions) => match mode {
                 Mode::Run => report.applied = versions,
@@ -393,6 +395,14 @@ impl Migrator {
             }
         }
         report.duration = started.elapsed();
+        if mode == Mode::Run {
+            crate::observe::migrated(
+                target.schema.as_str(),
+                &report.applied,
+                report.duration,
+                report.error.as_ref().map(|e| e as &dyn std::fmt::Display),
+            );
+        }
         report
     }
 

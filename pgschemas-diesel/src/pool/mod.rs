@@ -10,6 +10,7 @@ use crate::activate::{Schema, run_in_transaction};
 use crate::checkout::{self, Leftover, Login, LoginRow, Refusal};
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::observe;
 use crate::path::SearchPath;
 use crate::roles::{Acting, LoginFacts, PathRole};
 use crate::take::{self, Attempts, Served, Verdict};
@@ -54,7 +55,7 @@ fn login_of(
             let row: LoginRow =
                 diesel::RunQueryDsl::get_result(diesel::sql_query(Login::QUERY), &mut **conn)
                     .map_err(db)?;
-            Login(row.login)
+            Login::from_row(row)
         }
         Some(roles) => {
             let facts: LoginFacts =
@@ -62,7 +63,10 @@ fn login_of(
                     .map_err(db)?;
             facts.check(acting, roles).map_err(Refusal::Schema)?;
             r2d2::PooledConnection::extensions_mut(conn).insert(Checked(acting));
-            Login(facts.login)
+            Login {
+                name: facts.login,
+                database: facts.database,
+            }
         }
     };
     r2d2::PooledConnection::extensions_mut(conn).insert(login.clone());
@@ -325,7 +329,7 @@ impl TenantPool {
     /// ```
     pub fn get(&self) -> Result<TenantScope> {
         let path = self.acting_path(self.config.neutral_path().clone());
-        let conn = self.checkout(&path)?;
+        let conn = self.checkout(&path, "neutral")?;
         Ok(TenantScope::new(conn, path, self.config.clone()))
     }
 
@@ -348,7 +352,7 @@ impl TenantPool {
     /// ```
     pub fn scope<S: Schema + ?Sized>(&self, schema: &S) -> Result<TenantScope> {
         let path = self.acting_path(self.config.search_path(schema)?);
-        let conn = self.checkout(&path)?;
+        let conn = self.checkout(&path, "session")?;
         Ok(TenantScope::new(conn, path, self.config.clone()))
     }
 
@@ -387,7 +391,7 @@ impl TenantPool {
         E: From<Error>,
     {
         let path = self.acting_path(self.config.search_path(schema)?);
-        let mut conn = self.take(&path, |conn| {
+        let mut conn = self.take(&path, "transaction", |conn| {
             let login = login_of(conn, &path, &self.config, self.acting)?;
             let begin =
                 checkout::transaction_sql(&path, &login, self.config.verify_prepared_statements());
@@ -396,9 +400,11 @@ impl TenantPool {
             drain_notifications(conn);
             Ok(())
         })?;
-        let result = run_in_transaction(&mut conn, &path, f);
+        let span = observe::transaction_span(path.schema().as_str(), database_of(&conn));
+        let result = span.in_scope(|| run_in_transaction(&mut conn, &path, f));
         // Still open, or unknown (Diesel's record is broken): never hand it out again.
         if !take::may_return(transaction::is_open(&mut conn)) {
+            observe::discarded(Some(path.schema().as_str()), "transaction_left_open", None);
             discard(&mut conn);
         }
         check_in(&mut conn);
@@ -406,8 +412,8 @@ impl TenantPool {
     }
 
     /// Takes a connection that passes the checkout statement for `path`.
-    fn checkout(&self, path: &SearchPath) -> Result<Pooled> {
-        self.take(path, |conn| {
+    fn checkout(&self, path: &SearchPath, form: &'static str) -> Result<Pooled> {
+        self.take(path, form, |conn| {
             let sql = checkout::session_sql(
                 path,
                 &login_of(conn, path, &self.config, self.acting)?,
@@ -434,14 +440,20 @@ impl TenantPool {
     fn take(
         &self,
         path: &SearchPath,
+        form: &'static str,
         mut prove: impl FnMut(&mut Pooled) -> Result<(), Refusal>,
     ) -> Result<Pooled> {
+        let schema = path.schema().as_str();
+        let span = observe::checkout_span(form, schema);
+        let _entered = span.enter();
         let mut attempts = Attempts::new(self.inner.max_size() as usize);
         while attempts.another() {
             let mut conn = self.unmarked()?;
             match prove(&mut conn) {
                 Ok(()) => {
-                    record_served(&mut conn, path, &self.config);
+                    observe::record_namespace(&span, database_of(&conn), schema);
+                    let switched = record_served(&mut conn, path, &self.config);
+                    observe::served(form, schema, switched);
                     return Ok(conn);
                 }
                 Err(refusal) => match attempts.failed(refusal) {
@@ -461,6 +473,7 @@ impl TenantPool {
             if !is_retired(&conn) {
                 return Ok(conn);
             }
+            observe::discarded(None, "retired", None);
             discard(&mut conn);
         }
     }
@@ -483,10 +496,13 @@ fn is_marked(conn: &Pooled) -> bool {
 }
 
 /// Records in the connection's extensions that it was given `path` ([`Served`]); nothing is
-/// kept when the configuration sets no limit.
-fn record_served(conn: &mut Pooled, path: &SearchPath, config: &Config) {
+/// kept when the configuration sets no limit. Returns whether the connection's previous
+/// checkout was for another schema (tracked with the `metrics` feature only; `false`
+/// without).
+fn record_served(conn: &mut Pooled, path: &SearchPath, config: &Config) -> bool {
+    let switched = switched(conn, path);
     if config.max_tenants_per_connection().is_none() {
-        return;
+        return switched;
     }
     let extensions = r2d2::PooledConnection::extensions_mut(conn);
     if let Some(served) = extensions.get_mut::<Served>() {
@@ -495,6 +511,30 @@ fn record_served(conn: &mut Pooled, path: &SearchPath, config: &Config) {
         let mut served = Served::default();
         served.record(path, config);
         extensions.insert(served);
+    }
+    switched
+}
+
+/// The schema of a connection's previous checkout (feature `metrics`).
+#[cfg(feature = "metrics")]
+struct LastSchema(crate::name::SchemaName);
+
+/// Whether `conn`'s previous checkout was for another schema than `path`'s, remembering
+/// `path`'s (feature `metrics`; always `false` without it).
+fn switched(conn: &mut Pooled, path: &SearchPath) -> bool {
+    #[cfg(feature = "metrics")]
+    {
+        let extensions = r2d2::PooledConnection::extensions_mut(conn);
+        let switched = extensions
+            .get::<LastSchema>()
+            .is_some_and(|last| last.0 != *path.schema());
+        extensions.insert(LastSchema(path.schema().clone()));
+        switched
+    }
+    #[cfg(not(feature = "metrics"))]
+    {
+        let _ = (conn, path);
+        false
     }
 }
 
@@ -510,8 +550,16 @@ fn is_retired(conn: &Pooled) -> bool {
 /// Readies the connection to go back to r2d2: a retired one is discarded ([`is_retired`]).
 fn check_in(conn: &mut Pooled) {
     if is_retired(conn) {
+        observe::discarded(None, "retired", None);
         discard(conn);
     }
+}
+
+/// The database of a connection the checkout proved (read with its login), or `""`.
+fn database_of(conn: &Pooled) -> &str {
+    r2d2::PooledConnection::extensions(conn)
+        .get::<Login>()
+        .map_or("", |l| l.database.as_str())
 }
 
 /// Marks the connection for discard, for good, and tells r2d2 to destroy it when it returns.

@@ -177,11 +177,17 @@ impl<'a> NestedScope<'a> {
     fn restore(&mut self) -> Result<()> {
         self.done = true;
         if std::thread::panicking() {
+            crate::observe::discarded(Some(self.outer.schema().as_str()), "panic", None);
             discard(self.conn);
             return Ok(());
         }
         let restored = set_path(self.conn, &self.outer);
-        if restored.is_err() {
+        if let Err(e) = &restored {
+            crate::observe::discarded(
+                Some(self.outer.schema().as_str()),
+                "restore_failed",
+                Some(e),
+            );
             discard(self.conn);
         }
         restored

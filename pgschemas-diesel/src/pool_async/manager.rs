@@ -13,6 +13,7 @@ use futures_util::future::{self, Either};
 use tokio_postgres::NoTls;
 
 use crate::checkout::{Login, LoginRow};
+use crate::path::SearchPath;
 use crate::take::Served;
 
 /// The deadpool [`Manager`] (and, with the feature `bb8`, the bb8 `ManageConnection`) of
@@ -69,6 +70,30 @@ pub struct AsyncPooledConnection {
     /// [`Config::max_tenants_per_connection`](crate::Config::max_tenants_per_connection): a
     /// spent connection is never reused.
     pub(super) served: Served,
+    /// The schema of its previous checkout (feature `metrics`).
+    #[cfg(feature = "metrics")]
+    pub(super) last_schema: Option<crate::name::SchemaName>,
+}
+
+impl AsyncPooledConnection {
+    /// Whether its previous checkout was for another schema than `path`'s, remembering
+    /// `path`'s (feature `metrics`; always `false` without it).
+    pub(super) fn switched_to(&mut self, path: &SearchPath) -> bool {
+        #[cfg(feature = "metrics")]
+        {
+            let switched = self
+                .last_schema
+                .as_ref()
+                .is_some_and(|s| s != path.schema());
+            self.last_schema = Some(path.schema().clone());
+            switched
+        }
+        #[cfg(not(feature = "metrics"))]
+        {
+            let _ = path;
+            false
+        }
+    }
 }
 
 impl fmt::Debug for AsyncPooledConnection {
@@ -92,6 +117,8 @@ impl Manager for AsyncManager {
             roles_checked: false,
             discard: false,
             served: Served::default(),
+            #[cfg(feature = "metrics")]
+            last_schema: None,
         })
     }
 
@@ -157,5 +184,5 @@ async fn establish(url: &str) -> Result<(AsyncPgConnection, Login), ConnectionEr
     conn.batch_execute("COMMIT")
         .await
         .map_err(ConnectionError::CouldntSetupConfiguration)?;
-    Ok((conn, Login(login.login)))
+    Ok((conn, Login::from_row(login)))
 }

@@ -13,11 +13,13 @@
 use std::fmt;
 
 use diesel_async::AsyncPgConnection;
+use tracing::Instrument;
 
 use crate::activate::{Schema, unfinished_error};
 use crate::checkout::{self, Refusal};
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::observe;
 use crate::path::SearchPath;
 use crate::roles::{Acting, LoginFacts};
 use crate::take::{Attempts, Verdict};
@@ -194,7 +196,8 @@ impl AsyncTenantPool {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub async fn get(&self) -> Result<AsyncTenantScope> {
-        self.session(self.config.neutral_path().clone()).await
+        self.session(self.config.neutral_path().clone(), "neutral")
+            .await
     }
 
     /// A connection whose path is `schema`'s: `<schema>, <shared>, <extras>`, proven at
@@ -219,7 +222,8 @@ impl AsyncTenantPool {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub async fn scope<S: Schema + ?Sized>(&self, schema: &S) -> Result<AsyncTenantScope> {
-        self.session(self.config.search_path(schema)?).await
+        self.session(self.config.search_path(schema)?, "session")
+            .await
     }
 
     /// Runs `f` in a transaction scoped to `schema`, committing on `Ok` and rolling back on
@@ -283,7 +287,25 @@ impl AsyncTenantPool {
         E: From<Error>,
     {
         let path = self.config.search_path(schema)?;
+        let span = observe::transaction_span(path.schema().as_str(), "");
+        self.transaction_in(path, f).instrument(span).await
+    }
+
+    /// [`transaction`](Self::transaction), in its span.
+    async fn transaction_in<T, E, F>(&self, path: SearchPath, f: F) -> Result<T, E>
+    where
+        F: AsyncFnOnce(&mut AsyncPgConnection) -> Result<T, E>,
+        E: From<Error>,
+    {
         let mut lease = self.take_queued(&path).await?;
+        tracing::Span::current().record(
+            "db.namespace",
+            tracing::field::display(format_args!(
+                "{}|{}",
+                lease.pooled().login.database,
+                path.schema()
+            )),
+        );
         // What did not commit: the body's error (`Ok`), or the commit's (`Err`).
         let failed = match f(lease.connection()).await {
             Ok(value) => match prove::commit(lease.connection()).await {
@@ -309,8 +331,21 @@ impl AsyncTenantPool {
         Err(unfinished_error(&path, ended))
     }
 
-    /// The session form's checkout for `path`.
-    async fn session(&self, path: SearchPath) -> Result<AsyncTenantScope> {
+    /// The session form's checkout for `path` (`form`: `session` or `neutral`).
+    async fn session(&self, path: SearchPath, form: &'static str) -> Result<AsyncTenantScope> {
+        let span = observe::checkout_span(form, path.schema().as_str());
+        self.session_in(path, form, &span)
+            .instrument(span.clone())
+            .await
+    }
+
+    /// [`session`](Self::session), in its span.
+    async fn session_in(
+        &self,
+        path: SearchPath,
+        form: &'static str,
+        span: &tracing::Span,
+    ) -> Result<AsyncTenantScope> {
         let mut attempts = Attempts::new(self.max_size());
         while attempts.another() {
             let mut lease = Lease::new(self.inner.get().await?);
@@ -325,7 +360,10 @@ impl AsyncTenantPool {
             };
             match proven {
                 Ok(()) => {
+                    let schema = path.schema().as_str();
+                    observe::record_namespace(span, &lease.pooled().login.database, schema);
                     lease.pooled().served.record(&path, &self.config);
+                    observe::served(form, schema, lease.pooled().switched_to(&path));
                     return Ok(AsyncTenantScope::new(lease, path));
                 }
                 Err(refusal) => match attempts.failed(refusal) {
@@ -368,6 +406,8 @@ impl AsyncTenantPool {
             match prove::queue_transaction(lease.connection(), &sql) {
                 Ok(()) => {
                     lease.pooled().served.record(path, &self.config);
+                    let switched = lease.pooled().switched_to(path);
+                    observe::served("transaction", path.schema().as_str(), switched);
                     return Ok(lease);
                 }
                 Err(e) => {

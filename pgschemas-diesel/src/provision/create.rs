@@ -74,26 +74,32 @@ impl Provisioner {
     where
         F: FnOnce(&mut PgConnection) -> Result<T>,
     {
-        let inner = &*self.0;
-        let name = inner.options.config.check_tenant_name(schema)?;
-        let neutral = set_local_path_sql(inner.options.config.neutral_path().as_sql_value());
-        if !inner.options.auto_create_schema {
-            return atomic(conn, &neutral, map_db_error(&name), |conn| {
+        crate::observe::provisioning(schema, "create", || {
+            let inner = &*self.0;
+            let name = inner.options.config.check_tenant_name(schema)?;
+            let neutral = set_local_path_sql(inner.options.config.neutral_path().as_sql_value());
+            if !inner.options.auto_create_schema {
+                return atomic(conn, &neutral, map_db_error(&name), |conn| {
+                    let value = rows(conn).map_err(in_schema(&name))?;
+                    crate::observe::provision_step(schema, "rows");
+                    run_hook(
+                        &inner.options.hooks.needs_sync,
+                        HookName::NeedsSync,
+                        conn,
+                        &name,
+                    )?;
+                    Ok(value)
+                });
+            }
+            let first = format!("{}; {neutral}", self.create_sql(&name)?);
+            atomic(conn, &first, self.map_create_error(&name), |conn| {
+                crate::observe::provision_step(schema, "schema");
                 let value = rows(conn).map_err(in_schema(&name))?;
-                run_hook(
-                    &inner.options.hooks.needs_sync,
-                    HookName::NeedsSync,
-                    conn,
-                    &name,
-                )?;
+                crate::observe::provision_step(schema, "rows");
+                self.sync(conn, &name)?;
+                crate::observe::provision_step(schema, "filled");
                 Ok(value)
-            });
-        }
-        let first = format!("{}; {neutral}", self.create_sql(&name)?);
-        atomic(conn, &first, self.map_create_error(&name), |conn| {
-            let value = rows(conn).map_err(in_schema(&name))?;
-            self.sync(conn, &name)?;
-            Ok(value)
+            })
         })
     }
 
@@ -120,13 +126,15 @@ impl Provisioner {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn provision_existing(&self, conn: &mut PgConnection, schema: &str) -> Result<()> {
-        let name = self.0.options.config.check_tenant_name(schema)?;
-        atomic(
-            conn,
-            &self.create_sql(&name)?,
-            self.map_create_error(&name),
-            |conn| self.sync(conn, &name),
-        )
+        crate::observe::provisioning(schema, "provision_existing", || {
+            let name = self.0.options.config.check_tenant_name(schema)?;
+            atomic(
+                conn,
+                &self.create_sql(&name)?,
+                self.map_create_error(&name),
+                |conn| self.sync(conn, &name),
+            )
+        })
     }
 
     /// The statements that open a schema's creation: its lock, the reference's shared lock

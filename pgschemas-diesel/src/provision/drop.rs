@@ -87,7 +87,9 @@ impl Provisioner {
         F: FnOnce(&mut PgConnection) -> Result<T>,
     {
         let drop = force || self.0.options.auto_drop_schema;
-        self.drop_tenant_with(conn, schema, drop, OnDependents::Refuse, rows)
+        crate::observe::provisioning(schema, "drop", || {
+            self.drop_tenant_with(conn, schema, drop, OnDependents::Refuse, rows)
+        })
     }
 
     /// [`drop_tenant`](Self::drop_tenant), always dropping the schema, and with it every
@@ -128,7 +130,9 @@ impl Provisioner {
     where
         F: FnOnce(&mut PgConnection) -> Result<T>,
     {
-        self.drop_tenant_with(conn, schema, true, OnDependents::Cascade, rows)
+        crate::observe::provisioning(schema, "drop_cascade", || {
+            self.drop_tenant_with(conn, schema, true, OnDependents::Cascade, rows)
+        })
     }
 
     fn drop_tenant_with<T, F>(

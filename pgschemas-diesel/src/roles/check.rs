@@ -88,6 +88,9 @@ pub(crate) struct LoginFacts {
     /// `session_user`.
     #[diesel(sql_type = Text)]
     pub(crate) login: String,
+    /// `current_database()`.
+    #[diesel(sql_type = Text)]
+    pub(crate) database: String,
     #[diesel(sql_type = Bool)]
     superuser: bool,
     #[diesel(sql_type = Bool)]
@@ -104,7 +107,8 @@ impl LoginFacts {
     /// The query that reads them, for the DDL role of `roles`.
     pub(crate) fn query(roles: &TenantRoles) -> BoxedSqlQuery<'static, Pg, SqlQuery> {
         diesel::sql_query(
-            "SELECT session_user::pg_catalog.text AS login, r.rolsuper AS superuser, \
+            "SELECT session_user::pg_catalog.text AS login, \
+             pg_catalog.current_database()::pg_catalog.text AS database, r.rolsuper AS superuser, \
              r.rolbypassrls AS bypassrls, r.rolinherit AS inherit, d.oid IS NOT NULL AS ddl_found, \
              COALESCE(pg_catalog.pg_has_role(session_user, d.oid, 'MEMBER'), false) AS ddl_member \
              FROM pg_catalog.pg_roles r LEFT JOIN pg_catalog.pg_roles d ON d.rolname OPERATOR(pg_catalog.=) $1 \

@@ -96,11 +96,14 @@ fn run(shared: &Shared, stop: &AtomicBool, conn: PgConnection) {
 fn reconnect(shared: &Shared, source: &Origin) -> Result<PgConnection> {
     let (mut conn, pid) = listen(source)?;
     shared.reload(&mut conn)?;
+    let mut reconnects = 0;
     shared.update(|s| {
         s.connected = true;
         s.listener_pid = Some(pid);
         s.reconnects += 1;
+        reconnects = s.reconnects;
     });
+    crate::observe::listener_reconnected(reconnects);
     Ok(conn)
 }
 

@@ -73,12 +73,16 @@ impl Shared {
     /// Publishes a freshly loaded snapshot; returns its version. The rows it leaves out that
     /// the current snapshot did not are reported first.
     pub(super) fn store(&self, mut routes: Routes) -> u64 {
-        if let Some(hook) = self.hook() {
+        {
             let current = self.current.load();
             let known: HashSet<&InvalidRow> = current.invalid_rows().iter().collect();
+            let hook = self.hook();
             for row in routes.invalid_rows() {
                 if !known.contains(row) {
-                    hook(&Error::InvalidRow(row.clone()));
+                    crate::observe::bad_row(row);
+                    if let Some(hook) = hook {
+                        hook(&Error::InvalidRow(row.clone()));
+                    }
                 }
             }
         }
@@ -87,6 +91,11 @@ impl Shared {
         status.reloads += 1;
         status.last_error = None;
         routes.version = status.version;
+        crate::observe::route_table_loaded(
+            status.version,
+            routes.route_count(),
+            routes.invalid_rows().len(),
+        );
         self.current.store(Arc::new(routes));
         let version = status.version;
         drop(status);
@@ -96,6 +105,7 @@ impl Shared {
 
     /// Tells the error callback and the status about `error`.
     pub(super) fn report(&self, error: &Error) {
+        crate::observe::listener_failed(error);
         // The hook first: whoever sees the status change sees the hook's effects.
         if let Some(hook) = self.hook() {
             hook(error);

@@ -91,6 +91,11 @@ struct Settings {
 
 /// A tower [`Layer`] that routes each request to its tenant; see the [module](self) docs.
 ///
+/// The resolved tenant is recorded as `tenant.schema` on the request's current `tracing`
+/// span (declare the field, e.g. `tenant.schema = tracing::field::Empty` in tower-http's
+/// `TraceLayer::make_span_with`; `tracing` cannot add a field a span did not declare), and a
+/// debug event `request routed` carries it too.
+///
 /// ```
 /// use pgschemas_diesel::routing::layer::TenancyLayer;
 /// use pgschemas_diesel::Config;
@@ -256,6 +261,9 @@ where
                 Err(_) => *req.uri_mut() = original,
             }
         }
+        let schema = route.schema().as_str();
+        tracing::Span::current().record("tenant.schema", schema);
+        tracing::debug!("tenant.schema" = schema, "request routed");
         req.extensions_mut().insert(route);
         TenancyFuture {
             kind: Kind::Inner {

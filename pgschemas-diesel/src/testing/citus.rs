@@ -70,8 +70,10 @@ impl CitusCluster {
     /// # Panics
     ///
     /// Panics when PostgreSQL's binaries are not installed, when Citus is not installed for
-    /// them (the message names `.ci/install-citus`), or when a node cannot be created,
-    /// started or registered (the message holds the end of its log).
+    /// them and cannot be (the message names `.ci/install-citus`; in this crate's repository
+    /// the script runs first when Citus is missing, unless `PGSCHEMAS_DIESEL_NO_INSTALL` is
+    /// set), or when a node cannot be created, started or registered (the message holds the
+    /// end of its log).
     pub fn start() -> CitusCluster {
         match Self::try_start() {
             Ok(cluster) => cluster,
@@ -243,8 +245,46 @@ fn start_node(binaries: &PgBinaries, base: &Path, name: &str) -> Result<u16, Str
 }
 
 /// An error naming the install script unless `citus.so` is in the library directory of
-/// the PostgreSQL `binaries` belong to.
+/// the PostgreSQL `binaries` belong to. When it is missing and this crate's repository is
+/// there (its own tests), the repository's install script runs first, once (other test
+/// processes wait on a lock file), unless `PGSCHEMAS_DIESEL_NO_INSTALL` is set.
 fn require_citus(binaries: &PgBinaries) -> Result<(), String> {
+    let missing = match citus_library(binaries) {
+        Ok(()) => return Ok(()),
+        Err(e) => e,
+    };
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(INSTALL_SCRIPT);
+    if !script.is_file() || !process::may_install() {
+        return Err(missing);
+    }
+    let _lock = process::install_lock("citus").map_err(|e| format!("{missing}\n{e}"))?;
+    if citus_library(binaries).is_ok() {
+        return Ok(());
+    }
+    eprintln!(
+        "pgschemas-diesel: Citus is not installed; running {} (a build of a few minutes), \
+         needed by this test",
+        script.display()
+    );
+    let out = Command::new(&script)
+        .output()
+        .map_err(|e| format!("{missing}\ncannot run {}: {e}", script.display()))?;
+    if !out.status.success() {
+        return Err(format!(
+            "{missing}\n{} failed:\n{}{}",
+            script.display(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    citus_library(binaries)
+}
+
+/// An error naming the install script unless `citus.so` is in the library directory of
+/// the PostgreSQL `binaries` belong to.
+fn citus_library(binaries: &PgBinaries) -> Result<(), String> {
     // initdb may be a link into the installation (/usr/local/bin/initdb)
     let initdb = binaries
         .initdb

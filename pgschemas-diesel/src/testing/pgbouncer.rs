@@ -122,9 +122,14 @@ impl PgBouncer {
     ///
     /// # Panics
     ///
-    /// Panics when `pgbouncer` is not installed (in `PATH` or `/usr/sbin`; install it with
-    /// `apt-get install pgbouncer`), when `server_url` is not a `postgres://` URL, or when
-    /// PgBouncer does not start; the message includes PgBouncer's log.
+    /// Panics when `pgbouncer` is not installed (in `PATH` or `/usr/sbin`) and cannot be (see
+    /// below), when `server_url` is not a `postgres://` URL, or when PgBouncer does not
+    /// start; the message includes PgBouncer's log.
+    ///
+    /// When `pgbouncer` is missing, this process is root and `apt-get` is there (a fresh
+    /// Debian or Ubuntu machine), it installs Debian's `pgbouncer` package first, once
+    /// (other test processes wait on a lock file meanwhile), and says so on stderr; set
+    /// `PGSCHEMAS_DIESEL_NO_INSTALL=1` to have the panic with the hint instead.
     ///
     /// # Examples
     ///
@@ -141,16 +146,7 @@ impl PgBouncer {
         pool_mode: PoolMode,
         default_pool_size: u32,
     ) -> PgBouncer {
-        let binary = process::find_binary(
-            "pgbouncer",
-            &[PathBuf::from("/usr/sbin"), PathBuf::from("/usr/local/sbin")],
-        )
-        .unwrap_or_else(|| {
-            panic!(
-                "pgbouncer is not installed (looked in PATH and /usr/sbin)\nhint: install it \
-                 with `apt-get install pgbouncer`"
-            )
-        });
+        let binary = installed_binary().unwrap_or_else(|e| panic!("{e}"));
         let server = ServerAddress::parse(server_url).unwrap_or_else(|e| {
             panic!("cannot start PgBouncer: {e}");
         });
@@ -290,6 +286,57 @@ impl Config<'_> {
 enum StartError {
     PortTaken(String),
     Failed(String),
+}
+
+/// The `pgbouncer` binary, installed first when it is missing and can be
+/// ([`PgBouncer::start`]).
+fn installed_binary() -> Result<PathBuf, String> {
+    let find = || {
+        process::find_binary(
+            "pgbouncer",
+            &[PathBuf::from("/usr/sbin"), PathBuf::from("/usr/local/sbin")],
+        )
+    };
+    if let Some(binary) = find() {
+        return Ok(binary);
+    }
+    let hint = "pgbouncer is not installed (looked in PATH, /usr/sbin and /usr/local/sbin)\n\
+                hint: install it with `apt-get install pgbouncer`";
+    let apt = process::find_binary("apt-get", &[PathBuf::from("/usr/bin")]);
+    let Some(apt) = apt.filter(|_| process::running_as_root() && process::may_install()) else {
+        return Err(hint.to_owned());
+    };
+    // One process installs; the others wait on the lock, then find the binary.
+    let lock = process::install_lock("pgbouncer").map_err(|e| format!("{hint}\n{e}"))?;
+    if let Some(binary) = find() {
+        return Ok(binary);
+    }
+    eprintln!(
+        "pgschemas-diesel: installing Debian's pgbouncer package (apt-get), needed by this test"
+    );
+    for args in [
+        &["update", "-qq"][..],
+        &["install", "-y", "-qq", "pgbouncer"][..],
+    ] {
+        let out = std::process::Command::new(&apt)
+            .args(args)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .output()
+            .map_err(|e| format!("{hint}\napt-get {}: {e}", args.join(" ")))?;
+        if !out.status.success() {
+            return Err(format!(
+                "{hint}\napt-get {} failed: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+    }
+    // The package starts its own service on the default port; the tests start their own.
+    let _ = std::process::Command::new("service")
+        .args(["pgbouncer", "stop"])
+        .output();
+    drop(lock);
+    find().ok_or_else(|| format!("{hint}\napt-get installed pgbouncer, but no binary was found"))
 }
 
 fn start_once(binary: &Path, dir: &Path, config: &Config<'_>) -> Result<(Child, u16), StartError> {

@@ -51,6 +51,21 @@ fn is_executable(path: &Path) -> bool {
     }
 }
 
+/// Whether the test harness may install what a test needs and the machine lacks (Debian's
+/// `pgbouncer`, a Citus build): not when `PGSCHEMAS_DIESEL_NO_INSTALL` is set.
+pub(crate) fn may_install() -> bool {
+    std::env::var_os("PGSCHEMAS_DIESEL_NO_INSTALL").is_none()
+}
+
+/// An exclusive lock on the temp directory's `pgschemas-diesel-install-<what>.lock`, held
+/// while one test process installs `what`; the others wait on it, then find it installed.
+pub(crate) fn install_lock(what: &str) -> Result<fs::File, String> {
+    let path = std::env::temp_dir().join(format!("pgschemas-diesel-install-{what}.lock"));
+    fs::File::create(&path)
+        .and_then(|f| f.lock().map(|()| f))
+        .map_err(|e| format!("cannot take {}: {e}", path.display()))
+}
+
 /// A command for `program`, run as the `postgres` user when this process is root.
 ///
 /// Uses `runuser -u postgres --` when available, else `su postgres -s /bin/sh -c`.

@@ -1,5 +1,6 @@
-//! Compile-time behaviour of `#[derive(Tenant)]` and `#[derive(Domain)]`, through the
-//! library's re-exports: what compiles, and the error each mistake gets.
+//! Compile-time behaviour of `#[derive(Tenant)]`, `#[derive(Domain)]` and
+//! `#[pgschemas_diesel::test]`, through the library's re-exports: what compiles, and the
+//! error each mistake gets.
 //!
 //! The cases are `pgschemas-diesel/tests/ui/{pass,fail}_*.rs`; the expected diagnostics are
 //! the `.stderr` files next to them, blessed with `TRYBUILD=overwrite` on the pinned

@@ -49,4 +49,5 @@ mod scale;
 mod soak;
 #[cfg(feature = "async")]
 mod tenant_context;
+mod test_attribute;
 mod testing_support;

@@ -7,6 +7,7 @@
 mod attr;
 mod domain;
 mod tenant;
+mod test_attr;
 
 use proc_macro::TokenStream;
 
@@ -77,6 +78,30 @@ fn derive_domain_inner(input: proc_macro2::TokenStream) -> proc_macro2::TokenStr
     syn::parse2(input)
         .and_then(domain::derive)
         .unwrap_or_else(syn::Error::into_compile_error)
+}
+
+/// Turns a function into a test that receives a fresh database, prepared: use it as
+/// `#[pgschemas_diesel::test]` (with the `testing` feature; see the guide's "Testing your
+/// application" section).
+///
+/// ```text
+/// #[pgschemas_diesel::test(
+///     migrations = "migrations/shared",        // or an EmbeddedMigrations constant
+///     tenant_migrations = "migrations/tenant", // each tenant migrated with these
+///     tenants = ["acme", "globex"],            // created before the test runs
+/// )]
+/// fn my_test(pool: TenantPool) { .. }          // or PgConnection, &mut PgConnection,
+///                                              // &TestDatabase, nothing; async fn with
+///                                              // AsyncTenantPool (feature `async`)
+/// ```
+///
+/// The database is named after the test, dropped when the test passes and kept (and named
+/// on stderr) when it fails, as with `test_database!()`.
+#[proc_macro_attribute]
+pub fn tenant_test(attr: TokenStream, item: TokenStream) -> TokenStream {
+    test_attr::expand(attr.into(), item.into())
+        .unwrap_or_else(syn::Error::into_compile_error)
+        .into()
 }
 
 #[cfg(test)]

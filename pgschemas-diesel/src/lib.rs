@@ -213,10 +213,41 @@ pub use pgschemas_derive::Tenant;
 #[doc(inline)]
 pub use pgschemas_derive::Domain;
 
+/// A test given a fresh database (feature `testing`): the shared migrations applied, tenants
+/// created (and migrated), and a [`TenantPool`], a connection, the
+/// [`TestDatabase`](testing::TestDatabase) or, for an `async fn` (feature `async`), an
+/// [`AsyncTenantPool`]. The database is dropped when the test passes and kept, named on
+/// stderr, when it fails.
+///
+/// ```
+/// use diesel::RunQueryDsl;
+/// use pgschemas_diesel::TenantPool;
+///
+/// #[pgschemas_diesel::test(tenant_migrations = "../examples/migrations/tenant", tenants = ["acme", "globex"])]
+/// fn each_tenant_has_its_own_customers(pool: TenantPool) {
+///     let mut acme = pool.scope(&"acme").unwrap();
+///     diesel::sql_query("insert into customers (name, email) values ('a', 'a@acme')")
+///         .execute(&mut *acme)
+///         .unwrap();
+///     drop(acme);
+///     let mut globex = pool.scope(&"globex").unwrap();
+///     assert_eq!(diesel::sql_query("select * from customers").execute(&mut *globex).unwrap(), 0);
+/// }
+/// # fn main() {} // a test function: the tests in tests/test_attribute.rs run it
+/// ```
+///
+/// Arguments: `migrations = "dir"` or `= CONSTANT` (the shared schema's, applied first),
+/// `tenant_migrations` (likewise, for each tenant), `tenants = ["a", "b"]`. A mistake in
+/// them is a compile error naming it.
+#[cfg(feature = "testing")]
+#[doc(inline)]
+pub use pgschemas_derive::tenant_test as test;
+
 #[doc(hidden)]
 pub mod __private {
     pub use crate::models::private::*;
     pub use diesel;
+    pub use diesel_migrations::{EmbeddedMigrations, embed_migrations};
 }
 
 // Lets the derives' `::pgschemas_diesel::...` paths resolve inside this crate too.

@@ -1,0 +1,92 @@
+//! What `#[pgschemas_diesel::test]` expands to calls: the database's preparation, and the
+//! values a test function asks for. Not an API of its own: use the attribute.
+
+use diesel::migration::MigrationSource;
+use diesel::pg::Pg;
+use diesel_migrations::MigrationHarness;
+
+use super::TestDatabase;
+use crate::provision::Provisioner;
+use crate::{Config, TenantPool};
+
+/// Applies `shared` to the shared schema of `db`, then creates each of `tenants` (migrated
+/// with `tenant` when given, else empty). Panics, naming the database, on any failure: the
+/// test has not started, and the database is kept for inspection.
+pub fn prepare<S, T>(db: &TestDatabase, shared: Option<S>, tenant: Option<T>, tenants: &[&str])
+where
+    S: MigrationSource<Pg>,
+    T: MigrationSource<Pg> + Send + Sync + 'static,
+{
+    let mut conn = db.connect();
+    if let Some(shared) = shared {
+        conn.run_pending_migrations(shared).unwrap_or_else(|e| {
+            panic!(
+                "#[pgschemas_diesel::test]: the shared migrations failed on database {}: {e}",
+                db.name()
+            )
+        });
+    }
+    if tenants.is_empty() {
+        return;
+    }
+    let fail = |schema: &str, e: crate::Error| -> ! {
+        panic!(
+            "#[pgschemas_diesel::test]: tenant {schema} could not be created in database {}: {}",
+            db.name(),
+            e.report()
+        )
+    };
+    match tenant {
+        Some(migrations) => {
+            let provisioner = Provisioner::builder(Config::default(), migrations)
+                .build()
+                .unwrap_or_else(|e| fail(tenants[0], e));
+            for schema in tenants {
+                provisioner
+                    .provision_existing(&mut conn, schema)
+                    .unwrap_or_else(|e| fail(schema, e));
+            }
+        }
+        None => {
+            for schema in tenants {
+                let name = crate::SchemaName::new(*schema).unwrap_or_else(|e| fail(schema, e));
+                crate::lifecycle::create_schema(&mut conn, &name)
+                    .unwrap_or_else(|e| fail(schema, e));
+            }
+        }
+    }
+}
+
+/// A pool on `db` with the default configuration.
+pub fn pool(db: &TestDatabase) -> TenantPool {
+    TenantPool::new(db.url(), Config::default()).unwrap_or_else(|e| {
+        panic!(
+            "#[pgschemas_diesel::test]: no pool on database {}: {}",
+            db.name(),
+            e.report()
+        )
+    })
+}
+
+/// An async pool on `db` with the default configuration (feature `async`).
+#[cfg(feature = "async")]
+pub fn async_pool(db: &TestDatabase) -> crate::AsyncTenantPool {
+    let deadpool = crate::AsyncTenantPool::builder(db.url())
+        .build()
+        .unwrap_or_else(|e| {
+            panic!(
+                "#[pgschemas_diesel::test]: no async pool on database {}: {e}",
+                db.name()
+            )
+        });
+    crate::AsyncTenantPool::from_deadpool(deadpool, Config::default())
+}
+
+/// The runtime an `async fn` test runs on: tokio's current-thread runtime with I/O and time.
+#[cfg(feature = "async")]
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| panic!("#[pgschemas_diesel::test]: no tokio runtime: {e}"))
+}

@@ -1,0 +1,80 @@
+//! `#[pgschemas_diesel::test]`: each form of the attribute, run. The compile errors of its
+//! arguments are UI cases (`pgschemas-diesel/tests/ui/fail_test_*.rs`).
+
+use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
+use diesel::sql_types::BigInt;
+use diesel_migrations::{EmbeddedMigrations, embed_migrations};
+use pgschemas_diesel::TenantPool;
+use pgschemas_diesel::testing::TestDatabase;
+
+const TENANT: EmbeddedMigrations = embed_migrations!("../examples/migrations/tenant");
+
+#[derive(QueryableByName)]
+struct N {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+fn count(conn: &mut PgConnection, sql: &str) -> i64 {
+    diesel::sql_query(sql)
+        .get_result::<N>(conn)
+        .expect("count")
+        .n
+}
+
+#[pgschemas_diesel::test(tenant_migrations = "../examples/migrations/tenant", tenants = ["acme", "globex"])]
+fn tenants_are_migrated_and_the_pool_switches_between_them(pool: TenantPool) {
+    let mut acme = pool.scope(&"acme").expect("acme");
+    diesel::sql_query("insert into customers (name, email) values ('a', 'a@acme.test')")
+        .execute(&mut *acme)
+        .expect("insert");
+    drop(acme);
+    let mut globex = pool.scope(&"globex").expect("globex");
+    assert_eq!(count(&mut globex, "select count(*) as n from customers"), 0);
+}
+
+#[pgschemas_diesel::test(migrations = pgschemas_diesel::models::SHARED_MIGRATIONS, tenants = ["empty"])]
+fn shared_migrations_from_a_constant_and_an_empty_tenant(conn: &mut PgConnection) {
+    assert_eq!(count(conn, "select count(*) as n from public.tenants"), 0);
+    assert_eq!(
+        count(
+            conn,
+            "select count(*) as n from pg_catalog.pg_tables where schemaname = 'empty'"
+        ),
+        0
+    );
+    assert_eq!(
+        count(
+            conn,
+            "select count(*) as n from pg_catalog.pg_namespace where nspname = 'empty'"
+        ),
+        1
+    );
+}
+
+#[pgschemas_diesel::test(tenant_migrations = TENANT, tenants = ["t1"])]
+fn the_database_itself_and_a_result(db: &TestDatabase) -> Result<(), Box<dyn std::error::Error>> {
+    let mut conn = db.connect();
+    conn.batch_execute("set search_path to t1")?;
+    assert_eq!(count(&mut conn, "select count(*) as n from customers"), 0);
+    Ok(())
+}
+
+#[pgschemas_diesel::test]
+fn nothing_but_a_database(mut conn: PgConnection) {
+    assert_eq!(count(&mut conn, "select 1::int8 as n"), 1);
+}
+
+#[cfg(feature = "async")]
+#[pgschemas_diesel::test(tenant_migrations = "../examples/migrations/tenant", tenants = ["acme"])]
+async fn an_async_test_gets_an_async_pool(pool: pgschemas_diesel::AsyncTenantPool) {
+    let mut conn = pool.scope(&"acme").await.expect("scope");
+    let n: N = diesel_async::RunQueryDsl::get_result(
+        diesel::sql_query("select count(*) as n from customers"),
+        &mut conn,
+    )
+    .await
+    .expect("count");
+    assert_eq!(n.n, 0);
+}

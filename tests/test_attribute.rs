@@ -78,3 +78,13 @@ async fn an_async_test_gets_an_async_pool(pool: pgschemas_diesel::AsyncTenantPoo
     .expect("count");
     assert_eq!(n.n, 0);
 }
+
+#[pgschemas_diesel::test(
+    config = pgschemas_diesel::Config::builder().max_tenants_per_connection(1).build().unwrap(),
+    tenants = ["a", "b"],
+)]
+fn the_pool_has_the_configuration_given(pool: TenantPool) {
+    assert_eq!(pool.config().max_tenants_per_connection(), Some(1));
+    drop(pool.scope(&"a").expect("a"));
+    drop(pool.scope(&"b").expect("b"));
+}

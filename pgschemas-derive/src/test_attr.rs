@@ -43,6 +43,7 @@ struct Args {
     migrations: Option<Migrations>,
     tenant_migrations: Option<Migrations>,
     tenants: Vec<LitStr>,
+    config: Option<Expr>,
 }
 
 impl Parse for Args {
@@ -52,7 +53,7 @@ impl Parse for Args {
             let Meta::NameValue(nv) = meta else {
                 return Err(syn::Error::new_spanned(
                     meta,
-                    "expected `key = value`: `migrations`, `tenant_migrations` or `tenants`",
+                    "expected `key = value`: `migrations`, `tenant_migrations`, `tenants` or `config`",
                 ));
             };
             let key = nv
@@ -88,7 +89,8 @@ impl Parse for Args {
                         }
                     }
                 }
-                "migrations" | "tenant_migrations" | "tenants" => {
+                "config" if args.config.is_none() => args.config = Some(nv.value),
+                "migrations" | "tenant_migrations" | "tenants" | "config" => {
                     return Err(syn::Error::new_spanned(
                         nv.path,
                         format!("`{key}` given twice"),
@@ -97,7 +99,7 @@ impl Parse for Args {
                 _ => {
                     return Err(syn::Error::new_spanned(
                         nv.path,
-                        "unknown key: expected `migrations`, `tenant_migrations` or `tenants`",
+                        "unknown key: expected `migrations`, `tenant_migrations`, `tenants` or `config`",
                     ));
                 }
             }
@@ -185,13 +187,18 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
         None => quote! { ::core::option::Option::<#krate::__private::EmbeddedMigrations>::None },
     };
     let tenants = &args.tenants;
+    let config = match &args.config {
+        Some(c) => quote! { { let config: #krate::Config = #c; config } },
+        None => quote! { #krate::Config::default() },
+    };
+    let cfg = format_ident!("__pgschemas_test_config");
     let bind = match (&given, &pat) {
         (Given::Nothing, _) | (_, None) => quote! {},
         (Given::Pool, Some((p, t))) => {
-            quote! { let #p: #t = #krate::testing::attribute::pool(&#db); }
+            quote! { let #p: #t = #krate::testing::attribute::pool(&#db, &#cfg); }
         }
         (Given::AsyncPool, Some((p, t))) => {
-            quote! { let #p: #t = #krate::testing::attribute::async_pool(&#db); }
+            quote! { let #p: #t = #krate::testing::attribute::async_pool(&#db, &#cfg); }
         }
         (Given::Connection { by_ref: false }, Some((p, t))) => {
             quote! { let #p: #t = #db.connect(); }
@@ -206,7 +213,8 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
         let #db = #krate::testing::TestDatabase::new(
             ::core::concat!(::core::module_path!(), "::", #name),
         );
-        #krate::testing::attribute::prepare(&#db, #shared, #tenant, &[#(#tenants),*]);
+        let #cfg = #config;
+        #krate::testing::attribute::prepare(&#db, &#cfg, #shared, #tenant, &[#(#tenants),*]);
         #bind
     };
     let new_body = if f.sig.asyncness.is_some() {

@@ -237,8 +237,9 @@ pub use pgschemas_derive::Domain;
 /// ```
 ///
 /// Arguments: `migrations = "dir"` or `= CONSTANT` (the shared schema's, applied first),
-/// `tenant_migrations` (likewise, for each tenant), `tenants = ["a", "b"]`. A mistake in
-/// them is a compile error naming it.
+/// `tenant_migrations` (likewise, for each tenant), `tenants = ["a", "b"]`, `config = expr`
+/// (the [`Config`] tenants are created with and the pool uses; default `Config::default()`).
+/// A mistake in them is a compile error naming it.
 #[cfg(feature = "testing")]
 #[doc(inline)]
 pub use pgschemas_derive::tenant_test as test;

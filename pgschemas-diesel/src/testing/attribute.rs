@@ -9,11 +9,17 @@ use super::TestDatabase;
 use crate::provision::Provisioner;
 use crate::{Config, TenantPool};
 
-/// Applies `shared` to the shared schema of `db`, then creates each of `tenants` (migrated
-/// with `tenant` when given, else empty). Panics, naming the database, on any failure: the
+/// Applies `shared` to the shared schema of `db`, then creates each of `tenants` with
+/// `config` (migrated with `tenant` when given, else empty; with per-tenant roles, with their
+/// roles). Panics, naming the database, on any failure: the
 /// test has not started, and the database is kept for inspection.
-pub fn prepare<S, T>(db: &TestDatabase, shared: Option<S>, tenant: Option<T>, tenants: &[&str])
-where
+pub fn prepare<S, T>(
+    db: &TestDatabase,
+    config: &Config,
+    shared: Option<S>,
+    tenant: Option<T>,
+    tenants: &[&str],
+) where
     S: MigrationSource<Pg>,
     T: MigrationSource<Pg> + Send + Sync + 'static,
 {
@@ -38,7 +44,7 @@ where
     };
     match tenant {
         Some(migrations) => {
-            let provisioner = Provisioner::builder(Config::default(), migrations)
+            let provisioner = Provisioner::builder(config.clone(), migrations)
                 .build()
                 .unwrap_or_else(|e| fail(tenants[0], e));
             for schema in tenants {
@@ -57,9 +63,9 @@ where
     }
 }
 
-/// A pool on `db` with the default configuration.
-pub fn pool(db: &TestDatabase) -> TenantPool {
-    TenantPool::new(db.url(), Config::default()).unwrap_or_else(|e| {
+/// A pool on `db` with `config`.
+pub fn pool(db: &TestDatabase, config: &Config) -> TenantPool {
+    TenantPool::new(db.url(), config.clone()).unwrap_or_else(|e| {
         panic!(
             "#[pgschemas_diesel::test]: no pool on database {}: {}",
             db.name(),
@@ -68,9 +74,9 @@ pub fn pool(db: &TestDatabase) -> TenantPool {
     })
 }
 
-/// An async pool on `db` with the default configuration (feature `async`).
+/// An async pool on `db` with `config` (feature `async`).
 #[cfg(feature = "async")]
-pub fn async_pool(db: &TestDatabase) -> crate::AsyncTenantPool {
+pub fn async_pool(db: &TestDatabase, config: &Config) -> crate::AsyncTenantPool {
     let deadpool = crate::AsyncTenantPool::builder(db.url())
         .build()
         .unwrap_or_else(|e| {
@@ -79,7 +85,7 @@ pub fn async_pool(db: &TestDatabase) -> crate::AsyncTenantPool {
                 db.name()
             )
         });
-    crate::AsyncTenantPool::from_deadpool(deadpool, Config::default())
+    crate::AsyncTenantPool::from_deadpool(deadpool, config.clone())
 }
 
 /// The runtime an `async fn` test runs on: tokio's current-thread runtime with I/O and time.

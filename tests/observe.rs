@@ -386,3 +386,349 @@ fn checkouts_switches_and_discards_are_counted() {
     assert!(switches >= 6, "{switches}");
     assert!(discards >= 1, "{discards}");
 }
+
+/// Findings of an attack on the observability, each a test: a discard reported once, a spent
+/// connection's retirement not a warning, the async pool's spans and discards as the sync pool's.
+mod regressions {
+    use super::*;
+    use tracing::Level;
+
+    #[derive(Clone, Debug, Default)]
+    pub struct Rec {
+        pub span: bool,
+        pub name: String,
+        pub level: String,
+        pub message: String,
+        pub fields: BTreeMap<String, String>,
+        /// every value recorded per field, in order (creation first)
+        pub history: Vec<(String, String)>,
+        pub within: Vec<String>,
+    }
+
+    #[derive(Clone, Default)]
+    pub struct All {
+        pub seen: Arc<Mutex<Vec<Rec>>>,
+        open: Arc<Mutex<BTreeMap<u64, usize>>>,
+    }
+
+    struct V<'a>(&'a mut Rec);
+    impl Visit for V<'_> {
+        fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+            let text = format!("{value:?}").trim_matches('"').to_owned();
+            if field.name() == "message" {
+                self.0.message = text;
+            } else {
+                self.0.history.push((field.name().to_owned(), text.clone()));
+                self.0.fields.insert(field.name().to_owned(), text);
+            }
+        }
+        fn record_str(&mut self, field: &Field, value: &str) {
+            self.0
+                .history
+                .push((field.name().to_owned(), value.to_owned()));
+            self.0
+                .fields
+                .insert(field.name().to_owned(), value.to_owned());
+        }
+    }
+
+    impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for All {
+        fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, _ctx: Context<'_, S>) {
+            let mut r = Rec {
+                span: true,
+                name: attrs.metadata().name().to_owned(),
+                level: attrs.metadata().level().to_string(),
+                ..Rec::default()
+            };
+            attrs.record(&mut V(&mut r));
+            let mut all = self.seen.lock().unwrap();
+            all.push(r);
+            self.open
+                .lock()
+                .unwrap()
+                .insert(id.into_u64(), all.len() - 1);
+        }
+        fn on_record(&self, id: &Id, values: &SpanValues<'_>, _ctx: Context<'_, S>) {
+            if let Some(&i) = self.open.lock().unwrap().get(&id.into_u64()) {
+                values.record(&mut V(&mut self.seen.lock().unwrap()[i]));
+            }
+        }
+        fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
+            let mut r = Rec {
+                name: event.metadata().name().to_owned(),
+                level: event.metadata().level().to_string(),
+                ..Rec::default()
+            };
+            event.record(&mut V(&mut r));
+            if let Some(scope) = ctx.event_scope(event) {
+                r.within = scope.map(|s| s.name().to_owned()).collect();
+            }
+            self.seen.lock().unwrap().push(r);
+        }
+        fn on_close(&self, id: Id, _ctx: Context<'_, S>) {
+            self.open.lock().unwrap().remove(&id.into_u64());
+        }
+    }
+
+    pub fn local() -> (All, tracing::subscriber::DefaultGuard) {
+        let all = All::default();
+        let guard =
+            tracing::subscriber::set_default(tracing_subscriber::registry().with(all.clone()));
+        (all, guard)
+    }
+
+    fn discards(all: &All) -> Vec<Rec> {
+        all.seen
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|r| !r.span && r.message == "connection discarded")
+            .cloned()
+            .collect()
+    }
+
+    /// One connection discarded once (a panic inside a nested scope) is reported once.
+    #[test]
+    fn a_single_discard_is_reported_once() {
+        let db = test_database!();
+        tenants(&mut db.connect(), &["att_a", "att_b"]);
+        let pool = TenantPool::with_builder(
+            db.url(),
+            Config::default(),
+            r2d2::Pool::builder().max_size(1),
+        )
+        .expect("pool");
+        let (all, _g) = local();
+        let mut scope = pool.scope(&"att_a").expect("scope");
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _nested = scope.nested(&"att_b").expect("nested");
+            panic!("boom");
+        }));
+        assert!(scope.is_poisoned());
+        drop(scope);
+        let d = discards(&all);
+        assert_eq!(
+            d.len(),
+            1,
+            "one connection, one discard; got {:#?}",
+            d.iter().map(|r| (&r.level, &r.fields)).collect::<Vec<_>>()
+        );
+    }
+
+    /// A connection that served its max_tenants_per_connection is retired by design, in
+    /// steady state: that is not a warning (and an async pool does the same silently).
+    #[test]
+    fn retiring_a_spent_connection_is_not_a_warning() {
+        let db = test_database!();
+        tenants(&mut db.connect(), &["att_c", "att_d"]);
+        let config = Config::builder()
+            .max_tenants_per_connection(1)
+            .build()
+            .expect("config");
+        let pool = TenantPool::with_builder(db.url(), config, r2d2::Pool::builder().max_size(1))
+            .expect("pool");
+        let (all, _g) = local();
+        for _ in 0..3 {
+            drop(pool.scope(&"att_c").expect("scope"));
+            drop(pool.scope(&"att_d").expect("scope"));
+        }
+        let warned: Vec<_> = all
+            .seen
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|r| {
+                !r.span
+                    && (r.level == Level::WARN.to_string() || r.level == Level::INFO.to_string())
+            })
+            .map(|r| format!("{} {} {:?}", r.level, r.message, r.fields))
+            .collect();
+        assert!(
+            warned.is_empty(),
+            "steady state, at warn/info:\n{}",
+            warned.join("\n")
+        );
+    }
+
+    /// The sync transaction form has a `pgschemas.checkout` span (form = transaction) with
+    /// its db.namespace; the async transaction form must too.
+    #[cfg(feature = "async")]
+    #[tokio::test]
+    async fn the_async_transaction_form_has_a_checkout_span() {
+        use crate::async_pool::{Backend, pool_of};
+        let db = test_database!();
+        tenants(&mut db.connect(), &["att_e"]);
+        let pool = pool_of(db.url(), 1, Backend::Deadpool);
+        let (all, _g) = local();
+        pool.transaction(&"att_e", async |_c| Ok::<_, pgschemas_diesel::Error>(()))
+            .await
+            .expect("tx");
+        let seen = all.seen.lock().unwrap().clone();
+        let spans: Vec<_> = seen
+            .iter()
+            .filter(|r| r.span)
+            .map(|r| (r.name.clone(), r.history.clone()))
+            .collect();
+        assert!(
+            seen.iter().any(|r| r.span
+                && r.name == "pgschemas.checkout"
+                && r.fields.get("pgschemas.form").map(String::as_str) == Some("transaction")),
+            "spans: {spans:#?}"
+        );
+    }
+
+    /// The async transaction span's db.namespace is recorded once, with the database (not
+    /// first as `|<schema>`, which subscribers that append recorded values keep), and is
+    /// never `|<schema>` when the checkout is refused.
+    #[cfg(feature = "async")]
+    #[tokio::test]
+    async fn the_async_transaction_span_never_says_an_empty_database() {
+        use crate::async_pool::{Backend, pool_of};
+        let db = test_database!();
+        tenants(&mut db.connect(), &["att_f"]);
+        let pool = pool_of(db.url(), 1, Backend::Deadpool);
+        let (all, _g) = local();
+        pool.transaction(&"att_f", async |_c| Ok::<_, pgschemas_diesel::Error>(()))
+            .await
+            .expect("tx");
+        let _ = pool
+            .transaction(&"att_missing", async |_c| {
+                Ok::<_, pgschemas_diesel::Error>(())
+            })
+            .await;
+        let seen = all.seen.lock().unwrap().clone();
+        let ns: Vec<_> = seen
+            .iter()
+            .filter(|r| r.span && r.name == "pgschemas.transaction")
+            .map(|r| {
+                r.history
+                    .iter()
+                    .filter(|(k, _)| k == "db.namespace")
+                    .map(|(_, v)| v.clone())
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        assert!(
+            ns.iter().flatten().all(|v| !v.starts_with('|')),
+            "db.namespace values recorded per transaction span: {ns:?}"
+        );
+    }
+
+    /// No span stays entered after a checkout returns to user code (sync and async).
+    #[test]
+    fn no_span_is_left_entered_sync() {
+        let db = test_database!();
+        tenants(&mut db.connect(), &["att_g"]);
+        let pool = TenantPool::new(db.url(), Config::default()).expect("pool");
+        let (_all, _g) = local();
+        let s = pool.scope(&"att_g").expect("scope");
+        assert!(
+            tracing::Span::current().is_none(),
+            "{:?}",
+            tracing::Span::current()
+        );
+        drop(s);
+        let _ = pool.scope(&"att_nope");
+        assert!(tracing::Span::current().is_none());
+        let _ = pool.transaction(&"att_g", |_c| {
+            Err::<(), _>(pgschemas_diesel::Error::NoCurrentTenant { wanted_by: "x" })
+        });
+        assert!(tracing::Span::current().is_none());
+        let g = pool.get().expect("get");
+        assert!(tracing::Span::current().is_none());
+        drop(g);
+    }
+
+    #[cfg(feature = "async")]
+    #[tokio::test]
+    async fn no_span_is_left_entered_async() {
+        use crate::async_pool::{Backend, pool_of};
+        let db = test_database!();
+        tenants(&mut db.connect(), &["att_h"]);
+        let pool = pool_of(db.url(), 1, Backend::Deadpool);
+        let (_all, _g) = local();
+        let s = pool.scope(&"att_h").await.expect("scope");
+        assert!(tracing::Span::current().is_none());
+        drop(s);
+        let _ = pool.scope(&"att_nope").await;
+        assert!(tracing::Span::current().is_none());
+        // a checkout future dropped mid-way
+        let fut = pool.scope(&"att_h");
+        let _ = tokio::time::timeout(std::time::Duration::from_micros(1), fut).await;
+        assert!(tracing::Span::current().is_none());
+    }
+
+    /// Nothing with a password in it is logged: a login that fails.
+    #[test]
+    fn no_password_is_logged() {
+        let db = test_database!();
+        let mut admin = db.connect();
+        admin
+            .batch_execute("do $$ begin if not exists (select from pg_roles where rolname = 'att_pw') then create role att_pw login password 'S3cretPw'; end if; end $$")
+            .expect("role");
+        tenants(&mut admin, &["att_i"]);
+        let url = db
+            .url()
+            .replacen("postgres://postgres@", "postgres://att_pw:S3cretPw@", 1);
+        let (all, _g) = local();
+        if let Ok(pool) = TenantPool::with_builder(
+            &url,
+            Config::default(),
+            r2d2::Pool::builder()
+                .max_size(1)
+                .min_idle(Some(0))
+                .connection_timeout(std::time::Duration::from_secs(2)),
+        ) {
+            let _ = pool.scope(&"att_i");
+            let _ = pool.transaction(&"att_i", |_c| Ok::<_, pgschemas_diesel::Error>(()));
+        }
+        let text = format!("{:?}", all.seen.lock().unwrap());
+        assert!(!text.contains("S3cretPw"), "{text}");
+        admin
+            .batch_execute("drop owned by att_pw; drop role att_pw")
+            .ok();
+    }
+
+    /// A discard is reported by both pools: an async connection retired after its
+    /// max_tenants_per_connection, and one whose transaction future was dropped mid-way.
+    #[cfg(feature = "async")]
+    #[tokio::test]
+    async fn the_async_pool_reports_its_discards() {
+        use crate::async_pool::{Backend, pool_with};
+        let db = test_database!();
+        tenants(&mut db.connect(), &["att_j", "att_k"]);
+        let config = Config::builder()
+            .max_tenants_per_connection(1)
+            .build()
+            .expect("config");
+        let pool = pool_with(db.url(), 1, Backend::Deadpool, config);
+        let (all, _g) = local();
+        for _ in 0..3 {
+            drop(pool.scope(&"att_j").await.expect("scope"));
+            drop(pool.scope(&"att_k").await.expect("scope"));
+        }
+        // a spent connection is retired at debug, not reported as a discard
+        let spent = all
+            .seen
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|r| !r.span && r.message == "connection retired after serving its tenants")
+            .count();
+        assert!(discards(&all).is_empty(), "{:?}", discards(&all));
+        let fut = pool.transaction(&"att_j", async |c| {
+            diesel_async::RunQueryDsl::execute(diesel::sql_query("select pg_sleep(5)"), c)
+                .await
+                .map_err(pgschemas_diesel::Error::from)
+        });
+        let _ = tokio::time::timeout(std::time::Duration::from_millis(300), fut).await;
+        let cancelled = discards(&all)
+            .iter()
+            .filter(|r| r.fields.get("reason").map(String::as_str) == Some("cancelled"))
+            .count();
+        assert!(
+            spent >= 5 && cancelled >= 1,
+            "discard events: spent {spent}, cancelled {cancelled}"
+        );
+    }
+}

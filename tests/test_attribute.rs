@@ -88,3 +88,39 @@ fn the_pool_has_the_configuration_given(pool: TenantPool) {
     drop(pool.scope(&"a").expect("a"));
     drop(pool.scope(&"b").expect("b"));
 }
+
+/// A test that fails by returning an `Err` keeps its database, as a panicking one does.
+#[test]
+fn an_err_outcome_keeps_the_database() {
+    use pgschemas_diesel::testing::attribute::finish;
+
+    let db = pgschemas_diesel::test_database!();
+    let (server, name) = (db.server_url().to_owned(), db.name().to_owned());
+    let exists = |admin: &mut PgConnection| {
+        count(
+            admin,
+            &format!("select count(*) as n from pg_catalog.pg_database where datname = '{name}'"),
+        )
+    };
+    let outcome: Result<(), &str> = finish(&db, Err("failed"));
+    assert!(outcome.is_err());
+    drop(db);
+    let mut admin = PgConnection::establish(&server).expect("admin");
+    assert_eq!(exists(&mut admin), 1, "kept");
+    admin
+        .batch_execute(&format!("drop database \"{name}\""))
+        .expect("drop");
+    let ok = pgschemas_diesel::test_database!("ok");
+    let (ok_name, _) = (ok.name().to_owned(), finish(&ok, Ok::<(), ()>(())));
+    drop(ok);
+    assert_eq!(
+        count(
+            &mut admin,
+            &format!(
+                "select count(*) as n from pg_catalog.pg_database where datname = '{ok_name}'"
+            ),
+        ),
+        0,
+        "dropped after a pass"
+    );
+}

@@ -174,6 +174,12 @@ fn given(f: &ItemFn) -> syn::Result<(Given, Option<(Pat, Type)>)> {
 pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
     let args: Args = syn::parse2(attr)?;
     let mut f: ItemFn = syn::parse2(item)?;
+    if let Some(test) = f.attrs.iter().find(|a| a.path().is_ident("test")) {
+        return Err(syn::Error::new_spanned(
+            test,
+            "#[pgschemas_diesel::test] makes the function a test already: remove this #[test]",
+        ));
+    }
     let (given, pat) = given(&f)?;
     let krate = quote! { ::pgschemas_diesel };
     let db = format_ident!("__pgschemas_test_database");
@@ -221,12 +227,14 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
         f.sig.asyncness = None;
         quote! {{
             #prepare
-            #krate::testing::attribute::runtime().block_on(async move #body)
+            let __pgschemas_outcome = #krate::testing::attribute::runtime().block_on(async move #body);
+            #krate::testing::attribute::finish(&#db, __pgschemas_outcome)
         }}
     } else {
         quote! {{
             #prepare
-            #body
+            let __pgschemas_outcome = (move || #body)();
+            #krate::testing::attribute::finish(&#db, __pgschemas_outcome)
         }}
     };
     f.sig.inputs.clear();

@@ -129,14 +129,14 @@ pub fn cache_key(tenant: &SchemaName, key: &str) -> String {
 }
 
 /// `path` inside `tenant`'s folder: `<schema>/<path>`, for a file or object store shared by
-/// every tenant. `path` is relative, `/`-separated; repeated and trailing slashes are kept
-/// as given (stores differ on them), a leading `./` is not.
+/// every tenant. `path` is relative and `/`-separated, not yet percent-encoded.
 ///
 /// # Errors
 ///
-/// [`Error::InvalidStoragePath`] when `path` is empty, absolute, holds a `..` or `.`
-/// component, a backslash or a NUL byte: each could name a file of another tenant on some
-/// store.
+/// [`Error::InvalidStoragePath`] when `path` is empty or absolute, or holds an empty, `.` or
+/// `..` component (or one of only dots and spaces), a backslash, a `%`, or a control
+/// character: each could name a file of another tenant on some store (a filesystem, Windows,
+/// a store or HTTP client that decodes `%2e%2e` or drops tabs).
 ///
 /// ```
 /// use pgschemas_diesel::{Error, SchemaName};
@@ -166,11 +166,23 @@ pub fn storage_path(tenant: &SchemaName, path: &str) -> Result<String> {
     if path.contains('\\') {
         return refuse("it holds a backslash, a separator on some stores");
     }
-    if path.contains('\0') {
-        return refuse("it holds a NUL byte");
+    if path.chars().any(char::is_control) {
+        return refuse("it holds a control character (URL parsers drop tabs and newlines)");
     }
-    if path.split('/').any(|c| c == ".." || c == ".") {
-        return refuse("it holds a `.` or `..` component");
+    if path.contains('%') {
+        return refuse(
+            "it holds a `%` (a store that decodes `%2e%2e` or `..%2f` would leave the folder): \
+             percent-encode the path after, not before",
+        );
+    }
+    if path
+        .split('/')
+        .any(|c| c.chars().all(|ch| ch == '.' || ch == ' '))
+    {
+        return refuse(
+            "it holds an empty, `.` or `..` component, or one of only dots and spaces (which \
+             Windows reads as `..`)",
+        );
     }
     Ok(format!("{tenant}/{path}"))
 }
@@ -221,8 +233,25 @@ mod tests {
     #[test]
     fn storage_paths_stay_in_the_tenant_folder() -> Result<()> {
         assert_eq!(storage_path(&acme(), "a/b.txt")?, "acme/a/b.txt");
-        assert_eq!(storage_path(&acme(), "a..b/c...")?, "acme/a..b/c...");
-        for bad in ["..", ".", "a/./b", "a/..", "x\0y"] {
+        assert_eq!(storage_path(&acme(), "a..b/c.d")?, "acme/a..b/c.d");
+        for bad in [
+            "..",
+            ".",
+            "a/./b",
+            "a/..",
+            "x\0y",
+            "a//b",
+            "a/",
+            "%2e%2e/globex",
+            ".%2E/x",
+            "..%2fglobex",
+            ".\t./globex",
+            ".\n./globex",
+            ".. ",
+            ". ",
+            "a/.. ",
+            "...",
+        ] {
             assert!(storage_path(&acme(), bad).is_err(), "{bad:?}");
         }
         Ok(())

@@ -239,7 +239,11 @@ pub use pgschemas_derive::Domain;
 /// Arguments: `migrations = "dir"` or `= CONSTANT` (the shared schema's, applied first),
 /// `tenant_migrations` (likewise, for each tenant), `tenants = ["a", "b"]`, `config = expr`
 /// (the [`Config`] tenants are created with and the pool uses; default `Config::default()`).
-/// A mistake in them is a compile error naming it.
+/// A mistake in them is a compile error naming it. A directory is embedded with
+/// `diesel_migrations::embed_migrations!`, relative to your crate's root: your crate needs
+/// `diesel_migrations` among its (dev-)dependencies, as for any embedded migrations. A test
+/// that returns an `Err` keeps its database too; a `#[should_panic]` test that passes keeps
+/// it as well (the panic looks like a failure), until the next run drops it.
 #[cfg(feature = "testing")]
 #[doc(inline)]
 pub use pgschemas_derive::tenant_test as test;

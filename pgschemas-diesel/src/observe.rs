@@ -49,14 +49,15 @@ pub(crate) fn record_namespace(span: &Span, database: &str, schema: &str) {
     }
 }
 
-/// The span of a transaction-form closure.
-pub(crate) fn transaction_span(schema: &str, database: &str) -> Span {
+/// The span of a transaction-form closure (`db.namespace` recorded once the connection's
+/// database is known, [`record_namespace`]).
+pub(crate) fn transaction_span(schema: &str) -> Span {
     tracing::span!(
         target: "pgschemas_diesel",
         Level::DEBUG,
         "pgschemas.transaction",
         tenant.schema = schema,
-        db.namespace = %Namespace(database, schema),
+        db.namespace = tracing::field::Empty,
     )
 }
 
@@ -119,6 +120,13 @@ pub(crate) fn discarded(schema: Option<&str>, reason: &'static str, error: Optio
     }
     #[cfg(feature = "metrics")]
     metrics::counter!("pgschemas_discards_total", "reason" => reason).increment(1);
+}
+
+/// A connection that served its `max_tenants_per_connection` is closed: routine, at debug.
+pub(crate) fn retired() {
+    tracing::debug!("connection retired after serving its tenants");
+    #[cfg(feature = "metrics")]
+    metrics::counter!("pgschemas_discards_total", "reason" => "spent").increment(1);
 }
 
 /// The span of one schema's migration run.

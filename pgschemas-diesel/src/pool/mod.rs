@@ -400,7 +400,8 @@ impl TenantPool {
             drain_notifications(conn);
             Ok(())
         })?;
-        let span = observe::transaction_span(path.schema().as_str(), database_of(&conn));
+        let span = observe::transaction_span(path.schema().as_str());
+        observe::record_namespace(&span, database_of(&conn), path.schema().as_str());
         let result = span.in_scope(|| run_in_transaction(&mut conn, &path, f));
         // Still open, or unknown (Diesel's record is broken): never hand it out again.
         if !take::may_return(transaction::is_open(&mut conn)) {
@@ -473,7 +474,6 @@ impl TenantPool {
             if !is_retired(&conn) {
                 return Ok(conn);
             }
-            observe::discarded(None, "retired", None);
             discard(&mut conn);
         }
     }
@@ -550,7 +550,10 @@ fn is_retired(conn: &Pooled) -> bool {
 /// Readies the connection to go back to r2d2: a retired one is discarded ([`is_retired`]).
 fn check_in(conn: &mut Pooled) {
     if is_retired(conn) {
-        observe::discarded(None, "retired", None);
+        // A marked connection was reported when it was marked; a spent one is routine.
+        if !is_marked(conn) {
+            observe::retired();
+        }
         discard(conn);
     }
 }

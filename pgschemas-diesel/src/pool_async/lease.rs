@@ -21,6 +21,8 @@ use crate::take;
 pub(super) struct Lease {
     /// `Some` until the lease ends (its `Drop` or [`release`](Self::release)).
     object: Option<Held>,
+    /// Why its discard was reported already, if it was ([`crate::observe`]).
+    reported: bool,
 }
 
 impl Lease {
@@ -28,7 +30,13 @@ impl Lease {
     pub(super) fn new(object: Held) -> Self {
         Self {
             object: Some(object),
+            reported: false,
         }
+    }
+
+    /// Discards the connection, whose failure the checkout reported already.
+    pub(super) fn discard_reported(mut self) {
+        self.reported = true;
     }
 
     fn object(&self) -> &AsyncPooledConnection {
@@ -68,18 +76,27 @@ impl Lease {
     /// statement cancelled half-way) and it has not served its number of tenants
     /// ([`Served::spent`](crate::take::Served::spent)); otherwise it is discarded.
     pub(super) fn finish(&mut self) {
-        if !std::thread::panicking()
-            && !self.object().served.spent()
-            && take::may_return(prove::transaction_open(self.connection()))
-        {
+        if std::thread::panicking() {
+            crate::observe::discarded(None, "panic", None);
+        } else if self.object().served.spent() {
+            crate::observe::retired();
+        } else if take::may_return(prove::transaction_open(self.connection())) {
             self.release();
+            return;
+        } else {
+            crate::observe::discarded(None, "transaction_left_open", None);
         }
+        self.reported = true;
     }
 }
 
 impl Drop for Lease {
     fn drop(&mut self) {
         if let Some(object) = self.object.take() {
+            if !self.reported {
+                // Dropped before its operation ended: a cancelled future.
+                crate::observe::discarded(None, "cancelled", None);
+            }
             object.discard();
         }
     }

@@ -287,7 +287,7 @@ impl AsyncTenantPool {
         E: From<Error>,
     {
         let path = self.config.search_path(schema)?;
-        let span = observe::transaction_span(path.schema().as_str(), "");
+        let span = observe::transaction_span(path.schema().as_str());
         self.transaction_in(path, f).instrument(span).await
     }
 
@@ -297,14 +297,14 @@ impl AsyncTenantPool {
         F: AsyncFnOnce(&mut AsyncPgConnection) -> Result<T, E>,
         E: From<Error>,
     {
-        let mut lease = self.take_queued(&path).await?;
-        tracing::Span::current().record(
-            "db.namespace",
-            tracing::field::display(format_args!(
-                "{}|{}",
-                lease.pooled().login.database,
-                path.schema()
-            )),
+        let checkout = observe::checkout_span("transaction", path.schema().as_str());
+        let mut lease = self.take_queued(&path).instrument(checkout.clone()).await?;
+        let schema = path.schema().as_str();
+        observe::record_namespace(&checkout, &lease.pooled().login.database, schema);
+        observe::record_namespace(
+            &tracing::Span::current(),
+            &lease.pooled().login.database,
+            schema,
         );
         // What did not commit: the body's error (`Ok`), or the commit's (`Err`).
         let failed = match f(lease.connection()).await {
@@ -371,7 +371,7 @@ impl AsyncTenantPool {
                         lease.release();
                         return Err(e);
                     }
-                    Verdict::Discard => drop(lease),
+                    Verdict::Discard => lease.discard_reported(),
                 },
             }
         }
@@ -393,7 +393,7 @@ impl AsyncTenantPool {
                         return Err(e);
                     }
                     Verdict::Discard => {
-                        drop(lease);
+                        lease.discard_reported();
                         continue;
                     }
                 }
@@ -412,7 +412,9 @@ impl AsyncTenantPool {
                 }
                 Err(e) => {
                     let refusal = Refusal::Connection(Error::db(path.schema().as_str(), e));
-                    if let Verdict::Refused(e) = attempts.failed(refusal) {
+                    let verdict = attempts.failed(refusal);
+                    lease.discard_reported();
+                    if let Verdict::Refused(e) = verdict {
                         return Err(e);
                     }
                 }

@@ -96,3 +96,30 @@ pub fn runtime() -> tokio::runtime::Runtime {
         .build()
         .unwrap_or_else(|e| panic!("#[pgschemas_diesel::test]: no tokio runtime: {e}"))
 }
+
+/// What a test function returned: whether it failed without panicking (an `Err`), so that
+/// its database is kept.
+pub trait Outcome {
+    /// Whether the test failed.
+    fn failed(&self) -> bool;
+}
+
+impl Outcome for () {
+    fn failed(&self) -> bool {
+        false
+    }
+}
+
+impl<T, E> Outcome for Result<T, E> {
+    fn failed(&self) -> bool {
+        self.is_err()
+    }
+}
+
+/// Keeps `db` when `outcome` is a failure; returns `outcome`.
+pub fn finish<O: Outcome>(db: &TestDatabase, outcome: O) -> O {
+    if outcome.failed() {
+        db.keep();
+    }
+    outcome
+}

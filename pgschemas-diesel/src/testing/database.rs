@@ -60,6 +60,8 @@ pub struct TestDatabase {
     name: String,
     url: String,
     server_url: String,
+    /// Kept when dropped, as after a panic ([`keep`](Self::keep)).
+    keep: std::sync::atomic::AtomicBool,
 }
 
 impl TestDatabase {
@@ -125,7 +127,26 @@ impl TestDatabase {
             url: url_with_database(server_url, &name),
             name,
             server_url: server_url.to_owned(),
+            keep: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// Keeps the database when this value is dropped, and says so on stderr, as after a
+    /// failed test: for a test that fails without panicking (`#[pgschemas_diesel::test]` calls
+    /// it when the test returns an `Err`).
+    ///
+    /// ```
+    /// # let db = pgschemas_diesel::test_database!();
+    /// db.keep();
+    /// # let (server, name) = (db.server_url().to_owned(), db.name().to_owned());
+    /// # drop(db);
+    /// # use diesel::{Connection, RunQueryDsl};
+    /// # let mut admin = diesel::PgConnection::establish(&server)?;
+    /// # diesel::sql_query(format!("DROP DATABASE \"{name}\"")).execute(&mut admin)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn keep(&self) {
+        self.keep.store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// The database's name.
@@ -196,7 +217,7 @@ impl TestDatabase {
 
 impl Drop for TestDatabase {
     fn drop(&mut self) {
-        if std::thread::panicking() {
+        if std::thread::panicking() || self.keep.load(std::sync::atomic::Ordering::Relaxed) {
             eprintln!(
                 "pgschemas-diesel: the test failed; kept database {} for inspection: {} \
                  (drop it with `DROP DATABASE {}`)",

@@ -61,7 +61,15 @@ pub(crate) fn may_install() -> bool {
 /// while one test process installs `what`; the others wait on it, then find it installed.
 pub(crate) fn install_lock(what: &str) -> Result<fs::File, String> {
     let path = std::env::temp_dir().join(format!("pgschemas-diesel-install-{what}.lock"));
-    fs::File::create(&path)
+    // Never through a link someone else put there, and never truncated: it is only a lock.
+    if fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink()) {
+        return Err(format!("{} is a symbolic link: remove it", path.display()));
+    }
+    fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
         .and_then(|f| f.lock().map(|()| f))
         .map_err(|e| format!("cannot take {}: {e}", path.display()))
 }
@@ -251,4 +259,34 @@ pub(crate) fn read_lossy(path: &Path) -> String {
 pub(crate) fn tail(text: &str, lines: usize) -> String {
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    /// The install lock is never taken through a symbolic link planted at its path, and
+    /// never truncates what it opens.
+    #[test]
+    fn the_install_lock_refuses_a_link_and_truncates_nothing() {
+        let dir = std::env::temp_dir().join(format!("pgschemas-lock-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let victim = dir.join("victim.conf");
+        std::fs::write(&victim, "important\n").expect("victim");
+        let lock = std::env::temp_dir().join("pgschemas-diesel-install-locktest.lock");
+        let _ = std::fs::remove_file(&lock);
+        std::os::unix::fs::symlink(&victim, &lock).expect("symlink");
+        assert!(
+            super::install_lock("locktest").is_err(),
+            "a link is refused"
+        );
+        std::fs::remove_file(&lock).expect("remove the link");
+        std::fs::write(&lock, "kept\n").expect("a plain file");
+        drop(super::install_lock("locktest").expect("lock"));
+        assert_eq!(std::fs::read_to_string(&lock).expect("read"), "kept\n");
+        assert_eq!(
+            std::fs::read_to_string(&victim).expect("read"),
+            "important\n"
+        );
+        let _ = std::fs::remove_file(&lock);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

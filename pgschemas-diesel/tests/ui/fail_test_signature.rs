@@ -9,4 +9,8 @@ fn an_unsupported_type(name: String) {}
 #[pgschemas_diesel::test]
 fn an_async_pool_in_a_sync_test(pool: pgschemas_diesel::AsyncTenantPool) {}
 
+#[pgschemas_diesel::test]
+#[test]
+fn marked_a_test_twice() {}
+
 fn main() {}

@@ -11,7 +11,7 @@
 //!   `pgschemas.step`.
 //!
 //! Events: a served checkout (trace), a refused schema (debug), a discarded connection with
-//! its reason (warn), each schema migrated with its versions, duration and outcome (info when
+//! its reason (warn), a spent connection retired (debug), each schema migrated with its versions, duration and outcome (info when
 //! something was applied or failed, debug otherwise), provisioning steps (debug) and their end
 //! (info), route-table reloads (debug; the first load at info), listener reconnects (info)
 //! and failures (warn), catalog rows a snapshot leaves out (warn). In steady state (requests
@@ -19,7 +19,7 @@
 //!
 //! Metrics (feature `metrics`), all prefixed `pgschemas_`: `checkouts_total{form}`,
 //! `switches_total` (a checkout for another schema than the connection's previous one),
-//! `discards_total{reason}`, `refusals_total{reason}`, `migration_seconds{schema,outcome}`
+//! `discards_total{reason}` (`spent` for retirements), `refusals_total{reason}`, `migration_seconds{schema,outcome}`
 //! (histogram), `route_table_routes` and `route_table_loaded_at_seconds` (gauges: size, and
 //! the Unix time of the last load; the age is now minus it).
 

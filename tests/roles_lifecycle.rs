@@ -276,7 +276,9 @@ struct Snapshot {
 }
 
 /// Owners and privileges of everything in the tenant schemas, and the roles' memberships.
-fn snapshot(admin: &mut PgConnection) -> Vec<Snapshot> {
+/// This database's schemas, objects and default privileges, and the memberships of the roles
+/// named with `prefix` (roles are the cluster's: other tests make and drop theirs meanwhile).
+fn snapshot(admin: &mut PgConnection, prefix: &str) -> Vec<Snapshot> {
     diesel::sql_query(
         "select n.nspname || ' ' || pg_get_userbyid(n.nspowner) || ' ' || coalesce(n.nspacl::text, '') as line
            from pg_namespace n where n.nspname in ('t1', 't2', 't3')
@@ -290,8 +292,10 @@ fn snapshot(admin: &mut PgConnection) -> Vec<Snapshot> {
          select d.defaclnamespace::regnamespace::text || ' ' || d.defaclacl::text from pg_default_acl d
          union all
          select pg_get_userbyid(m.roleid) || ' > ' || pg_get_userbyid(m.member) from pg_auth_members m
+           where starts_with(pg_get_userbyid(m.roleid), $1)
          order by 1",
     )
+    .bind::<diesel::sql_types::Text, _>(prefix)
     .load(admin)
     .unwrap()
 }
@@ -356,14 +360,18 @@ fn adopting_roles_is_resumable_and_idempotent() {
             Some(Adopted::Existing)
         ]
     );
-    let before = snapshot(&mut admin);
+    let before = snapshot(&mut admin, s.roles.prefix());
     let third = adopt_roles(&mut admin, &s.config, &schemas).unwrap();
     assert!(
         third
             .iter()
             .all(|(_, r)| matches!(r, Ok(Adopted::Existing)))
     );
-    assert_eq!(snapshot(&mut admin), before, "a second run changes nothing");
+    assert_eq!(
+        snapshot(&mut admin, s.roles.prefix()),
+        before,
+        "a second run changes nothing"
+    );
     // Every object is the DDL role's now, and each tenant reaches its own rows only.
     assert_eq!(
         count(

@@ -732,3 +732,55 @@ mod regressions {
         );
     }
 }
+
+/// The axum layer records the resolved tenant on the request's span (which declares the
+/// field, as tower-http's `TraceLayer::make_span_with` lets it).
+#[cfg(feature = "axum")]
+#[test]
+fn the_axum_layer_records_the_tenant_on_the_request_span() {
+    use pgschemas_diesel::StaticTenant;
+    use pgschemas_diesel::routing::layer::TenancyLayer;
+    use pgschemas_diesel::routing::{RouteTable, Routes};
+    use tower::{Layer as _, Service as _};
+
+    capture();
+    let config = Config::builder()
+        .static_tenant(StaticTenant::builder("obs_layer").domain("obs-layer.localhost"))
+        .build()
+        .expect("config");
+    let table = RouteTable::fixed(Routes::build(&config, &[], &[]));
+    let mut service = TenancyLayer::new(table).layer(tower::service_fn(
+        |_req: http::Request<axum::body::Body>| async {
+            Ok::<_, std::convert::Infallible>(axum::response::Response::new(
+                axum::body::Body::empty(),
+            ))
+        },
+    ));
+    let span = tracing::info_span!(
+        "request",
+        marker = "obs_layer_request",
+        "tenant.schema" = tracing::field::Empty
+    );
+    let request = http::Request::builder()
+        .uri("/")
+        .header(http::header::HOST, "obs-layer.localhost")
+        .body(axum::body::Body::empty())
+        .expect("request");
+    let future = span.in_scope(|| service.call(request));
+    let response = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime")
+        .block_on(future)
+        .expect("response");
+    assert_eq!(response.status(), http::StatusCode::OK);
+    let seen = capture().seen.lock().unwrap().clone();
+    let request_span = seen
+        .iter()
+        .find(|s| s.span && s.fields.get("marker").map(String::as_str) == Some("obs_layer_request"))
+        .unwrap_or_else(|| panic!("no request span: {seen:?}"));
+    assert_eq!(
+        request_span.fields.get("tenant.schema").map(String::as_str),
+        Some("obs_layer"),
+        "{request_span:?}"
+    );
+}

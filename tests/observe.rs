@@ -167,6 +167,14 @@ fn a_checkout_span_names_the_tenant_and_the_database_namespace() {
         Some(&format!("{}|obs_a", db.name())),
         "OpenTelemetry's db.namespace, <database>|<schema>"
     );
+    let scope = a
+        .iter()
+        .find(|s| s.span && s.name == "pgschemas.scope")
+        .unwrap_or_else(|| panic!("no scope span for obs_a: {a:?}"));
+    assert_eq!(
+        scope.fields.get("db.namespace"),
+        Some(&format!("{}|obs_a", db.name()))
+    );
     let b = about("obs_b");
     assert!(
         b.iter().any(|s| s.span
@@ -298,6 +306,11 @@ async fn the_async_pool_s_checkout_and_transaction_spans_name_the_tenant() {
         assert_eq!(
             span.fields.get("db.namespace"),
             Some(&format!("{}|{a}", db.name()))
+        );
+        assert!(
+            seen.iter().any(|s| s.span && s.name == "pgschemas.scope"),
+            "{}: no scope span: {seen:?}",
+            backend.name()
         );
         let seen = about(&b);
         let tx = seen

@@ -5,6 +5,8 @@
 //! - `pgschemas.checkout` (debug): a pool's checkout, fields `tenant.schema`, `db.namespace`
 //!   (`<database>|<schema>`, OpenTelemetry's form for PostgreSQL), `pgschemas.form`
 //!   (`session`, `transaction`, `neutral`);
+//! - `pgschemas.scope` (debug): a session-form scope, from the checkout to its end (never
+//!   entered), the same fields but the form;
 //! - `pgschemas.transaction` (debug): the transaction form's closure, the same fields;
 //! - `pgschemas.migrate` (info): one schema's migration run, field `tenant.schema`;
 //! - `pgschemas.provision` (info): a tenant's creation or drop, fields `tenant.schema`,
@@ -47,6 +49,19 @@ pub(crate) fn record_namespace(span: &Span, database: &str, schema: &str) {
             tracing::field::display(Namespace(database, schema)),
         );
     }
+}
+
+/// The span of a session-form scope's life (`TenantScope`, `AsyncTenantScope`): opened when
+/// the checkout hands the connection out, closed when the scope ends; never entered, so that
+/// it times the scope without becoming the parent of the caller's own spans.
+pub(crate) fn scope_span(schema: &str, database: &str) -> Span {
+    tracing::span!(
+        target: "pgschemas_diesel",
+        Level::DEBUG,
+        "pgschemas.scope",
+        tenant.schema = schema,
+        db.namespace = %Namespace(database, schema),
+    )
 }
 
 /// The span of a transaction-form closure (`db.namespace` recorded once the connection's

@@ -45,12 +45,20 @@ pub struct TenantScope {
     conn: Pooled,
     path: SearchPath,
     config: Config,
+    /// Open for the scope's life ([`crate::observe::scope_span`]).
+    _span: tracing::Span,
 }
 
 impl TenantScope {
     /// The scope of `conn`, which the checkout set to `path`.
     pub(super) fn new(conn: Pooled, path: SearchPath, config: Config) -> Self {
-        Self { conn, path, config }
+        let span = crate::observe::scope_span(path.schema().as_str(), super::database_of(&conn));
+        Self {
+            conn,
+            path,
+            config,
+            _span: span,
+        }
     }
 
     /// The active schema.

@@ -132,12 +132,20 @@ impl Drop for Lease {
 pub struct AsyncTenantScope {
     lease: Lease,
     path: SearchPath,
+    /// Open for the scope's life ([`crate::observe::scope_span`]).
+    _span: tracing::Span,
 }
 
 impl AsyncTenantScope {
     /// The scope of `lease`, which the checkout set to `path`.
-    pub(super) fn new(lease: Lease, path: SearchPath) -> Self {
-        Self { lease, path }
+    pub(super) fn new(mut lease: Lease, path: SearchPath) -> Self {
+        let span =
+            crate::observe::scope_span(path.schema().as_str(), &lease.pooled().login.database);
+        Self {
+            lease,
+            path,
+            _span: span,
+        }
     }
 
     /// The active schema.

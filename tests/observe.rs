@@ -17,41 +17,62 @@ use tracing_subscriber::registry::LookupSpan;
 
 use crate::pool::backend_pid;
 
-/// A span or an event, with its fields, and the spans it ran in (innermost first).
+/// A span or an event: its level, fields (each value recorded, in order, in `history`), and
+/// the spans it ran in (innermost first).
 #[derive(Clone, Debug, Default)]
 struct Seen {
     span: bool,
     name: String,
+    level: String,
     message: String,
     fields: BTreeMap<String, String>,
+    history: Vec<(String, String)>,
     within: Vec<String>,
 }
 
-#[derive(Clone, Default)]
+/// A layer keeping the spans and events `keep` accepts.
+#[derive(Clone)]
 struct Capture {
     seen: Arc<Mutex<Vec<Seen>>>,
     open: Arc<Mutex<BTreeMap<u64, usize>>>,
+    keep: fn(&Seen) -> bool,
 }
 
-struct Fields<'a>(&'a mut BTreeMap<String, String>, &'a mut String);
+impl Capture {
+    fn new(keep: fn(&Seen) -> bool) -> Self {
+        Self {
+            seen: Arc::default(),
+            open: Arc::default(),
+            keep,
+        }
+    }
+}
+
+struct Fields<'a>(&'a mut Seen);
+
+impl Fields<'_> {
+    fn put(&mut self, field: &Field, text: String) {
+        self.0.history.push((field.name().to_owned(), text.clone()));
+        self.0.fields.insert(field.name().to_owned(), text);
+    }
+}
 
 impl Visit for Fields<'_> {
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        let text = format!("{value:?}");
+        let text = format!("{value:?}").trim_matches('"').to_owned();
         if field.name() == "message" {
-            *self.1 = text;
+            self.0.message = text;
         } else {
-            self.0
-                .insert(field.name().to_owned(), text.trim_matches('"').to_owned());
+            self.put(field, text);
         }
     }
 
     fn record_str(&mut self, field: &Field, value: &str) {
-        self.0.insert(field.name().to_owned(), value.to_owned());
+        self.put(field, value.to_owned());
     }
 }
 
-/// Only records that mention this module's schemas are kept.
+/// Only records that mention this module's schemas are kept by the global capture.
 fn ours(seen: &Seen) -> bool {
     seen.fields.values().any(|v| v.contains("obs_"))
 }
@@ -61,10 +82,11 @@ impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for Capture {
         let mut seen = Seen {
             span: true,
             name: attrs.metadata().name().to_owned(),
+            level: attrs.metadata().level().to_string(),
             ..Seen::default()
         };
-        attrs.record(&mut Fields(&mut seen.fields, &mut seen.message));
-        if ours(&seen) {
+        attrs.record(&mut Fields(&mut seen));
+        if (self.keep)(&seen) {
             let mut all = self.seen.lock().unwrap();
             all.push(seen);
             self.open
@@ -76,22 +98,21 @@ impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for Capture {
 
     fn on_record(&self, id: &Id, values: &SpanValues<'_>, _ctx: Context<'_, S>) {
         if let Some(&i) = self.open.lock().unwrap().get(&id.into_u64()) {
-            let mut all = self.seen.lock().unwrap();
-            let seen = &mut all[i];
-            values.record(&mut Fields(&mut seen.fields, &mut seen.message));
+            values.record(&mut Fields(&mut self.seen.lock().unwrap()[i]));
         }
     }
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
         let mut seen = Seen {
             name: event.metadata().name().to_owned(),
+            level: event.metadata().level().to_string(),
             ..Seen::default()
         };
-        event.record(&mut Fields(&mut seen.fields, &mut seen.message));
+        event.record(&mut Fields(&mut seen));
         if let Some(scope) = ctx.event_scope(event) {
             seen.within = scope.map(|s| s.name().to_owned()).collect();
         }
-        if ours(&seen) {
+        if (self.keep)(&seen) {
             self.seen.lock().unwrap().push(seen);
         }
     }
@@ -105,7 +126,7 @@ impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for Capture {
 fn capture() -> &'static Capture {
     static CAPTURE: OnceLock<Capture> = OnceLock::new();
     CAPTURE.get_or_init(|| {
-        let capture = Capture::default();
+        let capture = Capture::new(ours);
         let subscriber = tracing_subscriber::registry().with(capture.clone());
         tracing::subscriber::set_global_default(subscriber)
             .expect("no other test installs a global subscriber");
@@ -324,23 +345,16 @@ async fn the_async_pool_s_checkout_and_transaction_spans_name_the_tenant() {
     }
 }
 
-/// With the `metrics` feature, checkouts, switches, discards and migrations are counted
-/// through the `metrics` facade (a recorder installed for the whole test binary, so the
-/// counters only grow; the migration histogram is per schema).
+/// With the `metrics` feature, checkouts, switches and discards are counted through the
+/// `metrics` facade: a recorder for this thread only (the sync pool counts on the calling
+/// thread), so the counts are this test's, exactly.
 #[cfg(feature = "metrics")]
 #[test]
 fn checkouts_switches_and_discards_are_counted() {
-    use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
+    use metrics_util::debugging::{DebugValue, DebuggingRecorder};
 
-    static SNAPSHOTTER: OnceLock<Snapshotter> = OnceLock::new();
-    let snapshotter = SNAPSHOTTER.get_or_init(|| {
-        let recorder = DebuggingRecorder::new();
-        let snapshotter = recorder.snapshotter();
-        recorder
-            .install()
-            .expect("no other test installs a recorder");
-        snapshotter
-    });
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
     // a snapshot drains the counters: read them all from one, taken at the end
     let counter = |snapshot: &[(
         metrics_util::CompositeKey,
@@ -364,25 +378,26 @@ fn checkouts_switches_and_discards_are_counted() {
             })
             .sum()
     };
-    let _ = snapshotter.snapshot();
     let db = test_database!();
     tenants(&mut db.connect(), &["obs_n1", "obs_n2"]);
-    let pool = TenantPool::with_builder(
-        db.url(),
-        Config::default(),
-        r2d2::Pool::builder().max_size(1),
-    )
-    .expect("pool");
-    for _ in 0..3 {
-        drop(pool.scope(&"obs_n1").expect("scope"));
-        drop(pool.scope(&"obs_n2").expect("scope"));
-    }
-    let pid = backend_pid(&mut pool.scope(&"obs_n1").expect("scope"));
-    db.connect()
-        .batch_execute(&format!("select pg_terminate_backend({pid})"))
-        .expect("kill");
-    std::thread::sleep(std::time::Duration::from_millis(200));
-    drop(pool.scope(&"obs_n2").expect("a new connection"));
+    metrics::with_local_recorder(&recorder, || {
+        let pool = TenantPool::with_builder(
+            db.url(),
+            Config::default(),
+            r2d2::Pool::builder().max_size(1),
+        )
+        .expect("pool");
+        for _ in 0..3 {
+            drop(pool.scope(&"obs_n1").expect("scope"));
+            drop(pool.scope(&"obs_n2").expect("scope"));
+        }
+        let pid = backend_pid(&mut pool.scope(&"obs_n1").expect("scope"));
+        db.connect()
+            .batch_execute(&format!("select pg_terminate_backend({pid})"))
+            .expect("kill");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        drop(pool.scope(&"obs_n2").expect("a new connection"));
+    });
     let snapshot = snapshotter.snapshot().into_vec();
     let checkouts = counter(
         &snapshot,
@@ -398,6 +413,9 @@ fn checkouts_switches_and_discards_are_counted() {
     assert!(checkouts >= 8, "{checkouts}");
     assert!(switches >= 6, "{switches}");
     assert!(discards >= 1, "{discards}");
+    // 7 checkouts alternating on one connection (6 switches), the killed one discarded, a
+    // new connection's first checkout (no switch)
+    assert_eq!((checkouts, switches, discards), (8, 6, 1));
 }
 
 /// Findings of an attack on the observability, each a test: a discard reported once, a spent
@@ -406,85 +424,12 @@ mod regressions {
     use super::*;
     use tracing::Level;
 
-    #[derive(Clone, Debug, Default)]
-    pub struct Rec {
-        pub span: bool,
-        pub name: String,
-        pub level: String,
-        pub message: String,
-        pub fields: BTreeMap<String, String>,
-        /// every value recorded per field, in order (creation first)
-        pub history: Vec<(String, String)>,
-        pub within: Vec<String>,
-    }
+    type Rec = Seen;
+    type All = Capture;
 
-    #[derive(Clone, Default)]
-    pub struct All {
-        pub seen: Arc<Mutex<Vec<Rec>>>,
-        open: Arc<Mutex<BTreeMap<u64, usize>>>,
-    }
-
-    struct V<'a>(&'a mut Rec);
-    impl Visit for V<'_> {
-        fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-            let text = format!("{value:?}").trim_matches('"').to_owned();
-            if field.name() == "message" {
-                self.0.message = text;
-            } else {
-                self.0.history.push((field.name().to_owned(), text.clone()));
-                self.0.fields.insert(field.name().to_owned(), text);
-            }
-        }
-        fn record_str(&mut self, field: &Field, value: &str) {
-            self.0
-                .history
-                .push((field.name().to_owned(), value.to_owned()));
-            self.0
-                .fields
-                .insert(field.name().to_owned(), value.to_owned());
-        }
-    }
-
-    impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for All {
-        fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, _ctx: Context<'_, S>) {
-            let mut r = Rec {
-                span: true,
-                name: attrs.metadata().name().to_owned(),
-                level: attrs.metadata().level().to_string(),
-                ..Rec::default()
-            };
-            attrs.record(&mut V(&mut r));
-            let mut all = self.seen.lock().unwrap();
-            all.push(r);
-            self.open
-                .lock()
-                .unwrap()
-                .insert(id.into_u64(), all.len() - 1);
-        }
-        fn on_record(&self, id: &Id, values: &SpanValues<'_>, _ctx: Context<'_, S>) {
-            if let Some(&i) = self.open.lock().unwrap().get(&id.into_u64()) {
-                values.record(&mut V(&mut self.seen.lock().unwrap()[i]));
-            }
-        }
-        fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
-            let mut r = Rec {
-                name: event.metadata().name().to_owned(),
-                level: event.metadata().level().to_string(),
-                ..Rec::default()
-            };
-            event.record(&mut V(&mut r));
-            if let Some(scope) = ctx.event_scope(event) {
-                r.within = scope.map(|s| s.name().to_owned()).collect();
-            }
-            self.seen.lock().unwrap().push(r);
-        }
-        fn on_close(&self, id: Id, _ctx: Context<'_, S>) {
-            self.open.lock().unwrap().remove(&id.into_u64());
-        }
-    }
-
-    pub fn local() -> (All, tracing::subscriber::DefaultGuard) {
-        let all = All::default();
+    /// Every span and event, until the guard goes: the thread's own subscriber.
+    fn local() -> (All, tracing::subscriber::DefaultGuard) {
+        let all = Capture::new(|_| true);
         let guard =
             tracing::subscriber::set_default(tracing_subscriber::registry().with(all.clone()));
         (all, guard)

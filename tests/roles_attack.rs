@@ -4,7 +4,7 @@
 
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Text};
+use diesel::sql_types::Text;
 use pgschemas_diesel::{Error, test_database};
 
 use crate::roles::{Setup, owners, who};
@@ -45,16 +45,25 @@ fn cached_statement(conn: &mut PgConnection, needle: &str) -> String {
 }
 
 /// Rows of `table` (a qualified name), read by the superuser.
+/// Replaces the statement Diesel cached on `conn` whose text mentions `needle` with `body`
+/// (`DEALLOCATE`, then `PREPARE` under its name), as a tenant's own code could.
+fn plant(conn: &mut PgConnection, needle: &str, body: &str) {
+    let name = cached_statement(conn, needle);
+    conn.batch_execute(&format!("DEALLOCATE {name}; PREPARE {name} AS {body}"))
+        .expect("plant a statement");
+}
+
+/// A planted body that switches the session (for the transaction only when `local`) to
+/// tenant a's role (`prefix` + `a`) and path, returning one text column `column`.
+fn switch_to_a(prefix: &str, local: bool, column: &str) -> String {
+    format!(
+        "SELECT pg_catalog.set_config('role', '{prefix}a', {local}) || \
+         pg_catalog.set_config('search_path', '\"a\", \"public\"', {local}) AS {column}"
+    )
+}
+
 fn count(s: &Setup, sql: &str) -> i64 {
-    #[derive(QueryableByName)]
-    struct N {
-        #[diesel(sql_type = BigInt)]
-        n: i64,
-    }
-    diesel::sql_query(sql)
-        .get_result::<N>(&mut s.admin())
-        .expect("count")
-        .n
+    crate::roles_lifecycle::count(&mut s.admin(), sql)
 }
 
 /// B's ordinary code: a cached DSL read of its orders, then an insert of a secret.
@@ -86,13 +95,7 @@ fn a_replaced_diesel_statement_switches_a_later_tenant_checkout_to_another_tenan
     {
         // Tenant a: its own checkout, no SET ROLE, no name of b anywhere.
         let mut a = pool.scope(&"a").unwrap();
-        let name = cached_statement(&mut a, "\"orders\"");
-        a.batch_execute(&format!(
-            "DEALLOCATE {name}; PREPARE {name} AS SELECT \
-             pg_catalog.set_config('role', '{p}a', false) || \
-             pg_catalog.set_config('search_path', '\"a\", \"public\"', false) AS owner"
-        ))
-        .unwrap();
+        plant(&mut a, "\"orders\"", &switch_to_a(&p, false, "owner"));
     }
     let mut b = pool.scope(&"b").unwrap();
     assert_eq!(who(&mut b).0, format!("{p}b"), "b's checkout starts as b");
@@ -119,13 +122,7 @@ fn a_replaced_diesel_statement_switches_a_later_transaction_to_another_tenant() 
     pool.transaction(&"b", |conn| Ok::<_, Error>(tenant_b_request(conn)))
         .unwrap();
     pool.transaction(&"a", |conn| {
-        let name = cached_statement(conn, "\"orders\"");
-        conn.batch_execute(&format!(
-            "DEALLOCATE {name}; PREPARE {name} AS SELECT \
-             pg_catalog.set_config('role', '{p}a', true) || \
-             pg_catalog.set_config('search_path', '\"a\", \"public\"', true) AS owner"
-        ))
-        .unwrap();
+        plant(conn, "\"orders\"", &switch_to_a(&p, true, "owner"));
         Ok::<_, Error>(())
     })
     .unwrap();
@@ -159,12 +156,11 @@ fn a_replaced_diesel_statement_lets_one_tenant_delete_another_tenants_rows() {
     }
     {
         let mut a = pool.scope(&"a").unwrap();
-        let name = cached_statement(&mut a, "\"orders\"");
-        a.batch_execute(&format!(
-            "DEALLOCATE {name}; PREPARE {name} AS \
-             WITH d AS (DELETE FROM orders RETURNING id, owner) SELECT owner FROM d ORDER BY id"
-        ))
-        .unwrap();
+        plant(
+            &mut a,
+            "\"orders\"",
+            "WITH d AS (DELETE FROM orders RETURNING id, owner) SELECT owner FROM d ORDER BY id",
+        );
     }
     let before = count(&s, "select count(*) as n from b.orders");
     {
@@ -207,13 +203,7 @@ fn a_replaced_diesel_statement_moves_the_neutral_path_into_a_tenant_role() {
     }
     {
         let mut a = pool.scope(&"a").unwrap();
-        let name = cached_statement(&mut a, "\"plans\"");
-        a.batch_execute(&format!(
-            "DEALLOCATE {name}; PREPARE {name} AS SELECT \
-             pg_catalog.set_config('role', '{p}a', false) || \
-             pg_catalog.set_config('search_path', '\"a\", \"public\"', false) AS name"
-        ))
-        .unwrap();
+        plant(&mut a, "\"plans\"", &switch_to_a(&p, false, "name"));
     }
     let mut n = pool.get().unwrap();
     let _ = plans::table.select(plans::name).load::<String>(&mut *n);

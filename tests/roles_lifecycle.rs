@@ -18,13 +18,15 @@ use pgschemas_diesel::{Config, Error, SchemaName, StaticTenant, TenantPool, test
 
 use crate::roles::{Setup, TENANT, is_denied, owners, who};
 
+/// One `bigint` column named `n`.
 #[derive(QueryableByName)]
-struct N {
+pub(crate) struct N {
     #[diesel(sql_type = BigInt)]
-    n: i64,
+    pub(crate) n: i64,
 }
 
-fn count(conn: &mut PgConnection, sql: &str) -> i64 {
+/// The `n` of `sql`'s one row.
+pub(crate) fn count(conn: &mut PgConnection, sql: &str) -> i64 {
     diesel::sql_query(sql)
         .get_result::<N>(conn)
         .unwrap_or_else(|e| panic!("{sql}: {e}"))

@@ -3,25 +3,13 @@
 
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
-use diesel::sql_types::BigInt;
 use diesel_migrations::{EmbeddedMigrations, embed_migrations};
 use pgschemas_diesel::TenantPool;
 use pgschemas_diesel::testing::TestDatabase;
 
+use crate::roles_lifecycle::{N, count};
+
 const TENANT: EmbeddedMigrations = embed_migrations!("../examples/migrations/tenant");
-
-#[derive(QueryableByName)]
-struct N {
-    #[diesel(sql_type = BigInt)]
-    n: i64,
-}
-
-fn count(conn: &mut PgConnection, sql: &str) -> i64 {
-    diesel::sql_query(sql)
-        .get_result::<N>(conn)
-        .expect("count")
-        .n
-}
 
 #[pgschemas_diesel::test(tenant_migrations = "../examples/migrations/tenant", tenants = ["acme", "globex"])]
 fn tenants_are_migrated_and_the_pool_switches_between_them(pool: TenantPool) {

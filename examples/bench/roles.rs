@@ -12,11 +12,11 @@ use diesel::prelude::*;
 use diesel_migrations::{EmbeddedMigrations, embed_migrations};
 use pgschemas_diesel::provision::Provisioner;
 use pgschemas_diesel::roles::{TenantRoles, adopt_roles};
-use pgschemas_diesel::{Config, Error, SchemaName, TenantPool};
+use pgschemas_diesel::{Config, SchemaName, TenantPool};
 
 use crate::common::{Bench, report};
 use crate::w1::{SHARED, create_one, median_ms};
-use crate::w3::{self, CUSTOMERS, Customer, M, ROUNDS, TENANTS, customers, tenant};
+use crate::w3::{self, M, ROUNDS, TENANTS, tenant};
 
 const TENANT: EmbeddedMigrations = embed_migrations!("../examples/migrations/tenant");
 
@@ -193,8 +193,8 @@ pub fn w3(bench: &Bench) {
         session.push(s);
         let t = ordered(
             first_plain,
-            || tx_round(&plain, per_round),
-            || tx_round(&with_roles, per_round),
+            || w3::run_tx(&plain, per_round),
+            || w3::run_tx(&with_roles, per_round),
         );
         tx.push(t);
     }
@@ -249,22 +249,4 @@ impl Timings {
             ],
         );
     }
-}
-
-/// One round of W3's transaction form.
-fn tx_round(pool: &TenantPool, n: u64) -> f64 {
-    let started = Instant::now();
-    for i in 0..n {
-        let k = (i as i64 * 7919) % CUSTOMERS + 1;
-        let c: Customer = pool
-            .transaction(&tenant(i), |conn| {
-                customers::table
-                    .filter(customers::id.eq(k))
-                    .first(conn)
-                    .map_err(Error::from)
-            })
-            .expect("transaction");
-        assert_eq!(c.id, k);
-    }
-    started.elapsed().as_secs_f64()
 }

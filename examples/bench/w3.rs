@@ -84,6 +84,25 @@ pub(crate) fn run(
     started.elapsed().as_secs_f64()
 }
 
+/// W3's loop in the transaction form (`pool.transaction` every iteration, a tenant change
+/// each time); its seconds.
+pub(crate) fn run_tx(pool: &TenantPool, n: u64) -> f64 {
+    let started = Instant::now();
+    for i in 0..n {
+        let k = (i as i64 * 7919) % CUSTOMERS + 1;
+        let c: Customer = pool
+            .transaction(&tenant(i), |conn| {
+                customers::table
+                    .filter(customers::id.eq(k))
+                    .first(conn)
+                    .map_err(Error::from)
+            })
+            .expect("transaction");
+        assert_eq!(c.id, k);
+    }
+    started.elapsed().as_secs_f64()
+}
+
 /// The same loop on a plain r2d2 pool of Diesel connections (r2d2's `SELECT 1` at each
 /// checkout, the server's default path): what the loop costs without this crate.
 fn run_plain(pool: &r2d2::Pool<diesel::r2d2::ConnectionManager<PgConnection>>, n: u64) -> f64 {
@@ -128,20 +147,7 @@ pub fn all(bench: &Bench) {
         base += run(&pool, per_round, |p, _| p.get().expect("get"));
         same += run(&pool, per_round, |p, _| p.scope(&"t0").expect("scope"));
         switching += run(&pool, per_round, |p, i| p.scope(&tenant(i)).expect("scope"));
-        let started = Instant::now();
-        for i in 0..per_round {
-            let k = (i as i64 * 7919) % CUSTOMERS + 1;
-            let c: Customer = pool
-                .transaction(&tenant(i), |conn| {
-                    customers::table
-                        .filter(customers::id.eq(k))
-                        .first(conn)
-                        .map_err(Error::from)
-                })
-                .expect("transaction");
-            assert_eq!(c.id, k);
-        }
-        tx += started.elapsed().as_secs_f64();
+        tx += run_tx(&pool, per_round);
     }
 
     let base_rate = M as f64 / base;

@@ -62,21 +62,15 @@ fn set_role(role: &PathRole, local: bool) -> String {
         .unwrap_or_default()
 }
 
-/// The condition that the session holds no statement prepared with SQL `PREPARE` but the
-/// sentinel ([`crate::Config::verify_prepared_statements`]): a statement a caller put in
+/// ` AND ` the condition that the session holds no statement prepared with SQL `PREPARE` but
+/// the sentinel ([`crate::Config::verify_prepared_statements`]): a statement a caller put in
 /// place of one of Diesel's cached statements, for the next user to run, is prepared so.
-const NO_SQL_PREPARED: &str = "NOT EXISTS (SELECT FROM pg_catalog.pg_prepared_statement() p \
+const AND_NO_SQL_PREPARED: &str = " AND NOT EXISTS (SELECT FROM pg_catalog.pg_prepared_statement() p \
      WHERE p.from_sql AND p.name OPERATOR(pg_catalog.<>) 'pgschemas_diesel_sentinel')";
 
-/// [`NO_SQL_PREPARED`] after ` AND `, when `verify`; else nothing.
+/// [`AND_NO_SQL_PREPARED`] when `verify`; else nothing.
 fn prepared_check(verify: bool) -> &'static str {
-    if verify {
-        static CHECK: std::sync::LazyLock<String> =
-            std::sync::LazyLock::new(|| format!(" AND {NO_SQL_PREPARED}"));
-        &CHECK
-    } else {
-        ""
-    }
+    if verify { AND_NO_SQL_PREPARED } else { "" }
 }
 
 /// The condition that no transaction was open before this message.
@@ -523,6 +517,18 @@ pub(crate) mod tests {
             odd.ends_with("$pgschemas_$a$pgschemas$b$pgschemas_$::pg_catalog.name"),
             "{odd}"
         );
+    }
+
+    #[test]
+    fn the_prepared_statement_check_spares_the_sentinel() {
+        assert!(AND_NO_SQL_PREPARED.contains(&format!("'{SENTINEL}'")));
+        let login = Login {
+            name: "app".into(),
+            database: "db".into(),
+        };
+        assert!(session_sql(&path(), &login, true).contains(AND_NO_SQL_PREPARED));
+        assert!(transaction_sql(&path(), &login, true).contains(AND_NO_SQL_PREPARED));
+        assert!(!session_sql(&path(), &login, false).contains("pg_prepared_statement"));
     }
 
     #[test]

@@ -46,7 +46,13 @@ pub fn prepare<S, T>(
         Some(migrations) => {
             let provisioner = Provisioner::builder(config.clone(), migrations)
                 .build()
-                .unwrap_or_else(|e| fail(tenants[0], e));
+                .unwrap_or_else(|e| {
+                    panic!(
+                        "#[pgschemas_diesel::test]: the tenant migrations were refused (database {}): {}",
+                        db.name(),
+                        e.report()
+                    )
+                });
             for schema in tenants {
                 provisioner
                     .provision_existing(&mut conn, schema)

@@ -1,13 +1,7 @@
 //! The management CLI, run as a real process: `examples/manage.rs` (the default models, static
 //! tenants `www` and `blog`, clone reference `sample`) against a database of each test's own.
 //!
-//! How the binary is found: the first test to need it runs
-//! `cargo build --example manage -p pgschemas-diesel` with the features and profile this test
-//! binary was built with, into the same target directory, and takes the executable's path from
-//! cargo's JSON messages. Under `cargo test` the example is already built (cargo builds
-//! examples with the tests), so this is a no-op check; it only compiles when the tests were
-//! built alone (`--test integration`). Cargo holds the target directory's lock only while it
-//! builds, not while the tests run, so the nested build does not wait on the outer one.
+//! The binary is built as `crate::examples` builds every example.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -27,44 +21,7 @@ pub(crate) const TENANT: EmbeddedMigrations = embed_migrations!("../examples/mig
 /// The `manage` example's executable, built once per test run.
 fn manage() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let mut features = vec!["cli"];
-        if cfg!(feature = "testing") {
-            features.push("testing");
-        }
-        if cfg!(feature = "axum") {
-            features.push("axum");
-        }
-        let mut cargo = Command::new(env!("CARGO"));
-        cargo
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .args([
-                "build",
-                "--example",
-                "manage",
-                "-p",
-                "pgschemas-diesel",
-                "--message-format=json-render-diagnostics",
-                "--features",
-            ])
-            .arg(features.join(","))
-            .stderr(Stdio::inherit());
-        if !cfg!(debug_assertions) {
-            cargo.arg("--release");
-        }
-        let output = cargo.output().unwrap();
-        assert!(
-            output.status.success(),
-            "building the manage example failed"
-        );
-        String::from_utf8(output.stdout)
-            .unwrap()
-            .lines()
-            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-            .find(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == "manage")
-            .and_then(|m| m["executable"].as_str().map(PathBuf::from))
-            .expect("cargo reported no executable for the manage example")
-    })
+    BIN.get_or_init(|| crate::examples::example("manage"))
 }
 
 /// What a run of `manage` gave.

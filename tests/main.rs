@@ -20,6 +20,7 @@ mod clone_paths;
 mod derive_ui;
 mod doctor;
 mod drop;
+mod examples;
 mod isolation;
 mod isolation_random;
 mod locale;

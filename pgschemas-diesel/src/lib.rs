@@ -145,11 +145,6 @@ pub mod testing;
 #[doc(hidden)]
 pub mod doctest_setup;
 
-/// The README's examples, compiled as doctests so that it stays true.
-#[cfg(doctest)]
-#[doc = include_str!("../../README.md")]
-pub struct ReadmeDoctests;
-
 /// Derives [`TenantModel`](models::TenantModel) (and [`Schema`]) for a struct mapping a row of your tenants table.
 ///
 /// See [`models`] for a complete example, and [`TenantModel`](models::TenantModel) for what it provides. The
@@ -242,8 +237,9 @@ pub use pgschemas_derive::Domain;
 /// A mistake in them is a compile error naming it. A directory is embedded with
 /// `diesel_migrations::embed_migrations!`, relative to your crate's root: your crate needs
 /// `diesel_migrations` among its (dev-)dependencies, as for any embedded migrations. A test
-/// that returns an `Err` keeps its database too; a `#[should_panic]` test that passes keeps
-/// it as well (the panic looks like a failure), until the next run drops it.
+/// that returns an `Err` keeps its database too. A `#[should_panic]` test (the attribute
+/// after this one or before it) drops its database when it panics, as expected, and keeps it
+/// when it returns.
 #[cfg(feature = "testing")]
 #[doc(inline)]
 pub use pgschemas_derive::tenant_test as test;

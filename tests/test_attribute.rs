@@ -112,3 +112,63 @@ fn an_err_outcome_keeps_the_database() {
         "dropped after a pass"
     );
 }
+
+/// The database names the two `#[should_panic]` tests below were given.
+static SHOULD_PANIC_DATABASES: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+/// Run by `a_should_panic_test_drops_its_database_when_it_panics`, not by the harness.
+#[ignore = "run by a_should_panic_test_drops_its_database_when_it_panics"]
+#[should_panic(expected = "as expected")]
+#[pgschemas_diesel::test(tenant_migrations = TENANT, tenants = ["acme"])]
+fn should_panic_before_the_attribute(db: &TestDatabase) {
+    SHOULD_PANIC_DATABASES
+        .lock()
+        .unwrap()
+        .push(db.name().to_owned());
+    panic!("as expected");
+}
+
+/// Run by `a_should_panic_test_drops_its_database_when_it_panics`, not by the harness.
+#[pgschemas_diesel::test(tenants = ["acme"])]
+#[ignore = "run by a_should_panic_test_drops_its_database_when_it_panics"]
+#[should_panic]
+fn should_panic_after_the_attribute_that_returns(db: &TestDatabase) {
+    SHOULD_PANIC_DATABASES
+        .lock()
+        .unwrap()
+        .push(db.name().to_owned());
+}
+
+/// A `#[should_panic]` test passes by panicking: its database is dropped then, whichever side
+/// of the attribute `#[should_panic]` is; one that returns (and so fails) keeps it.
+#[test]
+fn a_should_panic_test_drops_its_database_when_it_panics() {
+    let server = pgschemas_diesel::testing::server_url();
+    let mut admin = PgConnection::establish(&server).expect("admin");
+    let exists = |admin: &mut PgConnection, name: &str| {
+        count(
+            admin,
+            &format!("select count(*) as n from pg_catalog.pg_database where datname = '{name}'"),
+        )
+    };
+
+    let panic = std::panic::catch_unwind(should_panic_before_the_attribute).expect_err("panics");
+    assert_eq!(panic.downcast_ref::<&str>(), Some(&"as expected"));
+    let name = SHOULD_PANIC_DATABASES.lock().unwrap().pop().expect("ran");
+    assert_eq!(
+        exists(&mut admin, &name),
+        0,
+        "dropped after the expected panic"
+    );
+
+    should_panic_after_the_attribute_that_returns();
+    let name = SHOULD_PANIC_DATABASES.lock().unwrap().pop().expect("ran");
+    assert_eq!(
+        exists(&mut admin, &name),
+        1,
+        "kept: the test fails for not panicking"
+    );
+    admin
+        .batch_execute(&format!("drop database \"{name}\" with (force)"))
+        .expect("drop");
+}

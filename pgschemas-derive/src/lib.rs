@@ -112,6 +112,28 @@ mod tests {
         derive_tenant_inner(src.parse().unwrap()).to_string()
     }
 
+    fn expand_test(src: &str) -> String {
+        test_attr::expand(proc_macro2::TokenStream::new(), src.parse().unwrap())
+            .unwrap()
+            .to_string()
+    }
+
+    #[test]
+    fn a_should_panic_test_catches_its_panic_on_either_side_of_the_attribute() {
+        for src in [
+            "#[should_panic] fn t() { panic!() }",
+            "#[should_panic(expected = \"x\")] #[ignore] fn t() { panic!(\"x\") }",
+        ] {
+            let out = expand_test(src);
+            assert!(out.contains("finish_should_panic"), "{out}");
+            assert!(out.contains("catch_unwind"), "{out}");
+            assert!(out.contains("should_panic"), "kept on the function: {out}");
+        }
+        let out = expand_test("fn t() {}");
+        assert!(!out.contains("finish_should_panic"), "{out}");
+        assert!(out.contains(":: finish ("), "{out}");
+    }
+
     fn expand_domain(src: &str) -> String {
         derive_domain_inner(src.parse().unwrap()).to_string()
     }

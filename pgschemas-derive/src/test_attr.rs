@@ -223,17 +223,27 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
         #krate::testing::attribute::prepare(&#db, &#cfg, #shared, #tenant, &[#(#tenants),*]);
         #bind
     };
-    let new_body = if f.sig.asyncness.is_some() {
+    let run = if f.sig.asyncness.is_some() {
         f.sig.asyncness = None;
+        quote! { #krate::testing::attribute::runtime().block_on(async move #body) }
+    } else {
+        quote! { (move || #body)() }
+    };
+    // A `#[should_panic]` test passes by panicking: its database is dropped then, and kept
+    // when the function returns (the test fails for not panicking).
+    let should_panic = f.attrs.iter().any(|a| a.path().is_ident("should_panic"));
+    let new_body = if should_panic {
         quote! {{
             #prepare
-            let __pgschemas_outcome = #krate::testing::attribute::runtime().block_on(async move #body);
-            #krate::testing::attribute::finish(&#db, __pgschemas_outcome)
+            let __pgschemas_outcome = ::std::panic::catch_unwind(
+                ::std::panic::AssertUnwindSafe(move || #run),
+            );
+            #krate::testing::attribute::finish_should_panic(#db, __pgschemas_outcome)
         }}
     } else {
         quote! {{
             #prepare
-            let __pgschemas_outcome = (move || #body)();
+            let __pgschemas_outcome = #run;
             #krate::testing::attribute::finish(&#db, __pgschemas_outcome)
         }}
     };

@@ -129,3 +129,18 @@ pub fn finish<O: Outcome>(db: &TestDatabase, outcome: O) -> O {
     }
     outcome
 }
+
+/// The end of a `#[should_panic]` test: a panic (the test passing) drops `db` and goes on
+/// unwinding; a return (the test failing for not panicking) keeps it.
+pub fn finish_should_panic<O>(db: TestDatabase, outcome: std::thread::Result<O>) -> O {
+    match outcome {
+        Ok(outcome) => {
+            db.keep();
+            outcome
+        }
+        Err(panic) => {
+            drop(db);
+            std::panic::resume_unwind(panic)
+        }
+    }
+}

@@ -436,6 +436,104 @@ mod on_the_async_pool {
     }
 }
 
+#[cfg(feature = "async")]
+mod on_the_async_transaction_form {
+    use diesel::QueryDsl;
+    use diesel_async::{RunQueryDsl, SimpleAsyncConnection};
+    use pgschemas_diesel::{Error, SessionProblem, test_database};
+
+    use super::{Name, count, orders, switch_to_a};
+    use crate::async_pool::{Backend, pool_with};
+    use crate::roles::Setup;
+
+    /// Invariant 1 on the async transaction form (pipelined: `BEGIN` and `SET LOCAL` travel
+    /// with the body's first statement): a statement a's code planted under the name of b's
+    /// cached read, switching the transaction to a's role and path, never runs in b's next
+    /// transaction; b's secret never reaches a's table.
+    #[tokio::test]
+    async fn a_replaced_cached_statement_switches_no_later_async_transaction() {
+        for &backend in Backend::ALL {
+            let s = Setup::verifying(test_database!(backend.name()), &["a", "b"]);
+            let p = s.roles.prefix().to_owned();
+            let pool = pool_with(&s.roles.app_url(), 1, backend, s.config.clone());
+            let b_read = async |conn: &mut diesel_async::AsyncPgConnection| {
+                let seen = orders::table
+                    .select(orders::owner)
+                    .order(orders::id)
+                    .load::<String>(conn)
+                    .await
+                    .unwrap_or_default();
+                let _ = diesel::sql_query("insert into orders (owner) values ('b-secret')")
+                    .execute(conn)
+                    .await;
+                seen
+            };
+            let seen = pool
+                .transaction(&"b", async |conn| Ok::<_, Error>(b_read(conn).await))
+                .await
+                .unwrap();
+            assert_eq!(seen, ["b"]);
+            let planted = switch_to_a(&p, true, "owner");
+            pool.transaction(&"a", async |conn| {
+                let rows: Vec<Name> = diesel::sql_query(
+                    "select name::text as name from pg_prepared_statements \
+                     where strpos(statement, '\"orders\"') > 0 \
+                     and strpos(statement, 'pg_prepared_statements') = 0",
+                )
+                .load(conn)
+                .await?;
+                assert_eq!(rows.len(), 1, "{}: b's cached read", backend.name());
+                let name = &rows[0].name;
+                conn.batch_execute(&format!(
+                    "DEALLOCATE \"{name}\"; PREPARE \"{name}\" AS {planted}"
+                ))
+                .await?;
+                Ok::<_, Error>(())
+            })
+            .await
+            .unwrap();
+            let refused = pool
+                .transaction(&"b", async |conn| Ok::<_, Error>(b_read(conn).await))
+                .await;
+            let in_a = count(
+                &s,
+                "select count(*) as n from a.orders where owner = 'b-secret'",
+            );
+            let in_b = count(
+                &s,
+                "select count(*) as n from b.orders where owner = 'b-secret'",
+            );
+            assert_eq!(
+                (in_a, in_b),
+                (0, 1),
+                "{}: b's refused transaction committed ({refused:?})",
+                backend.name()
+            );
+            assert!(
+                matches!(
+                    &refused,
+                    Err(Error::SessionState { schema, reason: SessionProblem::StatementPreparedWithSql })
+                        if schema == "b"
+                ),
+                "{}: {refused:?}",
+                backend.name()
+            );
+            // The connection holding the statement is gone: b's next transaction runs and
+            // commits, on the pool's one connection, a new one.
+            let again = pool
+                .transaction(&"b", async |conn| Ok::<_, Error>(b_read(conn).await))
+                .await
+                .expect("b's next transaction is served");
+            assert_eq!(again, ["b", "b-secret"], "{}", backend.name());
+            let in_b = count(
+                &s,
+                "select count(*) as n from b.orders where owner = 'b-secret'",
+            );
+            assert_eq!(in_b, 2, "{}", backend.name());
+        }
+    }
+}
+
 /// Without tenant roles the check is off unless asked for; asked for, a connection holding a
 /// statement the caller prepared with SQL is replaced at the next checkout (another backend),
 /// which then works, and Diesel's own cached statements never trip it.

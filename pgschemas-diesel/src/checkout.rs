@@ -62,11 +62,24 @@ fn set_role(role: &PathRole, local: bool) -> String {
         .unwrap_or_default()
 }
 
+/// The condition that the session holds a statement prepared with SQL `PREPARE` other than
+/// the sentinel: what [`AND_NO_SQL_PREPARED`] refuses.
+macro_rules! sql_prepared {
+    () => {
+        "EXISTS (SELECT FROM pg_catalog.pg_prepared_statement() p \
+         WHERE p.from_sql AND p.name OPERATOR(pg_catalog.<>) 'pgschemas_diesel_sentinel')"
+    };
+}
+
 /// ` AND ` the condition that the session holds no statement prepared with SQL `PREPARE` but
 /// the sentinel ([`crate::Config::verify_prepared_statements`]): a statement a caller put in
 /// place of one of Diesel's cached statements, for the next user to run, is prepared so.
-const AND_NO_SQL_PREPARED: &str = " AND NOT EXISTS (SELECT FROM pg_catalog.pg_prepared_statement() p \
-     WHERE p.from_sql AND p.name OPERATOR(pg_catalog.<>) 'pgschemas_diesel_sentinel')";
+const AND_NO_SQL_PREPARED: &str = concat!(" AND NOT ", sql_prepared!());
+
+/// Whether the session holds a statement prepared with SQL other than the sentinel (column
+/// `held`): after an async transaction-form checkout's proof may have failed on one.
+#[cfg(feature = "async")]
+pub(crate) const SQL_PREPARED_HELD: &str = concat!("SELECT ", sql_prepared!(), " AS held");
 
 /// [`AND_NO_SQL_PREPARED`] when `verify`; else nothing.
 fn prepared_check(verify: bool) -> &'static str {

@@ -170,6 +170,12 @@ impl ConfigBuilder {
     /// never trip it. It reads `pg_prepared_statement()` inside the checkout's statement:
     /// about 80 µs of server time per checkout on the project's benchmark machine. An
     /// application that `PREPARE`s with SQL itself loses the connection at the next checkout.
+    /// The async transaction form sends its body with the checkout, without waiting for the
+    /// proof: there the refused connection is closed after the body's statements failed in the
+    /// aborted transaction (nothing ran, nothing committed), and `transaction` returns
+    /// [`Error::SessionState`](crate::Error::SessionState) with
+    /// [`SessionProblem::StatementPreparedWithSql`](crate::SessionProblem::StatementPreparedWithSql):
+    /// that one transaction can be run again, on another connection.
     ///
     /// ```
     /// use pgschemas_diesel::Config;

@@ -69,6 +69,12 @@ pub enum SessionProblem {
     PathNotReported,
     /// No connection of the pool passed the checkout.
     NoConnectionPassed,
+    /// The session held a statement prepared with SQL `PREPARE`
+    /// ([`Config::verify_prepared_statements`](crate::Config::verify_prepared_statements)):
+    /// an async transaction-form checkout refused it after the body was sent, so nothing of
+    /// the body ran or committed; the connection has been closed, and the transaction can be
+    /// run again.
+    StatementPreparedWithSql,
 }
 
 impl fmt::Display for SessionProblem {
@@ -82,6 +88,10 @@ impl fmt::Display for SessionProblem {
             }
             Self::PathNotReported => "the server did not report the path that was set",
             Self::NoConnectionPassed => "no connection of the pool passed the checkout",
+            Self::StatementPreparedWithSql => {
+                "the session held a statement prepared with SQL (the connection has been \
+                 closed; nothing was committed)"
+            }
         })
     }
 }

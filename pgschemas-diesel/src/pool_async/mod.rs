@@ -317,9 +317,18 @@ impl AsyncTenantPool {
             },
             Err(error) => Ok(error),
         };
-        let (rollback, refusal) =
-            prove::roll_back(lease.connection(), &path, failed.is_err()).await;
-        lease.finish();
+        let verify = self.config.verify_prepared_statements();
+        let prove::RolledBack {
+            rollback,
+            refusal,
+            held_sql_prepared,
+        } = prove::roll_back(lease.connection(), &path, failed.is_err(), verify).await;
+        if held_sql_prepared {
+            observe::discarded(Some(schema), "sql_prepared_statement", refusal.as_ref());
+            lease.discard_reported();
+        } else {
+            lease.finish();
+        }
         let ended = match (refusal, failed) {
             (Some(refused), _) => Ended::Failed {
                 error: E::from(refused),

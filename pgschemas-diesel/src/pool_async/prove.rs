@@ -10,7 +10,7 @@ use futures_util::{FutureExt, StreamExt};
 
 use super::manager::AsyncPooledConnection;
 use crate::checkout::{self, Leftover, Refusal};
-use crate::error::Error;
+use crate::error::{Error, SessionProblem};
 use crate::path::SearchPath;
 
 /// Sends the session form's checkout for `path` (`sql`, [`checkout::session_sql`]) on
@@ -93,32 +93,82 @@ pub(super) async fn commit(conn: &mut AsyncPgConnection) -> QueryResult<()> {
 /// An empty `SELECT` travels with the `ROLLBACK`: when it passes, the transaction was not
 /// aborted, so the checkout had passed, and one round trip ends it. When it fails, the
 /// `ROLLBACK` is sent on its own, then the session is reset and the schema probed as after a
-/// failed session checkout. Nothing is pipelined past the transaction's end: behind a pooler
-/// in transaction mode, what follows the end may reach another server connection.
+/// failed session checkout; with `verify_prepared`
+/// ([`Config::verify_prepared_statements`](crate::Config::verify_prepared_statements)), the
+/// session's prepared statements are read too: one prepared with SQL failed the checkout's
+/// proof, and the connection must not serve again ([`RolledBack::held_sql_prepared`]).
+/// Nothing is pipelined past the transaction's end: behind a pooler in transaction mode, what
+/// follows the end may reach another server connection.
 pub(super) async fn roll_back(
     conn: &mut AsyncPgConnection,
     path: &SearchPath,
     probe: bool,
-) -> (QueryResult<()>, Option<Error>) {
+    verify_prepared: bool,
+) -> RolledBack {
+    let failed = |e| RolledBack {
+        rollback: Err(e),
+        refusal: None,
+        held_sql_prepared: false,
+    };
     let aborted = match conn.batch_execute("SELECT; ROLLBACK").await {
         Ok(()) => false,
         Err(_) => match conn.batch_execute("ROLLBACK").await {
             Ok(()) => true,
-            Err(e) => return (Err(e), None),
+            Err(e) => return failed(e),
         },
     };
     let ended = AnsiTransactionManager::transaction_manager_status_mut(conn)
         .transaction_state()
         .and_then(|state| state.change_transaction_depth(TransactionDepthChange::DecreaseDepth));
     if let Err(e) = ended {
-        return (Err(e), None);
+        return failed(e);
     }
     let refusal = if aborted || probe {
         schema_refusal(conn, path).await
     } else {
         None
     };
-    (Ok(()), refusal)
+    if refusal.is_none() && aborted && verify_prepared {
+        // The proof's other conditions hold again after the reset; this one is the session's
+        // own. A failed read is counted as holding one: fail closed.
+        let held = diesel::sql_query(checkout::SQL_PREPARED_HELD)
+            .get_result::<Held>(conn)
+            .await
+            .map_or(true, |h| h.held);
+        if held {
+            return RolledBack {
+                rollback: Ok(()),
+                refusal: Some(Error::SessionState {
+                    schema: path.schema().to_string(),
+                    reason: SessionProblem::StatementPreparedWithSql,
+                }),
+                held_sql_prepared: true,
+            };
+        }
+    }
+    RolledBack {
+        rollback: Ok(()),
+        refusal,
+        held_sql_prepared: false,
+    }
+}
+
+/// What [`roll_back`] found.
+pub(super) struct RolledBack {
+    /// The rollback's outcome.
+    pub(super) rollback: QueryResult<()>,
+    /// The checkout's refusal, when the server reports one.
+    pub(super) refusal: Option<Error>,
+    /// Whether the session holds a statement prepared with SQL (the proof refused it, with
+    /// `verify_prepared_statements`): the connection is to be discarded.
+    pub(super) held_sql_prepared: bool,
+}
+
+/// The answer of [`checkout::SQL_PREPARED_HELD`].
+#[derive(diesel::QueryableByName)]
+struct Held {
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    held: bool,
 }
 
 /// The refusal of `path`'s schema the server reports, after the session's reset (outside any

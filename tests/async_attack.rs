@@ -202,17 +202,34 @@ async fn behind_pgbouncer_a_body_after_its_own_commit_never_reaches_the_path_ano
 }
 
 /// A body is lent `&mut AsyncPgConnection` and can `mem::replace` it: the pool then holds a
-/// connection of the body's making (here another login, with a diesel-async transaction
-/// open so that the commit passes), and the body keeps the pool's own.
+/// connection of the body's making (another login, or the pool's login connected to another
+/// database whose `tb` holds a row of its own; with a diesel-async transaction open so that
+/// the commit passes), and the body keeps the pool's own.
 #[tokio::test]
 async fn a_body_cannot_put_a_connection_of_its_own_into_the_pool() {
     let mut wrong = Vec::new();
-    for &backend in Backend::ALL {
+    for (&backend, other_database) in Backend::ALL
+        .iter()
+        .flat_map(|b| [(b, false), (b, true)])
+    {
         let db = test_database!(backend.name());
         three_orders(&mut db.connect());
         let mut roles = Roles::new(&db);
         let (pool, login, _) = app_pool(&db, &mut roles, backend);
-        let foreign_url = db.url().to_owned();
+        let other = test_database!(format!("{}_other", backend.name()));
+        let foreign_url = if other_database {
+            let mut conn = other.connect();
+            three_orders(&mut conn);
+            conn.batch_execute(&format!(
+                "insert into tb.orders values ('the other database');
+                 grant usage on schema ta, tb to {login};
+                 grant select, insert on ta.orders, tb.orders, public.orders to {login};"
+            ))
+            .unwrap();
+            crate::isolation::url_as(other.url(), &login)
+        } else {
+            db.url().to_owned()
+        };
         let taken = pool
             .transaction(&"ta", async |conn| {
                 let mut foreign = AsyncPgConnection::establish(&foreign_url)
@@ -228,7 +245,10 @@ async fn a_body_cannot_put_a_connection_of_its_own_into_the_pool() {
         drop(taken);
         let want = clean(&pool, &login, "tb", true);
         if !(got.is_err() || got.as_ref().is_ok_and(|got| *got == want)) {
-            wrong.push(format!("{}: the next checkout got {got:?}", backend.name()));
+            wrong.push(format!(
+                "{} (other database: {other_database}): the next checkout got {got:?}",
+                backend.name()
+            ));
         }
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));

@@ -196,3 +196,60 @@ fn a_notification_for_the_previous_tenant_reaches_the_next_checkout() {
         "tb received ta's notifications: {leaked:?}"
     );
 }
+
+/// A caller lent a pooled connection can replace it (`*scope = ..`) with one of the same login
+/// to another database, holding the crate's sentinel so that the checkout's first statement
+/// runs: the next checkout refuses it (another connection is made, to the pool's database),
+/// and nothing is read from or written to the other database.
+#[test]
+fn a_connection_to_another_database_put_into_the_pool_is_refused() {
+    let db = test_database!();
+    three_orders(&mut db.connect());
+    let other = test_database!("other");
+    three_orders(&mut other.connect());
+    other
+        .connect()
+        .batch_execute("insert into tb.orders values ('the other database')")
+        .unwrap();
+    let pool = TenantPool::with_builder(
+        db.url(),
+        pgschemas_diesel::Config::default(),
+        r2d2::Pool::builder().max_size(1),
+    )
+    .unwrap();
+    {
+        let mut scope = pool.scope(&"tb").unwrap();
+        let mut foreign = PgConnection::establish(other.url()).unwrap();
+        foreign
+            .batch_execute("PREPARE pgschemas_diesel_sentinel AS SELECT")
+            .unwrap();
+        *scope = foreign;
+    }
+    let mut scope = pool.scope(&"tb").expect("served, by a new connection");
+    assert_eq!(rows(&mut scope).unwrap(), ["tb"]);
+    #[derive(QueryableByName)]
+    struct Database {
+        #[diesel(sql_type = Text)]
+        name: String,
+    }
+    let served: Database = diesel::sql_query("select current_database()::text as name")
+        .get_result(&mut *scope)
+        .unwrap();
+    assert_eq!(served.name, db.name());
+    drop(scope);
+    pool.transaction(&"tb", |conn| {
+        diesel::sql_query("insert into orders values ('written')")
+            .execute(conn)
+            .map_err(Error::from)
+    })
+    .unwrap();
+    assert_eq!(
+        rows(&mut {
+            let mut c = other.connect();
+            c.batch_execute("set search_path to tb").unwrap();
+            c
+        })
+        .unwrap(),
+        ["tb", "the other database"]
+    );
+}

@@ -146,7 +146,7 @@ pub(crate) fn session_sql(path: &SearchPath, login: &Login, verify_prepared: boo
             ),
             &format!(
                 "pgschemas_diesel: connection refused for schema {}: missing, not usable, \
-                 its role not in effect, a transaction left open, another login, \
+                 its role not in effect, a transaction left open, another login or database, \
                  or a statement prepared with SQL",
                 path.schema()
             ),
@@ -154,13 +154,11 @@ pub(crate) fn session_sql(path: &SearchPath, login: &Login, verify_prepared: boo
     )
 }
 
-/// The login a pooled connection was made as (`session_user`), read from the server once per
-/// connection. Every checkout proves the session still has it: a connection object replaced
-/// through the `&mut` a caller is lent (another login's connection put into the pool) is
-/// refused, never handed to the next caller.
-///
-/// The database it is connected to comes with it, for the `db.namespace` of the crate's
-/// tracing spans.
+/// The login a pooled connection was made as (`session_user`) and the database it is connected
+/// to, read from the server once per connection. Every checkout proves the session still has
+/// both: a connection object replaced through the `&mut` a caller is lent (a connection of
+/// another login, or to another database, put into the pool) is refused, never handed to the
+/// next caller. The database is also the `db.namespace` of the crate's tracing spans.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Login {
     /// `session_user`.
@@ -182,12 +180,14 @@ impl Login {
         }
     }
 
-    /// The condition that the session's login is this one; the name is dollar-quoted (no
-    /// setting changes how it reads) with a tag it does not contain.
+    /// The condition that the session's login and database are this one's; the names are
+    /// dollar-quoted (no setting changes how they read) with a tag they do not contain.
     fn condition(&self) -> String {
         format!(
-            "session_user OPERATOR(pg_catalog.=) {}::pg_catalog.name",
-            crate::name::dollar_quote(&self.name)
+            "session_user OPERATOR(pg_catalog.=) {}::pg_catalog.name \
+             AND pg_catalog.current_database() OPERATOR(pg_catalog.=) {}::pg_catalog.name",
+            crate::name::dollar_quote(&self.name),
+            crate::name::dollar_quote(&self.database)
         )
     }
 }
@@ -211,8 +211,8 @@ pub(crate) struct LoginRow {
 /// The async pool sends the caller's first statement without waiting for this message's
 /// answer, so no failure here may leave a session the caller could go on with:
 /// - a transaction left open before the message (the first `BEGIN` then runs inside it, and
-///   its `COMMIT` would commit the earlier user's work), or a session of another login than
-///   the pool's ([`Login`]), ends the backend: the proof returns to the login role and
+///   its `COMMIT` would commit the earlier user's work), or a session of another login or
+///   database than the pool's ([`Login`]), ends the backend: the proof returns to the login role and
 ///   terminates its own backend, so the caller's statements, already on their way, are never
 ///   run;
 /// - a schema or role refused in the caller's transaction aborts it, after the empty path is
@@ -228,7 +228,7 @@ pub(crate) fn transaction_sql(path: &SearchPath, login: &Login, verify_prepared:
         set_path_call("''", false),
         end_backend_unless(
             &format!("{NO_TRANSACTION_BEFORE} AND {}", login.condition()),
-            "pgschemas_diesel: connection ended: a transaction was left open on it, or it is another login",
+            "pgschemas_diesel: connection ended: a transaction was left open on it, or it is another login or database",
         ),
         set_path_call(&path.literal(), true),
         set_role(path.path_role(), true),
@@ -527,7 +527,11 @@ pub(crate) mod tests {
         }
         .condition();
         assert!(
-            odd.ends_with("$pgschemas_$a$pgschemas$b$pgschemas_$::pg_catalog.name"),
+            odd.contains(") $pgschemas_$a$pgschemas$b$pgschemas_$::pg_catalog.name AND"),
+            "{odd}"
+        );
+        assert!(
+            odd.ends_with("current_database() OPERATOR(pg_catalog.=) $pgschemas$db$pgschemas$::pg_catalog.name"),
             "{odd}"
         );
     }

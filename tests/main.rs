@@ -52,3 +52,5 @@ mod soak;
 mod tenant_context;
 mod test_attribute;
 mod testing_support;
+#[cfg(feature = "async")]
+mod verify_prepared;

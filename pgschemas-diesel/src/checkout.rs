@@ -76,10 +76,26 @@ macro_rules! sql_prepared {
 /// place of one of Diesel's cached statements, for the next user to run, is prepared so.
 const AND_NO_SQL_PREPARED: &str = concat!(" AND NOT ", sql_prepared!());
 
-/// Whether the session holds a statement prepared with SQL other than the sentinel (column
-/// `held`): after an async transaction-form checkout's proof may have failed on one.
+/// A further select-list entry of the transaction form's committed first statement, with
+/// [`crate::Config::verify_prepared_statements`]: the server's time of the checkout, in seconds
+/// since the epoch, in a setting of the session (`pgschemas_diesel.checkout_at`), so that a
+/// statement prepared before it (which the proof refused) is told from one the caller's body
+/// prepared after it.
+const STAMP_CHECKOUT: &str = ", pg_catalog.set_config('pgschemas_diesel.checkout_at', \
+     pg_catalog.extract('epoch', pg_catalog.clock_timestamp())::pg_catalog.text, false)";
+
+/// Whether the session holds statements prepared with SQL other than the sentinel: column
+/// `held`, any; column `before`, one prepared before the last transaction-form checkout's
+/// stamp ([`STAMP_CHECKOUT`]; any, when the stamp is missing). Read after an async
+/// transaction-form checkout whose transaction did not commit, with
+/// `verify_prepared_statements`: a statement prepared before the checkout failed its proof.
 #[cfg(feature = "async")]
-pub(crate) const SQL_PREPARED_HELD: &str = concat!("SELECT ", sql_prepared!(), " AS held");
+pub(crate) const SQL_PREPARED_HELD: &str = "SELECT COALESCE(pg_catalog.bool_or(true), false) AS held, \
+     COALESCE(pg_catalog.bool_or(pg_catalog.extract('epoch', p.prepare_time) OPERATOR(pg_catalog.<) \
+     COALESCE(NULLIF(pg_catalog.current_setting('pgschemas_diesel.checkout_at', true), ''), \
+     'Infinity')::pg_catalog.numeric), false) AS before \
+     FROM pg_catalog.pg_prepared_statement() p \
+     WHERE p.from_sql AND p.name OPERATOR(pg_catalog.<>) 'pgschemas_diesel_sentinel'";
 
 /// [`AND_NO_SQL_PREPARED`] when `verify`; else nothing.
 fn prepared_check(verify: bool) -> &'static str {
@@ -224,8 +240,9 @@ pub(crate) struct LoginRow {
 pub(crate) fn transaction_sql(path: &SearchPath, login: &Login, verify_prepared: bool) -> String {
     let schema = path.schema_literal();
     format!(
-        "BEGIN; {RESET}; SELECT {RESTORE}, {} WHERE {}; COMMIT; BEGIN; SELECT {}{}, {}",
+        "BEGIN; {RESET}; SELECT {RESTORE}, {}{} WHERE {}; COMMIT; BEGIN; SELECT {}{}, {}",
         set_path_call("''", false),
+        if verify_prepared { STAMP_CHECKOUT } else { "" },
         end_backend_unless(
             &format!("{NO_TRANSACTION_BEFORE} AND {}", login.condition()),
             "pgschemas_diesel: connection ended: a transaction was left open on it, or it is another login or database",
@@ -539,6 +556,12 @@ pub(crate) mod tests {
     #[test]
     fn the_prepared_statement_check_spares_the_sentinel() {
         assert!(AND_NO_SQL_PREPARED.contains(&format!("'{SENTINEL}'")));
+        #[cfg(feature = "async")]
+        {
+            assert!(SQL_PREPARED_HELD.contains(&format!("'{SENTINEL}'")));
+            let stamp = "'pgschemas_diesel.checkout_at'";
+            assert!(STAMP_CHECKOUT.contains(stamp) && SQL_PREPARED_HELD.contains(stamp));
+        }
         let login = Login {
             name: "app".into(),
             database: "db".into(),
@@ -546,6 +569,8 @@ pub(crate) mod tests {
         assert!(session_sql(&path(), &login, true).contains(AND_NO_SQL_PREPARED));
         assert!(transaction_sql(&path(), &login, true).contains(AND_NO_SQL_PREPARED));
         assert!(!session_sql(&path(), &login, false).contains("pg_prepared_statement"));
+        assert!(transaction_sql(&path(), &login, true).contains(STAMP_CHECKOUT));
+        assert!(!transaction_sql(&path(), &login, false).contains("checkout_at"));
     }
 
     #[test]

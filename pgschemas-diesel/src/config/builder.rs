@@ -175,7 +175,15 @@ impl ConfigBuilder {
     /// aborted transaction (nothing ran, nothing committed), and `transaction` returns
     /// [`Error::SessionState`](crate::Error::SessionState) with
     /// [`SessionProblem::StatementPreparedWithSql`](crate::SessionProblem::StatementPreparedWithSql):
-    /// that one transaction can be run again, on another connection.
+    /// that one transaction can be run again, on another connection. A body that prepares
+    /// with SQL itself and then fails keeps its own error; its connection is closed too.
+    ///
+    /// Behind PgBouncer in transaction mode the statement lives on PgBouncer's server
+    /// connection, which closing the client's does not end: every checkout that lands on it
+    /// is refused until PgBouncer closes it. There, leave this off, or have PgBouncer remove
+    /// such statements after every transaction (`server_reset_query = DEALLOCATE ALL` with
+    /// `server_reset_query_always = 1`, and Diesel's statement cache off,
+    /// [`DisableStatementCache`](crate::DisableStatementCache)).
     ///
     /// ```
     /// use pgschemas_diesel::Config;

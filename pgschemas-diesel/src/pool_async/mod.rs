@@ -321,10 +321,13 @@ impl AsyncTenantPool {
         let prove::RolledBack {
             rollback,
             refusal,
-            held_sql_prepared,
+            discard,
         } = prove::roll_back(lease.connection(), &path, failed.is_err(), verify).await;
-        if held_sql_prepared {
-            observe::discarded(Some(schema), "sql_prepared_statement", refusal.as_ref());
+        if let Some(refused) = &refusal {
+            observe::refused(schema, refused);
+        }
+        if let Some(reason) = discard {
+            observe::discarded(Some(schema), reason, refusal.as_ref());
             lease.discard_reported();
         } else {
             lease.finish();

@@ -93,12 +93,17 @@ pub(super) async fn commit(conn: &mut AsyncPgConnection) -> QueryResult<()> {
 /// An empty `SELECT` travels with the `ROLLBACK`: when it passes, the transaction was not
 /// aborted, so the checkout had passed, and one round trip ends it. When it fails, the
 /// `ROLLBACK` is sent on its own, then the session is reset and the schema probed as after a
-/// failed session checkout; with `verify_prepared`
-/// ([`Config::verify_prepared_statements`](crate::Config::verify_prepared_statements)), the
-/// session's prepared statements are read too: one prepared with SQL failed the checkout's
-/// proof, and the connection must not serve again ([`RolledBack::held_sql_prepared`]).
-/// Nothing is pipelined past the transaction's end: behind a pooler in transaction mode, what
-/// follows the end may reach another server connection.
+/// failed session checkout. Nothing is pipelined past the transaction's end: behind a pooler
+/// in transaction mode, what follows the end may reach another server connection.
+///
+/// With `verify_prepared`
+/// ([`Config::verify_prepared_statements`](crate::Config::verify_prepared_statements)), a
+/// transaction that did not commit may have failed its checkout's proof on a statement
+/// prepared with SQL before it: the session's statements are read
+/// ([`checkout::SQL_PREPARED_HELD`]); one prepared before the checkout is the refusal, and the
+/// connection is not to serve again ([`RolledBack::discard`]), nor is it when that read fails.
+/// One the body prepared itself leaves the body's own error as the answer; the connection is
+/// closed too.
 pub(super) async fn roll_back(
     conn: &mut AsyncPgConnection,
     path: &SearchPath,
@@ -108,7 +113,7 @@ pub(super) async fn roll_back(
     let failed = |e| RolledBack {
         rollback: Err(e),
         refusal: None,
-        held_sql_prepared: false,
+        discard: None,
     };
     let aborted = match conn.batch_execute("SELECT; ROLLBACK").await {
         Ok(()) => false,
@@ -123,33 +128,44 @@ pub(super) async fn roll_back(
     if let Err(e) = ended {
         return failed(e);
     }
-    let refusal = if aborted || probe {
+    let checked = aborted || probe;
+    // Read before the schema's probe, whose reset clears the checkout's stamp.
+    let held = if checked && verify_prepared {
+        Some(
+            diesel::sql_query(checkout::SQL_PREPARED_HELD)
+                .get_result::<Held>(conn)
+                .await,
+        )
+    } else {
+        None
+    };
+    let refusal = if checked {
         schema_refusal(conn, path).await
     } else {
         None
     };
-    if refusal.is_none() && aborted && verify_prepared {
-        // The proof's other conditions hold again after the reset; this one is the session's
-        // own. A failed read is counted as holding one: fail closed.
-        let held = diesel::sql_query(checkout::SQL_PREPARED_HELD)
-            .get_result::<Held>(conn)
-            .await
-            .map_or(true, |h| h.held);
-        if held {
-            return RolledBack {
-                rollback: Ok(()),
-                refusal: Some(Error::SessionState {
+    let (refusal, discard) = match held {
+        None | Some(Ok(Held { held: false, .. })) => (refusal, None),
+        // The body's own: its answer stands, and the connection goes now rather than at the
+        // next user's checkout.
+        Some(Ok(Held { before: false, .. })) => (refusal, Some("sql_prepared_statement")),
+        Some(Ok(Held { before: true, .. })) => (
+            refusal.or_else(|| {
+                Some(Error::SessionState {
                     schema: path.schema().to_string(),
                     reason: SessionProblem::StatementPreparedWithSql,
-                }),
-                held_sql_prepared: true,
-            };
-        }
-    }
+                })
+            }),
+            Some("sql_prepared_statement"),
+        ),
+        // Whether the proof failed on one is unknown: the connection goes (fail closed), the
+        // answer stays the body's or the commit's.
+        Some(Err(_)) => (refusal, Some("checkout_failed")),
+    };
     RolledBack {
         rollback: Ok(()),
         refusal,
-        held_sql_prepared: false,
+        discard,
     }
 }
 
@@ -159,16 +175,21 @@ pub(super) struct RolledBack {
     pub(super) rollback: QueryResult<()>,
     /// The checkout's refusal, when the server reports one.
     pub(super) refusal: Option<Error>,
-    /// Whether the session holds a statement prepared with SQL (the proof refused it, with
-    /// `verify_prepared_statements`): the connection is to be discarded.
-    pub(super) held_sql_prepared: bool,
+    /// Why the connection is to be closed rather than go back to the pool, when it is: it
+    /// holds a statement prepared with SQL that the checkout refused, or whether it does could
+    /// not be read.
+    pub(super) discard: Option<&'static str>,
 }
 
 /// The answer of [`checkout::SQL_PREPARED_HELD`].
 #[derive(diesel::QueryableByName)]
 struct Held {
+    /// Any statement prepared with SQL.
     #[diesel(sql_type = diesel::sql_types::Bool)]
     held: bool,
+    /// One prepared before the checkout.
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    before: bool,
 }
 
 /// The refusal of `path`'s schema the server reports, after the session's reset (outside any

@@ -208,10 +208,7 @@ async fn behind_pgbouncer_a_body_after_its_own_commit_never_reaches_the_path_ano
 #[tokio::test]
 async fn a_body_cannot_put_a_connection_of_its_own_into_the_pool() {
     let mut wrong = Vec::new();
-    for (&backend, other_database) in Backend::ALL
-        .iter()
-        .flat_map(|b| [(b, false), (b, true)])
-    {
+    for (&backend, other_database) in Backend::ALL.iter().flat_map(|b| [(b, false), (b, true)]) {
         let db = test_database!(backend.name());
         three_orders(&mut db.connect());
         let mut roles = Roles::new(&db);

@@ -418,6 +418,42 @@ fn checkouts_switches_and_discards_are_counted() {
     assert_eq!((checkouts, switches, discards), (8, 6, 1));
 }
 
+/// A nested scope's restore leaves the connection on the outer scope's schema: a checkout of
+/// the nested one's schema next is a switch (from the outer's), counted.
+#[cfg(feature = "metrics")]
+#[test]
+fn a_nested_scope_s_restore_counts_the_next_switch_from_the_outer_schema() {
+    use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let db = test_database!();
+    tenants(&mut db.connect(), &["obs_o1", "obs_o2"]);
+    metrics::with_local_recorder(&recorder, || {
+        let pool = TenantPool::with_builder(
+            db.url(),
+            Config::default(),
+            r2d2::Pool::builder().max_size(1),
+        )
+        .expect("pool");
+        let mut outer = pool.scope(&"obs_o1").expect("scope");
+        drop(outer.nested(&"obs_o2").expect("nested"));
+        drop(outer);
+        drop(pool.scope(&"obs_o2").expect("scope"));
+    });
+    let switches: u64 = snapshotter
+        .snapshot()
+        .into_vec()
+        .iter()
+        .filter(|(key, ..)| key.key().name() == "pgschemas_switches_total")
+        .map(|(.., value)| match value {
+            DebugValue::Counter(n) => *n,
+            _ => 0,
+        })
+        .sum();
+    assert_eq!(switches, 1);
+}
+
 /// Findings of an attack on the observability, each a test: a discard reported once, a spent
 /// connection's retirement not a warning, the async pool's spans and discards as the sync pool's.
 mod regressions {
@@ -688,6 +724,150 @@ mod regressions {
             spent >= 5 && cancelled >= 1,
             "discard events: spent {spent}, cancelled {cancelled}"
         );
+    }
+
+    /// The reasons of the discards `all` saw.
+    fn reasons(all: &All) -> Vec<String> {
+        discards(all)
+            .iter()
+            .map(|r| r.fields.get("reason").cloned().unwrap_or_default())
+            .collect()
+    }
+
+    /// A panic in a session-form scope and one in a transaction-form closure: r2d2 closes
+    /// each connection (a new backend serves next), and each is reported once, as a panic.
+    #[test]
+    fn a_panic_in_either_sync_form_is_one_discard_for_a_panic() {
+        let db = test_database!();
+        tenants(&mut db.connect(), &["att_p"]);
+        let pool = TenantPool::with_builder(
+            db.url(),
+            Config::default(),
+            r2d2::Pool::builder().max_size(1),
+        )
+        .expect("pool");
+        let (all, _g) = local();
+        let first = backend_pid(&mut pool.scope(&"att_p").expect("scope"));
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _scope = pool.scope(&"att_p").expect("scope");
+            panic!("boom in a scope");
+        }));
+        let second = backend_pid(&mut pool.scope(&"att_p").expect("scope"));
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _: Result<(), pgschemas_diesel::Error> =
+                pool.transaction(&"att_p", |_conn| panic!("boom in a transaction"));
+        }));
+        let third = backend_pid(&mut pool.scope(&"att_p").expect("scope"));
+        assert!(
+            first != second && second != third,
+            "{first} {second} {third}"
+        );
+        assert_eq!(reasons(&all), ["panic", "panic"]);
+    }
+
+    /// A backend killed while a scope holds its connection: the scope's query fails, r2d2
+    /// closes the connection when it comes back, and that is reported once.
+    #[test]
+    fn a_connection_killed_in_use_is_one_discard() {
+        let db = test_database!();
+        tenants(&mut db.connect(), &["att_k"]);
+        let pool = TenantPool::with_builder(
+            db.url(),
+            Config::default(),
+            r2d2::Pool::builder().max_size(1),
+        )
+        .expect("pool");
+        let (all, _g) = local();
+        let mut scope = pool.scope(&"att_k").expect("scope");
+        let pid = backend_pid(&mut scope);
+        db.connect()
+            .batch_execute(&format!("select pg_terminate_backend({pid})"))
+            .expect("kill");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        assert!(scope.batch_execute("select 1").is_err());
+        drop(scope);
+        let next = backend_pid(&mut pool.scope(&"att_k").expect("a new connection"));
+        assert_ne!(next, pid);
+        assert_eq!(reasons(&all).len(), 1, "{:?}", reasons(&all));
+    }
+
+    /// A refused async transaction-form checkout (its answer read after the body) is a
+    /// refusal, as the sync pool's is, on both backends.
+    #[cfg(feature = "async")]
+    #[tokio::test]
+    async fn a_refused_async_transaction_is_a_refusal() {
+        use crate::async_pool::{Backend, pool_of};
+        for &backend in Backend::ALL {
+            let db = test_database!(backend.name());
+            let pool = pool_of(db.url(), 1, backend);
+            let (all, _g) = local();
+            let r = pool
+                .transaction(&"att_missing", async |_c| {
+                    Ok::<_, pgschemas_diesel::Error>(())
+                })
+                .await;
+            assert!(
+                matches!(r, Err(pgschemas_diesel::Error::SchemaNotFound { .. })),
+                "{r:?}"
+            );
+            let refused = all
+                .seen
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|r| !r.span && r.message == "checkout refused")
+                .filter(|r| {
+                    r.fields.get("tenant.schema").map(String::as_str) == Some("att_missing")
+                })
+                .count();
+            assert_eq!(refused, 1, "{}", backend.name());
+        }
+    }
+
+    /// A panic in an async transaction's body is reported as a panic, not a cancellation, on
+    /// both backends; a backend killed under an async scope is reported once.
+    #[cfg(feature = "async")]
+    #[tokio::test]
+    async fn async_panics_and_killed_connections_are_reported_as_such() {
+        use futures_util::FutureExt;
+
+        use crate::async_pool::{Backend, pool_of};
+        for &backend in Backend::ALL {
+            let db = test_database!(backend.name());
+            tenants(&mut db.connect(), &["att_q"]);
+            let pool = pool_of(db.url(), 1, backend);
+            let (all, _g) = local();
+            let panicked = std::panic::AssertUnwindSafe(pool.transaction(
+                &"att_q",
+                async |_c| -> Result<(), pgschemas_diesel::Error> { panic!("boom") },
+            ))
+            .catch_unwind()
+            .await;
+            assert!(panicked.is_err());
+            assert_eq!(reasons(&all), ["panic"], "{}", backend.name());
+
+            let mut scope = pool.scope(&"att_q").await.expect("scope");
+            let pid = crate::async_pool::backend_pid(&mut scope).await;
+            db.connect()
+                .batch_execute(&format!("select pg_terminate_backend({pid})"))
+                .expect("kill");
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            assert!(
+                diesel_async::SimpleAsyncConnection::batch_execute(&mut *scope, "select 1")
+                    .await
+                    .is_err()
+            );
+            drop(scope);
+            let mut next = pool.scope(&"att_q").await.expect("a new connection");
+            assert_ne!(crate::async_pool::backend_pid(&mut next).await, pid);
+            assert_eq!(
+                reasons(&all).len(),
+                2,
+                "{}: {:?}",
+                backend.name(),
+                reasons(&all)
+            );
+        }
     }
 }
 

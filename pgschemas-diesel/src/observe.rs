@@ -123,6 +123,18 @@ fn refusal_reason(error: &crate::Error) -> &'static str {
     }
 }
 
+/// Reports a connection discarded for a panic ([`discarded`], reason `panic`) when dropped
+/// while its thread unwinds one: for a connection the unwinding drops before its check-in.
+pub(crate) struct PanicReport<'a>(pub(crate) &'a str);
+
+impl Drop for PanicReport<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            discarded(Some(self.0), "panic", None);
+        }
+    }
+}
+
 /// A connection was discarded: `reason` says why (a failed proof, a panic, a failed restore,
 /// a spent connection), `error` what the server said, if anything.
 pub(crate) fn discarded(schema: Option<&str>, reason: &'static str, error: Option<&crate::Error>) {

@@ -402,7 +402,11 @@ impl TenantPool {
         })?;
         let span = observe::transaction_span(path.schema().as_str());
         observe::record_namespace(&span, database_of(&conn), path.schema().as_str());
-        let result = span.in_scope(|| run_in_transaction(&mut conn, &path, f));
+        let result = {
+            // A panic in `f` unwinds past the check-in below; r2d2 then closes the connection.
+            let _reported = observe::PanicReport(path.schema().as_str());
+            span.in_scope(|| run_in_transaction(&mut conn, &path, f))
+        };
         // Still open, or unknown (Diesel's record is broken): never hand it out again.
         if !take::may_return(transaction::is_open(&mut conn)) {
             observe::discarded(Some(path.schema().as_str()), "transaction_left_open", None);
@@ -547,8 +551,26 @@ fn is_retired(conn: &Pooled) -> bool {
             .is_some_and(Served::spent)
 }
 
-/// Readies the connection to go back to r2d2: a retired one is discarded ([`is_retired`]).
+/// Readies the connection to go back to r2d2: a retired one is discarded ([`is_retired`]);
+/// one that r2d2 will close (the thread unwinds a panic, or the server connection is closed)
+/// is reported here, as r2d2 closes it silently.
 fn check_in(conn: &mut Pooled) {
+    if !is_marked(conn) {
+        let reason = if std::thread::panicking() {
+            Some("panic")
+        } else if !take::may_return(transaction::is_open(conn)) {
+            Some("transaction_left_open")
+        } else if diesel::r2d2::R2D2Connection::is_broken(&mut **conn) {
+            Some("broken")
+        } else {
+            None
+        };
+        if let Some(reason) = reason {
+            observe::discarded(None, reason, None);
+            discard(conn);
+            return;
+        }
+    }
     if is_retired(conn) {
         // A marked connection was reported when it was marked; a spent one is routine.
         if !is_marked(conn) {

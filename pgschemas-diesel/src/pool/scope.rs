@@ -190,6 +190,11 @@ impl<'a> NestedScope<'a> {
             return Ok(());
         }
         let restored = set_path(self.conn, &self.outer);
+        if restored.is_ok() {
+            // The session is the outer scope's again: the next checkout's switch is judged
+            // from it.
+            super::switched(self.conn, &self.outer);
+        }
         if let Err(e) = &restored {
             crate::observe::discarded(
                 Some(self.outer.schema().as_str()),

@@ -94,8 +94,13 @@ impl Drop for Lease {
     fn drop(&mut self) {
         if let Some(object) = self.object.take() {
             if !self.reported {
-                // Dropped before its operation ended: a cancelled future.
-                crate::observe::discarded(None, "cancelled", None);
+                // Dropped before its operation ended: a panic unwinding, or a cancelled future.
+                let reason = if std::thread::panicking() {
+                    "panic"
+                } else {
+                    "cancelled"
+                };
+                crate::observe::discarded(None, reason, None);
             }
             object.discard();
         }

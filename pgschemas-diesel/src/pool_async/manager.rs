@@ -127,7 +127,7 @@ impl Manager for AsyncManager {
         obj: &mut AsyncPooledConnection,
         _: &Metrics,
     ) -> RecycleResult<ConnectionError> {
-        if std::thread::panicking() || obj.discard || obj.served.spent() || obj.conn.is_broken() {
+        if not_to_be_taken_back(obj) {
             return Err(RecycleError::message("broken connection"));
         }
         Ok(())
@@ -157,8 +157,26 @@ impl bb8::ManageConnection for AsyncManager {
     }
 
     fn has_broken(&self, conn: &mut AsyncPooledConnection) -> bool {
-        conn.discard || conn.served.spent() || std::thread::panicking() || conn.conn.is_broken()
+        not_to_be_taken_back(conn)
     }
+}
+
+/// Whether a connection coming back must be closed: discarded (and reported) already, spent,
+/// or, reported here, returned while its thread unwinds a panic or with its server
+/// connection closed (a killed backend).
+fn not_to_be_taken_back(conn: &mut AsyncPooledConnection) -> bool {
+    if conn.discard || conn.served.spent() {
+        return true;
+    }
+    let reason = if std::thread::panicking() {
+        "panic"
+    } else if conn.conn.is_broken() {
+        "broken"
+    } else {
+        return false;
+    };
+    crate::observe::discarded(None, reason, None);
+    true
 }
 
 /// Connects to `url` and sets the connection up as `AsyncPgConnection::establish` does, the

@@ -180,10 +180,7 @@ impl ConfigBuilder {
     ///
     /// Behind PgBouncer in transaction mode the statement lives on PgBouncer's server
     /// connection, which closing the client's does not end: every checkout that lands on it
-    /// is refused until PgBouncer closes it. There, leave this off, or have PgBouncer remove
-    /// such statements after every transaction (`server_reset_query = DEALLOCATE ALL` with
-    /// `server_reset_query_always = 1`, and Diesel's statement cache off,
-    /// [`DisableStatementCache`](crate::DisableStatementCache)).
+    /// is refused until PgBouncer closes it (its `server_lifetime`). There, leave this off.
     ///
     /// ```
     /// use pgschemas_diesel::Config;

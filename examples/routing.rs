@@ -13,7 +13,7 @@ use pgschemas_diesel::routing::{Resolution, RouteOptions, RouteTable};
 use pgschemas_diesel::{Config, StaticTenant, TenantPool};
 
 /// Every tenant schema's migrations.
-const TENANT_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../examples/migrations/web");
+const TENANT_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../examples/migrations/tenant");
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let database_url = std::env::var("DATABASE_URL")

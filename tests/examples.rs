@@ -180,3 +180,15 @@ fn the_quickstart_runs_and_runs_again_on_the_same_database() {
     assert!(second.contains("2. provisioned 0 tenant(s)"), "{second}");
     assert!(!second.contains("LEAK"), "{second}");
 }
+
+/// The examples share the default database when run by hand: each runs after the others
+/// there, in any order, twice.
+#[test]
+fn the_examples_run_after_one_another_on_one_database() {
+    let db = test_database!();
+    let (quickstart, notes, routing) =
+        (example("quickstart"), example("notes"), example("routing"));
+    for bin in [&routing, &quickstart, &notes, &quickstart, &routing, &notes] {
+        run(bin, &db);
+    }
+}

@@ -6,7 +6,7 @@ use diesel::result::DatabaseErrorKind;
 use diesel::sql_types::Bool;
 use diesel::{Connection, PgConnection, RunQueryDsl};
 
-use super::naming::database_name;
+use super::naming::database_name_in;
 use super::server::server_url;
 use super::url::{redact_password, url_with_database};
 
@@ -19,9 +19,11 @@ const CREATE_ATTEMPTS: u32 = 5;
 /// The name is derived from a hint, normally the test's path (see [`test_database!`]): it
 /// starts with `test_`, uses only `[a-z0-9_]` and fits PostgreSQL's 63-byte limit. A hint that
 /// is already such a short name is kept verbatim (`"quickstart"` gives `test_quickstart`);
-/// any other hint gives its readable tail plus a hash of the whole hint, so distinct paths
-/// get distinct names. Each test therefore owns its database, and tests can run in parallel
-/// threads or processes (`cargo test`, `cargo nextest`) against one server.
+/// any other hint gives its readable tail plus a hash of the whole hint and of the test
+/// executable's path, so distinct paths get distinct names, and so does one path in two test
+/// executables (a package's library and binary share a crate name, hence module paths; two
+/// checkouts of one suite). Each test therefore owns its database, and tests can run in
+/// parallel threads or processes (`cargo test`, `cargo nextest`) against one server.
 ///
 /// Creating a `TestDatabase` drops a leftover database of the same name (from an earlier
 /// failed run) and creates an empty one on the server of [`server_url`]. Dropping it drops
@@ -115,7 +117,10 @@ impl TestDatabase {
     /// assert_eq!(err.to_string(), "Division durch Null");
     /// ```
     pub fn on(server_url: &str, name_hint: &str) -> TestDatabase {
-        let name = database_name(name_hint);
+        let executable = std::env::current_exe()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default();
+        let name = database_name_in(name_hint, &executable);
         let mut admin = PgConnection::establish(server_url).unwrap_or_else(|e| {
             panic!(
                 "cannot connect to {} to create test database {name}: {e}",

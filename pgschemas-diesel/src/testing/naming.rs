@@ -16,7 +16,15 @@ const HASH_LEN: usize = 8;
 /// hint is lowercased, every run of other characters becomes one `_`, and the tail that fits
 /// is kept, followed by a hash of the whole hint: sanitising and truncating lose
 /// information, the hash keeps names of distinct hints distinct.
+#[cfg(test)]
 pub(crate) fn database_name(hint: &str) -> String {
+    database_name_in(hint, "")
+}
+
+/// [`database_name`], the hash also covering `salt` (the test executable's path): the same
+/// test path in two executables (a package's library and binary, which share a crate name;
+/// two checkouts of one suite) gives two names. A verbatim name ignores it.
+pub(crate) fn database_name_in(hint: &str, salt: &str) -> String {
     let verbatim = !hint.is_empty()
         && hint
             .bytes()
@@ -47,7 +55,7 @@ pub(crate) fn database_name(hint: &str) -> String {
         }
     };
     let tail = tail.trim_matches('_');
-    let hash = fnv1a_64(hint.as_bytes());
+    let hash = fnv1a_64(format!("{hint}\0{salt}").as_bytes());
     let short_hash = (hash ^ (hash >> 32)) as u32;
     if tail.is_empty() {
         format!("{PREFIX}{short_hash:08x}")
@@ -75,6 +83,15 @@ mod tests {
             && name
                 .bytes()
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+    }
+
+    #[test]
+    fn the_executable_salts_the_hash_of_a_path_only() {
+        let lib = database_name_in("atkb::tests::same_name", "/t/deps/atkb-1111");
+        let bin = database_name_in("atkb::tests::same_name", "/t/deps/atkb-2222");
+        assert_ne!(lib, bin);
+        assert!(lib.starts_with("test_atkb_tests_same_name_"), "{lib}");
+        assert_eq!(database_name_in("quickstart", "/t/x"), "test_quickstart");
     }
 
     #[test]

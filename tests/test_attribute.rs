@@ -172,3 +172,89 @@ fn a_should_panic_test_drops_its_database_when_it_panics() {
         .batch_execute(&format!("drop database \"{name}\" with (force)"))
         .expect("drop");
 }
+
+/// Run by `a_should_panic_test_whose_preparation_fails_fails`, not by the harness: `Bad` is
+/// not a valid schema name.
+#[ignore = "run by a_should_panic_test_whose_preparation_fails_fails"]
+#[should_panic]
+#[pgschemas_diesel::test(tenants = ["Bad"])]
+fn should_panic_with_a_failing_preparation() {
+    SHOULD_PANIC_DATABASES
+        .lock()
+        .unwrap()
+        .push("the body ran".to_owned());
+    panic!("the body's own panic");
+}
+
+/// A `#[should_panic]` test whose preparation fails returns without running its body (so the
+/// harness fails it for not panicking), never passing for the panic it expects; its database
+/// is kept.
+#[test]
+fn a_should_panic_test_whose_preparation_fails_fails() {
+    let before = SHOULD_PANIC_DATABASES.lock().unwrap().len();
+    should_panic_with_a_failing_preparation();
+    assert_eq!(
+        SHOULD_PANIC_DATABASES.lock().unwrap().len(),
+        before,
+        "the body did not run"
+    );
+    let mut admin = PgConnection::establish(&pgschemas_diesel::testing::server_url()).unwrap();
+    #[derive(QueryableByName)]
+    struct Name {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        name: String,
+    }
+    let kept: Vec<Name> = diesel::sql_query(
+        "select datname::text as name from pg_catalog.pg_database \
+         where datname like 'test%should_panic_with_a_failing_preparation%'",
+    )
+    .load(&mut admin)
+    .unwrap();
+    assert_eq!(kept.len(), 1, "kept");
+    admin
+        .batch_execute(&format!("drop database \"{}\" with (force)", kept[0].name))
+        .unwrap();
+}
+
+#[pgschemas_diesel::test(
+    migrations = pgschemas_diesel::models::SHARED_MIGRATIONS,
+    config = pgschemas_diesel::Config::builder().shared_schema("app").build().unwrap(),
+    tenants = ["t1"],
+)]
+fn shared_migrations_go_to_the_configured_shared_schema(conn: &mut PgConnection) {
+    // The default models name `public` themselves; the ledger follows the path.
+    let ledger_in = |conn: &mut PgConnection, schema: &str| {
+        count(
+            conn,
+            &format!(
+                "select count(*) as n from pg_catalog.pg_tables \
+                 where schemaname = '{schema}' and tablename = '__diesel_schema_migrations'"
+            ),
+        )
+    };
+    assert_eq!(ledger_in(conn, "app"), 1);
+    assert_eq!(ledger_in(conn, "public"), 0);
+}
+
+/// Run by `a_config_with_tenant_roles_is_refused_with_the_way_to_test_them`.
+#[ignore = "run by a_config_with_tenant_roles_is_refused_with_the_way_to_test_them"]
+#[pgschemas_diesel::test(
+    config = pgschemas_diesel::Config::builder()
+        .tenant_roles(pgschemas_diesel::roles::TenantRoles::new("postgres").unwrap())
+        .build()
+        .unwrap(),
+    tenants = ["t1"],
+)]
+fn with_tenant_roles() {}
+
+/// Per-tenant roles are server-wide, so the attribute does not make them: a `config` with
+/// them is refused before any tenant is made, naming `TestRoles`.
+#[test]
+fn a_config_with_tenant_roles_is_refused_with_the_way_to_test_them() {
+    let panic = std::panic::catch_unwind(with_tenant_roles).expect_err("refused");
+    let message = panic.downcast_ref::<String>().cloned().unwrap_or_default();
+    assert!(
+        message.contains("per-tenant roles") && message.contains("TestRoles"),
+        "{message}"
+    );
+}

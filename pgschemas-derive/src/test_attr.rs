@@ -42,7 +42,7 @@ impl Migrations {
 struct Args {
     migrations: Option<Migrations>,
     tenant_migrations: Option<Migrations>,
-    tenants: Vec<LitStr>,
+    tenants: Option<Vec<LitStr>>,
     config: Option<Expr>,
 }
 
@@ -68,18 +68,19 @@ impl Parse for Args {
                 "tenant_migrations" if args.tenant_migrations.is_none() => {
                     args.tenant_migrations = Some(Migrations::parse(nv.value));
                 }
-                "tenants" if args.tenants.is_empty() => {
+                "tenants" if args.tenants.is_none() => {
                     let Expr::Array(ExprArray { elems, .. }) = nv.value else {
                         return Err(syn::Error::new_spanned(
                             nv.value,
                             "`tenants` takes an array of schema names: `tenants = [\"acme\", \"globex\"]`",
                         ));
                     };
+                    let tenants = args.tenants.get_or_insert_with(Vec::new);
                     for e in elems {
                         match e {
                             Expr::Lit(ExprLit {
                                 lit: Lit::Str(s), ..
-                            }) => args.tenants.push(s),
+                            }) => tenants.push(s),
                             other => {
                                 return Err(syn::Error::new_spanned(
                                     other,
@@ -192,7 +193,7 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
         Some(m) => m.tokens(&krate),
         None => quote! { ::core::option::Option::<#krate::__private::EmbeddedMigrations>::None },
     };
-    let tenants = &args.tenants;
+    let tenants = args.tenants.as_deref().unwrap_or_default();
     let config = match &args.config {
         Some(c) => quote! { { let config: #krate::Config = #c; config } },
         None => quote! { #krate::Config::default() },
@@ -215,13 +216,34 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
         (Given::Database, Some((p, t))) => quote! { let #p: #t = &#db; },
     };
     let body = &f.block;
-    let prepare = quote! {
+    let create = quote! {
         let #db = #krate::testing::TestDatabase::new(
             ::core::concat!(::core::module_path!(), "::", #name),
         );
+    };
+    let prepare_call = quote! {{
         let #cfg = #config;
         #krate::testing::attribute::prepare(&#db, &#cfg, #shared, #tenant, &[#(#tenants),*]);
-        #bind
+        #cfg
+    }};
+    // A `#[should_panic]` test's failed preparation must not pass for the expected panic.
+    let should_panic = f.attrs.iter().any(|a| a.path().is_ident("should_panic"));
+    let prepare = if should_panic {
+        quote! {
+            #create
+            let ::core::option::Option::Some(#cfg) =
+                #krate::testing::attribute::prepare_should_panic(&#db, || #prepare_call)
+            else {
+                return;
+            };
+            #bind
+        }
+    } else {
+        quote! {
+            #create
+            let #cfg = #prepare_call;
+            #bind
+        }
     };
     let run = if f.sig.asyncness.is_some() {
         f.sig.asyncness = None;
@@ -231,7 +253,6 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
     };
     // A `#[should_panic]` test passes by panicking: its database is dropped then, and kept
     // when the function returns (the test fails for not panicking).
-    let should_panic = f.attrs.iter().any(|a| a.path().is_ident("should_panic"));
     let new_body = if should_panic {
         quote! {{
             #prepare

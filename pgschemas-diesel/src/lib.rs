@@ -233,13 +233,15 @@ pub use pgschemas_derive::Domain;
 ///
 /// Arguments: `migrations = "dir"` or `= CONSTANT` (the shared schema's, applied first),
 /// `tenant_migrations` (likewise, for each tenant), `tenants = ["a", "b"]`, `config = expr`
-/// (the [`Config`] tenants are created with and the pool uses; default `Config::default()`).
-/// A mistake in them is a compile error naming it. A directory is embedded with
+/// (the [`Config`] tenants are created with, whose shared schema the shared migrations go to,
+/// and the pool uses; default `Config::default()`; one with per-tenant roles is refused: use
+/// [`testing::TestRoles`] with `&TestDatabase`). A mistake in them is a compile error naming
+/// it. Write no `#[test]` on the function. A directory is embedded with
 /// `diesel_migrations::embed_migrations!`, relative to your crate's root: your crate needs
 /// `diesel_migrations` among its (dev-)dependencies, as for any embedded migrations. A test
 /// that returns an `Err` keeps its database too. A `#[should_panic]` test (the attribute
 /// after this one or before it) drops its database when it panics, as expected, and keeps it
-/// when it returns.
+/// when it returns; one whose preparation fails does not run, and fails.
 #[cfg(feature = "testing")]
 #[doc(inline)]
 pub use pgschemas_derive::tenant_test as test;

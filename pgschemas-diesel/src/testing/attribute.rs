@@ -9,10 +9,11 @@ use super::TestDatabase;
 use crate::provision::Provisioner;
 use crate::{Config, TenantPool};
 
-/// Applies `shared` to the shared schema of `db`, then creates each of `tenants` with
-/// `config` (migrated with `tenant` when given, else empty; with per-tenant roles, with their
-/// roles). Panics, naming the database, on any failure: the
-/// test has not started, and the database is kept for inspection.
+/// Applies `shared` to `config`'s shared schema of `db` (created when it is not there), then
+/// creates each of `tenants` with `config` (migrated with `tenant` when given, else empty).
+/// Panics, naming the database, on any failure, and on a `config` with per-tenant roles
+/// (which the attribute does not make): the test has not started, and the database is kept
+/// for inspection.
 pub fn prepare<S, T>(
     db: &TestDatabase,
     config: &Config,
@@ -23,14 +24,43 @@ pub fn prepare<S, T>(
     S: MigrationSource<Pg>,
     T: MigrationSource<Pg> + Send + Sync + 'static,
 {
+    if config.tenant_roles().is_some() {
+        panic!(
+            "#[pgschemas_diesel::test]: `config` turns on per-tenant roles, which the attribute \
+             does not make: roles belong to the whole server, so tests running in parallel (or \
+             again) would share them. Take `db: &TestDatabase` and make them with \
+             `testing::TestRoles::new(db)` (named after the database, dropped with it) \
+             (database {})",
+            db.name()
+        );
+    }
     let mut conn = db.connect();
     if let Some(shared) = shared {
-        conn.run_pending_migrations(shared).unwrap_or_else(|e| {
-            panic!(
-                "#[pgschemas_diesel::test]: the shared migrations failed on database {}: {e}",
-                db.name()
-            )
-        });
+        // The shared schema of `config`, created when it is not `public`.
+        let schema = config.shared_schema();
+        let setup = format!(
+            "CREATE SCHEMA IF NOT EXISTS {0}; SET search_path TO {0}",
+            schema.quoted()
+        );
+        diesel::connection::SimpleConnection::batch_execute(&mut conn, &setup)
+            .map_err(|e| e.to_string())
+            .and_then(|()| {
+                conn.run_pending_migrations(shared)
+                    .map(drop)
+                    .map_err(|e| e.to_string())
+            })
+            .and_then(|()| {
+                diesel::connection::SimpleConnection::batch_execute(&mut conn, "RESET search_path")
+                    .map_err(|e| e.to_string())
+            })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "#[pgschemas_diesel::test]: the shared migrations failed in schema {} of \
+                     database {}: {e}",
+                    schema,
+                    db.name()
+                )
+            });
     }
     if tenants.is_empty() {
         return;
@@ -61,7 +91,9 @@ pub fn prepare<S, T>(
         }
         None => {
             for schema in tenants {
-                let name = crate::SchemaName::new(*schema).unwrap_or_else(|e| fail(schema, e));
+                let name = config
+                    .check_tenant_name(schema)
+                    .unwrap_or_else(|e| fail(schema, e));
                 crate::lifecycle::create_schema(&mut conn, &name)
                     .unwrap_or_else(|e| fail(schema, e));
             }
@@ -128,6 +160,29 @@ pub fn finish<O: Outcome>(db: &TestDatabase, outcome: O) -> O {
         db.keep();
     }
     outcome
+}
+
+/// The preparation of a `#[should_panic]` test ([`prepare`] and the values it is given):
+/// `None` when it failed, which it said on stderr; the test then returns without running, and
+/// fails for not panicking, keeping its database. A failed preparation never passes for the
+/// panic the test expects.
+pub fn prepare_should_panic<T>(db: &TestDatabase, prepare: impl FnOnce() -> T) -> Option<T> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(prepare)) {
+        Ok(given) => Some(given),
+        Err(panic) => {
+            let message = panic
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| panic.downcast_ref::<&str>().copied())
+                .unwrap_or("(no message)");
+            eprintln!(
+                "#[pgschemas_diesel::test]: the test's preparation failed, so it did not run \
+                 (a `#[should_panic]` test then fails): {message}"
+            );
+            db.keep();
+            None
+        }
+    }
 }
 
 /// The end of a `#[should_panic]` test: a panic (the test passing) drops `db` and goes on

@@ -13,4 +13,7 @@ fn a_tenant_not_a_string() {}
 #[pgschemas_diesel::test(tenants = ["a"], tenants = ["b"])]
 fn tenants_twice() {}
 
+#[pgschemas_diesel::test(tenants = [], tenants = ["b"])]
+fn tenants_twice_the_first_empty() {}
+
 fn main() {}

@@ -128,15 +128,30 @@ pub fn cache_key(tenant: &SchemaName, key: &str) -> String {
     format!("{tenant}:{key}")
 }
 
+/// Characters whose compatibility decomposition (NFKC) holds `.`, `/` or `\`: a store that
+/// normalizes names would read a component of them as `.` or `..`, or split it.
+const LOOKALIKES: &[char] = &[
+    '\u{2024}', // one dot leader
+    '\u{2025}', // two dot leader
+    '\u{2026}', // horizontal ellipsis
+    '\u{FE52}', // small full stop
+    '\u{FF0E}', // fullwidth full stop
+    '\u{FF0F}', // fullwidth solidus
+    '\u{FF3C}', // fullwidth reverse solidus
+    '\u{FE68}', // small reverse solidus
+];
+
 /// `path` inside `tenant`'s folder: `<schema>/<path>`, for a file or object store shared by
 /// every tenant. `path` is relative and `/`-separated, not yet percent-encoded.
 ///
 /// # Errors
 ///
 /// [`Error::InvalidStoragePath`] when `path` is empty or absolute, or holds an empty, `.` or
-/// `..` component (or one of only dots and spaces), a backslash, a `%`, or a control
-/// character: each could name a file of another tenant on some store (a filesystem, Windows,
-/// a store or HTTP client that decodes `%2e%2e` or drops tabs).
+/// `..` component (or one of only dots and spaces, or one beginning with `..`), a backslash,
+/// a `%`, a control character, or a character that Unicode normalization turns into `.`, `/`
+/// or `\`: each could name a file of another tenant on some store (a filesystem, Windows, a
+/// store or HTTP client that decodes `%2e%2e`, drops tabs, normalizes `‥` to `..` or reads
+/// `..;` as `..`).
 ///
 /// ```
 /// use pgschemas_diesel::{Error, SchemaName};
@@ -168,6 +183,18 @@ pub fn storage_path(tenant: &SchemaName, path: &str) -> Result<String> {
     }
     if path.chars().any(char::is_control) {
         return refuse("it holds a control character (URL parsers drop tabs and newlines)");
+    }
+    if path.chars().any(|c| LOOKALIKES.contains(&c)) {
+        return refuse(
+            "it holds a character that Unicode normalization (NFKC) turns into `.`, `/` or `\\` \
+             (a store that normalizes names would read `‥` or `．．` as `..`)",
+        );
+    }
+    if path.split('/').any(|c| c.starts_with("..")) {
+        return refuse(
+            "a component begins with `..` (servers that drop what follows, such as `..;`, \
+             read it as `..`)",
+        );
     }
     if path.contains('%') {
         return refuse(
@@ -251,6 +278,12 @@ mod tests {
             ". ",
             "a/.. ",
             "...",
+            "\u{FF0E}\u{FF0E}/globex/secret",
+            "\u{2025}/globex",
+            "..\u{FF0F}globex",
+            "..;/globex",
+            "a/..x/b",
+            "a\u{FF3C}..\u{FF3C}b",
         ] {
             assert!(storage_path(&acme(), bad).is_err(), "{bad:?}");
         }

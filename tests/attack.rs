@@ -253,3 +253,66 @@ fn a_connection_to_another_database_put_into_the_pool_is_refused() {
         ["tb", "the other database"]
     );
 }
+
+/// A database whose name ends in the crate's dollar-quote tag (`$pgschemas`): the checkout's
+/// proof names it, and must still read it whole: every form serves its tenant, and an async
+/// transaction's write lands in the tenant's table, never in the shared one.
+#[test]
+fn a_database_named_with_the_quote_tag_is_served_in_every_form() {
+    let server = pgschemas_diesel::testing::server_url();
+    let name = format!("pgsd_{}$pgschemas", std::process::id());
+    let mut admin = PgConnection::establish(&server).unwrap();
+    for sql in [
+        format!("drop database if exists \"{name}\" with (force)"),
+        format!("create database \"{name}\""),
+    ] {
+        admin.batch_execute(&sql).unwrap();
+    }
+    let url = format!(
+        "{}/{}",
+        server.rsplit_once('/').unwrap().0,
+        name.replace('$', "%24")
+    );
+    let outcome = std::panic::catch_unwind(|| {
+        three_orders(&mut PgConnection::establish(&url).unwrap());
+        let pool = TenantPool::new(url.as_str(), pgschemas_diesel::Config::default()).unwrap();
+        assert_eq!(rows(&mut pool.scope(&"ta").unwrap()).unwrap(), ["ta"]);
+        assert!(rows(&mut pool.get().unwrap()).is_ok());
+        let read = pool.transaction(&"tb", |conn| rows(conn).map_err(Error::from));
+        assert_eq!(read.unwrap(), ["tb"]);
+        #[cfg(feature = "async")]
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(async {
+                use crate::async_pool::{Backend, pool_of};
+                for &backend in Backend::ALL {
+                    let pool = pool_of(&url, 1, backend);
+                    pool.transaction(&"ta", async |conn| {
+                        diesel_async::RunQueryDsl::execute(
+                            diesel::sql_query("insert into orders values ('async')"),
+                            conn,
+                        )
+                        .await
+                        .map_err(Error::from)
+                    })
+                    .await
+                    .unwrap_or_else(|e| panic!("{}: {e}", backend.name()));
+                }
+            });
+        let mut conn = PgConnection::establish(&url).unwrap();
+        conn.batch_execute("set search_path to public").unwrap();
+        assert_eq!(
+            rows(&mut conn).unwrap(),
+            ["public"],
+            "nothing in the shared table"
+        );
+    });
+    admin
+        .batch_execute(&format!("drop database \"{name}\" with (force)"))
+        .unwrap();
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
+}

@@ -156,14 +156,19 @@ pub(crate) fn quote_literal(s: &str) -> String {
     quote(s, '\'')
 }
 
-/// Dollar-quotes a string as an SQL literal, with a tag it does not contain: no setting
-/// (`standard_conforming_strings` included) changes how it reads.
+/// Dollar-quotes a string as an SQL literal, with a tag whose delimiter first occurs in the
+/// quoted text where it closes it (not inside `s`, nor across its end: `s` may end with
+/// `$pgschemas`): no setting (`standard_conforming_strings` included) changes how it reads.
 pub(crate) fn dollar_quote(s: &str) -> String {
     let mut tag = String::from("pgschemas");
-    while s.contains(&format!("${tag}$")) {
+    loop {
+        let delimiter = format!("${tag}$");
+        let body = format!("{s}{delimiter}");
+        if body.find(&delimiter) == Some(s.len()) {
+            return format!("{delimiter}{body}");
+        }
         tag.push('_');
     }
-    format!("${tag}${s}${tag}$")
 }
 
 /// `s` between two `q`s, each `q` inside doubled.
@@ -271,6 +276,43 @@ impl PartialEq<&str> for SchemaName {
 
 #[cfg(test)]
 mod tests {
+
+    /// Where a dollar-quoted literal ends, as the server's lexer reads it: at the first
+    /// occurrence of the opening delimiter after it.
+    fn dollar_unquote(quoted: &str) -> (&str, &str) {
+        let open_end = quoted[1..].find('$').map(|i| i + 2).expect("a delimiter");
+        let delimiter = &quoted[..open_end];
+        let rest = &quoted[open_end..];
+        let close = rest.find(delimiter).expect("closed");
+        (&rest[..close], &rest[close + delimiter.len()..])
+    }
+
+    #[test]
+    fn a_dollar_quoted_string_reads_back_whole_whatever_it_ends_or_begins_with() {
+        for s in [
+            "",
+            "x",
+            "$",
+            "$$",
+            "x$",
+            "x$pgschemas",
+            "x$pgschemas$",
+            "$pgschemas$",
+            "pgschemas$",
+            "x$pgschemas_",
+            "a$pgschemas$b$pgschemas_",
+            "a$pgschemas$b$pgschemas_$",
+            "$pgschemas_$x$pgschemas",
+            "x$pgschemas$pgschemas_",
+        ] {
+            let quoted = dollar_quote(s);
+            assert_eq!(
+                dollar_unquote(&quoted),
+                (s, ""),
+                "{s:?} quoted as {quoted:?}"
+            );
+        }
+    }
     use super::*;
 
     // The valid/invalid tables of django-pgschemas' `test_utils.py`, adjusted where this crate

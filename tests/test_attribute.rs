@@ -192,28 +192,48 @@ fn should_panic_with_a_failing_preparation() {
 #[test]
 fn a_should_panic_test_whose_preparation_fails_fails() {
     let before = SHOULD_PANIC_DATABASES.lock().unwrap().len();
-    should_panic_with_a_failing_preparation();
+    let kept = kept_by(
+        should_panic_with_a_failing_preparation,
+        "should_panic_with_a_failing",
+    );
     assert_eq!(
         SHOULD_PANIC_DATABASES.lock().unwrap().len(),
         before,
         "the body did not run"
     );
+    assert_eq!(kept, Ok(1), "its database is kept");
+}
+
+/// Runs `test` and returns how it ended (`Err` for a panic) with the number of databases
+/// named with `hint` it left on the server, which it then drops. The names differ between
+/// test executables, so the databases are told from others by being new.
+fn kept_by(test: fn(), hint: &str) -> Result<usize, String> {
     let mut admin = PgConnection::establish(&pgschemas_diesel::testing::server_url()).unwrap();
-    #[derive(QueryableByName)]
+    #[derive(QueryableByName, PartialEq)]
     struct Name {
         #[diesel(sql_type = diesel::sql_types::Text)]
         name: String,
     }
-    let kept: Vec<Name> = diesel::sql_query(
-        "select datname::text as name from pg_catalog.pg_database \
-         where datname like 'test%should_panic_with_a_failing_preparation%'",
-    )
-    .load(&mut admin)
-    .unwrap();
-    assert_eq!(kept.len(), 1, "kept");
-    admin
-        .batch_execute(&format!("drop database \"{}\" with (force)", kept[0].name))
-        .unwrap();
+    let names = |admin: &mut PgConnection| -> Vec<Name> {
+        diesel::sql_query(format!(
+            "select datname::text as name from pg_catalog.pg_database where datname like 'test%{hint}%'"
+        ))
+        .load(admin)
+        .unwrap()
+    };
+    let before = names(&mut admin);
+    let ended = std::panic::catch_unwind(test)
+        .map_err(|panic| panic.downcast_ref::<String>().cloned().unwrap_or_default());
+    let new: Vec<Name> = names(&mut admin)
+        .into_iter()
+        .filter(|n| !before.contains(n))
+        .collect();
+    for n in &new {
+        admin
+            .batch_execute(&format!("drop database \"{}\" with (force)", n.name))
+            .unwrap();
+    }
+    ended.map(|()| new.len())
 }
 
 #[pgschemas_diesel::test(
@@ -251,10 +271,20 @@ fn with_tenant_roles() {}
 /// them is refused before any tenant is made, naming `TestRoles`.
 #[test]
 fn a_config_with_tenant_roles_is_refused_with_the_way_to_test_them() {
-    let panic = std::panic::catch_unwind(with_tenant_roles).expect_err("refused");
-    let message = panic.downcast_ref::<String>().cloned().unwrap_or_default();
+    let message = kept_by(with_tenant_roles, "with_tenant_roles").expect_err("refused");
     assert!(
         message.contains("per-tenant roles") && message.contains("TestRoles"),
         "{message}"
     );
+}
+
+/// A `#[should_panic]` test's database that cannot be made (no server there) is a failed
+/// preparation: `None`, never the panic the test expects.
+#[test]
+fn a_database_that_cannot_be_made_is_a_failed_preparation() {
+    use pgschemas_diesel::testing::attribute::prepare_should_panic;
+    let prepared = prepare_should_panic(|| {
+        TestDatabase::on("postgres://nobody@127.0.0.1:1/none", "unreachable")
+    });
+    assert!(prepared.is_none());
 }

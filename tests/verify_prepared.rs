@@ -223,6 +223,48 @@ async fn a_backend_killed_after_a_body_s_failure_is_no_prepared_statement_refusa
     }
 }
 
+/// A planted statement, and bodies that end the refused transaction themselves and go on:
+/// one that begins a transaction of its own and writes commits nothing (the refusal); one
+/// that also forges the checkout's stamp and fails gets its own error; either way the
+/// connection is closed and the next transaction served.
+#[tokio::test]
+async fn a_body_beginning_its_own_transaction_after_a_refusal_commits_nothing() {
+    for &backend in Backend::ALL {
+        for body in [
+            "ROLLBACK; BEGIN; insert into b.notes values (3, 'own transaction')",
+            "ROLLBACK; SET pgschemas_diesel.checkout_at = '0'; insert into b.notes values (1, 'dup')",
+        ] {
+            let db = test_database!(backend.name());
+            tenants(&mut db.connect());
+            let pool = pool_with(db.url(), 1, backend, verifying());
+            let p0 = pid_of(&pool, "a").await;
+            pool.transaction(&"a", async |c| {
+                c.batch_execute("PREPARE evil AS SELECT 1").await?;
+                Ok::<_, Error>(())
+            })
+            .await
+            .unwrap();
+            let r = pool
+                .transaction(&"b", async |c| {
+                    c.batch_execute(body).await?;
+                    Ok::<_, Error>(())
+                })
+                .await;
+            assert!(r.is_err(), "{}, `{body}`", backend.name());
+            let n = count(db.url(), "select count(*) as n from b.notes where id = 3");
+            assert_eq!(n, 0, "{}, `{body}`: committed", backend.name());
+            let next = pool
+                .transaction(&"b", async |c| {
+                    diesel::sql_query("select 1").execute(c).await?;
+                    Ok::<_, Error>(())
+                })
+                .await;
+            assert!(next.is_ok(), "{}, `{body}`: next {next:?}", backend.name());
+            assert_ne!(p0, pid_of(&pool, "b").await, "{}, `{body}`", backend.name());
+        }
+    }
+}
+
 fn is_unique_violation(r: &Result<(), Error>) -> bool {
     matches!(
         r,

@@ -128,6 +128,10 @@ mod tests {
             assert!(out.contains("finish_should_panic"), "{out}");
             assert!(out.contains("catch_unwind"), "{out}");
             assert!(out.contains("should_panic"), "kept on the function: {out}");
+            // the database is made inside the preparation that may fail, not before it
+            let prepared = out.find("prepare_should_panic").expect("prepared");
+            let created = out.find("TestDatabase :: new").expect("created");
+            assert!(prepared < created, "{out}");
         }
         let out = expand_test("fn t() {}");
         assert!(!out.contains("finish_should_panic"), "{out}");

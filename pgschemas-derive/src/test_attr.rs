@@ -230,9 +230,12 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
     let should_panic = f.attrs.iter().any(|a| a.path().is_ident("should_panic"));
     let prepare = if should_panic {
         quote! {
-            #create
-            let ::core::option::Option::Some(#cfg) =
-                #krate::testing::attribute::prepare_should_panic(&#db, || #prepare_call)
+            let ::core::option::Option::Some((#db, #cfg)) =
+                #krate::testing::attribute::prepare_should_panic(|| {
+                    #create
+                    let #cfg = #prepare_call;
+                    (#db, #cfg)
+                })
             else {
                 return;
             };

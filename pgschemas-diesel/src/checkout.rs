@@ -90,12 +90,27 @@ const STAMP_CHECKOUT: &str = ", pg_catalog.set_config('pgschemas_diesel.checkout
 /// transaction-form checkout whose transaction did not commit, with
 /// `verify_prepared_statements`: a statement prepared before the checkout failed its proof.
 #[cfg(feature = "async")]
-pub(crate) const SQL_PREPARED_HELD: &str = "SELECT COALESCE(pg_catalog.bool_or(true), false) AS held, \
-     COALESCE(pg_catalog.bool_or(pg_catalog.extract('epoch', p.prepare_time) OPERATOR(pg_catalog.<) \
-     COALESCE(NULLIF(pg_catalog.current_setting('pgschemas_diesel.checkout_at', true), ''), \
-     'Infinity')::pg_catalog.numeric), false) AS before \
+pub(crate) const SQL_PREPARED_HELD: &str = concat!(
+    "SELECT COALESCE(pg_catalog.bool_or(true), false) AS held, \
+     COALESCE(pg_catalog.bool_or(",
+    prepared_before_stamp!(),
+    "), false) AS before \
      FROM pg_catalog.pg_prepared_statement() p \
-     WHERE p.from_sql AND p.name OPERATOR(pg_catalog.<>) 'pgschemas_diesel_sentinel'";
+     WHERE p.from_sql AND p.name OPERATOR(pg_catalog.<>) 'pgschemas_diesel_sentinel'"
+);
+
+/// The condition that statement `p` of `pg_prepared_statement()` was prepared before the
+/// checkout's stamp ([`STAMP_CHECKOUT`]; true when the stamp is missing).
+#[cfg(feature = "async")]
+macro_rules! prepared_before_stamp {
+    () => {
+        "pg_catalog.extract('epoch', p.prepare_time) OPERATOR(pg_catalog.<) \
+         COALESCE(NULLIF(pg_catalog.current_setting('pgschemas_diesel.checkout_at', true), ''), \
+         'Infinity')::pg_catalog.numeric"
+    };
+}
+#[cfg(feature = "async")]
+use prepared_before_stamp;
 
 /// [`AND_NO_SQL_PREPARED`] when `verify`; else nothing.
 fn prepared_check(verify: bool) -> &'static str {
@@ -283,19 +298,42 @@ fn end_backend_unless(condition: &str, message: &str) -> String {
 /// `COMMIT` of the caller's own, the message begins its own transaction, stamped with its own
 /// time, and the proof fails too.
 #[cfg(feature = "async")]
-pub(crate) fn commit_sql() -> &'static str {
-    static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+pub(crate) fn commit_sql(verify_prepared: bool) -> &'static str {
+    fn sql(verify_prepared: bool) -> String {
         format!(
             "SELECT {}, {}; COMMIT",
             raise_unless(
-                "pg_catalog.transaction_timestamp() OPERATOR(pg_catalog.<) pg_catalog.statement_timestamp()",
-                "pgschemas_diesel: the transaction ended before its commit",
+                &format!(
+                    "pg_catalog.transaction_timestamp() OPERATOR(pg_catalog.<) \
+                     pg_catalog.statement_timestamp(){}",
+                    if verify_prepared {
+                        AND_NONE_PREPARED_BEFORE
+                    } else {
+                        ""
+                    }
+                ),
+                "pgschemas_diesel: the transaction ended before its commit, or a statement \
+                 was prepared with SQL before its checkout",
             ),
             set_path_call("''", false),
         )
-    });
-    &SQL
+    }
+    static PLAIN: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| sql(false));
+    static VERIFYING: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| sql(true));
+    if verify_prepared { &VERIFYING } else { &PLAIN }
 }
+
+/// ` AND ` the condition that no statement but the sentinel was prepared with SQL before the
+/// checkout's stamp ([`STAMP_CHECKOUT`]; any, when the stamp is missing): the async
+/// transaction form's commit with `verify_prepared_statements`, so that a body that ended
+/// the refused transaction and began one of its own commits nothing.
+#[cfg(feature = "async")]
+const AND_NONE_PREPARED_BEFORE: &str = concat!(
+    " AND NOT EXISTS (SELECT FROM pg_catalog.pg_prepared_statement() p \
+     WHERE p.from_sql AND p.name OPERATOR(pg_catalog.<>) 'pgschemas_diesel_sentinel' AND ",
+    prepared_before_stamp!(),
+    ")"
+);
 
 /// `BEGIN` and the transaction's path on a connection the crate does not manage (a plain
 /// [`PgConnection`]): nothing of the session is reset, but the schema and the absence of an

@@ -308,13 +308,17 @@ impl AsyncTenantPool {
         );
         // What did not commit: the body's error (`Ok`), or the commit's (`Err`).
         let failed = match f(lease.connection()).await {
-            Ok(value) => match prove::commit(lease.connection()).await {
-                Ok(()) => {
-                    lease.finish();
-                    return Ok(value);
+            Ok(value) => {
+                match prove::commit(lease.connection(), self.config.verify_prepared_statements())
+                    .await
+                {
+                    Ok(()) => {
+                        lease.finish();
+                        return Ok(value);
+                    }
+                    Err(commit) => Err(commit),
                 }
-                Err(commit) => Err(commit),
-            },
+            }
             Err(error) => Ok(error),
         };
         let verify = self.config.verify_prepared_statements();

@@ -74,12 +74,13 @@ pub(super) fn queue_transaction(conn: &mut AsyncPgConnection, sql: &str) -> Quer
 ///
 /// The server's error; diesel-async's `BrokenTransactionManager` when a transaction of the
 /// caller's own (a savepoint) is still open.
-pub(super) async fn commit(conn: &mut AsyncPgConnection) -> QueryResult<()> {
+pub(super) async fn commit(conn: &mut AsyncPgConnection, verify_prepared: bool) -> QueryResult<()> {
     let depth = AnsiTransactionManager::transaction_manager_status_mut(conn).transaction_depth()?;
     if depth.map(|d| d.get()) != Some(1) {
         return Err(DieselError::BrokenTransactionManager);
     }
-    conn.batch_execute(checkout::commit_sql()).await?;
+    conn.batch_execute(checkout::commit_sql(verify_prepared))
+        .await?;
     AnsiTransactionManager::transaction_manager_status_mut(conn)
         .transaction_state()?
         .change_transaction_depth(TransactionDepthChange::DecreaseDepth)
@@ -129,8 +130,10 @@ pub(super) async fn roll_back(
         return failed(e);
     }
     let checked = aborted || probe;
-    // Read before the schema's probe, whose reset clears the checkout's stamp.
-    let held = if checked && verify_prepared {
+    // Read before the schema's probe, whose reset clears the checkout's stamp; after any
+    // failure, even one that looks like the body's own (a body may have ended the refused
+    // transaction itself).
+    let held = if verify_prepared {
         Some(
             diesel::sql_query(checkout::SQL_PREPARED_HELD)
                 .get_result::<Held>(conn)

@@ -162,13 +162,13 @@ pub fn finish<O: Outcome>(db: &TestDatabase, outcome: O) -> O {
     outcome
 }
 
-/// The preparation of a `#[should_panic]` test ([`prepare`] and the values it is given):
-/// `None` when it failed, which it said on stderr; the test then returns without running, and
-/// fails for not panicking, keeping its database. A failed preparation never passes for the
-/// panic the test expects.
-pub fn prepare_should_panic<T>(db: &TestDatabase, prepare: impl FnOnce() -> T) -> Option<T> {
+/// The preparation of a `#[should_panic]` test (its database, [`prepare`]): `None` when it
+/// failed, which it said on stderr (the database, when it was made, is kept); the test then
+/// returns without running, and fails for not panicking. A failed preparation never passes
+/// for the panic the test expects.
+pub fn prepare_should_panic<T>(prepare: impl FnOnce() -> T) -> Option<T> {
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(prepare)) {
-        Ok(given) => Some(given),
+        Ok(prepared) => Some(prepared),
         Err(panic) => {
             let message = panic
                 .downcast_ref::<String>()
@@ -179,7 +179,6 @@ pub fn prepare_should_panic<T>(db: &TestDatabase, prepare: impl FnOnce() -> T) -
                 "#[pgschemas_diesel::test]: the test's preparation failed, so it did not run \
                  (a `#[should_panic]` test then fails): {message}"
             );
-            db.keep();
             None
         }
     }

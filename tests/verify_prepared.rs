@@ -9,6 +9,7 @@ use diesel::connection::SimpleConnection as _;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Integer};
 use diesel_async::{AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
+use pgschemas_diesel::testing::TestDatabase;
 use pgschemas_diesel::{AsyncTenantPool, Config, Error, SessionProblem, test_database};
 
 use crate::async_pool::{Backend, pool_with};
@@ -59,6 +60,26 @@ async fn pid_of(pool: &AsyncTenantPool, t: &str) -> i32 {
     pool.transaction(&t, async |c| pid(c).await).await.unwrap()
 }
 
+/// A verifying pool of one connection on `db` (its tenants made first), and that
+/// connection's backend pid.
+async fn verifying_pool(db: &TestDatabase, backend: Backend) -> (AsyncTenantPool, i32) {
+    tenants(&mut db.connect());
+    let pool = pool_with(db.url(), 1, backend, verifying());
+    let pid = pid_of(&pool, "a").await;
+    (pool, pid)
+}
+
+/// a's body prepares a statement with SQL and commits: it stays on the connection, for the
+/// next user's checkout.
+async fn plant(pool: &AsyncTenantPool) {
+    pool.transaction(&"a", async |c| {
+        c.batch_execute("PREPARE evil AS SELECT 1").await?;
+        Ok::<_, Error>(())
+    })
+    .await
+    .expect("a's own PREPARE commits");
+}
+
 fn is_prepared_refusal(r: &Result<(), Error>) -> bool {
     matches!(
         r,
@@ -75,15 +96,8 @@ fn is_prepared_refusal(r: &Result<(), Error>) -> bool {
 async fn a_statement_prepared_before_the_checkout_refuses_it_and_closes_the_connection() {
     for &backend in Backend::ALL {
         let db = test_database!(backend.name());
-        tenants(&mut db.connect());
-        let pool = pool_with(db.url(), 1, backend, verifying());
-        let p0 = pid_of(&pool, "a").await;
-        pool.transaction(&"a", async |c| {
-            c.batch_execute("PREPARE evil AS SELECT 1").await?;
-            Ok::<_, Error>(())
-        })
-        .await
-        .expect("a's own PREPARE commits");
+        let (pool, p0) = verifying_pool(&db, backend).await;
+        plant(&pool).await;
         let r = pool
             .transaction(&"b", async |c| {
                 diesel::sql_query("insert into notes values (2, 'b2')")
@@ -111,9 +125,7 @@ async fn a_statement_prepared_before_the_checkout_refuses_it_and_closes_the_conn
 async fn a_body_failing_on_its_own_keeps_its_error_and_its_connection() {
     for &backend in Backend::ALL {
         let db = test_database!(backend.name());
-        tenants(&mut db.connect());
-        let pool = pool_with(db.url(), 1, backend, verifying());
-        let p0 = pid_of(&pool, "b").await;
+        let (pool, p0) = verifying_pool(&db, backend).await;
         let r = pool
             .transaction(&"b", async |c| {
                 diesel::sql_query("insert into notes values (1, 'dup')")
@@ -140,9 +152,7 @@ async fn a_body_failing_on_its_own_keeps_its_error_and_its_connection() {
 async fn a_body_that_prepares_and_fails_keeps_its_error_and_loses_the_connection() {
     for &backend in Backend::ALL {
         let db = test_database!(backend.name());
-        tenants(&mut db.connect());
-        let pool = pool_with(db.url(), 1, backend, verifying());
-        let p0 = pid_of(&pool, "b").await;
+        let (pool, p0) = verifying_pool(&db, backend).await;
         let r = pool
             .transaction(&"b", async |c| {
                 c.batch_execute("PREPARE mine AS SELECT 1").await?;
@@ -164,15 +174,8 @@ async fn a_body_that_prepares_and_fails_keeps_its_error_and_loses_the_connection
 async fn a_body_ending_a_refused_transaction_itself_still_loses_the_connection() {
     for &backend in Backend::ALL {
         let db = test_database!(backend.name());
-        tenants(&mut db.connect());
-        let pool = pool_with(db.url(), 1, backend, verifying());
-        let p0 = pid_of(&pool, "a").await;
-        pool.transaction(&"a", async |c| {
-            c.batch_execute("PREPARE evil AS SELECT 1").await?;
-            Ok::<_, Error>(())
-        })
-        .await
-        .unwrap();
+        let (pool, p0) = verifying_pool(&db, backend).await;
+        plant(&pool).await;
         let r = pool
             .transaction(&"b", async |c| {
                 let _ = c.batch_execute("ROLLBACK").await;
@@ -199,9 +202,7 @@ async fn a_body_ending_a_refused_transaction_itself_still_loses_the_connection()
 async fn a_backend_killed_after_a_body_s_failure_is_no_prepared_statement_refusal() {
     for &backend in Backend::ALL {
         let db = test_database!(backend.name());
-        tenants(&mut db.connect());
-        let pool = pool_with(db.url(), 1, backend, verifying());
-        let p0 = pid_of(&pool, "b").await;
+        let (pool, p0) = verifying_pool(&db, backend).await;
         let mut killer = db.connect();
         let r = pool
             .transaction(&"b", async |c| {
@@ -235,15 +236,8 @@ async fn a_body_beginning_its_own_transaction_after_a_refusal_commits_nothing() 
             "ROLLBACK; SET pgschemas_diesel.checkout_at = '0'; insert into b.notes values (1, 'dup')",
         ] {
             let db = test_database!(backend.name());
-            tenants(&mut db.connect());
-            let pool = pool_with(db.url(), 1, backend, verifying());
-            let p0 = pid_of(&pool, "a").await;
-            pool.transaction(&"a", async |c| {
-                c.batch_execute("PREPARE evil AS SELECT 1").await?;
-                Ok::<_, Error>(())
-            })
-            .await
-            .unwrap();
+            let (pool, p0) = verifying_pool(&db, backend).await;
+            plant(&pool).await;
             let r = pool
                 .transaction(&"b", async |c| {
                     c.batch_execute(body).await?;

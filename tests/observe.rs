@@ -146,6 +146,16 @@ fn about(schema: &str) -> Vec<Seen> {
         .collect()
 }
 
+/// A pool of one connection on `db`, the default configuration.
+fn pool_of_one(db: &pgschemas_diesel::testing::TestDatabase) -> TenantPool {
+    TenantPool::with_builder(
+        db.url(),
+        Config::default(),
+        r2d2::Pool::builder().max_size(1),
+    )
+    .expect("pool")
+}
+
 fn tenants(conn: &mut PgConnection, names: &[&str]) {
     for n in names {
         conn.batch_execute(&format!(
@@ -160,12 +170,7 @@ fn a_checkout_span_names_the_tenant_and_the_database_namespace() {
     capture();
     let db = test_database!();
     tenants(&mut db.connect(), &["obs_a", "obs_b"]);
-    let pool = TenantPool::with_builder(
-        db.url(),
-        Config::default(),
-        r2d2::Pool::builder().max_size(1),
-    )
-    .expect("pool");
+    let pool = pool_of_one(&db);
     drop(pool.scope(&"obs_a").expect("scope"));
     pool.transaction(&"obs_b", |conn| {
         diesel::sql_query("insert into notes (body) values ('x')")
@@ -215,12 +220,7 @@ fn a_discarded_connection_says_why_and_a_refused_schema_is_seen() {
     capture();
     let db = test_database!();
     tenants(&mut db.connect(), &["obs_c"]);
-    let pool = TenantPool::with_builder(
-        db.url(),
-        Config::default(),
-        r2d2::Pool::builder().max_size(1),
-    )
-    .expect("pool");
+    let pool = pool_of_one(&db);
     let pid = backend_pid(&mut pool.scope(&"obs_c").expect("scope"));
     db.connect()
         .batch_execute(&format!("select pg_terminate_backend({pid})"))
@@ -381,12 +381,7 @@ fn checkouts_switches_and_discards_are_counted() {
     let db = test_database!();
     tenants(&mut db.connect(), &["obs_n1", "obs_n2"]);
     metrics::with_local_recorder(&recorder, || {
-        let pool = TenantPool::with_builder(
-            db.url(),
-            Config::default(),
-            r2d2::Pool::builder().max_size(1),
-        )
-        .expect("pool");
+        let pool = pool_of_one(&db);
         for _ in 0..3 {
             drop(pool.scope(&"obs_n1").expect("scope"));
             drop(pool.scope(&"obs_n2").expect("scope"));
@@ -430,12 +425,7 @@ fn a_nested_scope_s_restore_counts_the_next_switch_from_the_outer_schema() {
     let db = test_database!();
     tenants(&mut db.connect(), &["obs_o1", "obs_o2"]);
     metrics::with_local_recorder(&recorder, || {
-        let pool = TenantPool::with_builder(
-            db.url(),
-            Config::default(),
-            r2d2::Pool::builder().max_size(1),
-        )
-        .expect("pool");
+        let pool = pool_of_one(&db);
         let mut outer = pool.scope(&"obs_o1").expect("scope");
         drop(outer.nested(&"obs_o2").expect("nested"));
         drop(outer);
@@ -486,12 +476,7 @@ mod regressions {
     fn a_single_discard_is_reported_once() {
         let db = test_database!();
         tenants(&mut db.connect(), &["att_a", "att_b"]);
-        let pool = TenantPool::with_builder(
-            db.url(),
-            Config::default(),
-            r2d2::Pool::builder().max_size(1),
-        )
-        .expect("pool");
+        let pool = pool_of_one(&db);
         let (all, _g) = local();
         let mut scope = pool.scope(&"att_a").expect("scope");
         let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -740,12 +725,7 @@ mod regressions {
     fn a_panic_in_either_sync_form_is_one_discard_for_a_panic() {
         let db = test_database!();
         tenants(&mut db.connect(), &["att_p"]);
-        let pool = TenantPool::with_builder(
-            db.url(),
-            Config::default(),
-            r2d2::Pool::builder().max_size(1),
-        )
-        .expect("pool");
+        let pool = pool_of_one(&db);
         let (all, _g) = local();
         let first = backend_pid(&mut pool.scope(&"att_p").expect("scope"));
         let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -771,12 +751,7 @@ mod regressions {
     fn a_connection_killed_in_use_is_one_discard() {
         let db = test_database!();
         tenants(&mut db.connect(), &["att_k"]);
-        let pool = TenantPool::with_builder(
-            db.url(),
-            Config::default(),
-            r2d2::Pool::builder().max_size(1),
-        )
-        .expect("pool");
+        let pool = pool_of_one(&db);
         let (all, _g) = local();
         let mut scope = pool.scope(&"att_k").expect("scope");
         let pid = backend_pid(&mut scope);

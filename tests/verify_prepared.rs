@@ -69,6 +69,15 @@ async fn verifying_pool(db: &TestDatabase, backend: Backend) -> (AsyncTenantPool
     (pool, pid)
 }
 
+/// `sql` (one statement, extended protocol) in a transaction of tenant b.
+async fn run_in_b(pool: &AsyncTenantPool, sql: &'static str) -> Result<(), Error> {
+    pool.transaction(&"b", async |c| {
+        diesel::sql_query(sql).execute(c).await?;
+        Ok::<_, Error>(())
+    })
+    .await
+}
+
 /// a's body prepares a statement with SQL and commits: it stays on the connection, for the
 /// next user's checkout.
 async fn plant(pool: &AsyncTenantPool) {
@@ -98,14 +107,7 @@ async fn a_statement_prepared_before_the_checkout_refuses_it_and_closes_the_conn
         let db = test_database!(backend.name());
         let (pool, p0) = verifying_pool(&db, backend).await;
         plant(&pool).await;
-        let r = pool
-            .transaction(&"b", async |c| {
-                diesel::sql_query("insert into notes values (2, 'b2')")
-                    .execute(c)
-                    .await?;
-                Ok::<_, Error>(())
-            })
-            .await;
+        let r = run_in_b(&pool, "insert into notes values (2, 'b2')").await;
         assert!(is_prepared_refusal(&r), "{}: {r:?}", backend.name());
         let n = count(db.url(), "select count(*) as n from b.notes where id = 2");
         assert_eq!(
@@ -126,14 +128,7 @@ async fn a_body_failing_on_its_own_keeps_its_error_and_its_connection() {
     for &backend in Backend::ALL {
         let db = test_database!(backend.name());
         let (pool, p0) = verifying_pool(&db, backend).await;
-        let r = pool
-            .transaction(&"b", async |c| {
-                diesel::sql_query("insert into notes values (1, 'dup')")
-                    .execute(c)
-                    .await?;
-                Ok::<_, Error>(())
-            })
-            .await;
+        let r = run_in_b(&pool, "insert into notes values (1, 'dup')").await;
         assert!(is_unique_violation(&r), "{}: {r:?}", backend.name());
         let r = pool
             .transaction(&"b", async |_c| {
@@ -183,12 +178,7 @@ async fn a_body_ending_a_refused_transaction_itself_still_loses_the_connection()
             })
             .await;
         assert!(is_prepared_refusal(&r), "{}: {r:?}", backend.name());
-        let r = pool
-            .transaction(&"b", async |c| {
-                diesel::sql_query("select 1").execute(c).await?;
-                Ok::<_, Error>(())
-            })
-            .await;
+        let r = run_in_b(&pool, "select 1").await;
         assert!(r.is_ok(), "{}: the next transaction: {r:?}", backend.name());
         assert_ne!(p0, pid_of(&pool, "b").await, "{}", backend.name());
     }
@@ -247,12 +237,7 @@ async fn a_body_beginning_its_own_transaction_after_a_refusal_commits_nothing() 
             assert!(r.is_err(), "{}, `{body}`", backend.name());
             let n = count(db.url(), "select count(*) as n from b.notes where id = 3");
             assert_eq!(n, 0, "{}, `{body}`: committed", backend.name());
-            let next = pool
-                .transaction(&"b", async |c| {
-                    diesel::sql_query("select 1").execute(c).await?;
-                    Ok::<_, Error>(())
-                })
-                .await;
+            let next = run_in_b(&pool, "select 1").await;
             assert!(next.is_ok(), "{}, `{body}`: next {next:?}", backend.name());
             assert_ne!(p0, pid_of(&pool, "b").await, "{}, `{body}`", backend.name());
         }

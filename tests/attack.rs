@@ -316,3 +316,91 @@ fn a_database_named_with_the_quote_tag_is_served_in_every_form() {
         std::panic::resume_unwind(panic);
     }
 }
+
+/// A database whose name is not ASCII, and a session-form user who leaves a
+/// `client_encoding` in which that name is not valid: the server converts a whole message
+/// before it parses any of it, so a checkout naming the database in the clear would be
+/// rejected whole, and the async transaction form's pipelined body would then run in
+/// autocommit on that user's path. The checkout writes names in ASCII: tb's write lands in
+/// tb's table, on both async backends.
+#[cfg(feature = "async")]
+#[test]
+fn a_client_encoding_left_by_a_session_user_does_not_unparse_the_next_checkout() {
+    let server = pgschemas_diesel::testing::server_url();
+    let name = format!("pgsd_{}_日本", std::process::id());
+    let mut admin = PgConnection::establish(&server).unwrap();
+    for sql in [
+        format!("drop database if exists \"{name}\" with (force)"),
+        format!("create database \"{name}\""),
+    ] {
+        admin.batch_execute(&sql).unwrap();
+    }
+    let encoded: String = name
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b == b'_' {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect();
+    let url = format!("{}/{encoded}", server.rsplit_once('/').unwrap().0);
+    let outcome = std::panic::catch_unwind(|| {
+        three_orders(&mut PgConnection::establish(&url).unwrap());
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(async {
+                use crate::async_pool::{Backend, pool_of};
+                for &backend in Backend::ALL {
+                    let pool = pool_of(&url, 1, backend);
+                    let mut scope = pool.scope(&"ta").await.unwrap();
+                    diesel_async::SimpleAsyncConnection::batch_execute(
+                        &mut *scope,
+                        "set client_encoding = 'EUC_JP'",
+                    )
+                    .await
+                    .unwrap();
+                    drop(scope);
+                    let written = pool
+                        .transaction(&"tb", async |conn| {
+                            diesel_async::RunQueryDsl::execute(
+                                diesel::sql_query("insert into orders values ('from tb')"),
+                                conn,
+                            )
+                            .await
+                            .map_err(Error::from)
+                        })
+                        .await;
+                    assert!(written.is_ok(), "{}: {written:?}", backend.name());
+                }
+            });
+        let mut conn = PgConnection::establish(&url).unwrap();
+        for (schema, want) in [
+            ("ta", vec!["ta"]),
+            ("tb", vec!["from tb", "from tb", "tb"]),
+            ("public", vec!["public"]),
+        ] {
+            conn.batch_execute(&format!("set search_path to {schema}"))
+                .unwrap();
+            let want: Vec<String> = want
+                .into_iter()
+                .take(if schema == "tb" {
+                    1 + crate::async_pool::Backend::ALL.len()
+                } else {
+                    1
+                })
+                .map(str::to_owned)
+                .collect();
+            assert_eq!(rows(&mut conn).unwrap(), want, "{schema}");
+        }
+    });
+    admin
+        .batch_execute(&format!("drop database \"{name}\" with (force)"))
+        .unwrap();
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
+}

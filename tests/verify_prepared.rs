@@ -244,6 +244,29 @@ async fn a_body_beginning_its_own_transaction_after_a_refusal_commits_nothing() 
     }
 }
 
+/// A body that prepares with SQL and resets its session (`RESET ALL`, which clears the
+/// checkout's stamp) commits: the commit's proof reads the server's clock, not a setting.
+#[tokio::test]
+async fn a_body_that_prepares_and_resets_its_session_commits() {
+    for &backend in Backend::ALL {
+        let db = test_database!(backend.name());
+        let (pool, _) = verifying_pool(&db, backend).await;
+        let r = pool
+            .transaction(&"b", async |c| {
+                c.batch_execute("PREPARE mine AS SELECT 1; RESET ALL")
+                    .await?;
+                diesel::sql_query("insert into b.notes values (4, 'legit')")
+                    .execute(c)
+                    .await?;
+                Ok::<_, Error>(())
+            })
+            .await;
+        assert!(r.is_ok(), "{}: {r:?}", backend.name());
+        let n = count(db.url(), "select count(*) as n from b.notes where id = 4");
+        assert_eq!(n, 1, "{}", backend.name());
+    }
+}
+
 fn is_unique_violation(r: &Result<(), Error>) -> bool {
     matches!(
         r,

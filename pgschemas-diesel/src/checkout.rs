@@ -212,13 +212,14 @@ impl Login {
     }
 
     /// The condition that the session's login and database are this one's; the names are
-    /// dollar-quoted (no setting changes how they read) with a tag they do not contain.
+    /// written in ASCII, whatever they hold, and read the same whatever the session's
+    /// settings ([`crate::name::text_literal`]).
     fn condition(&self) -> String {
         format!(
             "session_user OPERATOR(pg_catalog.=) {}::pg_catalog.name \
              AND pg_catalog.current_database() OPERATOR(pg_catalog.=) {}::pg_catalog.name",
-            crate::name::dollar_quote(&self.name),
-            crate::name::dollar_quote(&self.database)
+            crate::name::text_literal(&self.name),
+            crate::name::text_literal(&self.database)
         )
     }
 }
@@ -324,16 +325,15 @@ pub(crate) fn commit_sql(verify_prepared: bool) -> &'static str {
 }
 
 /// ` AND ` the condition that no statement but the sentinel was prepared with SQL before the
-/// checkout's stamp ([`STAMP_CHECKOUT`]; any, when the stamp is missing): the async
-/// transaction form's commit with `verify_prepared_statements`, so that a body that ended
-/// the refused transaction and began one of its own commits nothing.
+/// transaction being committed began: the async transaction form's commit with
+/// `verify_prepared_statements`. The checkout's transaction begins in the checkout's message,
+/// so a statement planted before it counts and one the body prepared does not; a body that
+/// ended the refused transaction and began one of its own commits nothing either. Read from
+/// the server's clock only: no setting the body can reset (`RESET ALL`) changes it.
 #[cfg(feature = "async")]
-const AND_NONE_PREPARED_BEFORE: &str = concat!(
-    " AND NOT EXISTS (SELECT FROM pg_catalog.pg_prepared_statement() p \
-     WHERE p.from_sql AND p.name OPERATOR(pg_catalog.<>) 'pgschemas_diesel_sentinel' AND ",
-    prepared_before_stamp!(),
-    ")"
-);
+const AND_NONE_PREPARED_BEFORE: &str = " AND NOT EXISTS (SELECT FROM pg_catalog.pg_prepared_statement() p \
+     WHERE p.from_sql AND p.name OPERATOR(pg_catalog.<>) 'pgschemas_diesel_sentinel' \
+     AND p.prepare_time OPERATOR(pg_catalog.<) pg_catalog.transaction_timestamp())";
 
 /// `BEGIN` and the transaction's path on a connection the crate does not manage (a plain
 /// [`PgConnection`]): nothing of the session is reset, but the schema and the absence of an

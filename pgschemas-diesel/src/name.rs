@@ -156,6 +156,20 @@ pub(crate) fn quote_literal(s: &str) -> String {
     quote(s, '\'')
 }
 
+/// `s` as an SQL text expression that reads the same whatever the session's settings, in ASCII
+/// only: [`dollar_quote`]d when `s` is ASCII, else its UTF-8 bytes in hex, decoded by the
+/// server (`convert_from(decode('..', 'hex'), 'UTF8')`). A message holding non-ASCII bytes is
+/// converted from the session's `client_encoding` before any of it is parsed, and one the
+/// previous user left set (`SET client_encoding = 'EUC_JP'`) would reject the whole message,
+/// the statements that reset the setting included.
+pub(crate) fn text_literal(s: &str) -> String {
+    if s.is_ascii() {
+        return dollar_quote(s);
+    }
+    let hex: String = s.bytes().map(|b| format!("{b:02x}")).collect();
+    format!("pg_catalog.convert_from(pg_catalog.decode('{hex}', 'hex'), 'UTF8')")
+}
+
 /// Dollar-quotes a string as an SQL literal, with a tag whose delimiter first occurs in the
 /// quoted text where it closes it (not inside `s`, nor across its end: `s` may end with
 /// `$pgschemas`): no setting (`standard_conforming_strings` included) changes how it reads.
@@ -285,6 +299,17 @@ mod tests {
         let rest = &quoted[open_end..];
         let close = rest.find(delimiter).expect("closed");
         (&rest[..close], &rest[close + delimiter.len()..])
+    }
+
+    #[test]
+    fn a_text_literal_is_ascii_whatever_the_string() {
+        assert_eq!(text_literal("app"), "$pgschemas$app$pgschemas$");
+        let jp = text_literal("db_日本");
+        assert!(jp.is_ascii(), "{jp}");
+        assert_eq!(
+            jp,
+            "pg_catalog.convert_from(pg_catalog.decode('64625fe697a5e69cac', 'hex'), 'UTF8')"
+        );
     }
 
     #[test]

@@ -231,7 +231,7 @@ mod tests {
         assert!(sql.contains(
             "ALTER DEFAULT PRIVILEGES FOR ROLE \"ddl\" IN SCHEMA \"acme\" GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO \"db-acme\""
         ));
-        assert!(sql.contains("DO $pgschemas$BEGIN EXECUTE pg_catalog.format('COMMENT ON ROLE %I IS %L', 'db-acme'::pg_catalog.text"));
+        assert!(sql.contains("DO $pgschemas_$BEGIN EXECUTE pg_catalog.format('COMMENT ON ROLE %I IS %L', $pgschemas$db-acme$pgschemas$::pg_catalog.text"));
         assert_eq!(
             drop_role_sql(&RoleName::new("db-acme")?),
             "DROP OWNED BY \"db-acme\"; DROP ROLE \"db-acme\""

@@ -27,7 +27,7 @@ pub use policy::{
 pub use template::RoleTemplate;
 
 use crate::error::{Error, Result};
-use crate::name::{SchemaName, quote_ident, quote_literal};
+use crate::name::{SchemaName, quote_ident};
 
 /// PostgreSQL's limit on a role name, in bytes (`NAMEDATALEN - 1`).
 pub const MAX_ROLE_NAME_LEN: usize = 63;
@@ -85,7 +85,7 @@ impl RoleName {
     /// The name as a quoted SQL string literal (what `set_config('role', ..)` and the
     /// privilege functions read).
     pub(crate) fn literal(&self) -> String {
-        quote_literal(&self.0)
+        crate::name::text_literal(&self.0)
     }
 }
 
@@ -328,7 +328,7 @@ mod tests {
         let r = PathRole::Named(RoleName::new("t-a")?);
         assert_eq!(
             r.set_call(true).as_deref(),
-            Some("pg_catalog.set_config('role', 't-a', true)")
+            Some("pg_catalog.set_config('role', $pgschemas$t-a$pgschemas$, true)")
         );
         assert_eq!(PathRole::Unmanaged.set_call(false), None);
         assert_eq!(

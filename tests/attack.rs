@@ -259,23 +259,9 @@ fn a_connection_to_another_database_put_into_the_pool_is_refused() {
 /// transaction's write lands in the tenant's table, never in the shared one.
 #[test]
 fn a_database_named_with_the_quote_tag_is_served_in_every_form() {
-    let server = pgschemas_diesel::testing::server_url();
-    let name = format!("pgsd_{}$pgschemas", std::process::id());
-    let mut admin = PgConnection::establish(&server).unwrap();
-    for sql in [
-        format!("drop database if exists \"{name}\" with (force)"),
-        format!("create database \"{name}\""),
-    ] {
-        admin.batch_execute(&sql).unwrap();
-    }
-    let url = format!(
-        "{}/{}",
-        server.rsplit_once('/').unwrap().0,
-        name.replace('$', "%24")
-    );
-    let outcome = std::panic::catch_unwind(|| {
-        three_orders(&mut PgConnection::establish(&url).unwrap());
-        let pool = TenantPool::new(url.as_str(), pgschemas_diesel::Config::default()).unwrap();
+    in_database_named(&format!("pgsd_{}$pgschemas", std::process::id()), |url| {
+        three_orders(&mut PgConnection::establish(url).unwrap());
+        let pool = TenantPool::new(url, pgschemas_diesel::Config::default()).unwrap();
         assert_eq!(rows(&mut pool.scope(&"ta").unwrap()).unwrap(), ["ta"]);
         assert!(rows(&mut pool.get().unwrap()).is_ok());
         let read = pool.transaction(&"tb", |conn| rows(conn).map_err(Error::from));
@@ -288,7 +274,7 @@ fn a_database_named_with_the_quote_tag_is_served_in_every_form() {
             .block_on(async {
                 use crate::async_pool::{Backend, pool_of};
                 for &backend in Backend::ALL {
-                    let pool = pool_of(&url, 1, backend);
+                    let pool = pool_of(url, 1, backend);
                     pool.transaction(&"ta", async |conn| {
                         diesel_async::RunQueryDsl::execute(
                             diesel::sql_query("insert into orders values ('async')"),
@@ -301,7 +287,7 @@ fn a_database_named_with_the_quote_tag_is_served_in_every_form() {
                     .unwrap_or_else(|e| panic!("{}: {e}", backend.name()));
                 }
             });
-        let mut conn = PgConnection::establish(&url).unwrap();
+        let mut conn = PgConnection::establish(url).unwrap();
         conn.batch_execute("set search_path to public").unwrap();
         assert_eq!(
             rows(&mut conn).unwrap(),
@@ -309,12 +295,6 @@ fn a_database_named_with_the_quote_tag_is_served_in_every_form() {
             "nothing in the shared table"
         );
     });
-    admin
-        .batch_execute(&format!("drop database \"{name}\" with (force)"))
-        .unwrap();
-    if let Err(panic) = outcome {
-        std::panic::resume_unwind(panic);
-    }
 }
 
 /// A database whose name is not ASCII, and a session-form user who leaves a
@@ -326,28 +306,8 @@ fn a_database_named_with_the_quote_tag_is_served_in_every_form() {
 #[cfg(feature = "async")]
 #[test]
 fn a_client_encoding_left_by_a_session_user_does_not_unparse_the_next_checkout() {
-    let server = pgschemas_diesel::testing::server_url();
-    let name = format!("pgsd_{}_日本", std::process::id());
-    let mut admin = PgConnection::establish(&server).unwrap();
-    for sql in [
-        format!("drop database if exists \"{name}\" with (force)"),
-        format!("create database \"{name}\""),
-    ] {
-        admin.batch_execute(&sql).unwrap();
-    }
-    let encoded: String = name
-        .bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b == b'_' {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect();
-    let url = format!("{}/{encoded}", server.rsplit_once('/').unwrap().0);
-    let outcome = std::panic::catch_unwind(|| {
-        three_orders(&mut PgConnection::establish(&url).unwrap());
+    in_database_named(&format!("pgsd_{}_日本", std::process::id()), |url| {
+        three_orders(&mut PgConnection::establish(url).unwrap());
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -355,7 +315,7 @@ fn a_client_encoding_left_by_a_session_user_does_not_unparse_the_next_checkout()
             .block_on(async {
                 use crate::async_pool::{Backend, pool_of};
                 for &backend in Backend::ALL {
-                    let pool = pool_of(&url, 1, backend);
+                    let pool = pool_of(url, 1, backend);
                     let mut scope = pool.scope(&"ta").await.unwrap();
                     diesel_async::SimpleAsyncConnection::batch_execute(
                         &mut *scope,
@@ -377,7 +337,7 @@ fn a_client_encoding_left_by_a_session_user_does_not_unparse_the_next_checkout()
                     assert!(written.is_ok(), "{}: {written:?}", backend.name());
                 }
             });
-        let mut conn = PgConnection::establish(&url).unwrap();
+        let mut conn = PgConnection::establish(url).unwrap();
         for (schema, want) in [
             ("ta", vec!["ta"]),
             ("tb", vec!["from tb", "from tb", "tb"]),
@@ -397,6 +357,31 @@ fn a_client_encoding_left_by_a_session_user_does_not_unparse_the_next_checkout()
             assert_eq!(rows(&mut conn).unwrap(), want, "{schema}");
         }
     });
+}
+
+/// Runs `test` with the URL of a fresh database named `name` exactly (not a test database's
+/// sanitised name), percent-encoded in the URL, then drops it however `test` ended.
+fn in_database_named(name: &str, test: impl FnOnce(&str) + std::panic::UnwindSafe) {
+    let server = pgschemas_diesel::testing::server_url();
+    let mut admin = PgConnection::establish(&server).unwrap();
+    for sql in [
+        format!("drop database if exists \"{name}\" with (force)"),
+        format!("create database \"{name}\""),
+    ] {
+        admin.batch_execute(&sql).unwrap();
+    }
+    let encoded: String = name
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b == b'_' {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect();
+    let url = format!("{}/{encoded}", server.rsplit_once('/').unwrap().0);
+    let outcome = std::panic::catch_unwind(|| test(&url));
     admin
         .batch_execute(&format!("drop database \"{name}\" with (force)"))
         .unwrap();

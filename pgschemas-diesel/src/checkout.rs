@@ -62,12 +62,20 @@ fn set_role(role: &PathRole, local: bool) -> String {
         .unwrap_or_default()
 }
 
+/// `FROM` the session's statements prepared with SQL `PREPARE`, the sentinel's left out (as
+/// `p`): the rows every prepared-statement check reads.
+macro_rules! sql_prepared_statements {
+    () => {
+        "FROM pg_catalog.pg_prepared_statement() p \
+         WHERE p.from_sql AND p.name OPERATOR(pg_catalog.<>) 'pgschemas_diesel_sentinel'"
+    };
+}
+
 /// The condition that the session holds a statement prepared with SQL `PREPARE` other than
 /// the sentinel: what [`AND_NO_SQL_PREPARED`] refuses.
 macro_rules! sql_prepared {
     () => {
-        "EXISTS (SELECT FROM pg_catalog.pg_prepared_statement() p \
-         WHERE p.from_sql AND p.name OPERATOR(pg_catalog.<>) 'pgschemas_diesel_sentinel')"
+        concat!("EXISTS (SELECT ", sql_prepared_statements!(), ")")
     };
 }
 
@@ -92,25 +100,11 @@ const STAMP_CHECKOUT: &str = ", pg_catalog.set_config('pgschemas_diesel.checkout
 #[cfg(feature = "async")]
 pub(crate) const SQL_PREPARED_HELD: &str = concat!(
     "SELECT COALESCE(pg_catalog.bool_or(true), false) AS held, \
-     COALESCE(pg_catalog.bool_or(",
-    prepared_before_stamp!(),
-    "), false) AS before \
-     FROM pg_catalog.pg_prepared_statement() p \
-     WHERE p.from_sql AND p.name OPERATOR(pg_catalog.<>) 'pgschemas_diesel_sentinel'"
+     COALESCE(pg_catalog.bool_or(pg_catalog.extract('epoch', p.prepare_time) OPERATOR(pg_catalog.<) \
+     COALESCE(NULLIF(pg_catalog.current_setting('pgschemas_diesel.checkout_at', true), ''), \
+     'Infinity')::pg_catalog.numeric), false) AS before ",
+    sql_prepared_statements!()
 );
-
-/// The condition that statement `p` of `pg_prepared_statement()` was prepared before the
-/// checkout's stamp ([`STAMP_CHECKOUT`]; true when the stamp is missing).
-#[cfg(feature = "async")]
-macro_rules! prepared_before_stamp {
-    () => {
-        "pg_catalog.extract('epoch', p.prepare_time) OPERATOR(pg_catalog.<) \
-         COALESCE(NULLIF(pg_catalog.current_setting('pgschemas_diesel.checkout_at', true), ''), \
-         'Infinity')::pg_catalog.numeric"
-    };
-}
-#[cfg(feature = "async")]
-use prepared_before_stamp;
 
 /// [`AND_NO_SQL_PREPARED`] when `verify`; else nothing.
 fn prepared_check(verify: bool) -> &'static str {
@@ -331,9 +325,11 @@ pub(crate) fn commit_sql(verify_prepared: bool) -> &'static str {
 /// ended the refused transaction and began one of its own commits nothing either. Read from
 /// the server's clock only: no setting the body can reset (`RESET ALL`) changes it.
 #[cfg(feature = "async")]
-const AND_NONE_PREPARED_BEFORE: &str = " AND NOT EXISTS (SELECT FROM pg_catalog.pg_prepared_statement() p \
-     WHERE p.from_sql AND p.name OPERATOR(pg_catalog.<>) 'pgschemas_diesel_sentinel' \
-     AND p.prepare_time OPERATOR(pg_catalog.<) pg_catalog.transaction_timestamp())";
+const AND_NONE_PREPARED_BEFORE: &str = concat!(
+    " AND NOT EXISTS (SELECT ",
+    sql_prepared_statements!(),
+    " AND p.prepare_time OPERATOR(pg_catalog.<) pg_catalog.transaction_timestamp())"
+);
 
 /// `BEGIN` and the transaction's path on a connection the crate does not manage (a plain
 /// [`PgConnection`]): nothing of the session is reset, but the schema and the absence of an

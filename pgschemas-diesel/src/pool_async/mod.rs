@@ -306,22 +306,18 @@ impl AsyncTenantPool {
             &lease.pooled().login.database,
             schema,
         );
+        let verify = self.config.verify_prepared_statements();
         // What did not commit: the body's error (`Ok`), or the commit's (`Err`).
         let failed = match f(lease.connection()).await {
-            Ok(value) => {
-                match prove::commit(lease.connection(), self.config.verify_prepared_statements())
-                    .await
-                {
-                    Ok(()) => {
-                        lease.finish();
-                        return Ok(value);
-                    }
-                    Err(commit) => Err(commit),
+            Ok(value) => match prove::commit(lease.connection(), verify).await {
+                Ok(()) => {
+                    lease.finish();
+                    return Ok(value);
                 }
-            }
+                Err(commit) => Err(commit),
+            },
             Err(error) => Ok(error),
         };
-        let verify = self.config.verify_prepared_statements();
         let prove::RolledBack {
             rollback,
             refusal,

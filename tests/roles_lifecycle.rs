@@ -518,3 +518,53 @@ fn the_cli_creates_migrates_drops_and_adopts_as_the_ddl_role() {
     assert_eq!(outcome, Outcome::Success, "{text}");
     assert!(text.contains("0 created, 2 already there"), "{text}");
 }
+
+/// A DDL role whose name has upper case (quoted, kept as written): adopting an existing
+/// schema makes that role the owner of its objects, not a role of the folded name.
+#[test]
+fn adopting_with_a_ddl_role_named_in_upper_case_gives_it_the_objects() {
+    struct Dropped(PgConnection, Vec<String>);
+    impl Drop for Dropped {
+        fn drop(&mut self) {
+            for r in self.1.iter().rev() {
+                let _ = self
+                    .0
+                    .batch_execute(&format!("drop owned by \"{r}\"; drop role \"{r}\""));
+            }
+        }
+    }
+    let db = test_database!();
+    let pid = std::process::id();
+    let (ddl, app, prefix) = (
+        format!("Ddl{pid}"),
+        format!("app{pid}_u"),
+        format!("ru{pid}-"),
+    );
+    let mut admin = db.connect();
+    admin
+        .batch_execute(&format!(
+            "create role \"{ddl}\" login createrole; create role \"{app}\" login noinherit;
+             create schema t1; create table t1.orders (id serial primary key);"
+        ))
+        .unwrap();
+    let mut guard = Dropped(db.connect(), vec![ddl.clone(), app.clone()]);
+    let roles = pgschemas_diesel::roles::TenantRoles::new(&ddl)
+        .and_then(|r| r.template(&format!("{prefix}{{schema}}")))
+        .and_then(|r| r.login_role(&app))
+        .unwrap();
+    let config = Config::builder().tenant_roles(roles).build().unwrap();
+    guard.1.insert(0, format!("{prefix}t1"));
+    let adopted = adopt_roles(&mut admin, &config, &[SchemaName::new("t1").unwrap()]).unwrap();
+    assert!(matches!(adopted[0].1, Ok(Adopted::Created)), "{adopted:?}");
+    #[derive(QueryableByName)]
+    struct Owner {
+        #[diesel(sql_type = Text)]
+        owner: String,
+    }
+    let owner: Owner = diesel::sql_query(
+        "select pg_get_userbyid(relowner)::text as owner from pg_class where oid = 't1.orders'::regclass",
+    )
+    .get_result(&mut admin)
+    .unwrap();
+    assert_eq!(owner.owner, ddl);
+}

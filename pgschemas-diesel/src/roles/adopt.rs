@@ -149,8 +149,10 @@ fn ownership_sql(roles: &TenantRoles, schema: &SchemaName) -> String {
     let ddl = roles.ddl_role();
     let s = quote_literal(&schema.quoted());
     let d = ddl.literal();
+    // `regrole` reads an identifier (an unquoted one folds to lower case): the quoted name.
+    let d_ident = crate::name::text_literal(&ddl.quoted());
     let body = format!(
-        "DECLARE o record; ns oid := {s}::pg_catalog.regnamespace::oid; ddl oid := {d}::pg_catalog.regrole::oid; BEGIN \
+        "DECLARE o record; ns oid := {s}::pg_catalog.regnamespace::oid; ddl oid := {d_ident}::pg_catalog.regrole::oid; BEGIN \
          FOR o IN SELECT c.oid::pg_catalog.regclass::text AS n, c.relkind FROM pg_catalog.pg_class c \
            WHERE c.relnamespace OPERATOR(pg_catalog.=) ns AND c.relowner OPERATOR(pg_catalog.<>) ddl \
            AND c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S') \
